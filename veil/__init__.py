@@ -1,0 +1,52 @@
+"""veil: find every face in a video and anonymize it, offline."""
+
+from veil.anonymizers import ANONYMIZERS, MODES, Anonymizer, get_anonymizer
+from veil.detections import Detections
+from veil.detector import CenterFace, FaceDetector
+from veil.errors import (
+    CorruptVideoError,
+    DetectorError,
+    FacesFileError,
+    InputError,
+    InputNotFoundError,
+    NotAVideoError,
+    OptionError,
+    OutputError,
+    UnsupportedCodecError,
+    VeilError,
+)
+from veil.pipeline import BlurOptions, RunResult, blur_video, detect_video, redact_video
+from veil.tracker import Tracker, TrackerOptions
+from veil.video import VideoInfo, probe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ANONYMIZERS",
+    "MODES",
+    "Anonymizer",
+    "BlurOptions",
+    "CenterFace",
+    "CorruptVideoError",
+    "DetectorError",
+    "Detections",
+    "FaceDetector",
+    "FacesFileError",
+    "InputError",
+    "InputNotFoundError",
+    "NotAVideoError",
+    "OptionError",
+    "OutputError",
+    "RunResult",
+    "Tracker",
+    "TrackerOptions",
+    "UnsupportedCodecError",
+    "VeilError",
+    "VideoInfo",
+    "__version__",
+    "blur_video",
+    "detect_video",
+    "get_anonymizer",
+    "probe",
+    "redact_video",
+]

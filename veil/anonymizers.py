@@ -1,0 +1,135 @@
+"""Ways to hide a face: each an ``apply(frame, detections) -> frame`` picked by name.
+
+Strength scales with the face: every mode reduces a box to a handful of cells across
+(``CELLS``), so a 20 px face and a 500 px face are equally unrecognisable.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.detections import Detections
+from veil.errors import OptionError
+
+Frame = npt.NDArray[np.uint8]
+
+CELLS = 6
+"""How many cells across a box a face is reduced to; a face at this resolution cannot be
+recognised, while the blurred patch still reads as a head."""
+
+
+class Anonymizer(Protocol):
+    name: ClassVar[str]
+
+    def apply(self, frame: Frame, detections: Detections) -> Frame:
+        """Hide every box of ``detections`` (pixels of ``frame``); may modify ``frame``."""
+        ...
+
+
+def _boxes(frame: Frame, detections: Detections) -> list[tuple[int, int, int, int]]:
+    """Integer boxes rounded outwards and clipped to the frame."""
+    h, w = frame.shape[:2]
+    boxes = []
+    for x1, y1, x2, y2 in detections.xyxy:
+        a, b = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+        c, d = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+        if c > a and d > b:
+            boxes.append((a, b, c, d))
+    return boxes
+
+
+def _smeared(region: Frame) -> Frame:
+    """The region reduced to ``CELLS`` cells across and smoothly blown up again."""
+    h, w = region.shape[:2]
+    side = max(h, w)
+    cw, ch = max(1, round(CELLS * w / side)), max(1, round(CELLS * h / side))
+    tiny = cv2.resize(region, (cw, ch), interpolation=cv2.INTER_AREA)
+    # Go up in two steps with a blur in between so no cell edges remain to hint at shapes.
+    mid_w, mid_h = min(w, cw * 8), min(h, ch * 8)
+    mid = cv2.resize(tiny, (mid_w, mid_h), interpolation=cv2.INTER_LINEAR)
+    mid = cv2.GaussianBlur(mid, (0, 0), sigmaX=3.0)
+    return cv2.resize(mid, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+class Blur:
+    """A strong blur over the whole box (the default)."""
+
+    name = "blur"
+
+    def apply(self, frame: Frame, detections: Detections) -> Frame:
+        for a, b, c, d in _boxes(frame, detections):
+            frame[b:d, a:c] = _smeared(frame[b:d, a:c])
+        return frame
+
+
+class Pixelate:
+    """Square mosaic cells, ``CELLS`` across the box."""
+
+    name = "pixelate"
+
+    def apply(self, frame: Frame, detections: Detections) -> Frame:
+        for a, b, c, d in _boxes(frame, detections):
+            region = frame[b:d, a:c]
+            h, w = region.shape[:2]
+            side = max(h, w)
+            tiny = cv2.resize(
+                region,
+                (max(1, round(CELLS * w / side)), max(1, round(CELLS * h / side))),
+                interpolation=cv2.INTER_AREA,
+            )
+            frame[b:d, a:c] = cv2.resize(tiny, (w, h), interpolation=cv2.INTER_NEAREST)
+        return frame
+
+
+class Solid:
+    """A black box."""
+
+    name = "solid"
+
+    def apply(self, frame: Frame, detections: Detections) -> Frame:
+        for a, b, c, d in _boxes(frame, detections):
+            frame[b:d, a:c] = 0
+        return frame
+
+
+class Ellipse:
+    """The blur inside the ellipse that touches the box's sides: less of the scene is hidden.
+
+    The ellipse inscribed in a box leaves its corners; the box is grown by sqrt(2) first so
+    the ellipse still covers the whole detected box.
+    """
+
+    name = "ellipse"
+
+    def apply(self, frame: Frame, detections: Detections) -> Frame:
+        h, w = frame.shape[:2]
+        for x1, y1, x2, y2 in detections.grown(float(np.sqrt(2))).xyxy:
+            a, b = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
+            c, d = min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))
+            if c <= a or d <= b:
+                continue
+            # The ellipse is drawn for the whole box, then cut to the frame, so a face at
+            # the edge stays covered.
+            mask = np.zeros((d - b, c - a), np.uint8)
+            centre = (round((x1 + x2) / 2 - a), round((y1 + y2) / 2 - b))
+            axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
+            cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1)
+            region = frame[b:d, a:c]
+            np.copyto(region, _smeared(region), where=mask[:, :, None].astype(bool))
+        return frame
+
+
+ANONYMIZERS: dict[str, type[Anonymizer]] = {cls.name: cls for cls in (Blur, Pixelate, Solid, Ellipse)}
+MODES = tuple(ANONYMIZERS)
+
+
+def get_anonymizer(mode: str) -> Anonymizer:
+    """The anonymizer called ``mode``; raises ``OptionError`` naming the choices otherwise."""
+    try:
+        return ANONYMIZERS[mode]()
+    except KeyError:
+        raise OptionError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}") from None

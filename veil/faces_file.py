@@ -1,0 +1,106 @@
+"""faces.json: detections in the cloud face-detection result format, streamed to disk.
+
+The file is a ``GetFaceDetection`` response: ``VideoMetadata`` plus ``Faces``, a list of
+``{"Timestamp": ms, "Face": FaceDetail}`` sorted by time, boxes as ratios of the displayed
+frame. Writing streams entry by entry so an hour of video needs no more memory than a
+minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import IO, Any
+
+from veil.detections import Detections
+from veil.errors import FacesFileError, OutputError
+from veil.video import VideoInfo
+
+
+def video_metadata(info: VideoInfo) -> dict[str, Any]:
+    """``VideoMetadata`` as the cloud API reports it."""
+    return {
+        "Codec": info.codec,
+        "DurationMillis": info.duration_ms,
+        "Format": info.container,
+        "FrameRate": info.fps,
+        "FrameHeight": info.height,
+        "FrameWidth": info.width,
+        "ColorRange": "FULL" if info.color_range == 2 else "LIMITED",
+    }
+
+
+class FacesWriter:
+    """Writes faces.json incrementally to a temporary name; ``commit()`` moves it into place."""
+
+    def __init__(self, path: str | Path, info: VideoInfo) -> None:
+        self.path = Path(path)
+        self._info = info
+        self._tmp = self.path.with_name(f".{self.path.name}.veil-{os.getpid()}.part")
+        try:
+            self._file: IO[str] = self._tmp.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(self.path, f"cannot write here ({exc.strerror or exc})") from exc
+        self._first = True
+        self.count = 0
+        head = {"JobStatus": "SUCCEEDED", "VideoMetadata": video_metadata(info)}
+        self._write(json.dumps(head)[:-1] + ', "Faces": [')
+
+    def _write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+        except OSError as exc:
+            self.close()
+            raise OutputError(self.path, f"cannot write ({exc.strerror or exc})") from exc
+
+    def add(self, time_ms: int, detections: Detections) -> None:
+        for face in detections.to_rekognition(self._info.width, self._info.height):
+            sep = "\n" if self._first else ",\n"
+            self._first = False
+            self._write(sep + json.dumps({"Timestamp": time_ms, "Face": face}))
+            self.count += 1
+
+    def commit(self) -> None:
+        self._write("\n]}\n")
+        try:
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise OutputError(self.path, f"cannot write ({exc.strerror or exc})") from exc
+
+    def close(self) -> None:
+        """Abandon an uncommitted file."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+
+def read_faces(path: str | Path, width: int, height: int) -> list[tuple[int, Detections]]:
+    """Detections per timestamp (ms), sorted by time, in pixels of a ``width`` x ``height`` frame."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FacesFileError(path, "no such file") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FacesFileError(path, f"not a JSON faces file ({exc})") from exc
+    faces = data.get("Faces") if isinstance(data, dict) else None
+    if not isinstance(faces, list):
+        raise FacesFileError(path, 'no "Faces" list; expected the output of veil detect')
+    by_time: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for n, entry in enumerate(faces):
+        try:
+            by_time[int(entry["Timestamp"])].append(entry["Face"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FacesFileError(path, f"entry {n} needs a Timestamp and a Face") from exc
+    out = []
+    for time_ms in sorted(by_time):
+        try:
+            out.append((time_ms, Detections.from_rekognition(by_time[time_ms], width, height)))
+        except ValueError as exc:
+            raise FacesFileError(path, f"at Timestamp {time_ms}: {exc}") from exc
+    return out

@@ -1,0 +1,333 @@
+"""The streaming loop: decode → detect → track → redact → encode, each stage overlapping.
+
+Decoding runs in one thread and encoding in another (PyAV releases the GIL), detection
+and redaction in the caller's thread (ONNX Runtime releases it too). Queues between
+them are bounded, and frames wait only ``Tracker.latency`` frames for their final boxes,
+so memory does not grow with the video's length.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veil.anonymizers import MODES, Anonymizer, get_anonymizer
+from veil.detections import Detections
+from veil.detector import DEVICES, CenterFace, FaceDetector
+from veil.errors import OptionError
+from veil.faces_file import FacesWriter, read_faces
+from veil.tracker import Tracker, TrackerOptions
+from veil.video import DecodedFrame, EncodeOptions, VideoInfo, VideoReader, VideoWriter
+
+ProgressCallback = Callable[[int, int | None], None]
+"""Called with (frames done, frames expected or None) as work advances."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BlurOptions:
+    """Everything that shapes a run of ``veil blur``, ``detect`` or ``redact``.
+
+    Detection: ``threshold`` (0-1), ``scale`` (detector input size as a fraction of
+    the frame), ``detect_every`` (analyse one frame in N; the tracker fills the rest),
+    ``device``. Tracking: ``hold`` seconds a box stays before a face's first and after
+    its last detection, ``max_gap`` seconds a face may go undetected and stay covered.
+    Redaction: ``mode``, ``box_scale`` (how much each box is grown, 1.3 = 30%). Encoding:
+    ``crf``, ``preset``, ``keep_audio``.
+    """
+
+    mode: str = "blur"
+    threshold: float = 0.2
+    scale: float = 1.0
+    detect_every: int = 2
+    device: str = "cpu"
+    box_scale: float = 1.3
+    hold: float = 0.25
+    max_gap: float = 0.5
+    crf: int = 20
+    preset: str = "veryfast"
+    keep_audio: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise OptionError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.device not in DEVICES:
+            raise OptionError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if not 0.0 < self.threshold < 1.0:
+            raise OptionError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if not 0.0 < self.scale <= 4.0:
+            raise OptionError(f"scale must be above 0 and at most 4, got {self.scale}")
+        if self.detect_every < 1:
+            raise OptionError(f"detect-every must be 1 or more, got {self.detect_every}")
+        if not 1.0 <= self.box_scale <= 4.0:
+            raise OptionError(f"box-scale must be between 1 and 4, got {self.box_scale}")
+        if self.hold < 0 or self.max_gap < 0:
+            raise OptionError("hold and max-gap must be 0 seconds or more")
+        if not 0 <= self.crf <= 51:
+            raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
+
+    def tracker_options(self, fps: float) -> TrackerOptions:
+        """Frame counts for this video's rate; never shorter than the detection interval,
+        so a face that appears between two analysed frames is covered from its first frame."""
+        fps = fps if math.isfinite(fps) and fps > 0 else 30.0
+        hold = max(self.detect_every, math.ceil(self.hold * fps))
+        return TrackerOptions(
+            max_gap=max(2 * self.detect_every, math.ceil(self.max_gap * fps)),
+            pre_roll=hold,
+            post_roll=hold,
+        )
+
+    def encode_options(self) -> EncodeOptions:
+        return EncodeOptions(crf=self.crf, preset=self.preset, keep_audio=self.keep_audio)
+
+    def detector(self) -> CenterFace:
+        return CenterFace(
+            threshold=self.threshold, scale=self.scale, device=self.device, threads=self.threads
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    info: VideoInfo
+    frames: int
+    faces: int
+    """Face boxes drawn, summed over frames."""
+    tracks: int
+
+
+_DONE = object()
+
+
+def _background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
+    """Runs ``items`` in a thread, passing values (and its exception) through a bounded queue."""
+    q: queue.Queue[Any] = queue.Queue(maxsize)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="veil-decode")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+class _EncoderThread:
+    """Feeds a ``VideoWriter`` from a bounded queue in its own thread."""
+
+    def __init__(self, writer: VideoWriter, maxsize: int = 8) -> None:
+        self._writer = writer
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="veil-encode")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if self._error is not None:
+                continue  # drain so the producer never blocks on a dead writer
+            try:
+                if isinstance(item, DecodedFrame):
+                    self._writer.write_frame(item.image, item.pts)
+                else:
+                    self._writer.write_audio(item)
+            except BaseException as exc:
+                self._error = exc
+
+    def put(self, item: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(item)
+
+    def finish(self) -> None:
+        self._queue.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+Analyse = Callable[[DecodedFrame], Detections | None]
+
+
+def _run(
+    input_path: Path,
+    analyse_for: Callable[[VideoReader], Analyse],
+    options: BlurOptions,
+    *,
+    output: Path | None,
+    faces_out: Path | None,
+    progress: ProgressCallback | None,
+) -> RunResult:
+    """The shared loop of blur, detect and redact: ``analyse`` gives a frame's detections
+    (or ``None`` to let the tracker fill it in)."""
+    anonymizer: Anonymizer = get_anonymizer(options.mode)
+    with VideoReader(input_path) as reader:
+        info = reader.info
+        analyse = analyse_for(reader)
+        tracker = Tracker(options.tracker_options(info.fps))
+        writer = VideoWriter(output, reader, options.encode_options()) if output else None
+        faces = FacesWriter(faces_out, info) if faces_out else None
+        encoder = _EncoderThread(writer) if writer else None
+        pending: deque[DecodedFrame] = deque()
+        done = boxes = 0
+
+        def emit(ready: list[tuple[int, Detections]]) -> None:
+            nonlocal done, boxes
+            for index, detections in ready:
+                frame = pending.popleft()
+                assert frame.index == index
+                boxes += len(detections)
+                if faces is not None and len(detections):
+                    faces.add(frame.time_ms, detections)
+                if encoder is not None:
+                    grown = detections.grown(options.box_scale)
+                    anonymizer.apply(frame.image, grown)
+                    encoder.put(frame)
+                done += 1
+                if progress is not None:
+                    progress(done, info.frame_count)
+
+        try:
+            for item in _background(iter(reader), maxsize=8):
+                if not isinstance(item, DecodedFrame):
+                    if encoder is not None:
+                        encoder.put(item)
+                    continue
+                pending.append(item)
+                emit(tracker.update(item.index, analyse(item)))
+            emit(tracker.flush())
+            if encoder is not None and writer is not None:
+                encoder.finish()
+                writer.commit()
+            if faces is not None:
+                faces.commit()
+        finally:
+            if writer is not None:
+                writer.close()
+            if faces is not None:
+                faces.close()
+        return RunResult(info, done, boxes, tracker.tracks_started)
+
+
+def _detect_with(detector: FaceDetector, every: int) -> Callable[[VideoReader], Analyse]:
+    def analyse_for(_: VideoReader) -> Analyse:
+        def analyse(frame: DecodedFrame) -> Detections | None:
+            if frame.index % every:
+                return None
+            return detector.detect([frame.image])[0]
+
+        return analyse
+
+    return analyse_for
+
+
+def blur_video(
+    input_path: str | Path,
+    output_path: str | Path,
+    options: BlurOptions | None = None,
+    *,
+    faces_out: str | Path | None = None,
+    detector: FaceDetector | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Write a copy of ``input_path`` with every face anonymized to ``output_path``."""
+    options = options or BlurOptions()
+    detector = detector or options.detector()
+    return _run(
+        Path(input_path),
+        _detect_with(detector, options.detect_every),
+        options,
+        output=Path(output_path),
+        faces_out=Path(faces_out) if faces_out else None,
+        progress=progress,
+    )
+
+
+def detect_video(
+    input_path: str | Path,
+    faces_out: str | Path,
+    options: BlurOptions | None = None,
+    *,
+    detector: FaceDetector | None = None,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Write the tracked detections of ``input_path`` as a faces.json file."""
+    options = options or BlurOptions()
+    detector = detector or options.detector()
+    return _run(
+        Path(input_path),
+        _detect_with(detector, options.detect_every),
+        options,
+        output=None,
+        faces_out=Path(faces_out),
+        progress=progress,
+    )
+
+
+def redact_video(
+    input_path: str | Path,
+    faces_path: str | Path,
+    output_path: str | Path,
+    options: BlurOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> RunResult:
+    """Anonymize the boxes of a faces.json file (e.g. edited by hand) without detecting.
+
+    Each entry applies to the frame nearest its ``Timestamp``; the tracker then links and
+    holds boxes as it does for detections, so a box added at one timestamp is covered
+    for the hold time around it.
+    """
+    options = options or BlurOptions()
+
+    def analyse_for(reader: VideoReader) -> Analyse:
+        info = reader.info
+        entries = deque(read_faces(faces_path, info.width, info.height))
+        half_frame_ms = 500.0 / (info.fps or 30.0)
+
+        def analyse(frame: DecodedFrame) -> Detections | None:
+            due = []
+            while entries and entries[0][0] <= frame.time * 1000 + half_frame_ms:
+                due.append(entries.popleft()[1])
+            return Detections.concatenate(due) if due else None
+
+        return analyse
+
+    return _run(
+        Path(input_path),
+        analyse_for,
+        options,
+        output=Path(output_path),
+        faces_out=None,
+        progress=progress,
+    )

@@ -1,0 +1,293 @@
+"""Synthetic videos with real faces at known positions, for tests, benchmarks and demos.
+
+Faces come from public-domain photos that Python packages ship: scikit-image's
+``astronaut`` (Eileen Collins) and ``camera`` (a cameraman, turned three-quarters), and
+matplotlib's ``grace_hopper``. Each is cut out with a soft elliptical edge and pasted
+onto a textured background, moved, scaled, rotated, blurred or partly covered, so the
+face box of every frame is known exactly. Needs the ``samples`` extra
+(``pip install veil[samples]``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.video import from_display
+
+Frame = npt.NDArray[np.uint8]
+Boxes = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FaceSprite:
+    """A face photo cut out with a soft edge: ``rgb`` ``(h, w, 3)``, ``alpha`` ``(h, w)`` in
+    0-1, and ``face`` the face's box in the sprite's pixels (forehead to chin)."""
+
+    name: str
+    rgb: Frame
+    alpha: npt.NDArray[np.float32]
+    face: tuple[float, float, float, float]
+
+
+# Face boxes in the source photos, in pixels, measured once with CenterFace at full size.
+_PHOTO_FACES = {
+    "astronaut": (182, 58, 270, 178),
+    "grace_hopper": (175, 132, 357, 336),
+    "cameraman": (202, 119, 258, 197),
+}
+
+
+def _photo(name: str) -> Frame:
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+            data = np.frombuffer(f.read(), np.uint8)
+        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    from skimage import data
+
+    if name == "astronaut":
+        return np.asarray(data.astronaut(), np.uint8)
+    if name == "cameraman":
+        return np.asarray(cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), np.uint8)
+    raise KeyError(f"unknown face photo {name!r}; known: {', '.join(_PHOTO_FACES)}")
+
+
+@functools.cache
+def sprite(name: str) -> FaceSprite:
+    """The face of photo ``name`` with some head and hair around it, edges feathered."""
+    photo = _photo(name)
+    x1, y1, x2, y2 = _PHOTO_FACES[name]
+    cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+    margin = 0.35
+    a = max(0, int(cx - w * (0.5 + margin)))
+    b = max(0, int(cy - h * (0.5 + margin)))
+    c = min(photo.shape[1], int(cx + w * (0.5 + margin)))
+    d = min(photo.shape[0], int(cy + h * (0.5 + margin)))
+    rgb = np.ascontiguousarray(photo[b:d, a:c])
+    ph, pw = rgb.shape[:2]
+    mask = np.zeros((ph, pw), np.float32)
+    cv2.ellipse(mask, (pw // 2, ph // 2), (int(pw * 0.47), int(ph * 0.47)), 0, 0, 360, 1.0, -1)
+    alpha = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(1.0, pw * 0.04))
+    return FaceSprite(name, rgb, alpha, (x1 - a, y1 - b, x2 - a, y2 - b))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MovingFace:
+    """One face's path through a scene.
+
+    Positions are the face centre as fractions of the frame; ``height`` is the face box
+    height in pixels, interpolated from ``height`` to ``end_height`` over its life.
+    """
+
+    photo: str = "astronaut"
+    height: float = 64
+    end_height: float | None = None
+    start: tuple[float, float] = (0.5, 0.5)
+    end: tuple[float, float] | None = None
+    first_frame: int = 0
+    last_frame: int | None = None
+    angle: float = 0.0
+    """In-plane rotation in degrees, counter-clockwise."""
+    motion_blur: float = 0.0
+    """Length of a horizontal motion blur as a fraction of the face width."""
+    covered: float = 0.0
+    """Fraction of the face height hidden from below by a grey bar (a hand, a scarf)."""
+
+    def at(self, index: int, n_frames: int) -> tuple[float, float, float] | None:
+        """``(cx, cy, height)`` at frame ``index`` in fractions/pixels, or None when absent."""
+        last = n_frames - 1 if self.last_frame is None else self.last_frame
+        if not self.first_frame <= index <= last:
+            return None
+        t = 0.0 if last == self.first_frame else (index - self.first_frame) / (last - self.first_frame)
+        end = self.end or self.start
+        end_h = self.height if self.end_height is None else self.end_height
+        return (
+            self.start[0] + (end[0] - self.start[0]) * t,
+            self.start[1] + (end[1] - self.start[1]) * t,
+            self.height + (end_h - self.height) * t,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scene:
+    """A clip: size of the displayed picture, frame count and rate, and its faces."""
+
+    width: int = 320
+    height: int = 240
+    frames: int = 30
+    fps: int = 30
+    faces: Sequence[MovingFace] = field(default_factory=tuple)
+
+    def render(self, index: int) -> tuple[Frame, Boxes]:
+        """Frame ``index`` (RGB, displayed orientation) and its visible face boxes ``(n, 4)``."""
+        frame = _background(self.width, self.height).copy()
+        boxes = []
+        for face in self.faces:
+            where = face.at(index, self.frames)
+            if where is None:
+                continue
+            box = _paste(frame, face, where[0] * self.width, where[1] * self.height, where[2])
+            if box is not None:
+                boxes.append(box)
+        return frame, np.asarray(boxes, np.float32).reshape(-1, 4)
+
+
+@functools.cache
+def _background(width: int, height: int) -> Frame:
+    """A deterministic textured backdrop: smooth colour noise with some edges, no faces."""
+    rng = np.random.default_rng(1234)
+    small = rng.integers(40, 215, size=(max(2, height // 24), max(2, width // 24), 3), dtype=np.uint8)
+    frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    fine = rng.normal(0, 6, size=(height, width, 1))
+    frame = np.clip(frame.astype(np.float32) + fine, 0, 255).astype(np.uint8)
+    for x in range(0, width, max(8, width // 12)):
+        cv2.line(frame, (x, 0), (x + height // 3, height), (230, 230, 210), 1)
+    frame.setflags(write=False)
+    return frame
+
+
+def _paste(frame: Frame, face: MovingFace, cx: float, cy: float, face_h: float) -> Boxes | None:
+    spr = sprite(face.photo)
+    fx1, fy1, fx2, fy2 = spr.face
+    s = face_h / (fy2 - fy1)
+    # Place the sprite by an affine map: scale, rotate about the face centre, translate.
+    fcx, fcy = (fx1 + fx2) / 2, (fy1 + fy2) / 2
+    m = cv2.getRotationMatrix2D((fcx, fcy), face.angle, s)
+    m[:, 2] += (cx - fcx, cy - fcy)
+    h, w = frame.shape[:2]
+    rgb = cv2.warpAffine(spr.rgb, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    alpha = cv2.warpAffine(spr.alpha, m, (w, h), flags=cv2.INTER_LINEAR)
+    corners = np.array([[fx1, fy1, 1], [fx2, fy1, 1], [fx2, fy2, 1], [fx1, fy2, 1]], np.float64) @ m.T
+    x1, y1 = corners.min(axis=0)
+    x2, y2 = corners.max(axis=0)
+    if face.covered > 0:
+        bar_top = int(y2 - (y2 - y1) * face.covered)
+        rgb[max(0, bar_top) : max(0, int(y2) + 2), :] = (128, 128, 120)
+    if face.motion_blur > 0:
+        k = max(1, int((x2 - x1) * face.motion_blur))
+        kernel = np.full((1, k), 1.0 / k, np.float32)
+        rgb = cv2.filter2D(rgb, -1, kernel)
+        alpha = cv2.filter2D(alpha, -1, kernel)
+    a = alpha[:, :, None]
+    np.copyto(frame, (rgb * a + frame * (1 - a)).astype(np.uint8))
+    box = np.array([max(0, x1), max(0, y1), min(w, x2), min(h, y2)], np.float32)
+    if box[2] - box[0] < 4 or box[3] - box[1] < 4:
+        return None
+    return box
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    path: Path
+    scene: Scene
+    pts: list[int]
+    time_base: Fraction
+
+
+def write_video(
+    path: str | Path,
+    scene: Scene,
+    *,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    crf: int = 16,
+    rotation: int = 0,
+    variable_rate: bool = False,
+    audio: bool = True,
+    full_range: bool = False,
+) -> SyntheticVideo:
+    """Encode ``scene`` to ``path`` (container from the extension) with a 440 Hz tone.
+
+    ``rotation`` stores the picture turned and a display matrix that turns it back, as
+    phones do. ``variable_rate`` alternates frame durations of one and two ticks.
+    """
+    path = Path(path)
+    time_base = Fraction(1, scene.fps * 2 if variable_rate else scene.fps)
+    pts = []
+    t = 0
+    for i in range(scene.frames):
+        pts.append(t)
+        t += (1 + i % 2) if variable_rate else 1
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=scene.fps)
+        coded_w, coded_h = (scene.height, scene.width) if rotation % 180 else (scene.width, scene.height)
+        video.width, video.height = coded_w, coded_h
+        video.pix_fmt = pix_fmt
+        video.time_base = time_base
+        video.codec_context.time_base = time_base
+        if full_range:
+            video.codec_context.color_range = 2
+        if codec == "libx264":
+            video.options = {"crf": str(crf), "preset": "veryfast"}
+        if rotation:
+            video.set_display_rotation(rotation)
+        sound = _add_audio(out, path.suffix.lower()) if audio else None
+        samples_done = 0
+        for i in range(scene.frames):
+            image, _ = scene.render(i)
+            frame = av.VideoFrame.from_ndarray(from_display(image, rotation), format="rgb24")
+            frame = frame.reformat(format=pix_fmt, dst_color_range=2 if full_range else 1)
+            frame.pts = pts[i]
+            frame.time_base = time_base
+            out.mux(video.encode(frame))
+            if sound is not None:
+                until = (pts[i] + 1) * time_base
+                samples_done = _write_tone(out, sound, samples_done, until)
+        out.mux(video.encode(None))
+        if sound is not None:
+            out.mux(sound.encode(None))
+    return SyntheticVideo(path, scene, pts, time_base)
+
+
+_AUDIO_FOR = {".webm": "libopus", ".avi": "pcm_s16le"}
+
+
+def _add_audio(out: av.container.OutputContainer, suffix: str) -> av.audio.stream.AudioStream:
+    stream = out.add_stream(_AUDIO_FOR.get(suffix, "aac"), rate=48000)
+    stream.layout = "mono"
+    return stream
+
+
+def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, done: int, until: Fraction) -> int:
+    rate = 48000
+    target = int(until * rate)
+    while done < target:
+        n = min(1024, target - done)
+        t = (np.arange(done, done + n) / rate).astype(np.float32)
+        samples = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = done
+        frame.time_base = Fraction(1, rate)
+        out.mux(stream.encode(frame))
+        done += n
+    return done
+
+
+def face_visibility(original: Frame, output: Frame, box: Boxes) -> float:
+    """How much of a face's detail survives in ``output``, from about 1 (untouched, only
+    re-encoded) to about 0 (anonymized): the correlation of the two images' fine detail
+    (difference of Gaussians) inside ``box`` (``x1, y1, x2, y2`` pixels)."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    a = _detail(original[y1:y2, x1:x2], y2 - y1)
+    b = _detail(output[y1:y2, x1:x2], y2 - y1)
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 1e-6 else 0.0
+
+
+def _detail(region: Frame, face_height: int) -> npt.NDArray[np.float32]:
+    gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    # Detail at the scale of facial features (eyes, mouth): about a tenth of the face.
+    sigma = max(0.6, face_height / 24)
+    return cv2.GaussianBlur(gray, (0, 0), sigma) - cv2.GaussianBlur(gray, (0, 0), sigma * 3)

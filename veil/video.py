@@ -1,0 +1,413 @@
+"""Reading and writing videos with PyAV: probe, decode to RGB frames, encode with audio copied.
+
+Frames are handed out in the orientation a player shows (a phone video's rotation
+matrix applied) and turned back before encoding, so the output keeps the input's
+coded size and matrix. Timestamps pass through untouched, which keeps variable frame
+rates. Audio packets are copied, never decoded, unless the output container cannot
+hold the input's audio codec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import numpy.typing as npt
+
+from veil.errors import (
+    CorruptVideoError,
+    InputNotFoundError,
+    NotAVideoError,
+    OutputError,
+    UnsupportedCodecError,
+)
+
+Frame = npt.NDArray[np.uint8]
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+# Output video codec per container; veil writes the same container it reads.
+_VIDEO_CODEC = {"webm": "libvpx-vp9"}
+_DEFAULT_VIDEO_CODEC = "libx264"
+# Pixel formats x264 encodes as they are; others are converted to yuv420p.
+_X264_PIX_FMTS = {
+    "yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le", "gray",
+}
+_FULL_RANGE_ALIASES = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
+# Audio codecs each container can hold; anything else is re-encoded to the first entry.
+_AUDIO_CODECS = {
+    "mp4": ("aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"),
+    "mov": ("aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_s16be"),
+    "webm": ("opus", "vorbis"),
+    "avi": ("mp3", "ac3", "pcm_s16le", "aac"),
+}
+_CONTAINER_BY_EXT = {
+    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
+}
+_SIGNATURES = (
+    (4, b"ftyp", "MP4/MOV"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (8, b"AVI ", "AVI"),
+)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What veil needs to know about a video before processing it.
+
+    ``width``/``height`` are the displayed size (after rotation); ``rotation`` is the
+    counter-clockwise angle in degrees a player turns the coded picture by.
+    """
+
+    path: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    frame_count: int | None
+    duration: float
+    pix_fmt: str
+    color_range: int
+    audio_codecs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def duration_ms(self) -> int:
+        return round(self.duration * 1000)
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    """One frame in display orientation, with its timestamp."""
+
+    index: int
+    image: Frame
+    pts: int | None
+    time: float
+
+    @property
+    def time_ms(self) -> int:
+        return round(self.time * 1000)
+
+
+def is_video_path(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _open_input(path: Path) -> Any:
+    if not path.exists():
+        raise InputNotFoundError(path, "no such file")
+    if path.is_dir():
+        raise NotAVideoError(path, "is a folder, not a video file")
+    size = path.stat().st_size
+    if size == 0:
+        raise NotAVideoError(path, "empty file (0 bytes)")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except PermissionError as exc:
+        raise InputNotFoundError(path, "permission denied") from exc
+    except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:
+        kind = _container_signature(path)
+        if kind:
+            raise CorruptVideoError(
+                path, f"corrupt or truncated {kind} file (cannot read its header or index)"
+            ) from exc
+        raise NotAVideoError(path, "not a video (unrecognised file format)") from exc
+
+
+def _container_signature(path: Path) -> str | None:
+    with path.open("rb") as f:
+        head = f.read(16)
+    for offset, magic, name in _SIGNATURES:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    if not container.streams.video:
+        raise NotAVideoError(path, "not a video (no video stream)")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.is_decoder:
+        raise UnsupportedCodecError(path, f"video codec {stream.codec_context.name!r} cannot be decoded")
+    return stream
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's header and first frame; raises an ``InputError`` if it cannot be used."""
+    path = Path(path)
+    with contextlib.closing(_open_input(path)) as container:
+        stream = _video_stream(container, path)
+        rotation = 0
+        try:
+            for frame in container.decode(stream):
+                rotation = _rotation(frame)
+                break
+            else:
+                raise CorruptVideoError(path, "no decodable video frame")
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(path, f"cannot decode the first frame ({exc})") from exc
+        cc = stream.codec_context
+        width, height = cc.width, cc.height
+        if rotation % 180:
+            width, height = height, width
+        rate = stream.average_rate or stream.guessed_rate or Fraction(30)
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        return VideoInfo(
+            path=str(path),
+            container=container.format.name,
+            codec=cc.name,
+            width=width,
+            height=height,
+            rotation=rotation,
+            fps=float(rate),
+            frame_count=stream.frames or None,
+            duration=duration,
+            pix_fmt=cc.pix_fmt or "yuv420p",
+            color_range=int(cc.color_range or 0),
+            audio_codecs=tuple(a.codec_context.name for a in container.streams.audio),
+        )
+
+
+def _rotation(frame: Any) -> int:
+    return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+
+
+def to_display(image: Frame, rotation: int) -> Frame:
+    """Turn a coded picture the way a player does (``rotation`` counter-clockwise degrees)."""
+    if rotation == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+
+
+def from_display(image: Frame, rotation: int) -> Frame:
+    """Undo ``to_display``."""
+    if rotation == 0:
+        return image
+    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+
+
+class VideoReader:
+    """Demuxes a video once: decoded video frames and the audio packets to copy.
+
+    Iterating yields ``DecodedFrame`` for video and PyAV packets for audio, in file
+    order. Use as a context manager.
+    """
+
+    def __init__(self, path: str | Path, *, decode_threads: int = 0) -> None:
+        self.path = Path(path)
+        self.info = probe(self.path)
+        self._container = _open_input(self.path)
+        self.video_stream = _video_stream(self._container, self.path)
+        self.video_stream.thread_type = "AUTO"
+        self.video_stream.codec_context.thread_count = decode_threads
+        self.audio_streams = list(self._container.streams.audio)
+        self.frames_decoded = 0
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __iter__(self) -> Iterator[DecodedFrame | Any]:
+        stream = self.video_stream
+        rate = self.info.fps or 30.0
+        try:
+            for packet in self._container.demux(stream, *self.audio_streams):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:
+                        yield packet
+                    continue
+                for frame in packet.decode():
+                    rgb = frame.reformat(format="rgb24", src_color_range=frame.color_range or None)
+                    image = to_display(rgb.to_ndarray(), self.info.rotation)
+                    time = frame.time if frame.time is not None else self.frames_decoded / rate
+                    yield DecodedFrame(self.frames_decoded, image, frame.pts, time)
+                    self.frames_decoded += 1
+        except av.error.FFmpegError as exc:
+            at = f" after frame {self.frames_decoded}" if self.frames_decoded else ""
+            raise CorruptVideoError(self.path, f"corrupt or truncated video{at} ({exc})") from exc
+        expected = self.info.frame_count
+        # A header that promises more frames than the file holds means the file was cut.
+        if expected and self.frames_decoded < expected * 0.98 - 1:
+            raise CorruptVideoError(
+                self.path,
+                f"truncated video: decoded {self.frames_decoded} of {expected} frames",
+            )
+        if self.frames_decoded == 0:
+            raise CorruptVideoError(self.path, "no decodable video frame")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EncodeOptions:
+    crf: int = 20
+    preset: str = "veryfast"
+    keep_audio: bool = True
+    threads: int = 0
+
+
+class VideoWriter:
+    """Encodes display-oriented RGB frames into ``path`` like the reader's input.
+
+    Writes to a temporary name next to ``path`` and renames it on ``commit()``; closing
+    without committing removes the temporary file, so no half-written video is left.
+    """
+
+    def __init__(self, path: str | Path, reader: VideoReader, options: EncodeOptions) -> None:
+        self.path = Path(path)
+        self._info = reader.info
+        self._rotation = reader.info.rotation
+        self._tmp = self.path.with_name(f".{self.path.stem}.veil-{os.getpid()}.part{self.path.suffix}")
+        container_name = _CONTAINER_BY_EXT.get(self.path.suffix.lower())
+        if container_name is None:
+            raise OutputError(
+                self.path, f"unsupported output extension; use one of {', '.join(VIDEO_EXTENSIONS)}"
+            )
+        try:
+            self._container = av.open(str(self._tmp), "w", format=container_name)
+        except (OSError, av.error.FFmpegError) as exc:
+            raise OutputError(self.path, f"cannot write here ({_reason(exc)})") from exc
+        self._committed = False
+        try:
+            self._video = self._add_video_stream(reader, container_name, options)
+            self._audio_map = (
+                self._add_audio_streams(reader, container_name) if options.keep_audio else {}
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def _add_video_stream(self, reader: VideoReader, container_name: str, options: EncodeOptions) -> Any:
+        src = reader.video_stream
+        info = self._info
+        codec = _VIDEO_CODEC.get(container_name, _DEFAULT_VIDEO_CODEC)
+        rate = src.average_rate or src.guessed_rate or Fraction(30)
+        stream = self._container.add_stream(codec, rate=rate)
+        coded_w, coded_h = src.codec_context.width, src.codec_context.height
+        stream.width, stream.height = coded_w, coded_h
+        pix_fmt = _FULL_RANGE_ALIASES.get(info.pix_fmt, info.pix_fmt)
+        if codec != _DEFAULT_VIDEO_CODEC or pix_fmt not in _X264_PIX_FMTS:
+            pix_fmt = "yuv420p"
+        if (coded_w % 2 or coded_h % 2) and pix_fmt.startswith(("yuv420", "yuv422")):
+            # 4:2:0 cannot code an odd size exactly; 4:4:4 keeps the picture's size.
+            pix_fmt = "yuv444p" if codec == _DEFAULT_VIDEO_CODEC else pix_fmt
+        stream.pix_fmt = pix_fmt
+        full_range = info.color_range == 2 or info.pix_fmt in _FULL_RANGE_ALIASES
+        self._color_range = 2 if full_range else 1
+        stream.codec_context.color_range = self._color_range
+        # Keep the input's clock so every frame keeps its exact timestamp (variable rate too).
+        stream.time_base = src.time_base
+        stream.codec_context.time_base = src.time_base
+        stream.thread_count = options.threads
+        if codec == _DEFAULT_VIDEO_CODEC:
+            stream.options = {"crf": str(options.crf), "preset": options.preset}
+        else:
+            stream.options = {"crf": str(options.crf + 11), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+        if self._rotation:
+            stream.set_display_rotation(self._rotation)
+        return stream
+
+    def _add_audio_streams(self, reader: VideoReader, container_name: str) -> dict[int, Any]:
+        allowed = _AUDIO_CODECS.get(container_name)
+        mapping: dict[int, Any] = {}
+        for src in reader.audio_streams:
+            name = src.codec_context.name
+            if allowed is None or name in allowed:
+                mapping[src.index] = self._container.add_stream_from_template(src)
+            else:
+                mapping[src.index] = _Reencoder(self._container, src, allowed[0])
+        return mapping
+
+    def write_frame(self, image: Frame, pts: int | None) -> None:
+        frame = av.VideoFrame.from_ndarray(from_display(image, self._rotation), format="rgb24")
+        frame = frame.reformat(format=self._video.pix_fmt, dst_color_range=self._color_range)
+        frame.pts = pts
+        frame.time_base = self._video.codec_context.time_base
+        self._mux(self._video.encode(frame))
+
+    def write_audio(self, packet: Any) -> None:
+        target = self._audio_map.get(packet.stream.index)
+        if target is None:
+            return
+        if isinstance(target, _Reencoder):
+            self._mux(target.encode(packet))
+            return
+        packet.stream = target
+        self._mux([packet])
+
+    def _mux(self, packets: Any) -> None:
+        try:
+            self._container.mux(packets)
+        except OSError as exc:
+            raise OutputError(self.path, f"cannot write ({_reason(exc)})") from exc
+        except av.error.FFmpegError as exc:
+            raise OutputError(self.path, f"encoding failed ({_reason(exc)})") from exc
+
+    def commit(self) -> None:
+        """Flush the encoders, close the file and move it into place."""
+        self._mux(self._video.encode(None))
+        for target in self._audio_map.values():
+            if isinstance(target, _Reencoder):
+                self._mux(target.flush())
+        try:
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise OutputError(self.path, f"cannot write ({_reason(exc)})") from exc
+        self._committed = True
+
+    def close(self) -> None:
+        """Abandon an uncommitted output: close and delete the temporary file."""
+        if self._committed:
+            return
+        with contextlib.suppress(Exception):
+            self._container.close()
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Reencoder:
+    """Decodes one audio stream and encodes it with a codec the output container accepts."""
+
+    def __init__(self, container: Any, src: Any, codec: str) -> None:
+        self.stream = container.add_stream(codec, rate=src.codec_context.sample_rate or 48000)
+        self.stream.layout = src.codec_context.layout
+
+    def encode(self, packet: Any) -> list[Any]:
+        out = []
+        for frame in packet.decode():
+            frame.pts = None
+            out.extend(self.stream.encode(frame))
+        return out
+
+    def flush(self) -> list[Any]:
+        return list(self.stream.encode(None))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
