@@ -43,12 +43,12 @@ class BlurOptions:
 
     mode: str = "blur"
     threshold: float = 0.2
-    scale: float = 1.0
-    detect_every: int = 2
+    scale: float = 2.0
+    detect_every: int = 12
     device: str = "cpu"
     box_scale: float = 1.3
-    hold: float = 0.25
-    max_gap: float = 0.5
+    hold: float = 0.5
+    max_gap: float = 1.0
     crf: int = 20
     preset: str = "veryfast"
     keep_audio: bool = True
@@ -73,12 +73,14 @@ class BlurOptions:
             raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
 
     def tracker_options(self, fps: float) -> TrackerOptions:
-        """Frame counts for this video's rate; never shorter than the detection interval,
-        so a face that appears between two analysed frames is covered from its first frame."""
+        """Frame counts for this video's rate. The hold spans at least two detection
+        intervals, so a face that appears between analysed frames, or is missed once, is
+        covered from its first frame; a gap may span three, so a small face the detector
+        misses on two analysed frames in a row keeps its track."""
         fps = fps if math.isfinite(fps) and fps > 0 else 30.0
-        hold = max(self.detect_every, math.ceil(self.hold * fps))
+        hold = max(2 * self.detect_every, math.ceil(self.hold * fps))
         return TrackerOptions(
-            max_gap=max(2 * self.detect_every, math.ceil(self.max_gap * fps)),
+            max_gap=max(3 * self.detect_every, math.ceil(self.max_gap * fps)),
             pre_roll=hold,
             post_roll=hold,
         )

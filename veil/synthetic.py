@@ -128,25 +128,29 @@ class Scene:
     fps: int = 30
     faces: Sequence[MovingFace] = field(default_factory=tuple)
 
-    def render(self, index: int) -> tuple[Frame, Boxes]:
-        """Frame ``index`` (RGB, displayed orientation) and its visible face boxes ``(n, 4)``."""
+    def render(self, index: int) -> tuple[Frame, Boxes, list[int]]:
+        """Frame ``index`` (RGB, displayed orientation), its visible face boxes ``(n, 4)``
+        and which of ``faces`` each box belongs to."""
         frame = _background(self.width, self.height).copy()
-        boxes = []
-        for face in self.faces:
+        boxes, ids = [], []
+        for n, face in enumerate(self.faces):
             where = face.at(index, self.frames)
             if where is None:
                 continue
             box = _paste(frame, face, where[0] * self.width, where[1] * self.height, where[2])
             if box is not None:
                 boxes.append(box)
-        return frame, np.asarray(boxes, np.float32).reshape(-1, 4)
+                ids.append(n)
+        return frame, np.asarray(boxes, np.float32).reshape(-1, 4), ids
 
 
 @functools.cache
 def _background(width: int, height: int) -> Frame:
     """A deterministic textured backdrop: smooth colour noise with some edges, no faces."""
     rng = np.random.default_rng(1234)
-    small = rng.integers(40, 215, size=(max(2, height // 24), max(2, width // 24), 3), dtype=np.uint8)
+    grey = rng.integers(60, 200, size=(max(2, height // 24), max(2, width // 24), 1))
+    tint = rng.integers(-25, 25, size=(max(2, height // 24), max(2, width // 24), 3))
+    small = np.clip(grey + tint, 0, 255).astype(np.uint8)
     frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     fine = rng.normal(0, 6, size=(height, width, 1))
     frame = np.clip(frame.astype(np.float32) + fine, 0, 255).astype(np.uint8)
@@ -234,7 +238,7 @@ def write_video(
         sound = _add_audio(out, path.suffix.lower()) if audio else None
         samples_done = 0
         for i in range(scene.frames):
-            image, _ = scene.render(i)
+            image, _, _ = scene.render(i)
             frame = av.VideoFrame.from_ndarray(from_display(image, rotation), format="rgb24")
             frame = frame.reformat(format=pix_fmt, dst_color_range=2 if full_range else 1)
             frame.pts = pts[i]
@@ -288,6 +292,41 @@ def face_visibility(original: Frame, output: Frame, box: Boxes) -> float:
 
 def _detail(region: Frame, face_height: int) -> npt.NDArray[np.float32]:
     gray = cv2.cvtColor(region, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    # Detail at the scale of facial features (eyes, mouth): about a tenth of the face.
-    sigma = max(0.6, face_height / 24)
+    # Detail at the scale of facial features (eyes, mouth): finer than an eye.
+    sigma = max(0.5, face_height / 60)
     return cv2.GaussianBlur(gray, (0, 0), sigma) - cv2.GaussianBlur(gray, (0, 0), sigma * 3)
+
+
+def demo_scene(width: int = 1280, height: int = 720, frames: int = 150, fps: int = 30) -> Scene:
+    """Faces 16 to 160 px tall (scaled with the frame height from 720p), moving, one
+    turned three-quarters, one rotated 25°, one motion-blurred, one half covered, one
+    entering late and leaving early."""
+    k = height / 720
+    faces = (
+        MovingFace(photo="astronaut", height=16 * k, start=(0.08, 0.15), end=(0.30, 0.20)),
+        MovingFace(photo="grace_hopper", height=20 * k, start=(0.90, 0.85), end=(0.70, 0.75)),
+        MovingFace(photo="cameraman", height=24 * k, start=(0.20, 0.80), end=(0.35, 0.70)),
+        MovingFace(photo="grace_hopper", height=32 * k, start=(0.45, 0.12), end=(0.60, 0.18), angle=-20),
+        MovingFace(photo="astronaut", height=48 * k, start=(0.55, 0.55), end=(0.45, 0.50), motion_blur=0.15),
+        MovingFace(photo="cameraman", height=64 * k, start=(0.12, 0.45), end=(0.18, 0.50)),
+        MovingFace(photo="astronaut", height=96 * k, end_height=130 * k, start=(0.80, 0.35), end=(0.78, 0.40), angle=25),
+        MovingFace(photo="grace_hopper", height=160 * k, start=(0.35, 0.40), end=(0.30, 0.45), covered=0.35, first_frame=frames // 5, last_frame=frames * 4 // 5),
+    )
+    return Scene(width=width, height=height, frames=frames, fps=fps, faces=faces)
+
+
+def visible_faces(video: str | Path, scene: Scene, *, threshold: float = 0.6) -> list[tuple[int, int, float]]:
+    """Every ``(frame, face, visibility)`` of ``video`` (a processed copy of ``scene``)
+    where a known face keeps more than ``threshold`` of its detail."""
+    found = []
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        for i, frame in enumerate(container.decode(stream)):
+            rotation = int(round((frame.rotation or 0) / 90)) * 90 % 360
+            image = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=rotation // 90))
+            truth, boxes, ids = scene.render(i)
+            for face, box in zip(ids, boxes, strict=True):
+                v = face_visibility(truth, image, box)
+                if v > threshold:
+                    found.append((i, face, v))
+    return found

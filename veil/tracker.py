@@ -7,7 +7,8 @@ fixed number of frames later (``latency``), which lets it:
 - fill a gap of up to ``max_gap`` frames between two detections of the same face by
   linear interpolation, whether the detector skipped those frames or missed the face;
 - show a track's box ``pre_roll`` frames before its first detection and ``post_roll``
-  frames after its last, so a face is covered while it enters and leaves;
+  frames after its last, moving on at the track's speed and growing a little each
+  frame, so a face is covered while it enters and leaves;
 - smooth the box size over neighbouring detections (the box only grows, never shrinks
   below what was detected).
 
@@ -23,6 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from veil.detections import Detections, FloatArray, box_iou
+
+
+HOLD_GROWTH = 0.03
+"""Relative growth of a held box per frame beyond its track's detections."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,14 +130,19 @@ class Tracker:
         if live and len(detections):
             predicted = np.stack([t.predict(frame) for t in live])
             similarity = box_iou(predicted, detections.xyxy)
-            # A small face moving fast may not overlap its prediction; accept it when its
-            # centre is within one box size of the predicted centre.
+            # A small face moving fast may not overlap its prediction, least of all when
+            # frames were skipped; accept it when its centre is near the predicted centre,
+            # the allowance growing with the frames since the track was last seen.
             pc = (predicted[:, :2] + predicted[:, 2:]) / 2
             dc = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2
             size = np.maximum(predicted[:, 2:] - predicted[:, :2], 1).max(axis=1)
             distance = np.linalg.norm(pc[:, None] - dc[None], axis=2) / size[:, None]
+            allowance = 1.0 + 0.5 * np.array([frame - t.last for t in live], np.float32)
+            near = distance < allowance[:, None]
             similarity = np.where(
-                similarity >= opts.min_iou, similarity, np.where(distance < 1.0, 1e-3 * (1 - distance), 0)
+                similarity >= opts.min_iou,
+                similarity,
+                np.where(near, 1e-3 * (1 - distance / allowance[:, None]), 0),
             )
             taken_tracks: set[int] = set()
             for flat in np.argsort(-similarity, axis=None):
@@ -182,14 +192,27 @@ class Tracker:
         after = int(np.searchsorted(frames, frame))
         if after < len(obs) and frames[after] == frame:
             return self._smoothed(obs, after), obs[after].score, obs[after].landmarks
-        if after == 0:  # before the first detection: hold the first box
-            return self._smoothed(obs, 0), obs[0].score, np.full((5, 2), np.nan, np.float32)
-        if after == len(obs):  # after the last detection: hold the last box
-            return self._smoothed(obs, -1 + len(obs)), obs[-1].score, np.full((5, 2), np.nan, np.float32)
+        no_marks = np.full((5, 2), np.nan, np.float32)
+        if after == 0:  # before the first detection: run the track backwards
+            return self._held(obs, 0, 1, frame), obs[0].score, no_marks
+        if after == len(obs):  # after the last detection: run it forwards
+            return self._held(obs, len(obs) - 1, len(obs) - 2, frame), obs[-1].score, no_marks
         a, b = obs[after - 1], obs[after]
         t = (frame - a.frame) / (b.frame - a.frame)
         box = (1 - t) * self._smoothed(obs, after - 1) + t * self._smoothed(obs, after)
         return box.astype(np.float32), min(a.score, b.score), (1 - t) * a.landmarks + t * b.landmarks
+
+    def _held(self, obs: list[_Observation], edge: int, inner: int, frame: int) -> FloatArray:
+        """A box beyond the track's ends: moved on at the track's speed and grown by
+        ``HOLD_GROWTH`` a frame, as the face's position grows less certain."""
+        box = self._smoothed(obs, edge)
+        steps = abs(frame - obs[edge].frame)
+        if 0 <= inner < len(obs):
+            velocity = (obs[edge].box - obs[inner].box) / (obs[edge].frame - obs[inner].frame)
+            box = box + velocity * (frame - obs[edge].frame)
+        centre = (box[:2] + box[2:]) / 2
+        half = (box[2:] - box[:2]) / 2 * (1 + HOLD_GROWTH * steps)
+        return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
     def _smoothed(self, obs: list[_Observation], i: int) -> FloatArray:
         """The box at observation ``i`` with its size averaged over its neighbours, never smaller
