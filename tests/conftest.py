@@ -1,0 +1,40 @@
+"""Shared fixtures: small generated videos with faces at known positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from veil.detector import CenterFace
+from veil.synthetic import MovingFace, Scene, SyntheticVideo, write_video
+
+# Small, moving faces of several sizes, on a 320x240 clip of 1.5 s.
+SMALL_SCENE = Scene(
+    width=320,
+    height=240,
+    frames=45,
+    fps=30,
+    faces=(
+        MovingFace(photo="astronaut", height=16, start=(0.15, 0.2), end=(0.35, 0.25)),
+        MovingFace(photo="cameraman", height=24, start=(0.8, 0.75), end=(0.65, 0.7)),
+        MovingFace(photo="grace_hopper", height=40, start=(0.3, 0.65), end=(0.4, 0.6), angle=20),
+        MovingFace(photo="astronaut", height=72, start=(0.72, 0.35), end=(0.7, 0.4), covered=0.3, first_frame=10, last_frame=35),
+    ),
+)
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def clip(media: Path) -> SyntheticVideo:
+    """An H.264 .mp4 with AAC audio."""
+    return write_video(media / "clip.mp4", SMALL_SCENE)
+
+
+@pytest.fixture(scope="session")
+def detector() -> CenterFace:
+    return CenterFace(scale=2.0)

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veil.detections import Detections
+from veil.tracker import Tracker, TrackerOptions
+
+
+def run(tracker: Tracker, frames: list[Detections | None]) -> list[Detections]:
+    out = []
+    for i, dets in enumerate(frames):
+        out.extend(d for _, d in tracker.update(i, dets))
+    out.extend(d for _, d in tracker.flush())
+    assert len(out) == len(frames)
+    return out
+
+
+def box(x: float, y: float = 50, size: float = 20) -> Detections:
+    return Detections.from_boxes([(x, y, x + size, y + size)])
+
+
+def covers(dets: Detections, x: float, y: float = 50, size: float = 20) -> bool:
+    if not len(dets):
+        return False
+    b = dets.xyxy
+    return bool(((b[:, 0] <= x) & (b[:, 1] <= y) & (b[:, 2] >= x + size) & (b[:, 3] >= y + size)).any())
+
+
+OPTS = TrackerOptions(max_gap=4, pre_roll=2, post_roll=2, smooth=0)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "covered"),
+    [
+        # detected on t-2 and t+2 (and the detector skipped or missed t-1..t+1): covered throughout
+        ("D...D", "XXXXX"),
+        # pre and post roll: two frames each side of a lone detection
+        ("....D....", "..XXXXX.."),
+        # a gap longer than max_gap splits the track; each end is held two frames
+        ("D.....D", "XXX.XXX"),
+        ("", ""),
+    ],
+)
+def test_gaps_and_rolls(pattern, covered):
+    frames = [box(100) if c == "D" else None for c in pattern]
+    out = run(Tracker(OPTS), frames)
+    assert "".join("X" if covers(d, 100) else "." for d in out) == covered
+
+
+def test_moving_face_is_interpolated():
+    # Seen at x=0 on frame 0 and x=40 on frame 4 (2 box sizes away): linked, and the frames
+    # between follow the line.
+    frames: list[Detections | None] = [box(0), None, None, None, box(40)]
+    out = run(Tracker(OPTS), frames)
+    for i in range(5):
+        assert covers(out[i], 10 * i), i
+    assert len({int(t) for d in out for t in d.track_id}) == 1
+
+
+def test_held_box_moves_on_and_grows():
+    frames: list[Detections | None] = [box(0), box(5), box(10), None, None]
+    out = run(Tracker(TrackerOptions(max_gap=1, pre_roll=0, post_roll=2, smooth=0)), frames)
+    assert covers(out[3], 15) and covers(out[4], 20)
+    assert out[4].width[0] > 20
+
+
+def test_two_faces_keep_their_tracks():
+    frames = [Detections.concatenate([box(0), box(300)]) for _ in range(6)]
+    out = run(Tracker(OPTS), frames)
+    ids = {(int(t), round(float(x))) for d in out for t, x in zip(d.track_id, d.xyxy[:, 0], strict=True)}
+    assert len({t for t, _ in ids}) == 2
+    assert all(len(d) == 2 for d in out)
+
+
+def test_smoothing_never_shrinks_below_detection():
+    sizes = [20, 30, 20, 30, 20]
+    frames: list[Detections | None] = [box(100, size=s) for s in sizes]
+    out = run(Tracker(TrackerOptions(max_gap=2, pre_roll=0, post_roll=0, smooth=2)), frames)
+    for d, s in zip(out, sizes, strict=True):
+        assert covers(d, 100, size=s)
+
+
+def test_frames_must_arrive_in_order():
+    tracker = Tracker(OPTS)
+    tracker.update(0, None)
+    with pytest.raises(ValueError, match="in order"):
+        tracker.update(2, None)
+
+
+def test_memory_is_bounded():
+    tracker = Tracker(OPTS)
+    for i in range(2000):
+        tracker.update(i, box(i % 300))
+    assert sum(len(t.observations) for t in tracker._tracks) < 20
+    assert np.isfinite(tracker.flush()[-1][1].xyxy).all()

@@ -1,0 +1,202 @@
+"""The ``veil`` command: blur, detect, redact, sample."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from veil.anonymizers import MODES
+from veil.detector import DEVICES
+from veil.errors import InputNotFoundError, OptionError, VeilError
+from veil.pipeline import BlurOptions, ProgressCallback, RunResult, blur_video, detect_video, redact_video
+from veil.video import VIDEO_EXTENSIONS, is_video_path
+
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def _detection_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    defaults = BlurOptions()
+    options = [
+        click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=defaults.threshold, show_default=True, help="Lowest detector score counted as a face; lower finds more faces and more false alarms."),
+        click.option("--scale", type=click.FloatRange(0, 4, min_open=True), default=defaults.scale, show_default=True, help="Detector input size as a multiple of the frame size; 2 finds faces down to 16 px, 1 is about 4x faster and finds faces from about 32 px."),
+        click.option("--detect-every", type=click.IntRange(min=1), default=defaults.detect_every, show_default=True, help="Analyse one frame in N; tracking covers the frames between."),
+        click.option("--device", type=click.Choice(DEVICES), default=defaults.device, show_default=True, help="Where the detector runs."),
+        click.option("--hold", type=click.FloatRange(min=0), default=defaults.hold, show_default=True, help="Seconds a box is kept before a face's first and after its last detection (at least two detection intervals)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _redaction_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    defaults = BlurOptions()
+    options = [
+        click.option("--mode", type=click.Choice(MODES), default=defaults.mode, show_default=True, help="How faces are hidden."),
+        click.option("--box-scale", type=click.FloatRange(1, 4), default=defaults.box_scale, show_default=True, help="Grow each face box by this factor before hiding it."),
+        click.option("--crf", type=click.IntRange(0, 51), default=defaults.crf, show_default=True, help="x264 quality: lower is better and bigger."),
+        click.option("--preset", type=click.Choice(PRESETS), default=defaults.preset, show_default=True, help="x264 speed preset."),
+        click.option("--keep-audio/--no-audio", default=True, show_default=True, help="Copy the audio streams."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="veil")
+def main() -> None:
+    """veil: find every face in a video and anonymize it, offline."""
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file, or folder when INPUT is a folder. Default: INPUT.blurred.EXT beside it.")
+@click.option("--faces-out", type=click.Path(path_type=Path), help="Also write the detections to this faces.json (for a folder: a folder).")
+@_detection_options
+@_redaction_options
+def blur(input_path: Path, output: Path | None, faces_out: Path | None, quiet: bool, **opts: Any) -> None:
+    """Write a copy of INPUT (a video, or a folder of videos) with every face anonymized."""
+    options = _options(opts)
+    jobs = list(_plan(input_path, output, ".blurred"))
+    detector = options.detector() if jobs else None
+
+    def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult:
+        faces = _faces_path(faces_out, src, input_path.is_dir())
+        return blur_video(src, dst, options, faces_out=faces, detector=detector, progress=progress)
+
+    _run_all(jobs, run, quiet, verb="blurred")
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="faces.json to write. Default: INPUT.faces.json beside it.")
+@_detection_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
+    """Write the faces found in INPUT as a faces.json (the cloud face-detection result format)."""
+    options = _options(opts)
+    if input_path.is_dir():
+        raise click.UsageError("veil detect takes one video file")
+    dst = output or input_path.with_name(input_path.name + ".faces.json")
+    _run_all([(input_path, dst)], lambda s, d, p: detect_video(s, d, options, progress=p), quiet, verb="analysed")
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option("--faces", "faces_path", required=True, type=click.Path(path_type=Path), help="faces.json from veil detect, possibly edited.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file. Default: INPUT.blurred.EXT beside it.")
+@click.option("--hold", type=click.FloatRange(min=0), default=BlurOptions().hold, show_default=True, help="Seconds a box is kept around the timestamps it is listed at.")
+@_redaction_options
+def redact(input_path: Path, faces_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
+    """Anonymize the faces listed in a faces.json file, without running the detector."""
+    options = _options({**opts, "detect_every": 1})
+    if input_path.is_dir():
+        raise click.UsageError("veil redact takes one video file")
+    jobs = list(_plan(input_path, output, ".blurred"))
+    _run_all(jobs, lambda s, d, p: redact_video(s, faces_path, d, options, progress=p), quiet, verb="redacted")
+
+
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path), default="sample.mp4")
+@click.option("--width", default=1280, show_default=True)
+@click.option("--height", default=720, show_default=True)
+@click.option("--frames", default=150, show_default=True)
+def sample(output: Path, width: int, height: int, frames: int) -> None:
+    """Make a demo video with faces of several sizes (needs the samples extra)."""
+    try:
+        from veil.synthetic import demo_scene, write_video
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}; install with: pip install 'veil[samples]'") from exc
+    write_video(output, demo_scene(width, height, frames))
+    click.echo(f"wrote {output} ({width}x{height}, {frames} frames)")
+
+
+def _options(opts: dict[str, Any]) -> BlurOptions:
+    try:
+        return BlurOptions(**opts)
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from exc
+
+
+def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every video in a folder."""
+    if not input_path.is_dir():
+        yield input_path, output or input_path.with_name(f"{input_path.stem}{tag}{input_path.suffix}")
+        return
+    if output is not None and output.exists() and not output.is_dir():
+        raise click.UsageError(f"{output}: INPUT is a folder, so -o must be a folder")
+    videos = sorted(p for p in input_path.iterdir() if p.is_file() and is_video_path(p) and tag not in p.stem)
+    if not videos:
+        raise click.ClickException(f"{input_path}: no videos ({', '.join(VIDEO_EXTENSIONS)}) in this folder")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    for src in videos:
+        yield src, (output / src.name) if output else src.with_name(f"{src.stem}{tag}{src.suffix}")
+
+
+def _faces_path(faces_out: Path | None, src: Path, many: bool) -> Path | None:
+    if faces_out is None:
+        return None
+    if many:
+        faces_out.mkdir(parents=True, exist_ok=True)
+        return faces_out / f"{src.name}.faces.json"
+    return faces_out
+
+
+Runner = Callable[[Path, Path, ProgressCallback], RunResult]
+
+
+def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: str) -> None:
+    """Run each job, report each failure in one line and go on; exit 1 if any failed."""
+    failed = 0
+    show = not quiet and sys.stderr.isatty()
+    for src, dst in jobs:
+        try:
+            if src.resolve() == dst.resolve():
+                raise click.UsageError(f"{src}: output would overwrite the input")
+            with _progress(src, show) as progress:
+                result = run(src, dst, progress)
+        except (VeilError, InputNotFoundError) as exc:
+            click.echo(f"veil: error: {exc}", err=True)
+            failed += 1
+            continue
+        except OSError as exc:  # anything the pipeline did not translate, still one line
+            click.echo(f"veil: error: {src}: {exc.strerror or exc}", err=True)
+            failed += 1
+            continue
+        if not quiet:
+            click.echo(
+                f"{src} -> {dst}: {verb} {result.frames} frames, {result.tracks} faces tracked",
+                err=True,
+            )
+    if failed:
+        if len(jobs) > 1:
+            click.echo(f"veil: {failed} of {len(jobs)} videos failed", err=True)
+        sys.exit(1)
+
+
+@contextmanager
+def _progress(src: Path, show: bool) -> Iterator[ProgressCallback]:
+    if not show:
+        yield lambda done, total: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=src.name, unit="frame", dynamic_ncols=True, leave=False) as bar:
+
+        def update(done: int, total: int | None) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+if __name__ == "__main__":
+    main()
