@@ -34,7 +34,9 @@ Frame = npt.NDArray[np.uint8]
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 # Output video codec per container; veil writes the same container it reads.
-_VIDEO_CODEC = {"webm": "libvpx-vp9"}
+# AVI stores no presentation times and H.264 in AVI comes back shifted by a frame, so
+# AVI gets MPEG-4 Part 2, its classic codec, without B-frames.
+_VIDEO_CODEC = {"webm": "libvpx-vp9", "avi": "mpeg4"}
 _DEFAULT_VIDEO_CODEC = "libx264"
 # Pixel formats x264 encodes as they are; others are converted to yuv420p.
 _X264_PIX_FMTS = {
@@ -318,6 +320,10 @@ class VideoWriter:
         stream.thread_count = options.threads
         if codec == _DEFAULT_VIDEO_CODEC:
             stream.options = {"crf": str(options.crf), "preset": options.preset}
+        elif codec == "mpeg4":
+            # Fixed quantiser: crf 20 maps to about qscale 3, a visually clean setting.
+            stream.codec_context.qscale = max(1, min(31, options.crf // 6))
+            stream.codec_context.max_b_frames = 0
         else:
             stream.options = {"crf": str(options.crf + 11), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
         if self._rotation:
