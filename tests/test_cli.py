@@ -1,0 +1,154 @@
+"""The veil command through click's runner: exit codes, messages and files."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import veil
+from veil.cli import main
+from veil.synthetic import visible_faces
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
+    folder.mkdir(exist_ok=True)
+    files = {
+        "empty": folder / "empty.mp4",
+        "text": folder / "notes.mp4",
+        "truncated": folder / "truncated.mp4",
+        "audio_only": folder / "tone.mp4",
+    }
+    files["empty"].write_bytes(b"")
+    files["text"].write_text("this is not a video\n")
+    data = clip.read_bytes()
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    import av
+    import numpy as np
+
+    with av.open(str(files["audio_only"]), "w") as out:
+        s = out.add_stream("aac", rate=48000)
+        s.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 48000
+        out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+    return files
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "no such file"),
+        ("empty", "empty file (0 bytes)"),
+        ("text", "not a video (unrecognised file format)"),
+        ("truncated", "corrupt or truncated MP4/MOV file"),
+        ("audio_only", "not a video (no video stream)"),
+    ],
+)
+def test_bad_input_one_clear_line(clip, tmp_path, case, message):
+    files = make_bad_inputs(tmp_path / "in", clip.path)
+    path = files.get(case, tmp_path / "in" / "missing.mp4")
+    before = {p.name: digest(p) for p in (tmp_path / "in").iterdir()}
+    result = invoke("blur", path, "-o", tmp_path / "out.mp4")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"veil: error: {path}: {message}")
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out.mp4").exists()
+    assert {p.name: digest(p) for p in (tmp_path / "in").iterdir()} == before
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_unwritable_output(clip, tmp_path):
+    result = invoke("blur", clip.path, "-o", tmp_path / "no" / "such" / "dir" / "x.mp4")
+    assert result.exit_code == 1
+    assert "cannot write" in result.output and "x.mp4" in result.output
+
+
+def test_blur_file_default_name_and_faces(clip, tmp_path):
+    src = tmp_path / "party.mp4"
+    shutil.copy(clip.path, src)
+    result = invoke("blur", src, "--faces-out", tmp_path / "faces.json", "--preset", "ultrafast")
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "party.blurred.mp4"
+    assert visible_faces(out, clip.scene) == []
+    assert (tmp_path / "faces.json").stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.json", "party.blurred.mp4", "party.mp4"]
+
+
+def test_folder_reports_failures_and_goes_on(clip, tmp_path):
+    folder = tmp_path / "videos"
+    make_bad_inputs(folder, clip.path)
+    shutil.copy(clip.path, folder / "good.mp4")
+    (folder / "readme.txt").write_text("not a video, not even by name")
+    result = invoke("blur", folder, "-o", tmp_path / "out", "--quiet")
+    assert result.exit_code == 1
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.mp4"]
+    assert visible_faces(tmp_path / "out" / "good.mp4", clip.scene) == []
+    errors = [line for line in result.output.splitlines() if line.startswith("veil: error:")]
+    assert len(errors) == 4
+    assert "4 of 5 videos failed" in result.output
+
+
+def test_detect_and_redact_commands(clip, tmp_path):
+    faces = tmp_path / "faces.json"
+    assert invoke("detect", clip.path, "-o", faces, "-q").exit_code == 0
+    out = tmp_path / "r.mp4"
+    result = invoke("redact", clip.path, "--faces", faces, "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert visible_faces(out, clip.scene) == []
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    result = invoke("redact", clip.path, "--faces", bad, "-o", tmp_path / "r2.mp4")
+    assert result.exit_code == 1
+    assert 'no "Faces" list' in result.output
+    assert not (tmp_path / "r2.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "smudge"], "Invalid value for '--mode'"),
+        (["--threshold", "2"], "Invalid value for '--threshold'"),
+        (["--detect-every", "0"], "Invalid value for '--detect-every'"),
+    ],
+)
+def test_bad_options(clip, tmp_path, args, message):
+    result = invoke("blur", clip.path, "-o", tmp_path / "x.mp4", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_refuses_to_overwrite_input(clip, tmp_path):
+    src = tmp_path / "a.mp4"
+    shutil.copy(clip.path, src)
+    result = invoke("blur", src, "-o", src)
+    assert result.exit_code != 0
+    assert digest(src) == digest(clip.path)
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    for command in ("blur", "detect", "redact", "sample"):
+        assert command in result.output
+
+
+def test_public_api_is_complete():
+    public = {name for name in dir(veil) if not name.startswith("_")} - {
+        "anonymizers", "detections", "detector", "errors", "pipeline", "tracker", "video",
+        "faces_file", "cli", "synthetic",
+    }
+    assert public == set(veil.__all__) - {"__version__"}
