@@ -76,14 +76,20 @@ def run(name: str, argv: list[str], output: Path, clip_scene: object | None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", default="720,1080", help="frame heights, comma-separated")
     parser.add_argument("--frames", type=int, default=150)
-    parser.add_argument("--deface", default=os.environ.get("VEIL_DEFACE", "/opt/deface-venv/bin/deface"))
+    parser.add_argument(
+        "--deface", default=os.environ.get("VEIL_DEFACE", "/opt/deface-venv/bin/deface")
+    )
     args = parser.parse_args()
     veil = shutil.which("veil") or sys.exit("veil is not installed: pip install -e '.[samples]'")
     deface = args.deface if Path(args.deface).exists() else shutil.which("deface")
-    print(f"cpu cores: {os.cpu_count()}, frames per clip: {args.frames}, deface: {deface or 'not found'}")
+    print(
+        f"cpu cores: {os.cpu_count()}, frames per clip: {args.frames}, deface: {deface or 'not found'}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for height in (int(h) for h in args.sizes.split(",")):
@@ -92,21 +98,47 @@ def main() -> None:
             clip = write_video(work / f"clip{height}.mp4", scene).path
             total = sum(len(scene.render(i)[1]) for i in range(scene.frames))
             results = [
-                run("plain re-encode (x264 veryfast)", [sys.executable, "-c", PLAIN_TRANSCODE, str(clip), str(work / "plain.mp4")], work / "plain.mp4", scene),
-                run("veil blur (defaults)", [veil, "blur", str(clip), "-o", str(work / "veil.mp4"), "-q"], work / "veil.mp4", scene),
-                run("veil blur (fastest: " + " ".join(FASTEST) + ")", [veil, "blur", str(clip), "-o", str(work / "fast.mp4"), "-q", *FASTEST], work / "fast.mp4", scene),
+                run(
+                    "plain re-encode (x264 veryfast)",
+                    [sys.executable, "-c", PLAIN_TRANSCODE, str(clip), str(work / "plain.mp4")],
+                    work / "plain.mp4",
+                    scene,
+                ),
+                run(
+                    "veil blur (defaults)",
+                    [veil, "blur", str(clip), "-o", str(work / "veil.mp4"), "-q"],
+                    work / "veil.mp4",
+                    scene,
+                ),
+                run(
+                    "veil blur (fastest: " + " ".join(FASTEST) + ")",
+                    [veil, "blur", str(clip), "-o", str(work / "fast.mp4"), "-q", *FASTEST],
+                    work / "fast.mp4",
+                    scene,
+                ),
             ]
             if deface:
-                results.append(run("deface (defaults)", [deface, str(clip), "-o", str(work / "deface.mp4")], work / "deface.mp4", scene))
+                results.append(
+                    run(
+                        "deface (defaults)",
+                        [deface, str(clip), "-o", str(work / "deface.mp4")],
+                        work / "deface.mp4",
+                        scene,
+                    )
+                )
             plain = results[0].seconds
             theirs = results[3].seconds if deface else None
             print(f"\n{width}x{height}, {args.frames} frames, {total} face-frames in the clip")
-            print("| run | frames/s | x plain re-encode | x deface | peak MiB | visible face-frames |")
+            print(
+                "| run | frames/s | x plain re-encode | x deface | peak MiB | visible face-frames |"
+            )
             print("| --- | ---: | ---: | ---: | ---: | ---: |")
             for r in results:
                 fps = args.frames / r.seconds
                 vs_deface = f"{theirs / r.seconds:.2f}" if theirs else "-"
-                print(f"| {r.name} | {fps:.1f} | {plain / r.seconds:.2f} | {vs_deface} | {r.peak_mib:.0f} | {r.visible}/{total} |")
+                print(
+                    f"| {r.name} | {fps:.1f} | {plain / r.seconds:.2f} | {vs_deface} | {r.peak_mib:.0f} | {r.visible}/{total} |"
+                )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,15 @@ SMALL_SCENE = Scene(
         MovingFace(photo="astronaut", height=16, start=(0.15, 0.2), end=(0.35, 0.25)),
         MovingFace(photo="cameraman", height=24, start=(0.8, 0.75), end=(0.65, 0.7)),
         MovingFace(photo="grace_hopper", height=40, start=(0.3, 0.65), end=(0.4, 0.6), angle=20),
-        MovingFace(photo="astronaut", height=72, start=(0.72, 0.35), end=(0.7, 0.4), covered=0.3, first_frame=10, last_frame=35),
+        MovingFace(
+            photo="astronaut",
+            height=72,
+            start=(0.72, 0.35),
+            end=(0.7, 0.4),
+            covered=0.3,
+            first_frame=10,
+            last_frame=35,
+        ),
     ),
 )
 

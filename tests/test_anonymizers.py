@@ -10,7 +10,12 @@ from veil.synthetic import MovingFace, Scene, face_visibility
 
 
 def face_frame(height: int) -> tuple[np.ndarray, np.ndarray]:
-    scene = Scene(width=max(160, height * 3), height=max(120, height * 2), frames=1, faces=(MovingFace(height=height),))
+    scene = Scene(
+        width=max(160, height * 3),
+        height=max(120, height * 2),
+        frames=1,
+        faces=(MovingFace(height=height),),
+    )
     frame, boxes, _ = scene.render(0)
     return frame, boxes[0]
 

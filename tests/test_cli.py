@@ -40,7 +40,9 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
     with av.open(str(files["audio_only"]), "w") as out:
         s = out.add_stream("aac", rate=48000)
         s.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.int16), format="s16", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.int16), format="s16", layout="mono"
+        )
         frame.sample_rate = 48000
         out.mux(s.encode(frame))
         out.mux(s.encode(None))
@@ -86,7 +88,11 @@ def test_blur_file_default_name_and_faces(clip, tmp_path):
     out = tmp_path / "party.blurred.mp4"
     assert visible_faces(out, clip.scene) == []
     assert (tmp_path / "faces.json").stat().st_size > 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces.json", "party.blurred.mp4", "party.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "faces.json",
+        "party.blurred.mp4",
+        "party.mp4",
+    ]
 
 
 def test_folder_reports_failures_and_goes_on(clip, tmp_path):
@@ -148,7 +154,15 @@ def test_help_lists_commands():
 
 def test_public_api_is_complete():
     public = {name for name in dir(veil) if not name.startswith("_")} - {
-        "anonymizers", "detections", "detector", "errors", "pipeline", "tracker", "video",
-        "faces_file", "cli", "synthetic",
+        "anonymizers",
+        "detections",
+        "detector",
+        "errors",
+        "pipeline",
+        "tracker",
+        "video",
+        "faces_file",
+        "cli",
+        "synthetic",
     }
     assert public == set(veil.__all__) - {"__version__"}

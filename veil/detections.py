@@ -88,7 +88,9 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer[Any]]) -> Detections:
+    def __getitem__(
+        self, index: npt.NDArray[np.bool_] | npt.NDArray[np.integer[Any]]
+    ) -> Detections:
         """Select detections with a boolean mask or an index array."""
         return Detections(
             xyxy=self.xyxy[index],

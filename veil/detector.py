@@ -19,7 +19,10 @@ Frame = npt.NDArray[np.uint8]
 """An ``(height, width, 3)`` RGB image."""
 
 DEVICES = ("cpu", "cuda")
-_PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+_PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+}
 _NMS_IOU = 0.3
 _STRIDE = 4  # CenterFace predicts on a grid four times coarser than its input
 _ALIGN = 32  # the network needs input sides that are multiples of 32
@@ -89,8 +92,12 @@ class CenterFace:
         for i, frame in enumerate(frames):
             if frame.shape[:2] != (height, width):
                 raise ValueError("all frames of a batch must have the same size")
-            resized = frame if (rw, rh) == (width, height) else cv2.resize(
-                frame, (rw, rh), interpolation=cv2.INTER_AREA if fx < 1 else cv2.INTER_LINEAR
+            resized = (
+                frame
+                if (rw, rh) == (width, height)
+                else cv2.resize(
+                    frame, (rw, rh), interpolation=cv2.INTER_AREA if fx < 1 else cv2.INTER_LINEAR
+                )
             )
             batch[i, :, :rh, :rw] = resized.transpose(2, 0, 1)
         try:
@@ -99,9 +106,9 @@ class CenterFace:
             raise DetectorError(f"face detection failed: {exc}") from exc
         sx, sy = rw / width, rh / height
         return [
-            self._decode(heat[i, 0], size[i], offset[i], marks[i]).scaled(1 / sx, 1 / sy).clipped(
-                width, height
-            )
+            self._decode(heat[i, 0], size[i], offset[i], marks[i])
+            .scaled(1 / sx, 1 / sy)
+            .clipped(width, height)
             for i in range(len(frames))
         ]
 

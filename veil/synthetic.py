@@ -108,7 +108,11 @@ class MovingFace:
         last = n_frames - 1 if self.last_frame is None else self.last_frame
         if not self.first_frame <= index <= last:
             return None
-        t = 0.0 if last == self.first_frame else (index - self.first_frame) / (last - self.first_frame)
+        t = (
+            0.0
+            if last == self.first_frame
+            else (index - self.first_frame) / (last - self.first_frame)
+        )
         end = self.end or self.start
         end_h = self.height if self.end_height is None else self.end_height
         return (
@@ -171,7 +175,9 @@ def _paste(frame: Frame, face: MovingFace, cx: float, cy: float, face_h: float) 
     h, w = frame.shape[:2]
     rgb = cv2.warpAffine(spr.rgb, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     alpha = cv2.warpAffine(spr.alpha, m, (w, h), flags=cv2.INTER_LINEAR)
-    corners = np.array([[fx1, fy1, 1], [fx2, fy1, 1], [fx2, fy2, 1], [fx1, fy2, 1]], np.float64) @ m.T
+    corners = (
+        np.array([[fx1, fy1, 1], [fx2, fy1, 1], [fx2, fy2, 1], [fx1, fy2, 1]], np.float64) @ m.T
+    )
     x1, y1 = corners.min(axis=0)
     x2, y2 = corners.max(axis=0)
     if face.covered > 0:
@@ -224,7 +230,9 @@ def write_video(
         t += (1 + i % 2) if variable_rate else 1
     with av.open(str(path), "w") as out:
         video = out.add_stream(codec, rate=scene.fps)
-        coded_w, coded_h = (scene.height, scene.width) if rotation % 180 else (scene.width, scene.height)
+        coded_w, coded_h = (
+            (scene.height, scene.width) if rotation % 180 else (scene.width, scene.height)
+        )
         video.width, video.height = coded_w, coded_h
         video.pix_fmt = pix_fmt
         video.time_base = time_base
@@ -262,7 +270,12 @@ def _add_audio(out: av.container.OutputContainer, suffix: str) -> av.audio.strea
     return stream
 
 
-def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, done: int, until: Fraction) -> int:
+def _write_tone(
+    out: av.container.OutputContainer,
+    stream: av.audio.stream.AudioStream,
+    done: int,
+    until: Fraction,
+) -> int:
     rate = 48000
     target = int(until * rate)
     while done < target:
@@ -282,7 +295,7 @@ def face_visibility(original: Frame, output: Frame, box: Boxes) -> float:
     """How much of a face's detail survives in ``output``, from about 1 (untouched, only
     re-encoded) to about 0 (anonymized): the correlation of the two images' fine detail
     (difference of Gaussians) inside ``box`` (``x1, y1, x2, y2`` pixels)."""
-    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    x1, y1, x2, y2 = (round(v) for v in box)
     a = _detail(original[y1:y2, x1:x2], y2 - y1)
     b = _detail(output[y1:y2, x1:x2], y2 - y1)
     a, b = a - a.mean(), b - b.mean()
@@ -306,24 +319,47 @@ def demo_scene(width: int = 1280, height: int = 720, frames: int = 150, fps: int
         MovingFace(photo="astronaut", height=16 * k, start=(0.08, 0.15), end=(0.30, 0.20)),
         MovingFace(photo="grace_hopper", height=20 * k, start=(0.90, 0.85), end=(0.70, 0.75)),
         MovingFace(photo="cameraman", height=24 * k, start=(0.20, 0.80), end=(0.35, 0.70)),
-        MovingFace(photo="grace_hopper", height=32 * k, start=(0.45, 0.12), end=(0.60, 0.18), angle=-20),
-        MovingFace(photo="astronaut", height=48 * k, start=(0.55, 0.55), end=(0.45, 0.50), motion_blur=0.15),
+        MovingFace(
+            photo="grace_hopper", height=32 * k, start=(0.45, 0.12), end=(0.60, 0.18), angle=-20
+        ),
+        MovingFace(
+            photo="astronaut", height=48 * k, start=(0.55, 0.55), end=(0.45, 0.50), motion_blur=0.15
+        ),
         MovingFace(photo="cameraman", height=64 * k, start=(0.12, 0.45), end=(0.18, 0.50)),
-        MovingFace(photo="astronaut", height=96 * k, end_height=130 * k, start=(0.80, 0.35), end=(0.78, 0.40), angle=25),
-        MovingFace(photo="grace_hopper", height=160 * k, start=(0.35, 0.40), end=(0.30, 0.45), covered=0.35, first_frame=frames // 5, last_frame=frames * 4 // 5),
+        MovingFace(
+            photo="astronaut",
+            height=96 * k,
+            end_height=130 * k,
+            start=(0.80, 0.35),
+            end=(0.78, 0.40),
+            angle=25,
+        ),
+        MovingFace(
+            photo="grace_hopper",
+            height=160 * k,
+            start=(0.35, 0.40),
+            end=(0.30, 0.45),
+            covered=0.35,
+            first_frame=frames // 5,
+            last_frame=frames * 4 // 5,
+        ),
     )
     return Scene(width=width, height=height, frames=frames, fps=fps, faces=faces)
 
 
-def visible_faces(video: str | Path, scene: Scene, *, threshold: float = 0.6) -> list[tuple[int, int, float]]:
+def visible_faces(
+    video: str | Path, scene: Scene, *, threshold: float = 0.6
+) -> list[tuple[int, int, float]]:
     """Every ``(frame, face, visibility)`` of ``video`` (a processed copy of ``scene``)
     where a known face keeps more than ``threshold`` of its detail."""
     found = []
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
-            rotation = int(round((frame.rotation or 0) / 90)) * 90 % 360
-            image = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=rotation // 90))
+            rotation = round((frame.rotation or 0) / 90) * 90 % 360
+            image = np.ascontiguousarray(
+                np.rot90(frame.to_ndarray(format="rgb24"), k=rotation // 90)
+            )
             truth, boxes, ids = scene.render(i)
             for face, box in zip(ids, boxes, strict=True):
                 v = face_visibility(truth, image, box)

@@ -25,7 +25,6 @@ import numpy as np
 
 from veil.detections import Detections, FloatArray, box_iou
 
-
 HOLD_GROWTH = 0.03
 """Relative growth of a held box per frame beyond its track's detections."""
 
@@ -163,7 +162,10 @@ class Tracker:
     @staticmethod
     def _observation(frame: int, detections: Detections, i: int) -> _Observation:
         return _Observation(
-            frame, detections.xyxy[i].copy(), float(detections.confidence[i]), detections.landmarks[i].copy()
+            frame,
+            detections.xyxy[i].copy(),
+            float(detections.confidence[i]),
+            detections.landmarks[i].copy(),
         )
 
     def _boxes_at(self, frame: int) -> Detections:
@@ -200,7 +202,11 @@ class Tracker:
         a, b = obs[after - 1], obs[after]
         t = (frame - a.frame) / (b.frame - a.frame)
         box = (1 - t) * self._smoothed(obs, after - 1) + t * self._smoothed(obs, after)
-        return box.astype(np.float32), min(a.score, b.score), (1 - t) * a.landmarks + t * b.landmarks
+        return (
+            box.astype(np.float32),
+            min(a.score, b.score),
+            (1 - t) * a.landmarks + t * b.landmarks,
+        )
 
     def _held(self, obs: list[_Observation], edge: int, inner: int, frame: int) -> FloatArray:
         """A box beyond the track's ends: moved on at the track's speed and grown by

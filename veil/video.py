@@ -40,7 +40,13 @@ _VIDEO_CODEC = {"webm": "libvpx-vp9", "avi": "mpeg4"}
 _DEFAULT_VIDEO_CODEC = "libx264"
 # Pixel formats x264 encodes as they are; others are converted to yuv420p.
 _X264_PIX_FMTS = {
-    "yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le", "gray",
+    "yuv420p",
+    "yuv422p",
+    "yuv444p",
+    "yuv420p10le",
+    "yuv422p10le",
+    "yuv444p10le",
+    "gray",
 }
 _FULL_RANGE_ALIASES = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
 # Audio codecs each container can hold; anything else is re-encoded to the first entry.
@@ -51,7 +57,12 @@ _AUDIO_CODECS = {
     "avi": ("mp3", "ac3", "pcm_s16le", "aac"),
 }
 _CONTAINER_BY_EXT = {
-    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi",
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
 }
 _SIGNATURES = (
     (4, b"ftyp", "MP4/MOV"),
@@ -139,7 +150,9 @@ def _video_stream(container: Any, path: Path) -> Any:
         raise NotAVideoError(path, "not a video (no video stream)")
     stream = container.streams.video[0]
     if stream.codec_context is None or not stream.codec_context.is_decoder:
-        raise UnsupportedCodecError(path, f"video codec {stream.codec_context.name!r} cannot be decoded")
+        raise UnsupportedCodecError(
+            path, f"video codec {stream.codec_context.name!r} cannot be decoded"
+        )
     return stream
 
 
@@ -185,7 +198,7 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def _rotation(frame: Any) -> int:
-    return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+    return round((frame.rotation or 0) / 90.0) * 90 % 360
 
 
 def to_display(image: Frame, rotation: int) -> Frame:
@@ -276,7 +289,9 @@ class VideoWriter:
         self.path = Path(path)
         self._info = reader.info
         self._rotation = reader.info.rotation
-        self._tmp = self.path.with_name(f".{self.path.stem}.veil-{os.getpid()}.part{self.path.suffix}")
+        self._tmp = self.path.with_name(
+            f".{self.path.stem}.veil-{os.getpid()}.part{self.path.suffix}"
+        )
         container_name = _CONTAINER_BY_EXT.get(self.path.suffix.lower())
         if container_name is None:
             raise OutputError(
@@ -296,7 +311,9 @@ class VideoWriter:
             self.close()
             raise
 
-    def _add_video_stream(self, reader: VideoReader, container_name: str, options: EncodeOptions) -> Any:
+    def _add_video_stream(
+        self, reader: VideoReader, container_name: str, options: EncodeOptions
+    ) -> Any:
         src = reader.video_stream
         info = self._info
         codec = _VIDEO_CODEC.get(container_name, _DEFAULT_VIDEO_CODEC)
@@ -325,7 +342,13 @@ class VideoWriter:
             stream.codec_context.qscale = max(1, min(31, options.crf // 6))
             stream.codec_context.max_b_frames = 0
         else:
-            stream.options = {"crf": str(options.crf + 11), "b": "0", "deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+            stream.options = {
+                "crf": str(options.crf + 11),
+                "b": "0",
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "row-mt": "1",
+            }
         if self._rotation:
             stream.set_display_rotation(self._rotation)
         return stream
