@@ -35,8 +35,6 @@ class DetectorError(VeilError):
 
 
 class _PathError(VeilError):
-    reason_prefix = ""
-
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = str(path)
         self.reason = reason
