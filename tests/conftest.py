@@ -43,6 +43,7 @@ def clip(media: Path) -> SyntheticVideo:
     return write_video(media / "clip.mp4", SMALL_SCENE)
 
 
-@pytest.fixture(scope="session")
-def detector() -> CenterFace:
-    return CenterFace(scale=2.0)
+@pytest.fixture(scope="session", params=["int8", "fp32"])
+def detector(request: pytest.FixtureRequest) -> CenterFace:
+    """The detector at its default scale, with each shipped model."""
+    return CenterFace(scale=2.0, precision=request.param)

@@ -54,6 +54,7 @@ def test_batches_and_odd_sizes(detector):
         ({"threshold": 1.5}, "threshold"),
         ({"scale": 0}, "scale"),
         ({"device": "tpu"}, "unknown device"),
+        ({"precision": "int4"}, "unknown precision"),
     ],
 )
 def test_bad_options(kwargs, message):
@@ -69,6 +70,11 @@ def test_missing_cuda_says_what_to_do():
         return
     with pytest.raises(DetectorError, match="pass --device cpu"):
         CenterFace(device="cuda")
+
+
+@pytest.mark.parametrize(("device", "expected"), [("cpu", "int8")])
+def test_auto_precision(device, expected):
+    assert CenterFace(device=device).precision == expected
 
 
 def test_missing_model(tmp_path):

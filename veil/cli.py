@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from veil.anonymizers import MODES
-from veil.detector import DEVICES
+from veil.detector import DEVICES, PRECISIONS
 from veil.errors import InputNotFoundError, OptionError, VeilError
 from veil.pipeline import (
     BlurOptions,
@@ -66,6 +66,13 @@ def _detection_options(f: Callable[..., Any]) -> Callable[..., Any]:
             default=defaults.device,
             show_default=True,
             help="Where the detector runs.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(PRECISIONS),
+            default=defaults.precision,
+            show_default=True,
+            help="Detector model: int8 (faster on CPUs) or fp32; auto picks int8 on the CPU, fp32 on CUDA.",
         ),
         click.option(
             "--hold",

@@ -19,7 +19,7 @@ from typing import Any
 
 from veil.anonymizers import MODES, Anonymizer, get_anonymizer
 from veil.detections import Detections
-from veil.detector import DEVICES, CenterFace, FaceDetector
+from veil.detector import DEVICES, PRECISIONS, CenterFace, FaceDetector
 from veil.errors import OptionError
 from veil.faces_file import FacesWriter, read_faces
 from veil.tracker import Tracker, TrackerOptions
@@ -35,7 +35,7 @@ class BlurOptions:
 
     Detection: ``threshold`` (0-1), ``scale`` (detector input size as a fraction of
     the frame), ``detect_every`` (analyse one frame in N; the tracker fills the rest),
-    ``device``. Tracking: ``hold`` seconds a box stays before a face's first and after
+    ``device``, ``precision`` (int8 or fp32 model; auto picks int8 on the CPU). Tracking: ``hold`` seconds a box stays before a face's first and after
     its last detection, ``max_gap`` seconds a face may go undetected and stay covered.
     Redaction: ``mode``, ``box_scale`` (how much each box is grown, 1.3 = 30%). Encoding:
     ``crf``, ``preset``, ``keep_audio``.
@@ -44,8 +44,9 @@ class BlurOptions:
     mode: str = "blur"
     threshold: float = 0.2
     scale: float = 2.0
-    detect_every: int = 12
+    detect_every: int = 10
     device: str = "cpu"
+    precision: str = "auto"
     box_scale: float = 1.3
     hold: float = 0.5
     max_gap: float = 1.0
@@ -59,6 +60,10 @@ class BlurOptions:
             raise OptionError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.device not in DEVICES:
             raise OptionError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise OptionError(
+                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
         if not 0.0 < self.threshold < 1.0:
             raise OptionError(f"threshold must be between 0 and 1, got {self.threshold}")
         if not 0.0 < self.scale <= 4.0:
@@ -90,7 +95,11 @@ class BlurOptions:
 
     def detector(self) -> CenterFace:
         return CenterFace(
-            threshold=self.threshold, scale=self.scale, device=self.device, threads=self.threads
+            threshold=self.threshold,
+            scale=self.scale,
+            device=self.device,
+            precision=self.precision,
+            threads=self.threads,
         )
 
 
