@@ -30,8 +30,17 @@ def calibration_images() -> list[np.ndarray]:
     import matplotlib.cbook
 
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = cv2.cvtColor(cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    photos = [data.astronaut(), hopper, cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), data.coffee(), data.chelsea(), data.rocket()]
+        hopper = cv2.cvtColor(
+            cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+        )
+    photos = [
+        data.astronaut(),
+        hopper,
+        cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB),
+        data.coffee(),
+        data.chelsea(),
+        data.rocket(),
+    ]
     images = []
     for photo in photos:
         for size in (96, 192, 384, 736):
@@ -44,7 +53,12 @@ def calibration_images() -> list[np.ndarray]:
 
 class Reader(CalibrationDataReader):
     def __init__(self) -> None:
-        self._items = iter([{"input.1": img.transpose(2, 0, 1)[None].astype(np.float32)} for img in calibration_images()])
+        self._items = iter(
+            [
+                {"input.1": img.transpose(2, 0, 1)[None].astype(np.float32)}
+                for img in calibration_images()
+            ]
+        )
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
@@ -54,7 +68,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         opset13 = Path(tmp) / "opset13.onnx"
         prepared = Path(tmp) / "prepared.onnx"
-        onnx.save(version_converter.convert_version(onnx.load(MODELS / "centerface.onnx"), 13), opset13)
+        onnx.save(
+            version_converter.convert_version(onnx.load(MODELS / "centerface.onnx"), 13), opset13
+        )
         quant_pre_process(str(opset13), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),

@@ -183,3 +183,33 @@ def test_detect_then_redact_matches_blur(clip, tmp_path):
 def test_faces_out_is_written_with_blur(clip, tmp_path):
     blur_video(clip.path, tmp_path / "o.mp4", faces_out=tmp_path / "f.json")
     assert json.loads((tmp_path / "f.json").read_text())["Faces"]
+
+
+PEAK_RSS = """
+import resource, sys
+from veil.pipeline import blur_video
+blur_video(sys.argv[1], sys.argv[2])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_memory_does_not_grow_with_length(tmp_path):
+    """Frames are streamed: ten times the frames must not need more memory."""
+    import subprocess
+    import sys
+
+    peaks = []
+    for frames in (60, 600):
+        scene = Scene(
+            width=320, height=240, frames=frames, faces=moving_scene(320, 240, frames).faces
+        )
+        video = write_video(tmp_path / f"long{frames}.mp4", scene)
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, str(video.path), str(tmp_path / f"out{frames}.mp4")],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        peaks.append(int(out.stdout.split()[-1]) / 1024)
+    short, long = peaks
+    assert long < short * 1.1 + 16, f"peak MiB: {short:.0f} for 60 frames, {long:.0f} for 600"

@@ -173,6 +173,8 @@ def _open_session(model_path: Path, device: str, threads: int | None) -> object:
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    # Idle detector threads must not spin: the decoder and encoder need those cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(model_path), sess_options=options, providers=wanted)
     except Exception as exc:

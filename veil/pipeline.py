@@ -113,6 +113,9 @@ class RunResult:
 
 
 _DONE = object()
+# Frames queued between stages: enough for decoding and encoding to keep running while
+# the detector works on an analysed frame, small enough to bound memory.
+_QUEUE_FRAMES = 16
 
 
 def _background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
@@ -153,7 +156,7 @@ def _background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
 class _EncoderThread:
     """Feeds a ``VideoWriter`` from a bounded queue in its own thread."""
 
-    def __init__(self, writer: VideoWriter, maxsize: int = 8) -> None:
+    def __init__(self, writer: VideoWriter, maxsize: int = _QUEUE_FRAMES) -> None:
         self._writer = writer
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._error: BaseException | None = None
@@ -229,7 +232,7 @@ def _run(
                     progress(done, info.frame_count)
 
         try:
-            for item in _background(iter(reader), maxsize=8):
+            for item in _background(iter(reader), maxsize=_QUEUE_FRAMES):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
                         encoder.put(item)
