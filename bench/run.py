@@ -2,7 +2,7 @@
 
 Usage::
 
-    python bench/run.py                      # 720p and 1080p, 150 frames each
+    python bench/run.py                      # 720p and 1080p, 300 frames each
     python bench/run.py --sizes 720 --frames 300
 
 Every number comes from this one run on this machine, so the ratios hold even where the
@@ -80,7 +80,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sizes", default="720,1080", help="frame heights, comma-separated")
-    parser.add_argument("--frames", type=int, default=150)
+    parser.add_argument("--frames", type=int, default=300)
     parser.add_argument(
         "--deface", default=os.environ.get("VEIL_DEFACE", "/opt/deface-venv/bin/deface")
     )

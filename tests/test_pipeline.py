@@ -12,6 +12,7 @@ import pytest
 from conftest import SMALL_SCENE
 
 from veil.detections import Detections
+from veil.detector import CenterFace
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 from veil.video import probe
@@ -89,8 +90,9 @@ def test_blur_covers_every_face_in_every_frame(clip, tmp_path):
 def test_beats_deface_settings_on_small_moving_faces(clip, tmp_path):
     """deface's defaults (full-resolution CenterFace on every frame, threshold 0.2, no
     tracking) let small faces through; veil's defaults let none through."""
-    deface_like = BlurOptions(scale=1.0, detect_every=1, hold=0, max_gap=0, precision="fp32")
-    blur_video(clip.path, tmp_path / "deface_like.mp4", deface_like)
+    deface_like = BlurOptions(detect_every=1, hold=0, max_gap=0)
+    deface_detector = CenterFace(scale=1.0, threshold=0.2, precision="fp32")
+    blur_video(clip.path, tmp_path / "deface_like.mp4", deface_like, detector=deface_detector)
     blur_video(clip.path, tmp_path / "veil.mp4")
     leaked_deface = visible_faces(tmp_path / "deface_like.mp4", clip.scene)
     leaked_veil = visible_faces(tmp_path / "veil.mp4", clip.scene)

@@ -100,3 +100,21 @@ def test_memory_is_bounded():
         tracker.update(i, box(i % 300))
     assert sum(len(t.observations) for t in tracker._tracks) < 20
     assert np.isfinite(tracker.flush()[-1][1].xyxy).all()
+
+
+def test_weak_detections_extend_tracks_but_start_none():
+    opts = TrackerOptions(max_gap=1, pre_roll=0, post_roll=0, smooth=0, start_threshold=0.2)
+    weak = Detections.from_boxes([(100, 50, 120, 70)], confidence=[0.06])
+    strong = Detections.from_boxes([(100, 50, 120, 70)], confidence=[0.9])
+    elsewhere = Detections.from_boxes([(300, 50, 320, 70)], confidence=[0.06])
+    frames: list[Detections | None] = [
+        strong,
+        weak,
+        None,
+        weak,
+        weak,
+        Detections.concatenate([weak, elsewhere]),
+    ]
+    out = run(Tracker(opts), frames)
+    assert [covers(d, 100) for d in out] == [True] * 6
+    assert not any(covers(d, 300) for d in out)

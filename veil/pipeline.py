@@ -29,6 +29,10 @@ ProgressCallback = Callable[[int, int | None], None]
 """Called with (frames done, frames expected or None) as work advances."""
 
 
+KEEP_RATIO = 0.25
+"""A running track is extended by detections down to this fraction of ``threshold``."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class BlurOptions:
     """Everything that shapes a run of ``veil blur``, ``detect`` or ``redact``.
@@ -77,7 +81,7 @@ class BlurOptions:
         if not 0 <= self.crf <= 51:
             raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
 
-    def tracker_options(self, fps: float) -> TrackerOptions:
+    def tracker_options(self, fps: float, *, detecting: bool = True) -> TrackerOptions:
         """Frame counts for this video's rate. The hold spans at least two detection
         intervals, so a face that appears between analysed frames, or is missed once, is
         covered from its first frame; a gap may span three, so a small face the detector
@@ -88,14 +92,17 @@ class BlurOptions:
             max_gap=max(3 * self.detect_every, math.ceil(self.max_gap * fps)),
             pre_roll=hold,
             post_roll=hold,
+            start_threshold=self.threshold if detecting else 0.0,
         )
 
     def encode_options(self) -> EncodeOptions:
         return EncodeOptions(crf=self.crf, preset=self.preset, keep_audio=self.keep_audio)
 
     def detector(self) -> CenterFace:
+        """The detector, reporting faces down to ``KEEP_RATIO * threshold``; the tracker
+        starts tracks only at ``threshold``."""
         return CenterFace(
-            threshold=self.threshold,
+            threshold=self.threshold * KEEP_RATIO,
             scale=self.scale,
             device=self.device,
             precision=self.precision,
@@ -198,6 +205,7 @@ def _run(
     analyse_for: Callable[[VideoReader], Analyse],
     options: BlurOptions,
     *,
+    detecting: bool,
     output: Path | None,
     faces_out: Path | None,
     progress: ProgressCallback | None,
@@ -208,7 +216,7 @@ def _run(
     with VideoReader(input_path) as reader:
         info = reader.info
         analyse = analyse_for(reader)
-        tracker = Tracker(options.tracker_options(info.fps))
+        tracker = Tracker(options.tracker_options(info.fps, detecting=detecting))
         writer = VideoWriter(output, reader, options.encode_options()) if output else None
         faces = FacesWriter(faces_out, info) if faces_out else None
         encoder = _EncoderThread(writer) if writer else None
@@ -281,6 +289,7 @@ def blur_video(
         Path(input_path),
         _detect_with(detector, options.detect_every),
         options,
+        detecting=True,
         output=Path(output_path),
         faces_out=Path(faces_out) if faces_out else None,
         progress=progress,
@@ -302,6 +311,7 @@ def detect_video(
         Path(input_path),
         _detect_with(detector, options.detect_every),
         options,
+        detecting=True,
         output=None,
         faces_out=Path(faces_out),
         progress=progress,
@@ -341,6 +351,7 @@ def redact_video(
         Path(input_path),
         analyse_for,
         options,
+        detecting=False,
         output=Path(output_path),
         faces_out=None,
         progress=progress,

@@ -39,6 +39,10 @@ class TrackerOptions:
     smooth: int = 2
     """Neighbouring detections each side averaged for the box size."""
     min_iou: float = 0.05
+    start_threshold: float = 0.0
+    """Lowest confidence that starts a new track. Weaker detections only extend tracks
+    already running (hysteresis), so a small face that the detector scores just under
+    the threshold on a few frames keeps its track, while weak false alarms start none."""
 
     def __post_init__(self) -> None:
         for name in ("max_gap", "pre_roll", "post_roll", "smooth"):
@@ -154,6 +158,8 @@ class Tracker:
                 unmatched.discard(di)
                 live[ti].observations.append(self._observation(frame, detections, di))
         for di in sorted(unmatched):
+            if detections.confidence[di] < opts.start_threshold:
+                continue
             track = _Track(next(self._ids))
             self.tracks_started += 1
             track.observations.append(self._observation(frame, detections, di))
