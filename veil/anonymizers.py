@@ -52,13 +52,13 @@ def _smeared(region: Frame) -> Frame:
     mid_w, mid_h = min(w, cw * 8), min(h, ch * 8)
     mid = cv2.resize(tiny, (mid_w, mid_h), interpolation=cv2.INTER_LINEAR)
     mid = cv2.GaussianBlur(mid, (0, 0), sigmaX=3.0)
-    return cv2.resize(mid, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.asarray(cv2.resize(mid, (w, h), interpolation=cv2.INTER_LINEAR), np.uint8)
 
 
 class Blur:
     """A strong blur over the whole box (the default)."""
 
-    name = "blur"
+    name: ClassVar[str] = "blur"
 
     def apply(self, frame: Frame, detections: Detections) -> Frame:
         for a, b, c, d in _boxes(frame, detections):
@@ -69,7 +69,7 @@ class Blur:
 class Pixelate:
     """Square mosaic cells, ``CELLS`` across the box."""
 
-    name = "pixelate"
+    name: ClassVar[str] = "pixelate"
 
     def apply(self, frame: Frame, detections: Detections) -> Frame:
         for a, b, c, d in _boxes(frame, detections):
@@ -88,7 +88,7 @@ class Pixelate:
 class Solid:
     """A black box."""
 
-    name = "solid"
+    name: ClassVar[str] = "solid"
 
     def apply(self, frame: Frame, detections: Detections) -> Frame:
         for a, b, c, d in _boxes(frame, detections):
@@ -103,7 +103,7 @@ class Ellipse:
     the ellipse still covers the whole detected box.
     """
 
-    name = "ellipse"
+    name: ClassVar[str] = "ellipse"
 
     def apply(self, frame: Frame, detections: Detections) -> Frame:
         h, w = frame.shape[:2]

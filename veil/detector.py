@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -154,11 +154,11 @@ class CenterFace:
             self.threshold,
             _NMS_IOU,
         )
-        keep = np.asarray(keep, np.int64).reshape(-1)
-        return Detections.from_boxes(boxes[keep], scores[keep], landmarks[keep])
+        kept = np.asarray(keep, np.int64).reshape(-1)
+        return Detections.from_boxes(boxes[kept], scores[kept], landmarks[kept])
 
 
-def _open_session(model_path: Path, device: str, threads: int | None) -> object:
+def _open_session(model_path: Path, device: str, threads: int | None) -> Any:
     import onnxruntime as ort
 
     if not model_path.is_file():

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, cast
 
 import av
 import cv2
@@ -50,15 +51,17 @@ def _photo(name: str) -> Frame:
     if name == "grace_hopper":
         import matplotlib.cbook
 
-        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-            data = np.frombuffer(f.read(), np.uint8)
-        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    from skimage import data
+        with cast(IO[bytes], matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as f:
+            encoded = np.frombuffer(f.read(), np.uint8)
+        bgr = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        return np.asarray(cv2.cvtColor(np.asarray(bgr), cv2.COLOR_BGR2RGB), np.uint8)
+    from skimage import data as skimage_data
 
     if name == "astronaut":
-        return np.asarray(data.astronaut(), np.uint8)
+        return np.asarray(skimage_data.astronaut(), np.uint8)  # type: ignore[no-untyped-call]
     if name == "cameraman":
-        return np.asarray(cv2.cvtColor(data.camera(), cv2.COLOR_GRAY2RGB), np.uint8)
+        grey = skimage_data.camera()  # type: ignore[no-untyped-call]
+        return np.asarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), np.uint8)
     raise KeyError(f"unknown face photo {name!r}; known: {', '.join(_PHOTO_FACES)}")
 
 
@@ -77,7 +80,7 @@ def sprite(name: str) -> FaceSprite:
     ph, pw = rgb.shape[:2]
     mask = np.zeros((ph, pw), np.float32)
     cv2.ellipse(mask, (pw // 2, ph // 2), (int(pw * 0.47), int(ph * 0.47)), 0, 0, 360, 1.0, -1)
-    alpha = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(1.0, pw * 0.04))
+    alpha = np.asarray(cv2.GaussianBlur(mask, (0, 0), sigmaX=max(1.0, pw * 0.04)), np.float32)
     return FaceSprite(name, rgb, alpha, (x1 - a, y1 - b, x2 - a, y2 - b))
 
 
@@ -155,9 +158,9 @@ def _background(width: int, height: int) -> Frame:
     grey = rng.integers(60, 200, size=(max(2, height // 24), max(2, width // 24), 1))
     tint = rng.integers(-25, 25, size=(max(2, height // 24), max(2, width // 24), 3))
     small = np.clip(grey + tint, 0, 255).astype(np.uint8)
-    frame = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    smooth = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
     fine = rng.normal(0, 6, size=(height, width, 1))
-    frame = np.clip(frame.astype(np.float32) + fine, 0, 255).astype(np.uint8)
+    frame: Frame = np.clip(smooth.astype(np.float32) + fine, 0, 255).astype(np.uint8)
     for x in range(0, width, max(8, width // 12)):
         cv2.line(frame, (x, 0), (x + height // 3, height), (230, 230, 210), 1)
     frame.setflags(write=False)
@@ -171,7 +174,7 @@ def _paste(frame: Frame, face: MovingFace, cx: float, cy: float, face_h: float) 
     # Place the sprite by an affine map: scale, rotate about the face centre, translate.
     fcx, fcy = (fx1 + fx2) / 2, (fy1 + fy2) / 2
     m = cv2.getRotationMatrix2D((fcx, fcy), face.angle, s)
-    m[:, 2] += (cx - fcx, cy - fcy)
+    m[:, 2] += np.array([cx - fcx, cy - fcy])
     h, w = frame.shape[:2]
     rgb = cv2.warpAffine(spr.rgb, m, (w, h), flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     alpha = cv2.warpAffine(spr.alpha, m, (w, h), flags=cv2.INTER_LINEAR)
@@ -229,7 +232,7 @@ def write_video(
         pts.append(t)
         t += (1 + i % 2) if variable_rate else 1
     with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=scene.fps)
+        video = cast(av.video.stream.VideoStream, out.add_stream(codec, rate=scene.fps))
         coded_w, coded_h = (
             (scene.height, scene.width) if rotation % 180 else (scene.width, scene.height)
         )
@@ -265,7 +268,9 @@ _AUDIO_FOR = {".webm": "libopus", ".avi": "pcm_s16le"}
 
 
 def _add_audio(out: av.container.OutputContainer, suffix: str) -> av.audio.stream.AudioStream:
-    stream = out.add_stream(_AUDIO_FOR.get(suffix, "aac"), rate=48000)
+    stream = cast(
+        av.audio.stream.AudioStream, out.add_stream(_AUDIO_FOR.get(suffix, "aac"), rate=48000)
+    )
     stream.layout = "mono"
     return stream
 
@@ -357,9 +362,8 @@ def visible_faces(
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
             rotation = round((frame.rotation or 0) / 90) * 90 % 360
-            image = np.ascontiguousarray(
-                np.rot90(frame.to_ndarray(format="rgb24"), k=rotation // 90)
-            )
+            coded = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
+            image = np.ascontiguousarray(np.rot90(coded, k=rotation // 90))
             truth, boxes, ids = scene.render(i)
             for face, box in zip(ids, boxes, strict=True):
                 v = face_visibility(truth, image, box)

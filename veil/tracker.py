@@ -221,7 +221,7 @@ class Tracker:
         steps = abs(frame - obs[edge].frame)
         if 0 <= inner < len(obs):
             velocity = (obs[edge].box - obs[inner].box) / (obs[edge].frame - obs[inner].frame)
-            box = box + velocity * (frame - obs[edge].frame)
+            box = (box + velocity * (frame - obs[edge].frame)).astype(np.float32)
         centre = (box[:2] + box[2:]) / 2
         half = (box[2:] - box[:2]) / 2 * (1 + HOLD_GROWTH * steps)
         return np.concatenate([centre - half, centre + half]).astype(np.float32)

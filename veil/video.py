@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
@@ -48,6 +48,7 @@ _X264_PIX_FMTS = {
     "yuv444p10le",
     "gray",
 }
+_LAMBDA_PER_QP = 118  # FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser in lambda units
 _FULL_RANGE_ALIASES = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
 # Audio codecs each container can hold; anything else is re-encoded to the first entry.
 _AUDIO_CODECS = {
@@ -318,7 +319,7 @@ class VideoWriter:
         info = self._info
         codec = _VIDEO_CODEC.get(container_name, _DEFAULT_VIDEO_CODEC)
         rate = src.average_rate or src.guessed_rate or Fraction(30)
-        stream = self._container.add_stream(codec, rate=rate)
+        stream = cast(av.video.stream.VideoStream, self._container.add_stream(codec, rate=rate))
         coded_w, coded_h = src.codec_context.width, src.codec_context.height
         stream.width, stream.height = coded_w, coded_h
         pix_fmt = _FULL_RANGE_ALIASES.get(info.pix_fmt, info.pix_fmt)
@@ -338,8 +339,9 @@ class VideoWriter:
         if codec == _DEFAULT_VIDEO_CODEC:
             stream.options = {"crf": str(options.crf), "preset": options.preset}
         elif codec == "mpeg4":
-            # Fixed quantiser: crf 20 maps to about qscale 3, a visually clean setting.
-            stream.codec_context.qscale = max(1, min(31, options.crf // 6))
+            # A fixed quantiser (crf 20 maps to qscale 3, visually clean) and no B-frames.
+            stream.codec_context.qscale = True
+            stream.codec_context.global_quality = _LAMBDA_PER_QP * max(1, min(31, options.crf // 6))
             stream.codec_context.max_b_frames = 0
         else:
             stream.options = {
