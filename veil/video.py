@@ -48,7 +48,6 @@ _X264_PIX_FMTS = {
     "yuv444p10le",
     "gray",
 }
-_LAMBDA_PER_QP = 118  # FFmpeg's FF_QP2LAMBDA: global_quality is a quantiser in lambda units
 _FULL_RANGE_ALIASES = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p"}
 # Audio codecs each container can hold; anything else is re-encoded to the first entry.
 _AUDIO_CODECS = {
@@ -339,9 +338,10 @@ class VideoWriter:
         if codec == _DEFAULT_VIDEO_CODEC:
             stream.options = {"crf": str(options.crf), "preset": options.preset}
         elif codec == "mpeg4":
-            # A fixed quantiser (crf 20 maps to qscale 3, visually clean) and no B-frames.
-            stream.codec_context.qscale = True
-            stream.codec_context.global_quality = _LAMBDA_PER_QP * max(1, min(31, options.crf // 6))
+            # A fixed quantiser (crf 20 maps to 3, visually clean), pinned through qmin and
+            # qmax because PyAV cannot set the per-frame quality the qscale flag reads.
+            quantiser = max(2, min(31, options.crf // 6))
+            stream.codec_context.qmin = stream.codec_context.qmax = quantiser
             stream.codec_context.max_b_frames = 0
         else:
             stream.options = {
