@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 import veil
 from veil.cli import main
-from veil.synthetic import visible_faces
+from conftest import SMALL_SCENE
+from veil.synthetic import visible_faces, write_video
 
 
 def invoke(*args: str):
@@ -34,6 +35,12 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
     files["text"].write_text("this is not a video\n")
     data = clip.read_bytes()
     files["truncated"].write_bytes(data[: len(data) // 2])
+    # An AVI whose video track claims a codec FFmpeg has no decoder for.
+    avi = folder.parent / "source.avi"
+    write_video(avi, SMALL_SCENE, codec="mpeg4", audio=False)
+    files["unknown_codec"] = folder / "strange.avi"
+    files["unknown_codec"].write_bytes(avi.read_bytes().replace(b"FMP4", b"QQQQ"))
+    avi.unlink()
     import av
     import numpy as np
 
@@ -57,6 +64,7 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
         ("text", "not a video (unrecognised file format)"),
         ("truncated", "corrupt or truncated MP4/MOV file"),
         ("audio_only", "not a video (no video stream)"),
+        ("unknown_codec", "unsupported video codec (unknown to FFmpeg)"),
     ],
 )
 def test_bad_input_one_clear_line(clip, tmp_path, case, message):
@@ -105,8 +113,8 @@ def test_folder_reports_failures_and_goes_on(clip, tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.mp4"]
     assert visible_faces(tmp_path / "out" / "good.mp4", clip.scene) == []
     errors = [line for line in result.output.splitlines() if line.startswith("veil: error:")]
-    assert len(errors) == 4
-    assert "4 of 5 videos failed" in result.output
+    assert len(errors) == 5
+    assert "5 of 6 videos failed" in result.output
 
 
 def test_detect_and_redact_commands(clip, tmp_path):

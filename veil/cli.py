@@ -305,6 +305,13 @@ def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: s
             click.echo(f"veil: error: {src}: {exc.strerror or exc}", err=True)
             failed += 1
             continue
+        except Exception as exc:  # a bug: say so in one line and go on with the other files
+            click.echo(
+                f"veil: error: {src}: unexpected {type(exc).__name__}: {exc} (please report this)",
+                err=True,
+            )
+            failed += 1
+            continue
         if not quiet:
             click.echo(
                 f"{src} -> {dst}: {verb} {result.frames} frames, {result.tracks} faces tracked",

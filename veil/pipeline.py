@@ -222,6 +222,8 @@ def _run(
         encoder = _EncoderThread(writer) if writer else None
         pending: deque[DecodedFrame] = deque()
         done = boxes = 0
+        # Matroska and WebM headers carry no frame count; the duration gives an estimate.
+        expected = info.frame_count or (round(info.duration * info.fps) or None)
 
         def emit(ready: list[tuple[int, Detections]]) -> None:
             nonlocal done, boxes
@@ -237,7 +239,7 @@ def _run(
                     encoder.put(frame)
                 done += 1
                 if progress is not None:
-                    progress(done, info.frame_count)
+                    progress(done, expected)
 
         try:
             for item in _background(iter(reader), maxsize=_QUEUE_FRAMES):

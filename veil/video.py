@@ -149,10 +149,10 @@ def _video_stream(container: Any, path: Path) -> Any:
     if not container.streams.video:
         raise NotAVideoError(path, "not a video (no video stream)")
     stream = container.streams.video[0]
-    if stream.codec_context is None or not stream.codec_context.is_decoder:
-        raise UnsupportedCodecError(
-            path, f"video codec {stream.codec_context.name!r} cannot be decoded"
-        )
+    context = stream.codec_context
+    if context is None or not context.is_decoder:
+        name = context.name if context is not None else "unknown to FFmpeg"
+        raise UnsupportedCodecError(path, f"unsupported video codec ({name}): no decoder for it")
     return stream
 
 
