@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SMALL_SCENE
 
 import veil
 from veil.cli import main
-from conftest import SMALL_SCENE
 from veil.synthetic import visible_faces, write_video
 
 
