@@ -41,6 +41,12 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
     files["unknown_codec"] = folder / "strange.avi"
     files["unknown_codec"].write_bytes(avi.read_bytes().replace(b"FMP4", b"QQQQ"))
     avi.unlink()
+    # A Matroska file cut in half opens fine and fails only when its frames run out.
+    mkv = folder.parent / "source.mkv"
+    write_video(mkv, SMALL_SCENE)
+    files["truncated_mkv"] = folder / "cut.mkv"
+    files["truncated_mkv"].write_bytes(mkv.read_bytes()[: mkv.stat().st_size // 2])
+    mkv.unlink()
     import av
     import numpy as np
 
@@ -65,6 +71,7 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
         ("truncated", "corrupt or truncated MP4/MOV file"),
         ("audio_only", "not a video (no video stream)"),
         ("unknown_codec", "unsupported video codec (unknown to FFmpeg)"),
+        ("truncated_mkv", "truncated video: frames stop at"),
     ],
 )
 def test_bad_input_one_clear_line(clip, tmp_path, case, message):
@@ -113,8 +120,8 @@ def test_folder_reports_failures_and_goes_on(clip, tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.mp4"]
     assert visible_faces(tmp_path / "out" / "good.mp4", clip.scene) == []
     errors = [line for line in result.output.splitlines() if line.startswith("veil: error:")]
-    assert len(errors) == 5
-    assert "5 of 6 videos failed" in result.output
+    assert len(errors) == 6
+    assert "6 of 7 videos failed" in result.output
 
 
 def test_detect_and_redact_commands(clip, tmp_path):

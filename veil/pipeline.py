@@ -191,10 +191,18 @@ class _EncoderThread:
         self._queue.put(item)
 
     def finish(self) -> None:
+        """Wait until every queued item is written; re-raise the writer's error."""
         self._queue.put(_DONE)
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def stop(self) -> None:
+        """End the thread without raising (after ``finish`` or on the way out of a failure)."""
+        if self._thread.is_alive():
+            self._error = self._error or RuntimeError("stopped")
+            self._queue.put(_DONE)
+            self._thread.join()
 
 
 Analyse = Callable[[DecodedFrame], Detections | None]
@@ -217,13 +225,13 @@ def _run(
         info = reader.info
         analyse = analyse_for(reader)
         tracker = Tracker(options.tracker_options(info.fps, detecting=detecting))
-        writer = VideoWriter(output, reader, options.encode_options()) if output else None
-        faces = FacesWriter(faces_out, info) if faces_out else None
-        encoder = _EncoderThread(writer) if writer else None
         pending: deque[DecodedFrame] = deque()
         done = boxes = 0
         # Matroska and WebM headers carry no frame count; the duration gives an estimate.
         expected = info.frame_count or (round(info.duration * info.fps) or None)
+        writer: VideoWriter | None = None
+        faces: FacesWriter | None = None
+        encoder: _EncoderThread | None = None
 
         def emit(ready: list[tuple[int, Detections]]) -> None:
             nonlocal done, boxes
@@ -234,14 +242,18 @@ def _run(
                 if faces is not None and len(detections):
                     faces.add(frame.time_ms, detections)
                 if encoder is not None:
-                    grown = detections.grown(options.box_scale)
-                    anonymizer.apply(frame.image, grown)
+                    anonymizer.apply(frame.image, detections.grown(options.box_scale))
                     encoder.put(frame)
                 done += 1
                 if progress is not None:
                     progress(done, expected)
 
         try:
+            if output is not None:
+                writer = VideoWriter(output, reader, options.encode_options())
+                encoder = _EncoderThread(writer)
+            if faces_out is not None:
+                faces = FacesWriter(faces_out, info)
             for item in _background(iter(reader), maxsize=_QUEUE_FRAMES):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
@@ -256,6 +268,10 @@ def _run(
             if faces is not None:
                 faces.commit()
         finally:
+            # On failure: stop the encoder thread before its file is removed, and leave
+            # no temporary files behind.
+            if encoder is not None:
+                encoder.stop()
             if writer is not None:
                 writer.close()
             if faces is not None:

@@ -244,6 +244,7 @@ class VideoReader:
     def __iter__(self) -> Iterator[DecodedFrame | Any]:
         stream = self.video_stream
         rate = self.info.fps or 30.0
+        last_time = 0.0
         try:
             for packet in self._container.demux(stream, *self.audio_streams):
                 if packet.stream.type == "audio":
@@ -255,6 +256,7 @@ class VideoReader:
                     image = to_display(rgb.to_ndarray(), self.info.rotation)
                     time = frame.time if frame.time is not None else self.frames_decoded / rate
                     yield DecodedFrame(self.frames_decoded, image, frame.pts, time)
+                    last_time = time
                     self.frames_decoded += 1
         except av.error.FFmpegError as exc:
             at = f" after frame {self.frames_decoded}" if self.frames_decoded else ""
@@ -268,6 +270,14 @@ class VideoReader:
             )
         if self.frames_decoded == 0:
             raise CorruptVideoError(self.path, "no decodable video frame")
+        # Containers without a frame count (Matroska, WebM) still state a duration; video
+        # that stops well before it was cut off. The slack allows an audio track to run on.
+        ends = last_time + 1 / rate
+        if not expected and self.info.duration > ends + max(0.5, 0.05 * self.info.duration):
+            raise CorruptVideoError(
+                self.path,
+                f"truncated video: frames stop at {ends:.1f} s of {self.info.duration:.1f} s",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
