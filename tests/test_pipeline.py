@@ -121,6 +121,7 @@ def moving_scene(width: int, height: int, frames: int = 24) -> Scene:
     [
         ("rotated.mp4", {"rotation": 90}),
         ("rotated270.mov", {"rotation": 270}),
+        ("mirrored.mp4", {"rotation": 90, "mirror": True}),
         ("vfr.mp4", {"variable_rate": True}),
         ("odd.mp4", {"pix_fmt": "yuv444p"}),
         ("fullrange.mp4", {"full_range": True}),
@@ -142,6 +143,7 @@ def test_formats_keep_their_shape(tmp_path, name, kwargs):
         info_in.height,
         info_in.rotation,
     )
+    assert info_out.display_matrix == info_in.display_matrix
 
 
 def test_no_audio_option(clip, tmp_path):

@@ -215,6 +215,7 @@ def write_video(
     pix_fmt: str = "yuv420p",
     crf: int = 16,
     rotation: int = 0,
+    mirror: bool = False,
     variable_rate: bool = False,
     audio: bool = True,
     full_range: bool = False,
@@ -222,7 +223,7 @@ def write_video(
     """Encode ``scene`` to ``path`` (container from the extension) with a 440 Hz tone.
 
     ``rotation`` stores the picture turned and a display matrix that turns it back, as
-    phones do. ``variable_rate`` alternates frame durations of one and two ticks.
+    phones do; ``mirror`` adds a horizontal flip to the matrix (front cameras). ``variable_rate`` alternates frame durations of one and two ticks.
     """
     path = Path(path)
     time_base = Fraction(1, scene.fps * 2 if variable_rate else scene.fps)
@@ -244,13 +245,15 @@ def write_video(
             video.codec_context.color_range = 2
         if codec == "libx264":
             video.options = {"crf": str(crf), "preset": "veryfast"}
-        if rotation:
-            video.set_display_rotation(rotation)
+        if rotation or mirror:
+            # The picture is stored turned back (and mirrored); the matrix undoes both.
+            video.set_display_rotation(rotation, hflip=mirror)
         sound = _add_audio(out, path.suffix.lower()) if audio else None
         samples_done = 0
         for i in range(scene.frames):
             image, _, _ = scene.render(i)
-            frame = av.VideoFrame.from_ndarray(from_display(image, rotation), format="rgb24")
+            coded = from_display(image[:, ::-1] if mirror else image, rotation)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24")
             frame = frame.reformat(format=pix_fmt, dst_color_range=2 if full_range else 1)
             frame.pts = pts[i]
             frame.time_base = time_base

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -91,6 +92,9 @@ class VideoInfo:
     pix_fmt: str
     color_range: int
     audio_codecs: tuple[str, ...] = field(default_factory=tuple)
+    display_matrix: tuple[int, ...] | None = None
+    """The container's 3x3 display matrix (FFmpeg layout), copied to the output as is,
+    flips included."""
 
     @property
     def duration_ms(self) -> int:
@@ -162,9 +166,11 @@ def probe(path: str | Path) -> VideoInfo:
     with contextlib.closing(_open_input(path)) as container:
         stream = _video_stream(container, path)
         rotation = 0
+        matrix = None
         try:
             for frame in container.decode(stream):
                 rotation = _rotation(frame)
+                matrix = _display_matrix(frame)
                 break
             else:
                 raise CorruptVideoError(path, "no decodable video frame")
@@ -194,7 +200,15 @@ def probe(path: str | Path) -> VideoInfo:
             pix_fmt=cc.pix_fmt or "yuv420p",
             color_range=int(cc.color_range or 0),
             audio_codecs=tuple(a.codec_context.name for a in container.streams.audio),
+            display_matrix=matrix,
         )
+
+
+def _display_matrix(frame: Any) -> tuple[int, ...] | None:
+    for data in frame.side_data:
+        if "DISPLAYMATRIX" in str(data.type):
+            return tuple(struct.unpack("<9i", bytes(data)[:36]))
+    return None
 
 
 def _rotation(frame: Any) -> int:
@@ -361,8 +375,8 @@ class VideoWriter:
                 "cpu-used": "8",
                 "row-mt": "1",
             }
-        if self._rotation:
-            stream.set_display_rotation(self._rotation)
+        if info.display_matrix is not None:
+            stream.set_display_matrix(list(info.display_matrix))
         return stream
 
     def _add_audio_streams(self, reader: VideoReader, container_name: str) -> dict[int, Any]:
