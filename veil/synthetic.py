@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.video import from_display
+from veil.video import from_display, is_mirrored, probe, to_display
 
 Frame = npt.NDArray[np.uint8]
 Boxes = npt.NDArray[np.float32]
@@ -252,8 +252,8 @@ def write_video(
         samples_done = 0
         for i in range(scene.frames):
             image, _, _ = scene.render(i)
-            coded = from_display(image[:, ::-1] if mirror else image, rotation)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(coded), format="rgb24")
+            coded = from_display(image, rotation, mirror)
+            frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
             frame = frame.reformat(format=pix_fmt, dst_color_range=2 if full_range else 1)
             frame.pts = pts[i]
             frame.time_base = time_base
@@ -361,13 +361,18 @@ def visible_faces(
     """Every ``(frame, face, visibility)`` of ``video`` (a processed copy of ``scene``)
     where a known face keeps more than ``threshold`` of its detail."""
     found = []
+    info = probe(video)
+    mirrored = is_mirrored(info.display_matrix)
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
-            rotation = round((frame.rotation or 0) / 90) * 90 % 360
             coded = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
-            image = np.ascontiguousarray(np.rot90(coded, k=rotation // 90))
+            image = to_display(coded, info.rotation, mirrored)
             truth, boxes, ids = scene.render(i)
+            if image.shape != truth.shape:
+                raise ValueError(
+                    f"{video} shows {image.shape[1::-1]}, the scene is {truth.shape[1::-1]}"
+                )
             for face, box in zip(ids, boxes, strict=True):
                 v = face_visibility(truth, image, box)
                 if v > threshold:

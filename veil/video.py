@@ -215,18 +215,26 @@ def _rotation(frame: Any) -> int:
     return round((frame.rotation or 0) / 90.0) * 90 % 360
 
 
-def to_display(image: Frame, rotation: int) -> Frame:
-    """Turn a coded picture the way a player does (``rotation`` counter-clockwise degrees)."""
-    if rotation == 0:
+def is_mirrored(matrix: tuple[int, ...] | None) -> bool:
+    """Whether a display matrix flips the picture (its 2x2 part has a negative determinant)."""
+    return matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
+
+
+def to_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
+    """Turn a coded picture the way a player does: ``rotation`` degrees counter-clockwise,
+    then a horizontal flip when the display matrix mirrors."""
+    if rotation == 0 and not mirrored:
         return image
-    return np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+    shown = np.rot90(image, k=rotation // 90)
+    return np.ascontiguousarray(shown[:, ::-1] if mirrored else shown)
 
 
-def from_display(image: Frame, rotation: int) -> Frame:
+def from_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
     """Undo ``to_display``."""
-    if rotation == 0:
+    if rotation == 0 and not mirrored:
         return image
-    return np.ascontiguousarray(np.rot90(image, k=-(rotation // 90)))
+    unflipped = image[:, ::-1] if mirrored else image
+    return np.ascontiguousarray(np.rot90(unflipped, k=-(rotation // 90)))
 
 
 class VideoReader:
@@ -245,6 +253,7 @@ class VideoReader:
         self.video_stream.codec_context.thread_count = decode_threads
         self.audio_streams = list(self._container.streams.audio)
         self.frames_decoded = 0
+        self._mirrored = is_mirrored(self.info.display_matrix)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -267,7 +276,7 @@ class VideoReader:
                     continue
                 for frame in packet.decode():
                     rgb = frame.reformat(format="rgb24", src_color_range=frame.color_range or None)
-                    image = to_display(rgb.to_ndarray(), self.info.rotation)
+                    image = to_display(rgb.to_ndarray(), self.info.rotation, self._mirrored)
                     time = frame.time if frame.time is not None else self.frames_decoded / rate
                     yield DecodedFrame(self.frames_decoded, image, frame.pts, time)
                     last_time = time
@@ -391,7 +400,8 @@ class VideoWriter:
         return mapping
 
     def write_frame(self, image: Frame, pts: int | None) -> None:
-        frame = av.VideoFrame.from_ndarray(from_display(image, self._rotation), format="rgb24")
+        coded = from_display(image, self._rotation, is_mirrored(self._info.display_matrix))
+        frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
         frame = frame.reformat(format=self._video.pix_fmt, dst_color_range=self._color_range)
         frame.pts = pts
         frame.time_base = self._video.codec_context.time_base
