@@ -11,7 +11,11 @@ The tree::
     │   ├── CorruptVideoError    truncated or damaged beyond decoding
     │   └── UnsupportedCodecError  a video codec this build cannot decode
     ├── OutputError              the output cannot be written; carries ``path``
-    └── FacesFileError           a faces.json that cannot be read or does not fit the video
+    ├── FacesFileError           a faces.json that cannot be read or does not fit the video
+    ├── InvalidKeyError          an object key that could leave its bucket (400)
+    └── StorageError             a store cannot be reached or refused; ``transient`` says
+        │                        whether trying again may help (503 or 502)
+        └── ObjectNotFoundError  no such object or bucket (404)
 
 Foreign errors (PyAV, ONNX Runtime, OSError) are translated where they are raised,
 with ``raise ... from exc`` so the cause stays visible in logs.
@@ -67,3 +71,35 @@ class OutputError(_PathError):
 
 class FacesFileError(_PathError):
     """A faces file cannot be read or does not describe this video."""
+
+
+class InvalidKeyError(VeilError):
+    """An object key that is not allowed (it could address something outside its store)."""
+
+    status_code = 400
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(f"invalid key {key!r}: {reason}")
+
+
+class StorageError(VeilError):
+    """A storage operation failed; ``transient`` errors are worth retrying."""
+
+    status_code = 502
+
+    def __init__(self, store: str, key: str | None, reason: str, *, transient: bool) -> None:
+        self.store = store
+        self.key = key
+        self.transient = transient
+        where = f"{store}/{key}" if key else store
+        super().__init__(f"{where}: {reason}")
+
+
+class ObjectNotFoundError(StorageError):
+    """The object (or its bucket) does not exist."""
+
+    status_code = 404
+
+    def __init__(self, store: str, key: str | None, reason: str = "no such object") -> None:
+        super().__init__(store, key, reason, transient=False)

@@ -1,0 +1,183 @@
+"""Jobs: one per input object version, their status, progress and history.
+
+A job *is* a DBOS workflow: its ID is derived from the object (store, key, ETag), so the
+same upload announced many times starts one job, and a re-upload with new content
+starts a new one. Status and the per-step history (start, end, error) come from DBOS's
+own records; progress (frames done) lives in one small table beside them, in the same
+database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+
+STEPS = ("Validate", "DetectFaces", "Redact", "Publish")
+WORKFLOW_NAME = "veil.anonymize"
+
+
+class JobStatus(str, Enum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+_FROM_DBOS = {
+    "ENQUEUED": JobStatus.QUEUED,
+    "DELAYED": JobStatus.QUEUED,
+    "PENDING": JobStatus.RUNNING,
+    "SUCCESS": JobStatus.SUCCEEDED,
+    "ERROR": JobStatus.FAILED,
+    "CANCELLED": JobStatus.CANCELLED,
+    "MAX_RECOVERY_ATTEMPTS_EXCEEDED": JobStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a job works on; the workflow's only argument (plain data, stored by DBOS)."""
+
+    key: str
+    etag: str
+    size: int
+    webhook_url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def job_id_for(input_url: str, key: str, etag: str) -> str:
+    """The job of one version of one object; the same everywhere, so events dedupe."""
+    digest = hashlib.sha256(f"{input_url}\x00{key}\x00{etag}".encode()).hexdigest()
+    return f"job-{digest[:24]}"
+
+
+@dataclass
+class StepRecord:
+    name: str
+    started_at: float | None
+    ended_at: float | None
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    """A job as the API shows it; times are Unix seconds."""
+
+    id: str
+    key: str
+    size: int
+    status: JobStatus
+    created_at: float | None
+    updated_at: float | None
+    error: str | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+    frames_done: int = 0
+    frames_total: int | None = None
+    faces: int | None = None
+    output_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
+    """Build a ``Job`` from a DBOS ``WorkflowStatus`` (and its progress row)."""
+    inputs = status.input or {}
+    args = inputs.get("args") if isinstance(inputs, dict) else getattr(inputs, "args", None)
+    request = args[0] if args else {}
+    output = status.output if isinstance(status.output, dict) else {}
+    progress = progress or {}
+    error = str(status.error) if status.error is not None else None
+    state = _FROM_DBOS.get(str(status.status), JobStatus.RUNNING)
+    if state is JobStatus.QUEUED and progress.get("step"):
+        state = JobStatus.RUNNING  # dequeued and working, DBOS has not said so yet
+    return Job(
+        id=status.workflow_id,
+        key=request.get("key", ""),
+        size=int(request.get("size", 0)),
+        status=state,
+        created_at=_seconds(status.created_at),
+        updated_at=_seconds(status.updated_at),
+        error=error,
+        frames_done=int(progress.get("frames_done") or 0),
+        frames_total=progress.get("frames_total"),
+        faces=output.get("faces"),
+        output_key=output.get("output_key"),
+    )
+
+
+def step_records(steps: list[dict[str, Any]]) -> list[StepRecord]:
+    """The workflow's named steps from DBOS's step list, in order."""
+    records = []
+    for step in steps:
+        name = str(step.get("function_name", "")).rsplit(".", 1)[-1]
+        if name not in STEPS:
+            continue
+        error = step.get("error")
+        records.append(
+            StepRecord(
+                name=name,
+                started_at=_seconds(step.get("started_at_epoch_ms")),
+                ended_at=_seconds(step.get("completed_at_epoch_ms")),
+                error=str(error) if error is not None else None,
+            )
+        )
+    return records
+
+
+class ProgressStore:
+    """Frames done per job, shared by every process through the job database.
+
+    Writes are throttled to one a second per job: progress is for people watching.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self.table = sa.Table(
+            "veil_progress",
+            sa.MetaData(),
+            sa.Column("job_id", sa.String(64), primary_key=True),
+            sa.Column("step", sa.String(32)),
+            sa.Column("frames_done", sa.Integer),
+            sa.Column("frames_total", sa.Integer, nullable=True),
+            sa.Column("updated_at", sa.Float),
+        )
+        self.table.metadata.create_all(self.engine)
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def set(self, job_id: str, step: str, done: int, total: int | None, *, force: bool = False) -> None:
+        now = time.time()
+        with self._lock:
+            if not force and now - self._last.get(job_id, 0.0) < 1.0:
+                return
+            self._last[job_id] = now
+        row = {"step": step, "frames_done": done, "frames_total": total, "updated_at": now}
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                self.table.update().where(self.table.c.job_id == job_id).values(**row)
+            ).rowcount
+            if not updated:
+                conn.execute(self.table.insert().values(job_id=job_id, **row))
+
+    def get(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not job_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(self.table.select().where(self.table.c.job_id.in_(job_ids)))
+            return {row.job_id: dict(row._mapping) for row in rows}

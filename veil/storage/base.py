@@ -1,0 +1,69 @@
+"""The ``Storage`` interface shared by every backend."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from veil.errors import InvalidKeyError
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its key, size in bytes and a version tag (ETag or equivalent)
+    that changes whenever its content does."""
+
+    key: str
+    size: int
+    etag: str
+
+
+def check_key(key: str) -> str:
+    """``key`` if it names an object inside the store; ``InvalidKeyError`` otherwise."""
+    if not key or len(key) > 1024:
+        raise InvalidKeyError(key, "keys must be 1 to 1024 characters")
+    if "\x00" in key or "\\" in key:
+        raise InvalidKeyError(key, "keys may not contain NUL or backslashes")
+    if key.startswith("/"):
+        raise InvalidKeyError(key, "keys may not start with '/'")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidKeyError(key, "keys may not contain empty, '.' or '..' segments")
+    return key
+
+
+class Storage(abc.ABC):
+    """A bucket or folder of objects addressed by ``/``-separated keys."""
+
+    url: str
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with ``prefix``."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """The object's info; ``ObjectNotFoundError`` if there is none."""
+
+    @abc.abstractmethod
+    def download(self, key: str, path: Path) -> ObjectInfo:
+        """Copy the object to a local file."""
+
+    @abc.abstractmethod
+    def upload(self, path: Path, key: str) -> ObjectInfo:
+        """Store a local file as ``key``, so that readers see it whole or not at all."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object if it exists."""
+
+    def exists(self, key: str) -> bool:
+        from veil.errors import ObjectNotFoundError
+
+        try:
+            self.stat(key)
+        except ObjectNotFoundError:
+            return False
+        return True

@@ -1,0 +1,99 @@
+"""Any S3-compatible bucket (AWS S3, MinIO, SeaweedFS, Ceph, R2) through boto3."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from veil.errors import ObjectNotFoundError, StorageError
+from veil.storage.base import ObjectInfo, Storage, check_key
+
+_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
+_TRANSIENT = {"500", "502", "503", "504", "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+
+
+class S3Storage(Storage):
+    """Objects under ``prefix`` in ``bucket``; veil's keys are relative to the prefix.
+
+    Credentials and region come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` and
+    friends, ``~/.aws``). A PUT, multipart included, makes an object appear whole or not
+    at all, so outputs are uploaded straight to their key.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None) -> None:
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+
+    def _name(self, key: str) -> str:
+        return self.prefix + check_key(key)
+
+    def _error(self, exc: Exception, key: str | None) -> StorageError:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            message = exc.response.get("Error", {}).get("Message") or code
+            if code in _NOT_FOUND:
+                return ObjectNotFoundError(self.url, key, "no such object" if key else "no such bucket")
+            return StorageError(self.url, key, f"{code}: {message}", transient=code in _TRANSIENT)
+        if isinstance(exc, BotoCoreError):  # connection refused, timeouts, ...
+            return StorageError(self.url, key, str(exc), transient=True)
+        return StorageError(self.url, key, repr(exc), transient=False)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix + prefix
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(self.prefix) :]
+                    if key and not key.endswith("/"):
+                        yield ObjectInfo(key, int(item["Size"]), str(item["ETag"]).strip('"'))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, None) from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+        return ObjectInfo(key, int(head["ContentLength"]), str(head["ETag"]).strip('"'))
+
+    def download(self, key: str, path: Path) -> ObjectInfo:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        info = self.stat(key)
+        try:
+            self.client.download_file(self.bucket, self._name(key), str(path))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+        return info
+
+    def upload(self, path: Path, key: str) -> ObjectInfo:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.upload_file(str(path), self.bucket, self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+        return self.stat(key)
+
+    def delete(self, key: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc

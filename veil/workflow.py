@@ -1,0 +1,225 @@
+"""The durable workflow: Validate → DetectFaces → Redact → Publish, on DBOS.
+
+Each step is a DBOS step: its result is checkpointed, so a worker killed mid-job
+resumes at the step it was in, not from the start. Storage faults are retried with
+backoff; anything wrong with the video itself fails the job at once with a message in
+plain words. The input object is only read; the output is uploaded only by Publish,
+once the whole video is done.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from veil.errors import InputError, StorageError, VeilError
+from veil.jobs import WORKFLOW_NAME, JobRequest, ProgressStore, job_id_for
+from veil.pipeline import BlurOptions, detect_video, redact_video
+from veil.storage import Storage
+from veil.video import VIDEO_EXTENSIONS, probe
+
+log = logging.getLogger("veil.workflow")
+
+QUEUE_NAME = "veil-jobs"
+DEFAULT_MAX_BYTES = 10 * 1024**3
+
+
+class JobFailed(Exception):
+    """A permanent failure, with the message the job shows. Never retried."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """Everything the workflow's steps need, set once per process before launch."""
+
+    input: Storage
+    output: Storage
+    database_url: str
+    work_dir: Path
+    workers: int = 1
+    max_bytes: int = DEFAULT_MAX_BYTES
+    blur: BlurOptions = BlurOptions()
+
+
+class _Runtime:
+    config: ServiceConfig | None = None
+    progress: ProgressStore | None = None
+
+
+_runtime = _Runtime()
+
+
+def config() -> ServiceConfig:
+    if _runtime.config is None:
+        raise RuntimeError("veil.workflow.launch() has not been called in this process")
+    return _runtime.config
+
+
+def progress_store() -> ProgressStore:
+    if _runtime.progress is None:
+        raise RuntimeError("veil.workflow.launch() has not been called in this process")
+    return _runtime.progress
+
+
+def launch(service: ServiceConfig) -> None:
+    """Start DBOS on the service's database, recover unfinished jobs and start workers."""
+    _runtime.config = service
+    _runtime.progress = ProgressStore(service.database_url)
+    service.work_dir.mkdir(parents=True, exist_ok=True)
+    DBOS(
+        config={
+            "name": "veil",
+            "system_database_url": service.database_url,
+            "run_admin_server": False,
+        }
+    )
+    DBOS.launch()
+    DBOS.register_queue(QUEUE_NAME, worker_concurrency=service.workers, polling_interval_sec=0.5)
+
+
+def shutdown() -> None:
+    DBOS.destroy(workflow_completion_timeout_sec=0)
+
+
+def submit(request: JobRequest) -> str:
+    """Queue a job for one object version; the same version always gives the same job."""
+    job_id = job_id_for(config().input.url, request.key, request.etag)
+    queue = DBOS.retrieve_queue(QUEUE_NAME)
+    with SetWorkflowID(job_id):
+        queue.enqueue(anonymize, request.to_dict())
+    return job_id
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, StorageError) and exc.transient
+
+
+def _work(job_id: str) -> Path:
+    path = config().work_dir / job_id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _suffix(key: str) -> str:
+    return Path(key).suffix.lower()
+
+
+def _fetch_input(job_id: str, request: dict[str, Any]) -> Path:
+    """The input's local copy, downloaded once (again only if the work folder was lost)."""
+    local = _work(job_id) / f"input{_suffix(request['key'])}"
+    if not local.exists():
+        partial = local.with_name(local.name + ".partial")
+        config().input.download(request["key"], partial)
+        partial.replace(local)
+    return local
+
+
+def _progress(job_id: str, step: str) -> Any:
+    store = progress_store()
+    return lambda done, total: store.set(job_id, step, done, total)
+
+
+@DBOS.step(name="Validate", retries_allowed=True, max_attempts=6, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    key = request["key"]
+    progress_store().set(job_id, "Validate", 0, None, force=True)
+    if _suffix(key) not in VIDEO_EXTENSIONS:
+        raise JobFailed(f"{key}: not a video file type (expected one of {', '.join(VIDEO_EXTENSIONS)})")
+    size = config().input.stat(key).size
+    limit = config().max_bytes
+    if size > limit:
+        raise JobFailed(f"{key}: too large ({size:,} bytes; the limit is {limit:,})")
+    local = _fetch_input(job_id, request)
+    try:
+        info = probe(local)
+    except InputError as exc:
+        raise JobFailed(f"{key}: {exc.reason}") from None
+    return {"width": info.width, "height": info.height, "frames": info.frame_count, "duration": info.duration}
+
+
+@DBOS.step(name="DetectFaces", retries_allowed=True, max_attempts=4, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+def detect_faces(job_id: str, request: dict[str, Any]) -> int:
+    local = _fetch_input(job_id, request)
+    faces = _work(job_id) / "faces.json"
+    try:
+        result = detect_video(local, faces, config().blur, progress=_progress(job_id, "DetectFaces"))
+    except InputError as exc:
+        raise JobFailed(f"{request['key']}: {exc.reason}") from None
+    return result.tracks
+
+
+@DBOS.step(name="Redact", retries_allowed=True, max_attempts=4, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+def redact(job_id: str, request: dict[str, Any]) -> None:
+    local = _fetch_input(job_id, request)
+    work = _work(job_id)
+    faces = work / "faces.json"
+    if not faces.exists():  # the work folder was lost (another machine resumed the job)
+        detect_video(local, faces, config().blur)
+    output = work / f"output{_suffix(request['key'])}"
+    try:
+        redact_video(local, faces, output, config().blur, progress=_progress(job_id, "Redact"))
+    except InputError as exc:
+        raise JobFailed(f"{request['key']}: {exc.reason}") from None
+    except VeilError as exc:
+        raise JobFailed(str(exc)) from None
+
+
+@DBOS.step(name="Publish", retries_allowed=True, max_attempts=8, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+def publish(job_id: str, request: dict[str, Any]) -> str:
+    work = _work(job_id)
+    key = request["key"]
+    output = work / f"output{_suffix(key)}"
+    if not output.exists():
+        redact(job_id, request)
+    store = config().output
+    # The faces file first: once the video is there, everything about it is.
+    store.upload(work / "faces.json", f"{key}.faces.json")
+    store.upload(output, key)
+    progress_store().set(job_id, "Publish", 1, 1, force=True)
+    return key
+
+
+@DBOS.step(name="Cleanup")
+def cleanup(job_id: str) -> None:
+    shutil.rmtree(config().work_dir / job_id, ignore_errors=True)
+
+
+@DBOS.step(name="Notify")
+def notify(url: str, payload: dict[str, Any]) -> None:
+    """Tell a webhook the job ended. Best effort: a dead webhook does not fail the job."""
+    body = json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10):
+            pass
+    except OSError as exc:
+        log.warning("webhook %s failed: %s", url, exc)
+
+
+@DBOS.workflow(name=WORKFLOW_NAME)
+def anonymize(request: dict[str, Any]) -> dict[str, Any]:
+    job_id = DBOS.workflow_id
+    assert job_id is not None
+    JobRequest(**request)  # refuse malformed input before doing anything
+    try:
+        validate(job_id, request)
+        faces = detect_faces(job_id, request)
+        redact(job_id, request)
+        output_key = publish(job_id, request)
+    except Exception as exc:
+        cleanup(job_id)
+        if request.get("webhook_url"):
+            notify(request["webhook_url"], {"job_id": job_id, "key": request["key"], "status": "FAILED", "error": str(exc)})
+        raise
+    cleanup(job_id)
+    result = {"output_key": output_key, "faces": faces}
+    if request.get("webhook_url"):
+        notify(request["webhook_url"], {"job_id": job_id, "key": request["key"], "status": "SUCCEEDED", **result})
+    return result
