@@ -230,6 +230,150 @@ def redact(
     )
 
 
+def _service_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--data",
+            type=click.Path(path_type=Path),
+            default=Path("veil-data"),
+            show_default=True,
+            help="Folder for the embedded defaults: input/, output/, veil.sqlite, work/.",
+        ),
+        click.option(
+            "--input",
+            "input_url",
+            help="Input bucket: a folder or s3://bucket/prefix. Default: DATA/input.",
+        ),
+        click.option(
+            "--output",
+            "output_url",
+            help="Output bucket: a folder or s3://bucket/prefix. Default: DATA/output.",
+        ),
+        click.option(
+            "--s3-endpoint",
+            envvar="VEIL_S3_ENDPOINT",
+            help="S3-compatible endpoint URL (MinIO, SeaweedFS, ...); AWS when not given. Credentials: the usual AWS_* variables or ~/.aws.",
+        ),
+        click.option(
+            "--database",
+            envvar="VEIL_DATABASE",
+            help="Job database: sqlite:///FILE (default DATA/veil.sqlite) or postgresql://...",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=1),
+            default=1,
+            show_default=True,
+            help="Jobs run at once by this process.",
+        ),
+        click.option(
+            "--max-size",
+            type=click.IntRange(min=1),
+            default=10 * 1024**3,
+            show_default=True,
+            help="Largest input accepted, in bytes.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@_service_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address the API listens on.")
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    envvar="VEIL_API_KEYS",
+    help="Accept this API key (Bearer); repeatable. With keys set, every API call needs one.",
+)
+@click.option(
+    "--api-keys-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of API keys, one a line.",
+)
+@click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without API keys.")
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    help="Seconds between listings of the input bucket; 0 turns the poller off. Default: 1 for a folder, 5 for S3.",
+)
+def serve(
+    data: Path,
+    input_url: str | None,
+    output_url: str | None,
+    s3_endpoint: str | None,
+    database: str | None,
+    workers: int,
+    max_size: int,
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    api_keys_file: Path | None,
+    insecure: bool,
+    poll_interval: float | None,
+) -> None:
+    """Run the service: drop a video in the input bucket, get it back anonymized in the output bucket."""
+    from veil.service import ServeOptions
+    from veil.service import serve as run_service
+
+    keys = set(api_keys)
+    if api_keys_file is not None:
+        keys |= {line.strip() for line in api_keys_file.read_text().splitlines() if line.strip()}
+    opts = ServeOptions(
+        data=data,
+        input=input_url,
+        output=output_url,
+        s3_endpoint=s3_endpoint,
+        database=database,
+        workers=workers,
+        max_bytes=max_size,
+        host=host,
+        port=port,
+        api_keys=frozenset(keys),
+        insecure=insecure,
+        poll_interval=poll_interval,
+    )
+    _run_service(lambda: run_service(opts))
+
+
+@main.command()
+@_service_options
+def worker(
+    data: Path,
+    input_url: str | None,
+    output_url: str | None,
+    s3_endpoint: str | None,
+    database: str | None,
+    workers: int,
+    max_size: int,
+) -> None:
+    """Run extra workers that share the jobs of a veil serve through PostgreSQL."""
+    from veil.service import ServeOptions, work
+
+    opts = ServeOptions(
+        data=data,
+        input=input_url,
+        output=output_url,
+        s3_endpoint=s3_endpoint,
+        database=database,
+        workers=workers,
+        max_bytes=max_size,
+    )
+    _run_service(lambda: work(opts))
+
+
+def _run_service(run: Callable[[], None]) -> None:
+    try:
+        run()
+    except VeilError as exc:
+        click.echo(f"veil: error: {exc}", err=True)
+        sys.exit(2 if isinstance(exc, OptionError) else 1)
+
+
 @main.command()
 @click.argument("output", type=click.Path(path_type=Path), default="sample.mp4")
 @click.option("--width", default=1280, show_default=True)

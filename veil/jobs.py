@@ -13,7 +13,7 @@ import hashlib
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,7 +22,7 @@ STEPS = ("Validate", "DetectFaces", "Redact", "Publish")
 WORKFLOW_NAME = "veil.anonymize"
 
 
-class JobStatus(str, Enum):
+class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
     SUCCEEDED = "SUCCEEDED"
@@ -80,6 +80,8 @@ class Job:
     updated_at: float | None
     error: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    step: str | None = None
+    """The step now running, or the last one that reported progress."""
     frames_done: int = 0
     frames_total: int | None = None
     faces: int | None = None
@@ -114,6 +116,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         created_at=_seconds(status.created_at),
         updated_at=_seconds(status.updated_at),
         error=error,
+        step=progress.get("step"),
         frames_done=int(progress.get("frames_done") or 0),
         frames_total=progress.get("frames_total"),
         faces=output.get("faces"),
@@ -161,7 +164,9 @@ class ProgressStore:
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def set(self, job_id: str, step: str, done: int, total: int | None, *, force: bool = False) -> None:
+    def set(
+        self, job_id: str, step: str, done: int, total: int | None, *, force: bool = False
+    ) -> None:
         now = time.time()
         with self._lock:
             if not force and now - self._last.get(job_id, 0.0) < 1.0:

@@ -13,7 +13,7 @@ import json
 import logging
 import shutil
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ class ServiceConfig:
     work_dir: Path
     workers: int = 1
     max_bytes: int = DEFAULT_MAX_BYTES
-    blur: BlurOptions = BlurOptions()
+    blur: BlurOptions = field(default_factory=BlurOptions)
 
 
 class _Runtime:
@@ -126,12 +126,21 @@ def _progress(job_id: str, step: str) -> Any:
     return lambda done, total: store.set(job_id, step, done, total)
 
 
-@DBOS.step(name="Validate", retries_allowed=True, max_attempts=6, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+@DBOS.step(
+    name="Validate",
+    retries_allowed=True,
+    max_attempts=6,
+    interval_seconds=1.0,
+    backoff_rate=2.0,
+    should_retry=_transient,
+)
 def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
     key = request["key"]
     progress_store().set(job_id, "Validate", 0, None, force=True)
     if _suffix(key) not in VIDEO_EXTENSIONS:
-        raise JobFailed(f"{key}: not a video file type (expected one of {', '.join(VIDEO_EXTENSIONS)})")
+        raise JobFailed(
+            f"{key}: not a video file type (expected one of {', '.join(VIDEO_EXTENSIONS)})"
+        )
     size = config().input.stat(key).size
     limit = config().max_bytes
     if size > limit:
@@ -141,21 +150,42 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
         info = probe(local)
     except InputError as exc:
         raise JobFailed(f"{key}: {exc.reason}") from None
-    return {"width": info.width, "height": info.height, "frames": info.frame_count, "duration": info.duration}
+    return {
+        "width": info.width,
+        "height": info.height,
+        "frames": info.frame_count,
+        "duration": info.duration,
+    }
 
 
-@DBOS.step(name="DetectFaces", retries_allowed=True, max_attempts=4, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+@DBOS.step(
+    name="DetectFaces",
+    retries_allowed=True,
+    max_attempts=4,
+    interval_seconds=1.0,
+    backoff_rate=2.0,
+    should_retry=_transient,
+)
 def detect_faces(job_id: str, request: dict[str, Any]) -> int:
     local = _fetch_input(job_id, request)
     faces = _work(job_id) / "faces.json"
     try:
-        result = detect_video(local, faces, config().blur, progress=_progress(job_id, "DetectFaces"))
+        result = detect_video(
+            local, faces, config().blur, progress=_progress(job_id, "DetectFaces")
+        )
     except InputError as exc:
         raise JobFailed(f"{request['key']}: {exc.reason}") from None
     return result.tracks
 
 
-@DBOS.step(name="Redact", retries_allowed=True, max_attempts=4, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+@DBOS.step(
+    name="Redact",
+    retries_allowed=True,
+    max_attempts=4,
+    interval_seconds=1.0,
+    backoff_rate=2.0,
+    should_retry=_transient,
+)
 def redact(job_id: str, request: dict[str, Any]) -> None:
     local = _fetch_input(job_id, request)
     work = _work(job_id)
@@ -171,7 +201,14 @@ def redact(job_id: str, request: dict[str, Any]) -> None:
         raise JobFailed(str(exc)) from None
 
 
-@DBOS.step(name="Publish", retries_allowed=True, max_attempts=8, interval_seconds=1.0, backoff_rate=2.0, should_retry=_transient)
+@DBOS.step(
+    name="Publish",
+    retries_allowed=True,
+    max_attempts=8,
+    interval_seconds=1.0,
+    backoff_rate=2.0,
+    should_retry=_transient,
+)
 def publish(job_id: str, request: dict[str, Any]) -> str:
     work = _work(job_id)
     key = request["key"]
@@ -216,10 +253,16 @@ def anonymize(request: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:
         cleanup(job_id)
         if request.get("webhook_url"):
-            notify(request["webhook_url"], {"job_id": job_id, "key": request["key"], "status": "FAILED", "error": str(exc)})
+            notify(
+                request["webhook_url"],
+                {"job_id": job_id, "key": request["key"], "status": "FAILED", "error": str(exc)},
+            )
         raise
     cleanup(job_id)
     result = {"output_key": output_key, "faces": faces}
     if request.get("webhook_url"):
-        notify(request["webhook_url"], {"job_id": job_id, "key": request["key"], "status": "SUCCEEDED", **result})
+        notify(
+            request["webhook_url"],
+            {"job_id": job_id, "key": request["key"], "status": "SUCCEEDED", **result},
+        )
     return result

@@ -10,7 +10,16 @@ from veil.errors import ObjectNotFoundError, StorageError
 from veil.storage.base import ObjectInfo, Storage, check_key
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
-_TRANSIENT = {"500", "502", "503", "504", "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout"}
+_TRANSIENT = {
+    "500",
+    "502",
+    "503",
+    "504",
+    "SlowDown",
+    "InternalError",
+    "ServiceUnavailable",
+    "RequestTimeout",
+}
 
 
 class S3Storage(Storage):
@@ -28,7 +37,9 @@ class S3Storage(Storage):
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
-        config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+        config = Config(
+            retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60
+        )
         self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, config=config)
 
     def _name(self, key: str) -> str:
@@ -41,7 +52,9 @@ class S3Storage(Storage):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             message = exc.response.get("Error", {}).get("Message") or code
             if code in _NOT_FOUND:
-                return ObjectNotFoundError(self.url, key, "no such object" if key else "no such bucket")
+                return ObjectNotFoundError(
+                    self.url, key, "no such object" if key else "no such bucket"
+                )
             return StorageError(self.url, key, f"{code}: {message}", transient=code in _TRANSIENT)
         if isinstance(exc, BotoCoreError):  # connection refused, timeouts, ...
             return StorageError(self.url, key, str(exc), transient=True)

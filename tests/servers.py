@@ -1,0 +1,156 @@
+"""Real servers for the service tests, started and stopped by fixtures: SeaweedFS (S3) and
+``veil serve`` itself, each a separate process on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "veil-test", "AWS_SECRET_ACCESS_KEY": "veil-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, grace: float = 5.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class SeaweedFS:
+    """``weed mini`` with every port given, optionally posting filer events to a webhook."""
+
+    def __init__(self, root: Path, webhook: str | None = None) -> None:
+        self.root = root
+        self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin", "admin_grpc")}
+        self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        (root / "data").mkdir(parents=True)
+        (root / "log").mkdir()
+        if webhook:
+            # The filer reads notification.toml from its working folder.
+            (root / "notification.toml").write_text(
+                "[notification.webhook]\nenabled = true\n"
+                f'endpoint = "{webhook}"\ntimeout_seconds = 5\nmax_retries = 3\n'
+                "backoff_seconds = 1\nmax_backoff_seconds = 2\n"
+            )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        p = self.ports
+        args = [
+            "weed", f"-logdir={self.root / 'log'}", "mini", f"-dir={self.root / 'data'}",
+            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={p['master']}", f"-volume.port={p['volume']}", f"-filer.port={p['filer']}",
+            f"-s3.port={p['s3']}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
+            "-admin.ui=false", f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
+        ]
+        with (self.root / "weed.out").open("wb") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(args, cwd=self.root, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            try:
+                httpx.get(self.endpoint, timeout=1)
+                return True
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "SeaweedFS S3 to answer")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc, signal.SIGINT, 5.0)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+        )
+
+
+class VeilServer:
+    """``veil serve`` in its own process."""
+
+    def __init__(self, data: Path, *args: str, port: int | None = None, api_key: str | None = None) -> None:
+        self.data = data
+        self.port = port or free_port()
+        self.args = [sys.executable, "-m", "veil.cli", "serve", "--data", str(data), "--port", str(self.port), *args]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VeilServer:
+        self.data.mkdir(parents=True, exist_ok=True)
+        with (self.data / "serve.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"veil serve exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 60, "veil serve to answer")
+        return self
+
+    def log(self) -> str:
+        return (self.data / "serve.log").read_text(errors="replace")
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.url + path, headers=self.headers, timeout=30, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, headers=self.headers, timeout=30, **kw)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        r = self.get(f"/api/jobs/{job_id}")
+        r.raise_for_status()
+        return dict(r.json())
+
+    def jobs(self) -> list[dict[str, Any]]:
+        r = self.get("/api/jobs")
+        r.raise_for_status()
+        return list(r.json())
+
+    def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
+        return dict(wait_for(lambda: (j := self.job(job_id))["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") and j, timeout, f"job {job_id}"))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc, signal.SIGTERM, 15.0)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,219 @@
+"""veil serve end to end: real server processes, real videos, real SeaweedFS."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from servers import SeaweedFS, VeilServer, free_port, wait_for
+
+from veil.synthetic import MovingFace, Scene, visible_faces, write_video
+
+STEPS = ["Validate", "DetectFaces", "Redact", "Publish"]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def job_for(server: VeilServer, key: str, timeout: float = 60) -> dict:
+    return wait_for(lambda: next((j for j in server.jobs() if j["key"] == key), None), timeout, f"a job for {key}")
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    server = VeilServer(tmp_path / "data", "--max-size", "2000000", "--poll-interval", "0.3").start()
+    yield server
+    server.stop()
+
+
+def test_folder_drop_gives_anonymized_video(local_server, clip):
+    inbox, outbox = local_server.data / "input", local_server.data / "output"
+    shutil.copy(clip.path, inbox / "party.mp4")
+    job = local_server.wait_job(job_for(local_server, "party.mp4")["id"])
+    assert job["status"] == "SUCCEEDED", job
+    assert [s["name"] for s in job["steps"]] == STEPS
+    assert all(s["started_at"] <= s["ended_at"] for s in job["steps"])
+    assert visible_faces(outbox / "party.mp4", clip.scene) == []
+    assert (outbox / "party.mp4.faces.json").stat().st_size > 0
+    assert digest(inbox / "party.mp4") == digest(clip.path)
+    # The result and faces are also downloadable from the API.
+    assert local_server.get(f"/api/jobs/{job['id']}/result").content == (outbox / "party.mp4").read_bytes()
+    assert local_server.get(f"/api/jobs/{job['id']}/faces").json()["Faces"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.mp4", b"", "empty.mp4: empty file (0 bytes)"),
+        ("notes.mov", b"this is text, not a video\n", "notes.mov: not a video (unrecognised file format)"),
+        ("huge.mp4", 2_100_000, "huge.mp4: too large (2,100,000 bytes; the limit is 2,000,000)"),
+    ],
+    ids=["empty", "text", "too-large"],
+)
+def test_bad_objects_fail_in_plain_words(local_server, name, content, message):
+    content = b"\0" * content if isinstance(content, int) else content
+    (local_server.data / "input" / name).write_bytes(content)
+    job = local_server.wait_job(job_for(local_server, name)["id"])
+    assert job["status"] == "FAILED"
+    assert job["error"] == message
+    assert job["steps"][-1]["name"] == "Validate" and job["steps"][-1]["error"] == message
+    assert not (local_server.data / "output" / name).exists()
+    assert (local_server.data / "input" / name).read_bytes() == content
+
+
+def test_only_videos_start_jobs(local_server, clip):
+    inbox = local_server.data / "input"
+    (inbox / "readme.txt").write_text("hello")
+    (inbox / "folder.mp4").mkdir()
+    shutil.copy(clip.path, inbox / "real.mkv")
+    job_for(local_server, "real.mkv")
+    time.sleep(1)
+    assert {j["key"] for j in local_server.jobs()} == {"real.mkv"}
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd.mp4", "a/../../b.mp4", "/etc/x.mp4", "a\\..\\b.mp4", "a//b.mp4"])
+def test_keys_cannot_leave_the_buckets(local_server, key):
+    r = local_server.post("/api/jobs", json={"key": key})
+    assert r.status_code == 400
+    assert "invalid key" in r.json()["detail"]
+    r = local_server.post("/api/uploads", params={"key": key}, files={"file": ("x.mp4", b"data")})
+    assert r.status_code == 400
+    assert not list(local_server.data.parent.glob("*.mp4"))
+
+
+def test_upload_through_the_api(local_server, clip):
+    r = local_server.post("/api/uploads", files={"file": ("phone.mp4", clip.path.read_bytes())})
+    assert r.status_code == 202, r.text
+    job = local_server.wait_job(r.json()["id"])
+    assert job["status"] == "SUCCEEDED"
+    assert visible_faces(local_server.data / "output" / "phone.mp4", clip.scene) == []
+    assert local_server.get("/api/jobs/job-unknown").status_code == 404
+
+
+def test_api_keys(tmp_path):
+    server = VeilServer(tmp_path / "data", "--api-key", "s3cret", api_key="s3cret").start()
+    try:
+        assert server.get("/api/jobs").status_code == 200
+        import httpx
+
+        assert httpx.get(server.url + "/api/jobs").status_code == 401
+        assert httpx.get(server.url + "/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    finally:
+        server.stop()
+
+
+def test_refuses_open_network_listen_without_keys(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "veil.cli", "serve", "--data", str(tmp_path), "--host", "0.0.0.0", "--port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
+
+
+def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):
+    scene = Scene(width=640, height=360, frames=240, faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),))
+    video = write_video(tmp_path / "long.mp4", scene)
+    data = tmp_path / "data"
+    server = VeilServer(data, "--poll-interval", "0.3").start()
+    shutil.copy(video.path, data / "input" / "long.mp4")
+    job_id = job_for(server, "long.mp4")["id"]
+    wait_for(lambda: server.job(job_id).get("step") == "Redact" and server.job(job_id)["frames_done"] > 0, 120, "the Redact step to be under way", interval=0.05)
+    killed_at = time.time()
+    server.kill()
+    assert not (data / "output" / "long.mp4").exists()
+
+    server = VeilServer(data, "--poll-interval", "0.3", port=server.port).start()
+    try:
+        job = server.wait_job(job_id, timeout=180)
+    finally:
+        server.stop()
+    assert job["status"] == "SUCCEEDED", job
+    steps = {s["name"]: s for s in job["steps"]}
+    assert list(steps) == STEPS
+    # Validate and DetectFaces finished before the kill and were not run again.
+    assert steps["Validate"]["ended_at"] < killed_at and steps["DetectFaces"]["ended_at"] < killed_at
+    assert steps["Redact"]["ended_at"] > killed_at
+    assert [j["id"] for j in server_jobs_after(data)] == [job_id]
+    assert visible_faces(data / "output" / "long.mp4", scene) == []
+    assert not list((data / "output").glob("*partial*"))
+
+
+def server_jobs_after(data: Path) -> list[dict]:
+    server = VeilServer(data, "--poll-interval", "0").start()
+    try:
+        return server.jobs()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seaweedfs")
+    webhook_port = free_port()
+    fs = SeaweedFS(root, webhook=f"http://127.0.0.1:{webhook_port}/events/seaweedfs")
+    fs.webhook_port = webhook_port
+    fs.start()
+    s3 = fs.client()
+    for bucket in ("veil-in", "veil-out", "hook-in", "hook-out"):
+        s3.create_bucket(Bucket=bucket)
+    yield fs
+    fs.stop()
+
+
+def s3_args(fs: SeaweedFS, src: str, dst: str) -> list[str]:
+    return ["--input", f"s3://{src}/uploads", "--output", f"s3://{dst}/blurred", "--s3-endpoint", fs.endpoint]
+
+
+def test_s3_poller_and_events(seaweed, clip, tmp_path):
+    s3 = seaweed.client()
+    server = VeilServer(tmp_path / "data", *s3_args(seaweed, "veil-in", "veil-out"), "--poll-interval", "0.5").start()
+    try:
+        s3.upload_file(str(clip.path), "veil-in", "uploads/team photo.mp4")
+        s3.put_object(Bucket="veil-in", Key="uploads/notes.txt", Body=b"not a video")
+        job = server.wait_job(job_for(server, "team photo.mp4")["id"])
+        assert job["status"] == "SUCCEEDED", job
+        out = tmp_path / "out.mp4"
+        s3.download_file("veil-out", "blurred/team photo.mp4", str(out))
+        assert visible_faces(out, clip.scene) == []
+        keys = {o["Key"] for o in s3.list_objects_v2(Bucket="veil-out")["Contents"]}
+        assert keys == {"blurred/team photo.mp4", "blurred/team photo.mp4.faces.json"}
+        assert {j["key"] for j in server.jobs()} == {"team photo.mp4"}
+
+        # The same S3 event delivered three times (AWS/MinIO format, key URL-encoded): one job.
+        event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "veil-in"}, "object": {"key": "uploads/team+photo.mp4", "size": 1}}}]}
+        ids = {tuple(server.post("/events/s3", json=event).json()["jobs"]) for _ in range(3)}
+        assert ids == {(job["id"],)}
+        assert len(server.jobs()) == 1
+
+        # A re-upload with new content is a new job.
+        s3.upload_file(str(clip.path), "veil-in", "uploads/team photo.mp4", ExtraArgs={"Metadata": {"v": "2"}})
+        shutil.copy(clip.path, tmp_path / "v2.mp4")
+        with (tmp_path / "v2.mp4").open("ab") as f:
+            f.write(b"\0" * 16)  # same video, different bytes, different ETag
+        s3.upload_file(str(tmp_path / "v2.mp4"), "veil-in", "uploads/team photo.mp4")
+        wait_for(lambda: len(server.jobs()) == 2, 60, "a second job for the new content")
+    finally:
+        server.stop()
+
+
+def test_seaweedfs_webhook_starts_jobs(seaweed, clip, tmp_path):
+    s3 = seaweed.client()
+    server = VeilServer(
+        tmp_path / "data", *s3_args(seaweed, "hook-in", "hook-out"), "--poll-interval", "0", port=seaweed.webhook_port
+    ).start()
+    try:
+        s3.upload_file(str(clip.path), "hook-in", "uploads/cam/a.mp4")
+        job = server.wait_job(job_for(server, "cam/a.mp4")["id"])
+        assert job["status"] == "SUCCEEDED", job
+        out = tmp_path / "out.mp4"
+        s3.download_file("hook-out", "blurred/cam/a.mp4", str(out))
+        assert visible_faces(out, clip.scene) == []
+    finally:
+        server.stop()

@@ -1,0 +1,167 @@
+"""FastAPI app: jobs, uploads, results, bucket events. OpenAPI at ``/openapi.json``."""
+
+from __future__ import annotations
+
+import hmac
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from dbos import DBOS
+from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
+from starlette.background import BackgroundTask
+
+from veil.errors import ObjectNotFoundError, StorageError, VeilError
+from veil.jobs import WORKFLOW_NAME, Job, JobRequest, job_from_status, step_records
+from veil.storage import Storage, check_key
+from veil.triggers import is_video_key, s3_event_keys, seaweedfs_event_keys, submit_keys
+from veil.workflow import ServiceConfig, progress_store
+
+
+@dataclass
+class Service:
+    """What the app serves: the stores, how to submit a job, and the API keys (none: open)."""
+
+    config: ServiceConfig
+    submit: Callable[[JobRequest], str]
+    api_keys: frozenset[str] = field(default_factory=frozenset)
+
+    def bucket_prefix(self, store: Storage) -> tuple[str, str]:
+        bucket = getattr(store, "bucket", "")
+        return str(bucket), str(getattr(store, "prefix", ""))
+
+
+class SubmitBody(BaseModel):
+    key: str
+    webhook_url: str | None = None
+
+
+def _job(job_id: str, *, with_steps: bool) -> Job:
+    status = DBOS.get_workflow_status(job_id)
+    if status is None or status.name != WORKFLOW_NAME:
+        raise HTTPException(404, f"no job {job_id}")
+    job = job_from_status(status, progress_store().get([job_id]).get(job_id))
+    if with_steps:
+        job.steps = step_records(DBOS.list_workflow_steps(job_id))
+    return job
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(title="veil", version="0.1.0", description="Anonymize every face in a video.")
+
+    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not service.api_keys:
+            return
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not any(
+            hmac.compare_digest(token, key) for key in service.api_keys
+        ):
+            raise HTTPException(
+                401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    auth = [Depends(authorize)]
+
+    @app.exception_handler(VeilError)
+    async def veil_error(_: Request, exc: VeilError) -> JSONResponse:
+        status = getattr(exc, "status_code", 400)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/jobs", dependencies=auth)
+    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        statuses = DBOS.list_workflows(
+            name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
+        )
+        progress = progress_store().get([s.workflow_id for s in statuses])
+        return [job_from_status(s, progress.get(s.workflow_id)).to_dict() for s in statuses]
+
+    @app.post("/api/jobs", dependencies=auth, status_code=202)
+    def submit_job(body: SubmitBody) -> dict[str, str]:
+        key = check_key(body.key)
+        if not is_video_key(key):
+            raise HTTPException(400, f"{key}: not a video file type")
+        info = service.config.input.stat(key)
+        return {"id": service.submit(JobRequest(info.key, info.etag, info.size, body.webhook_url))}
+
+    @app.post("/api/uploads", dependencies=auth, status_code=202)
+    def upload(
+        file: Annotated[UploadFile, File()], key: Annotated[str | None, Query()] = None
+    ) -> dict[str, str]:
+        name = check_key(key or Path(file.filename or "").name)
+        if not is_video_key(name):
+            raise HTTPException(400, f"{name}: not a video file type")
+        with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as tmp:
+            shutil.copyfileobj(file.file, tmp)
+            tmp.flush()
+            if Path(tmp.name).stat().st_size > service.config.max_bytes:
+                raise HTTPException(
+                    413, f"{name}: larger than the limit of {service.config.max_bytes:,} bytes"
+                )
+            info = service.config.input.upload(Path(tmp.name), name)
+        return {"id": service.submit(JobRequest(info.key, info.etag, info.size)), "key": name}
+
+    @app.get("/api/jobs/{job_id}", dependencies=auth)
+    def get_job(job_id: str) -> dict[str, Any]:
+        return _job(job_id, with_steps=True).to_dict()
+
+    @app.delete("/api/jobs/{job_id}", dependencies=auth, status_code=202)
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        _job(job_id, with_steps=False)
+        DBOS.cancel_workflow(job_id)
+        return _job(job_id, with_steps=False).to_dict()
+
+    def _download(job_id: str, suffix: str) -> FileResponse:
+        job = _job(job_id, with_steps=False)
+        if job.output_key is None:
+            raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
+        key = job.output_key + suffix
+        tmp = Path(tempfile.mkdtemp(prefix="veil-dl-")) / Path(key).name
+        try:
+            service.config.output.download(key, tmp)
+        except (ObjectNotFoundError, StorageError):
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+            raise
+        return FileResponse(
+            tmp, filename=tmp.name, background=BackgroundTask(shutil.rmtree, tmp.parent, True)
+        )
+
+    @app.get("/api/jobs/{job_id}/result", dependencies=auth)
+    def result(job_id: str) -> FileResponse:
+        return _download(job_id, "")
+
+    @app.get("/api/jobs/{job_id}/faces", dependencies=auth)
+    def faces(job_id: str) -> FileResponse:
+        return _download(job_id, ".faces.json")
+
+    @app.post("/events/s3", dependencies=auth)
+    async def s3_event(request: Request) -> dict[str, list[str]]:
+        keys = s3_event_keys(await _json(request), service.bucket_prefix(service.config.input))
+        return {"jobs": submit_keys(service.config.input, keys, service.submit)}
+
+    @app.post("/events/seaweedfs", dependencies=auth)
+    async def seaweedfs_event(request: Request) -> dict[str, list[str]]:
+        keys = seaweedfs_event_keys(
+            await _json(request), service.bucket_prefix(service.config.input)
+        )
+        return {"jobs": submit_keys(service.config.input, keys, service.submit)}
+
+    return app
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise HTTPException(400, "body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise HTTPException(400, "body must be a JSON object")
+    return data

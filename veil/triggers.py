@@ -1,0 +1,139 @@
+"""Turning bucket events into jobs.
+
+Three ways to hear about uploads: S3 event notifications (the AWS and MinIO JSON),
+SeaweedFS filer webhooks, and a poller that lists the input store, for stores that can
+push nothing. All three only name objects; the job itself is keyed by the object's
+ETag as read from the store, so however often an upload is announced, it runs once.
+Only video files start jobs: folders, multipart parts and other files are ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import unquote_plus
+
+from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from veil.jobs import JobRequest
+from veil.storage import Storage, check_key
+from veil.video import VIDEO_EXTENSIONS
+
+log = logging.getLogger("veil.triggers")
+
+Submit = Callable[[JobRequest], str]
+
+
+def is_video_key(key: str) -> bool:
+    """A key that should start a job: a video extension, not a folder, not hidden or partial."""
+    if not key or key.endswith("/"):
+        return False
+    name = PurePosixPath(key).name
+    if name.startswith(".") or ".veil-partial" in name:
+        return False
+    return PurePosixPath(key).suffix.lower() in VIDEO_EXTENSIONS
+
+
+def s3_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str]) -> list[str]:
+    """Keys (relative to the input prefix) of objects created, from an S3 event notification.
+
+    ``bucket_prefix`` is the input store's (bucket, prefix); records for other buckets or
+    outside the prefix are ignored. Keys arrive URL-encoded (``+`` for spaces).
+    """
+    bucket, prefix = bucket_prefix
+    keys = []
+    for record in event.get("Records") or []:
+        name = str(record.get("eventName", "ObjectCreated"))
+        if "ObjectCreated" not in name:
+            continue
+        s3 = record.get("s3") or {}
+        if (s3.get("bucket") or {}).get("name") != bucket:
+            continue
+        key = unquote_plus(str((s3.get("object") or {}).get("key", "")))
+        if key.startswith(prefix):
+            keys.append(key[len(prefix) :])
+    return keys
+
+
+def seaweedfs_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str]) -> list[str]:
+    """Keys from a SeaweedFS filer webhook: ``{"event_type": "create", "key": "/buckets/<b>/<key>"}``."""
+    if event.get("event_type") not in ("create", "update", "rename"):
+        return []
+    bucket, prefix = bucket_prefix
+    path = str(event.get("key") or event.get("new_key") or "")
+    head = f"/buckets/{bucket}/{prefix}"
+    if not path.startswith(head):
+        return []
+    return [path[len(head) :]]
+
+
+def submit_keys(
+    store: Storage, keys: Iterable[str], submit: Submit, *, webhook_url: str | None = None
+) -> list[str]:
+    """Start a job for each video key that exists; returns the job IDs."""
+    jobs = []
+    for key in keys:
+        try:
+            if not is_video_key(check_key(key)):
+                continue
+            info = store.stat(key)
+        except (InvalidKeyError, ObjectNotFoundError) as exc:
+            log.warning("ignored event for %r: %s", key, exc)
+            continue
+        jobs.append(submit(JobRequest(info.key, info.etag, info.size, webhook_url)))
+    return jobs
+
+
+class Poller:
+    """Lists the input store every ``interval`` seconds and submits what it has not seen.
+
+    With ``settle`` (folders, where a file grows while it is copied in), an object is
+    submitted only once two listings in a row show the same version of it; S3 objects
+    appear whole, so they are submitted at once.
+    """
+
+    def __init__(
+        self, store: Storage, submit: Submit, interval: float = 5.0, *, settle: bool = False
+    ) -> None:
+        self.store = store
+        self.submit = submit
+        self.interval = interval
+        self.settle = settle
+        self._seen: set[tuple[str, str]] = set()
+        self._previous: set[tuple[str, str]] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="veil-poller")
+
+    def poll_once(self) -> list[str]:
+        jobs = []
+        listed = set()
+        for info in self.store.list():
+            version = (info.key, info.etag)
+            listed.add(version)
+            if version in self._seen or not is_video_key(info.key):
+                continue
+            if self.settle and version not in self._previous:
+                continue  # may still be growing; look again next time
+            jobs.append(self.submit(JobRequest(info.key, info.etag, info.size)))
+            self._seen.add(version)
+        self._previous = listed
+        return jobs
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except StorageError as exc:
+                log.warning("listing %s failed: %s", self.store.url, exc)
+            except Exception:  # the poller must outlive any one bad listing
+                log.exception("poller error")
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
