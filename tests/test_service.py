@@ -118,15 +118,23 @@ def test_refuses_open_network_listen_without_keys(tmp_path):
 
 
 def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):
-    scene = Scene(width=640, height=360, frames=240, faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),))
-    video = write_video(tmp_path / "long.mp4", scene)
+    scene = Scene(width=960, height=540, frames=600, faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),))
+    video = write_video(tmp_path / "long.mp4", scene, audio=False)
     data = tmp_path / "data"
     server = VeilServer(data, "--poll-interval", "0.3").start()
-    shutil.copy(video.path, data / "input" / "long.mp4")
-    job_id = job_for(server, "long.mp4")["id"]
-    wait_for(lambda: server.job(job_id).get("step") == "Redact" and server.job(job_id)["frames_done"] > 0, 120, "the Redact step to be under way", interval=0.05)
-    killed_at = time.time()
-    server.kill()
+    try:
+        shutil.copy(video.path, data / "input" / "long.mp4")
+        job_id = job_for(server, "long.mp4")["id"]
+
+        def redacting() -> bool:
+            job = server.job(job_id)
+            assert job["status"] in ("QUEUED", "RUNNING"), job
+            return bool(job["step"] == "Redact" and job["frames_done"] > 0)
+
+        wait_for(redacting, 120, "the Redact step to be under way", interval=0.05)
+        killed_at = time.time()
+    finally:
+        server.kill()
     assert not (data / "output" / "long.mp4").exists()
 
     server = VeilServer(data, "--poll-interval", "0.3", port=server.port).start()

@@ -146,7 +146,7 @@ def step_records(steps: list[dict[str, Any]]) -> list[StepRecord]:
 class ProgressStore:
     """Frames done per job, shared by every process through the job database.
 
-    Writes are throttled to one a second per job: progress is for people watching.
+    Writes are throttled to one a second per job and step: progress is for people watching.
     """
 
     def __init__(self, url: str) -> None:
@@ -161,7 +161,7 @@ class ProgressStore:
             sa.Column("updated_at", sa.Float),
         )
         self.table.metadata.create_all(self.engine)
-        self._last: dict[str, float] = {}
+        self._last: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
     def set(
@@ -169,9 +169,10 @@ class ProgressStore:
     ) -> None:
         now = time.time()
         with self._lock:
-            if not force and now - self._last.get(job_id, 0.0) < 1.0:
+            last_step, last_time = self._last.get(job_id, ("", 0.0))
+            if not force and step == last_step and now - last_time < 1.0:
                 return
-            self._last[job_id] = now
+            self._last[job_id] = (step, now)
         row = {"step": step, "frames_done": done, "frames_total": total, "updated_at": now}
         with self.engine.begin() as conn:
             updated = conn.execute(
