@@ -51,6 +51,7 @@ class ServiceConfig:
 class _Runtime:
     config: ServiceConfig | None = None
     progress: ProgressStore | None = None
+    queue: Any = None
 
 
 _runtime = _Runtime()
@@ -81,7 +82,9 @@ def launch(service: ServiceConfig) -> None:
         }
     )
     DBOS.launch()
-    DBOS.register_queue(QUEUE_NAME, worker_concurrency=service.workers, polling_interval_sec=0.5)
+    _runtime.queue = DBOS.register_queue(
+        QUEUE_NAME, worker_concurrency=service.workers, polling_interval_sec=0.5
+    )
 
 
 def shutdown() -> None:
@@ -91,9 +94,8 @@ def shutdown() -> None:
 def submit(request: JobRequest) -> str:
     """Queue a job for one object version; the same version always gives the same job."""
     job_id = job_id_for(config().input.url, request.key, request.etag)
-    queue = DBOS.retrieve_queue(QUEUE_NAME)
     with SetWorkflowID(job_id):
-        queue.enqueue(anonymize, request.to_dict())
+        _runtime.queue.enqueue(anonymize, request.to_dict())
     return job_id
 
 

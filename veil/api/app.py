@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from dbos import DBOS
-from fastapi import Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -142,26 +142,18 @@ def create_app(service: Service) -> FastAPI:
     def faces(job_id: str) -> FileResponse:
         return _download(job_id, ".faces.json")
 
+    # Plain (not async) handlers: submitting talks to the job database synchronously, so
+    # it runs in FastAPI's thread pool, not on the event loop.
     @app.post("/events/s3", dependencies=auth)
-    async def s3_event(request: Request) -> dict[str, list[str]]:
-        keys = s3_event_keys(await _json(request), service.bucket_prefix(service.config.input))
+    def s3_event(event: Annotated[dict[str, Any], Body()]) -> dict[str, list[str]]:
+        """An S3 event notification (AWS or MinIO format)."""
+        keys = s3_event_keys(event, service.bucket_prefix(service.config.input))
         return {"jobs": submit_keys(service.config.input, keys, service.submit)}
 
     @app.post("/events/seaweedfs", dependencies=auth)
-    async def seaweedfs_event(request: Request) -> dict[str, list[str]]:
-        keys = seaweedfs_event_keys(
-            await _json(request), service.bucket_prefix(service.config.input)
-        )
+    def seaweedfs_event(event: Annotated[dict[str, Any], Body()]) -> dict[str, list[str]]:
+        """A SeaweedFS filer webhook event."""
+        keys = seaweedfs_event_keys(event, service.bucket_prefix(service.config.input))
         return {"jobs": submit_keys(service.config.input, keys, service.submit)}
 
     return app
-
-
-async def _json(request: Request) -> dict[str, Any]:
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise HTTPException(400, "body is not JSON") from exc
-    if not isinstance(data, dict):
-        raise HTTPException(400, "body must be a JSON object")
-    return data
