@@ -154,3 +154,69 @@ class VeilServer:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+
+
+def _pg_bin(name: str) -> str:
+    """Debian keeps the server programs out of PATH, under /usr/lib/postgresql/<version>/bin."""
+    import shutil
+
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))
+    if not versions:
+        raise AssertionError("PostgreSQL is not installed: apt-get install -y postgresql")
+    return str(versions[-1] / name)
+
+
+class PostgreSQL:
+    """A throwaway PostgreSQL cluster on a loopback port, run as an unprivileged user."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/veil"
+        self._user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
+
+    def _run(self, *args: str) -> None:
+        command = list(args)
+        if self._user:
+            command = ["runuser", "-u", self._user, "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def start(self) -> None:
+        data, sock = self.root / "pgdata", self.root / "sock"
+        self.root.mkdir(parents=True, exist_ok=True)
+        sock.mkdir()
+        if self._user:
+            subprocess.run(["chown", "-R", self._user, str(self.root)], check=True)
+            self.root.chmod(0o755)
+        self._run(_pg_bin("initdb"), "-A", "trust", "-U", "postgres", "-D", str(data))
+        options = f"-k {sock} -p {self.port} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        self._run(_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "pg.log"), "-w", "start")
+        self._run(_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "veil")
+
+    def stop(self) -> None:
+        try:
+            self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "pgdata"), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+
+
+class VeilWorker:
+    """``veil worker`` in its own process."""
+
+    def __init__(self, data: Path, *args: str) -> None:
+        self.data = data
+        self.args = [sys.executable, "-m", "veil.cli", "worker", "--data", str(data), *args]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> VeilWorker:
+        self.data.mkdir(parents=True, exist_ok=True)
+        with (self.data / "worker.log").open("ab") as log:
+            self.proc = subprocess.Popen(self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc, signal.SIGTERM, 15.0)

@@ -225,3 +225,59 @@ def test_seaweedfs_webhook_starts_jobs(seaweed, clip, tmp_path):
         assert visible_faces(out, clip.scene) == []
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    from servers import PostgreSQL
+
+    import tempfile
+
+    # Not under pytest's folder: the server runs as another user, who must reach its files.
+    root = Path(tempfile.mkdtemp(prefix="veil-pg-"))
+    root.chmod(0o755)
+    pg = PostgreSQL(root / "cluster")
+    pg.start()
+    yield pg
+    pg.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):
+    """A submitter (veil serve) and two veil worker processes on one PostgreSQL: six
+    uploads, six jobs, each done exactly once, spread over the processes."""
+    from servers import VeilWorker
+
+    shared = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--database", postgres.url]
+    workers = [VeilWorker(tmp_path / f"w{i}", *shared, "--worker-id", f"worker-{i}") for i in range(2)]
+    server = VeilServer(tmp_path / "s", *shared, "--worker-id", "submitter", "--poll-interval", "0")
+    try:
+        for w in workers:
+            w.start()
+        server.start()
+        ids = []
+        for i in range(6):
+            r = server.post("/api/uploads", files={"file": (f"clip{i}.mp4", clip.path.read_bytes())})
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        jobs = [server.wait_job(job_id, timeout=240) for job_id in ids]
+    finally:
+        server.stop()
+        for w in workers:
+            w.stop()
+    assert [j["status"] for j in jobs] == ["SUCCEEDED"] * 6
+    for i, job in enumerate(jobs):
+        assert [s["name"] for s in job["steps"]] == STEPS
+        assert visible_faces(tmp_path / "out" / f"clip{i}.mp4", clip.scene) == []
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(postgres.url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT workflow_uuid, executor_id FROM dbos.workflow_status")).all()
+        steps = conn.execute(sa.text(
+            "SELECT workflow_uuid, count(*) FROM dbos.operation_outputs WHERE function_name = 'Redact' GROUP BY workflow_uuid"
+        )).all()
+    engine.dispose()
+    assert sorted(r[0] for r in rows) == sorted(ids)
+    assert len({r[1] for r in rows}) >= 2, f"all jobs ran in one process: {rows}"
+    assert all(count == 1 for _, count in steps) and len(steps) == 6

@@ -267,6 +267,10 @@ def _service_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Jobs run at once by this process.",
         ),
         click.option(
+            "--worker-id",
+            help="This process's name in the job database (default: HOST:DATA). A restarted process with the same name resumes its unfinished jobs; no two running processes may share one.",
+        ),
+        click.option(
             "--max-size",
             type=click.IntRange(min=1),
             default=10 * 1024**3,
@@ -308,6 +312,7 @@ def serve(
     s3_endpoint: str | None,
     database: str | None,
     workers: int,
+    worker_id: str | None,
     max_size: int,
     host: str,
     port: int,
@@ -330,6 +335,7 @@ def serve(
         s3_endpoint=s3_endpoint,
         database=database,
         workers=workers,
+        worker_id=worker_id,
         max_bytes=max_size,
         host=host,
         port=port,
@@ -349,6 +355,7 @@ def worker(
     s3_endpoint: str | None,
     database: str | None,
     workers: int,
+    worker_id: str | None,
     max_size: int,
 ) -> None:
     """Run extra workers that share the jobs of a veil serve through PostgreSQL."""
@@ -361,6 +368,7 @@ def worker(
         s3_endpoint=s3_endpoint,
         database=database,
         workers=workers,
+        worker_id=worker_id,
         max_bytes=max_size,
     )
     _run_service(lambda: work(opts))

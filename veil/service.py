@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import signal
+import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ class ServeOptions:
     s3_endpoint: str | None = None
     database: str | None = None
     workers: int = 1
+    worker_id: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: frozenset[str] = frozenset()
@@ -55,6 +57,7 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         database_url=database,
         work_dir=data / "work",
         workers=opts.workers,
+        executor_id=opts.worker_id or f"{socket.gethostname()}:{data}",
         max_bytes=opts.max_bytes,
         blur=opts.blur,
     )

@@ -44,6 +44,9 @@ class ServiceConfig:
     database_url: str
     work_dir: Path
     workers: int = 1
+    executor_id: str = "local"
+    """Who this process is to the job database. A restarted process with the same ID
+    resumes the jobs it was running; two live processes must never share one."""
     max_bytes: int = DEFAULT_MAX_BYTES
     blur: BlurOptions = field(default_factory=BlurOptions)
 
@@ -79,6 +82,8 @@ def launch(service: ServiceConfig) -> None:
             "name": "veil",
             "system_database_url": service.database_url,
             "run_admin_server": False,
+            "executor_id": service.executor_id,
+            "log_level": "WARNING",
         }
     )
     DBOS.launch()
