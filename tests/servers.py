@@ -15,7 +15,11 @@ from typing import Any
 
 import httpx
 
-S3_ENV = {"AWS_ACCESS_KEY_ID": "veil-test", "AWS_SECRET_ACCESS_KEY": "veil-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+S3_ENV = {
+    "AWS_ACCESS_KEY_ID": "veil-test",
+    "AWS_SECRET_ACCESS_KEY": "veil-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def free_port() -> int:
@@ -50,7 +54,9 @@ class SeaweedFS:
 
     def __init__(self, root: Path, webhook: str | None = None) -> None:
         self.root = root
-        self.ports = {name: free_port() for name in ("master", "volume", "filer", "s3", "admin", "admin_grpc")}
+        self.ports = {
+            name: free_port() for name in ("master", "volume", "filer", "s3", "admin", "admin_grpc")
+        }
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
         (root / "data").mkdir(parents=True)
         (root / "log").mkdir()
@@ -66,14 +72,31 @@ class SeaweedFS:
     def start(self) -> None:
         p = self.ports
         args = [
-            "weed", f"-logdir={self.root / 'log'}", "mini", f"-dir={self.root / 'data'}",
-            "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={p['master']}", f"-volume.port={p['volume']}", f"-filer.port={p['filer']}",
-            f"-s3.port={p['s3']}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-            "-admin.ui=false", f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
+            "weed",
+            f"-logdir={self.root / 'log'}",
+            "mini",
+            f"-dir={self.root / 'data'}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={p['master']}",
+            f"-volume.port={p['volume']}",
+            f"-filer.port={p['filer']}",
+            f"-s3.port={p['s3']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            f"-admin.port={p['admin']}",
+            f"-admin.port.grpc={p['admin_grpc']}",
         ]
         with (self.root / "weed.out").open("wb") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen(args, cwd=self.root, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                args,
+                cwd=self.root,
+                env={**os.environ, **S3_ENV},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
         def up() -> bool:
             try:
@@ -92,18 +115,33 @@ class SeaweedFS:
         import boto3
 
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1",
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=S3_ENV["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=S3_ENV["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
         )
 
 
 class VeilServer:
     """``veil serve`` in its own process."""
 
-    def __init__(self, data: Path, *args: str, port: int | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self, data: Path, *args: str, port: int | None = None, api_key: str | None = None
+    ) -> None:
         self.data = data
         self.port = port or free_port()
-        self.args = [sys.executable, "-m", "veil.cli", "serve", "--data", str(data), "--port", str(self.port), *args]
+        self.args = [
+            sys.executable,
+            "-m",
+            "veil.cli",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(self.port),
+            *args,
+        ]
         self.url = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -111,11 +149,15 @@ class VeilServer:
     def start(self) -> VeilServer:
         self.data.mkdir(parents=True, exist_ok=True)
         with (self.data / "serve.log").open("ab") as log:  # the child keeps its own copy
-            self.proc = subprocess.Popen(self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT
+            )
 
         def up() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"veil serve exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+                raise AssertionError(
+                    f"veil serve exited with {self.proc.returncode}:\n{self.log()[-3000:]}"
+                )
             try:
                 return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
@@ -144,7 +186,15 @@ class VeilServer:
         return list(r.json())
 
     def wait_job(self, job_id: str, timeout: float = 120) -> dict[str, Any]:
-        return dict(wait_for(lambda: (j := self.job(job_id))["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") and j, timeout, f"job {job_id}"))
+        return dict(
+            wait_for(
+                lambda: (
+                    (j := self.job(job_id))["status"] in ("SUCCEEDED", "FAILED", "CANCELLED") and j
+                ),
+                timeout,
+                f"job {job_id}",
+            )
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -193,8 +243,20 @@ class PostgreSQL:
             self.root.chmod(0o755)
         self._run(_pg_bin("initdb"), "-A", "trust", "-U", "postgres", "-D", str(data))
         options = f"-k {sock} -p {self.port} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._run(_pg_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "pg.log"), "-w", "start")
-        self._run(_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "veil")
+        self._run(
+            _pg_bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "pg.log"),
+            "-w",
+            "start",
+        )
+        self._run(
+            _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "veil"
+        )
 
     def stop(self) -> None:
         try:
@@ -214,7 +276,9 @@ class VeilWorker:
     def start(self) -> VeilWorker:
         self.data.mkdir(parents=True, exist_ok=True)
         with (self.data / "worker.log").open("ab") as log:
-            self.proc = subprocess.Popen(self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT
+            )
         return self
 
     def stop(self) -> None:

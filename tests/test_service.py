@@ -22,12 +22,18 @@ def digest(path: Path) -> str:
 
 
 def job_for(server: VeilServer, key: str, timeout: float = 60) -> dict:
-    return wait_for(lambda: next((j for j in server.jobs() if j["key"] == key), None), timeout, f"a job for {key}")
+    return wait_for(
+        lambda: next((j for j in server.jobs() if j["key"] == key), None),
+        timeout,
+        f"a job for {key}",
+    )
 
 
 @pytest.fixture
 def local_server(tmp_path):
-    server = VeilServer(tmp_path / "data", "--max-size", "2000000", "--poll-interval", "0.3").start()
+    server = VeilServer(
+        tmp_path / "data", "--max-size", "2000000", "--poll-interval", "0.3"
+    ).start()
     yield server
     server.stop()
 
@@ -43,7 +49,10 @@ def test_folder_drop_gives_anonymized_video(local_server, clip):
     assert (outbox / "party.mp4.faces.json").stat().st_size > 0
     assert digest(inbox / "party.mp4") == digest(clip.path)
     # The result and faces are also downloadable from the API.
-    assert local_server.get(f"/api/jobs/{job['id']}/result").content == (outbox / "party.mp4").read_bytes()
+    assert (
+        local_server.get(f"/api/jobs/{job['id']}/result").content
+        == (outbox / "party.mp4").read_bytes()
+    )
     assert local_server.get(f"/api/jobs/{job['id']}/faces").json()["Faces"]
 
 
@@ -51,7 +60,11 @@ def test_folder_drop_gives_anonymized_video(local_server, clip):
     ("name", "content", "message"),
     [
         ("empty.mp4", b"", "empty.mp4: empty file (0 bytes)"),
-        ("notes.mov", b"this is text, not a video\n", "notes.mov: not a video (unrecognised file format)"),
+        (
+            "notes.mov",
+            b"this is text, not a video\n",
+            "notes.mov: not a video (unrecognised file format)",
+        ),
         ("huge.mp4", 2_100_000, "huge.mp4: too large (2,100,000 bytes; the limit is 2,000,000)"),
     ],
     ids=["empty", "text", "too-large"],
@@ -77,7 +90,9 @@ def test_only_videos_start_jobs(local_server, clip):
     assert {j["key"] for j in local_server.jobs()} == {"real.mkv"}
 
 
-@pytest.mark.parametrize("key", ["../../etc/passwd.mp4", "a/../../b.mp4", "/etc/x.mp4", "a\\..\\b.mp4", "a//b.mp4"])
+@pytest.mark.parametrize(
+    "key", ["../../etc/passwd.mp4", "a/../../b.mp4", "/etc/x.mp4", "a\\..\\b.mp4", "a//b.mp4"]
+)
 def test_keys_cannot_leave_the_buckets(local_server, key):
     r = local_server.post("/api/jobs", json={"key": key})
     assert r.status_code == 400
@@ -103,22 +118,45 @@ def test_api_keys(tmp_path):
         import httpx
 
         assert httpx.get(server.url + "/api/jobs").status_code == 401
-        assert httpx.get(server.url + "/api/jobs", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert (
+            httpx.get(
+                server.url + "/api/jobs", headers={"Authorization": "Bearer wrong"}
+            ).status_code
+            == 401
+        )
     finally:
         server.stop()
 
 
 def test_refuses_open_network_listen_without_keys(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "veil.cli", "serve", "--data", str(tmp_path), "--host", "0.0.0.0", "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "veil.cli",
+            "serve",
+            "--data",
+            str(tmp_path),
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
 
 
 def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):
-    scene = Scene(width=960, height=540, frames=600, faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),))
+    scene = Scene(
+        width=960,
+        height=540,
+        frames=600,
+        faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),),
+    )
     video = write_video(tmp_path / "long.mp4", scene, audio=False)
     data = tmp_path / "data"
     server = VeilServer(data, "--poll-interval", "0.3").start()
@@ -146,7 +184,9 @@ def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):
     steps = {s["name"]: s for s in job["steps"]}
     assert list(steps) == STEPS
     # Validate and DetectFaces finished before the kill and were not run again.
-    assert steps["Validate"]["ended_at"] < killed_at and steps["DetectFaces"]["ended_at"] < killed_at
+    assert (
+        steps["Validate"]["ended_at"] < killed_at and steps["DetectFaces"]["ended_at"] < killed_at
+    )
     assert steps["Redact"]["ended_at"] > killed_at
     assert [j["id"] for j in server_jobs_after(data)] == [job_id]
     assert visible_faces(data / "output" / "long.mp4", scene) == []
@@ -176,12 +216,21 @@ def seaweed(tmp_path_factory):
 
 
 def s3_args(fs: SeaweedFS, src: str, dst: str) -> list[str]:
-    return ["--input", f"s3://{src}/uploads", "--output", f"s3://{dst}/blurred", "--s3-endpoint", fs.endpoint]
+    return [
+        "--input",
+        f"s3://{src}/uploads",
+        "--output",
+        f"s3://{dst}/blurred",
+        "--s3-endpoint",
+        fs.endpoint,
+    ]
 
 
 def test_s3_poller_and_events(seaweed, clip, tmp_path):
     s3 = seaweed.client()
-    server = VeilServer(tmp_path / "data", *s3_args(seaweed, "veil-in", "veil-out"), "--poll-interval", "0.5").start()
+    server = VeilServer(
+        tmp_path / "data", *s3_args(seaweed, "veil-in", "veil-out"), "--poll-interval", "0.5"
+    ).start()
     try:
         s3.upload_file(str(clip.path), "veil-in", "uploads/team photo.mp4")
         s3.put_object(Bucket="veil-in", Key="uploads/notes.txt", Body=b"not a video")
@@ -195,13 +244,25 @@ def test_s3_poller_and_events(seaweed, clip, tmp_path):
         assert {j["key"] for j in server.jobs()} == {"team photo.mp4"}
 
         # The same S3 event delivered three times (AWS/MinIO format, key URL-encoded): one job.
-        event = {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "veil-in"}, "object": {"key": "uploads/team+photo.mp4", "size": 1}}}]}
+        event = {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": "veil-in"},
+                        "object": {"key": "uploads/team+photo.mp4", "size": 1},
+                    },
+                }
+            ]
+        }
         ids = {tuple(server.post("/events/s3", json=event).json()["jobs"]) for _ in range(3)}
         assert ids == {(job["id"],)}
         assert len(server.jobs()) == 1
 
         # A re-upload with new content is a new job.
-        s3.upload_file(str(clip.path), "veil-in", "uploads/team photo.mp4", ExtraArgs={"Metadata": {"v": "2"}})
+        s3.upload_file(
+            str(clip.path), "veil-in", "uploads/team photo.mp4", ExtraArgs={"Metadata": {"v": "2"}}
+        )
         shutil.copy(clip.path, tmp_path / "v2.mp4")
         with (tmp_path / "v2.mp4").open("ab") as f:
             f.write(b"\0" * 16)  # same video, different bytes, different ETag
@@ -214,7 +275,11 @@ def test_s3_poller_and_events(seaweed, clip, tmp_path):
 def test_seaweedfs_webhook_starts_jobs(seaweed, clip, tmp_path):
     s3 = seaweed.client()
     server = VeilServer(
-        tmp_path / "data", *s3_args(seaweed, "hook-in", "hook-out"), "--poll-interval", "0", port=seaweed.webhook_port
+        tmp_path / "data",
+        *s3_args(seaweed, "hook-in", "hook-out"),
+        "--poll-interval",
+        "0",
+        port=seaweed.webhook_port,
     ).start()
     try:
         s3.upload_file(str(clip.path), "hook-in", "uploads/cam/a.mp4")
@@ -248,8 +313,17 @@ def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):
     uploads, six jobs, each done exactly once, spread over the processes."""
     from servers import VeilWorker
 
-    shared = ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--database", postgres.url]
-    workers = [VeilWorker(tmp_path / f"w{i}", *shared, "--worker-id", f"worker-{i}") for i in range(2)]
+    shared = [
+        "--input",
+        str(tmp_path / "in"),
+        "--output",
+        str(tmp_path / "out"),
+        "--database",
+        postgres.url,
+    ]
+    workers = [
+        VeilWorker(tmp_path / f"w{i}", *shared, "--worker-id", f"worker-{i}") for i in range(2)
+    ]
     server = VeilServer(tmp_path / "s", *shared, "--worker-id", "submitter", "--poll-interval", "0")
     try:
         for w in workers:
@@ -257,7 +331,9 @@ def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):
         server.start()
         ids = []
         for i in range(6):
-            r = server.post("/api/uploads", files={"file": (f"clip{i}.mp4", clip.path.read_bytes())})
+            r = server.post(
+                "/api/uploads", files={"file": (f"clip{i}.mp4", clip.path.read_bytes())}
+            )
             assert r.status_code == 202, r.text
             ids.append(r.json()["id"])
         jobs = [server.wait_job(job_id, timeout=240) for job_id in ids]
@@ -273,10 +349,14 @@ def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):
 
     engine = sa.create_engine(postgres.url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT workflow_uuid, executor_id FROM dbos.workflow_status")).all()
-        steps = conn.execute(sa.text(
-            "SELECT workflow_uuid, count(*) FROM dbos.operation_outputs WHERE function_name = 'Redact' GROUP BY workflow_uuid"
-        )).all()
+        rows = conn.execute(
+            sa.text("SELECT workflow_uuid, executor_id FROM dbos.workflow_status")
+        ).all()
+        steps = conn.execute(
+            sa.text(
+                "SELECT workflow_uuid, count(*) FROM dbos.operation_outputs WHERE function_name = 'Redact' GROUP BY workflow_uuid"
+            )
+        ).all()
     engine.dispose()
     assert sorted(r[0] for r in rows) == sorted(ids)
     assert len({r[1] for r in rows}) >= 2, f"all jobs ran in one process: {rows}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Mapping, Sequence
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -124,7 +125,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
     )
 
 
-def step_records(steps: list[dict[str, Any]]) -> list[StepRecord]:
+def step_records(steps: Sequence[Mapping[str, Any]]) -> list[StepRecord]:
     """The workflow's named steps from DBOS's step list, in order."""
     records = []
     for step in steps:

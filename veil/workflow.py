@@ -81,7 +81,6 @@ def launch(service: ServiceConfig) -> None:
         config={
             "name": "veil",
             "system_database_url": service.database_url,
-            "run_admin_server": False,
             "executor_id": service.executor_id,
             "log_level": "WARNING",
         }
@@ -218,7 +217,7 @@ def redact(job_id: str, request: dict[str, Any]) -> None:
 )
 def publish(job_id: str, request: dict[str, Any]) -> str:
     work = _work(job_id)
-    key = request["key"]
+    key = str(request["key"])
     output = work / f"output{_suffix(key)}"
     if not output.exists():
         redact(job_id, request)
@@ -256,7 +255,7 @@ def anonymize(request: dict[str, Any]) -> dict[str, Any]:
         validate(job_id, request)
         faces = detect_faces(job_id, request)
         redact(job_id, request)
-        output_key = publish(job_id, request)
+        output_key = str(publish(job_id, request))
     except Exception as exc:
         cleanup(job_id)
         if request.get("webhook_url"):
