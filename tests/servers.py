@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -259,10 +260,8 @@ class PostgreSQL:
         )
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "pgdata"), "-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
 
 
 class VeilWorker:

@@ -294,9 +294,9 @@ def test_seaweedfs_webhook_starts_jobs(seaweed, clip, tmp_path):
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
-    from servers import PostgreSQL
-
     import tempfile
+
+    from servers import PostgreSQL
 
     # Not under pytest's folder: the server runs as another user, who must reach its files.
     root = Path(tempfile.mkdtemp(prefix="veil-pg-"))
