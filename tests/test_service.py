@@ -361,3 +361,34 @@ def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):
     assert sorted(r[0] for r in rows) == sorted(ids)
     assert len({r[1] for r in rows}) >= 2, f"all jobs ran in one process: {rows}"
     assert all(count == 1 for _, count in steps) and len(steps) == 6
+
+
+def test_storage_outage_mid_job_is_retried(tmp_path, clip):
+    """The S3 server goes away while a job is redacting and comes back a few seconds
+    later: Publish retries with backoff and the job succeeds, with one output."""
+    fs = SeaweedFS(tmp_path / "fs")
+    fs.start()
+    server = None
+    try:
+        s3 = fs.client()
+        s3.create_bucket(Bucket="flaky-in")
+        s3.create_bucket(Bucket="flaky-out")
+        scene = Scene(width=960, height=540, frames=450, faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),))
+        video = write_video(tmp_path / "long.mp4", scene, audio=False)
+        server = VeilServer(tmp_path / "data", *s3_args(fs, "flaky-in", "flaky-out"), "--poll-interval", "0.5").start()
+        s3.upload_file(str(video.path), "flaky-in", "uploads/long.mp4")
+        job_id = job_for(server, "long.mp4")["id"]
+        wait_for(lambda: server.job(job_id)["step"] == "Redact", 120, "the Redact step", interval=0.05)
+        fs.stop()
+        time.sleep(4)
+        fs.start()
+        job = server.wait_job(job_id, timeout=240)
+        assert job["status"] == "SUCCEEDED", job
+        out = tmp_path / "out.mp4"
+        fs.client().download_file("flaky-out", "blurred/long.mp4", str(out))
+        assert visible_faces(out, scene) == []
+        assert len(server.jobs()) == 1
+    finally:
+        if server is not None:
+            server.stop()
+        fs.stop()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from veil.errors import InvalidKeyError, ObjectNotFoundError
+from veil.storage import LocalStorage, MemoryStorage, S3Storage, check_key, storage_from_url
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../x.mp4", "a/../../b.mp4", "/etc/passwd", "a//b.mp4", "a/./b.mp4", "a\\b.mp4", "a\x00.mp4", "", "x" * 1025, "a/.."],
+)
+def test_bad_keys_are_refused(key):
+    with pytest.raises(InvalidKeyError):
+        check_key(key)
+
+
+@pytest.mark.parametrize("key", ["a.mp4", "cam 1/2026-11-26/clip.MOV", "ünïcode/vidéo.mkv", "a..b.mp4", ".hidden/x.mp4"])
+def test_good_keys_pass(key):
+    assert check_key(key) == key
+
+
+@pytest.fixture(params=["local", "memory"])
+def store(request, tmp_path):
+    return LocalStorage(tmp_path / "bucket") if request.param == "local" else MemoryStorage()
+
+
+def test_round_trip(store, tmp_path):
+    if isinstance(store, LocalStorage):
+        store.root.mkdir()
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"video bytes")
+    info = store.upload(src, "a/b/c.mp4")
+    assert (info.key, info.size) == ("a/b/c.mp4", 11)
+    assert [i.key for i in store.list()] == ["a/b/c.mp4"]
+    assert [i.key for i in store.list("a/b")] == ["a/b/c.mp4"] and not list(store.list("z"))
+    dst = tmp_path / "dst.bin"
+    assert store.download("a/b/c.mp4", dst).etag == info.etag
+    assert dst.read_bytes() == b"video bytes"
+    src.write_bytes(b"new video bytes")
+    assert store.upload(src, "a/b/c.mp4").etag != info.etag
+    store.delete("a/b/c.mp4")
+    assert not store.exists("a/b/c.mp4")
+    with pytest.raises(ObjectNotFoundError):
+        store.stat("a/b/c.mp4")
+    with pytest.raises(InvalidKeyError):
+        store.upload(src, "../escape.mp4")
+    assert not (tmp_path / "escape.mp4").exists()
+
+
+def test_local_hides_partial_and_hidden_files_and_refuses_symlinks_out(tmp_path):
+    root = tmp_path / "bucket"
+    root.mkdir()
+    (root / "ok.mp4").write_bytes(b"1")
+    (root / ".x.mp4.1234.veil-partial").write_bytes(b"2")
+    (root / ".DS_Store").write_bytes(b"3")
+    (tmp_path / "secret.mp4").write_bytes(b"4")
+    os.symlink(tmp_path / "secret.mp4", root / "link.mp4")
+    store = LocalStorage(root)
+    assert [i.key for i in store.list()] == ["link.mp4", "ok.mp4"]
+    with pytest.raises(ObjectNotFoundError, match="outside"):
+        store.download("link.mp4", tmp_path / "copy.mp4")
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [("s3://bucket/prefix", S3Storage), ("file:///tmp/x", LocalStorage), ("relative/dir", LocalStorage), ("memory://t", MemoryStorage)],
+)
+def test_storage_from_url(url, kind):
+    assert isinstance(storage_from_url(url, s3_endpoint="http://127.0.0.1:1"), kind)
+
+
+def test_s3_url_prefix():
+    store = storage_from_url("s3://bucket/some/prefix/", s3_endpoint="http://127.0.0.1:1")
+    assert isinstance(store, S3Storage)
+    assert (store.bucket, store.prefix, store.url) == ("bucket", "some/prefix/", "s3://bucket/some/prefix")
