@@ -176,6 +176,9 @@ class VeilServer:
     def post(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.post(self.url + path, headers=self.headers, timeout=30, **kw)
 
+    def request_delete(self, path: str) -> httpx.Response:
+        return httpx.delete(self.url + path, headers=self.headers, timeout=30)
+
     def job(self, job_id: str) -> dict[str, Any]:
         r = self.get(f"/api/jobs/{job_id}")
         r.raise_for_status()

@@ -392,3 +392,49 @@ def test_storage_outage_mid_job_is_retried(tmp_path, clip):
         if server is not None:
             server.stop()
         fs.stop()
+
+
+def test_completion_webhook_and_cancel(local_server, clip, tmp_path):
+    import http.server
+    import json
+    import threading
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        # Submitted by key with a webhook: the hook hears the outcome.
+        shutil.copy(clip.path, local_server.data / "input" / ".staging.mp4")  # hidden: the poller skips it
+        (local_server.data / "input" / ".staging.mp4").rename(local_server.data / "input" / "hooked.mp4")
+        url = f"http://127.0.0.1:{hook.server_address[1]}/done"
+        r = local_server.post("/api/jobs", json={"key": "hooked.mp4", "webhook_url": url})
+        assert r.status_code == 202, r.text
+        job = local_server.wait_job(r.json()["id"])
+        wait_for(lambda: received, 30, "the completion webhook")
+        assert received[0]["job_id"] == job["id"] and received[0]["status"] == "SUCCEEDED"
+        assert received[0]["output_key"] == "hooked.mp4"
+
+        # A cancelled job stops before publishing anything.
+        scene = Scene(width=960, height=540, frames=450, faces=(MovingFace(height=40),))
+        write_video(tmp_path / "long.mp4", scene, audio=False)
+        r = local_server.post("/api/uploads", files={"file": ("long.mp4", (tmp_path / "long.mp4").read_bytes())})
+        job_id = r.json()["id"]
+        wait_for(lambda: local_server.job(job_id)["status"] == "RUNNING", 60, "the job to start")
+        assert local_server.request_delete(f"/api/jobs/{job_id}").status_code == 202
+        job = local_server.wait_job(job_id)
+        assert job["status"] == "CANCELLED"
+        time.sleep(2)
+        assert not (local_server.data / "output" / "long.mp4").exists()
+    finally:
+        hook.shutdown()
+        hook.server_close()
