@@ -179,5 +179,11 @@ def test_public_api_is_complete():
         "faces_file",
         "cli",
         "synthetic",
+        "storage",
+        "jobs",
+        "workflow",
+        "triggers",
+        "api",
+        "service",
     }
     assert public == set(veil.__all__) - {"__version__"}

@@ -373,12 +373,21 @@ def test_storage_outage_mid_job_is_retried(tmp_path, clip):
         s3 = fs.client()
         s3.create_bucket(Bucket="flaky-in")
         s3.create_bucket(Bucket="flaky-out")
-        scene = Scene(width=960, height=540, frames=450, faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),))
+        scene = Scene(
+            width=960,
+            height=540,
+            frames=450,
+            faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),),
+        )
         video = write_video(tmp_path / "long.mp4", scene, audio=False)
-        server = VeilServer(tmp_path / "data", *s3_args(fs, "flaky-in", "flaky-out"), "--poll-interval", "0.5").start()
+        server = VeilServer(
+            tmp_path / "data", *s3_args(fs, "flaky-in", "flaky-out"), "--poll-interval", "0.5"
+        ).start()
         s3.upload_file(str(video.path), "flaky-in", "uploads/long.mp4")
         job_id = job_for(server, "long.mp4")["id"]
-        wait_for(lambda: server.job(job_id)["step"] == "Redact", 120, "the Redact step", interval=0.05)
+        wait_for(
+            lambda: server.job(job_id)["step"] == "Redact", 120, "the Redact step", interval=0.05
+        )
         fs.stop()
         time.sleep(4)
         fs.start()
@@ -414,8 +423,12 @@ def test_completion_webhook_and_cancel(local_server, clip, tmp_path):
     threading.Thread(target=hook.serve_forever, daemon=True).start()
     try:
         # Submitted by key with a webhook: the hook hears the outcome.
-        shutil.copy(clip.path, local_server.data / "input" / ".staging.mp4")  # hidden: the poller skips it
-        (local_server.data / "input" / ".staging.mp4").rename(local_server.data / "input" / "hooked.mp4")
+        shutil.copy(
+            clip.path, local_server.data / "input" / ".staging.mp4"
+        )  # hidden: the poller skips it
+        (local_server.data / "input" / ".staging.mp4").rename(
+            local_server.data / "input" / "hooked.mp4"
+        )
         url = f"http://127.0.0.1:{hook.server_address[1]}/done"
         r = local_server.post("/api/jobs", json={"key": "hooked.mp4", "webhook_url": url})
         assert r.status_code == 202, r.text
@@ -427,7 +440,9 @@ def test_completion_webhook_and_cancel(local_server, clip, tmp_path):
         # A cancelled job stops before publishing anything.
         scene = Scene(width=960, height=540, frames=450, faces=(MovingFace(height=40),))
         write_video(tmp_path / "long.mp4", scene, audio=False)
-        r = local_server.post("/api/uploads", files={"file": ("long.mp4", (tmp_path / "long.mp4").read_bytes())})
+        r = local_server.post(
+            "/api/uploads", files={"file": ("long.mp4", (tmp_path / "long.mp4").read_bytes())}
+        )
         job_id = r.json()["id"]
         wait_for(lambda: local_server.job(job_id)["status"] == "RUNNING", 60, "the job to start")
         assert local_server.request_delete(f"/api/jobs/{job_id}").status_code == 202

@@ -10,14 +10,27 @@ from veil.storage import LocalStorage, MemoryStorage, S3Storage, check_key, stor
 
 @pytest.mark.parametrize(
     "key",
-    ["../x.mp4", "a/../../b.mp4", "/etc/passwd", "a//b.mp4", "a/./b.mp4", "a\\b.mp4", "a\x00.mp4", "", "x" * 1025, "a/.."],
+    [
+        "../x.mp4",
+        "a/../../b.mp4",
+        "/etc/passwd",
+        "a//b.mp4",
+        "a/./b.mp4",
+        "a\\b.mp4",
+        "a\x00.mp4",
+        "",
+        "x" * 1025,
+        "a/..",
+    ],
 )
 def test_bad_keys_are_refused(key):
     with pytest.raises(InvalidKeyError):
         check_key(key)
 
 
-@pytest.mark.parametrize("key", ["a.mp4", "cam 1/2026-11-26/clip.MOV", "ünïcode/vidéo.mkv", "a..b.mp4", ".hidden/x.mp4"])
+@pytest.mark.parametrize(
+    "key", ["a.mp4", "cam 1/2026-11-26/clip.MOV", "ünïcode/vidéo.mkv", "a..b.mp4", ".hidden/x.mp4"]
+)
 def test_good_keys_pass(key):
     assert check_key(key) == key
 
@@ -66,7 +79,12 @@ def test_local_hides_partial_and_hidden_files_and_refuses_symlinks_out(tmp_path)
 
 @pytest.mark.parametrize(
     ("url", "kind"),
-    [("s3://bucket/prefix", S3Storage), ("file:///tmp/x", LocalStorage), ("relative/dir", LocalStorage), ("memory://t", MemoryStorage)],
+    [
+        ("s3://bucket/prefix", S3Storage),
+        ("file:///tmp/x", LocalStorage),
+        ("relative/dir", LocalStorage),
+        ("memory://t", MemoryStorage),
+    ],
 )
 def test_storage_from_url(url, kind):
     assert isinstance(storage_from_url(url, s3_endpoint="http://127.0.0.1:1"), kind)
@@ -75,4 +93,8 @@ def test_storage_from_url(url, kind):
 def test_s3_url_prefix():
     store = storage_from_url("s3://bucket/some/prefix/", s3_endpoint="http://127.0.0.1:1")
     assert isinstance(store, S3Storage)
-    assert (store.bucket, store.prefix, store.url) == ("bucket", "some/prefix/", "s3://bucket/some/prefix")
+    assert (store.bucket, store.prefix, store.url) == (
+        "bucket",
+        "some/prefix/",
+        "s3://bucket/some/prefix",
+    )

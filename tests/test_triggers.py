@@ -10,9 +10,18 @@ from veil.triggers import Poller, is_video_key, s3_event_keys, seaweedfs_event_k
 @pytest.mark.parametrize(
     ("key", "expected"),
     [
-        ("a.mp4", True), ("dir/B.MOV", True), ("x.webm", True), ("x.mkv", True), ("x.avi", True),
-        ("x.txt", False), ("folder/", False), ("folder.mp4/", False), (".hidden.mp4", False),
-        ("d/.x.mp4.ab12.veil-partial", False), ("noext", False), ("", False),
+        ("a.mp4", True),
+        ("dir/B.MOV", True),
+        ("x.webm", True),
+        ("x.mkv", True),
+        ("x.avi", True),
+        ("x.txt", False),
+        ("folder/", False),
+        ("folder.mp4/", False),
+        (".hidden.mp4", False),
+        ("d/.x.mp4.ab12.veil-partial", False),
+        ("noext", False),
+        ("", False),
     ],
 )
 def test_is_video_key(key, expected):
@@ -20,7 +29,10 @@ def test_is_video_key(key, expected):
 
 
 def record(bucket: str, key: str, event: str = "ObjectCreated:Put") -> dict:
-    return {"eventName": event, "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10, "eTag": "abc"}}}
+    return {
+        "eventName": event,
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10, "eTag": "abc"}},
+    }
 
 
 @pytest.mark.parametrize(
@@ -42,7 +54,10 @@ def test_s3_event_keys(records, expected):
     ("event", "expected"),
     [
         ({"event_type": "create", "key": "/buckets/in/up/a b.mp4"}, ["a b.mp4"]),
-        ({"event_type": "create", "key": "/buckets/in/up/dir"}, ["dir"]),  # filtered later: no extension
+        (
+            {"event_type": "create", "key": "/buckets/in/up/dir"},
+            ["dir"],
+        ),  # filtered later: no extension
         ({"event_type": "delete", "key": "/buckets/in/up/a.mp4"}, []),
         ({"event_type": "create", "key": "/buckets/.system/owners/x"}, []),
         ({"event_type": "create", "key": "/buckets/other/up/a.mp4"}, []),

@@ -9,13 +9,17 @@ from veil.errors import (
     FacesFileError,
     InputError,
     InputNotFoundError,
+    InvalidKeyError,
     NotAVideoError,
+    ObjectNotFoundError,
     OptionError,
     OutputError,
+    StorageError,
     UnsupportedCodecError,
     VeilError,
 )
 from veil.pipeline import BlurOptions, RunResult, blur_video, detect_video, redact_video
+from veil.storage import LocalStorage, MemoryStorage, S3Storage, Storage, storage_from_url
 from veil.tracker import Tracker, TrackerOptions
 from veil.video import VideoInfo, probe
 
@@ -34,10 +38,17 @@ __all__ = [
     "FacesFileError",
     "InputError",
     "InputNotFoundError",
+    "InvalidKeyError",
+    "LocalStorage",
+    "MemoryStorage",
     "NotAVideoError",
+    "ObjectNotFoundError",
     "OptionError",
     "OutputError",
     "RunResult",
+    "S3Storage",
+    "Storage",
+    "StorageError",
     "Tracker",
     "TrackerOptions",
     "UnsupportedCodecError",
@@ -49,4 +60,5 @@ __all__ = [
     "get_anonymizer",
     "probe",
     "redact_video",
+    "storage_from_url",
 ]
