@@ -187,3 +187,15 @@ def test_public_api_is_complete():
         "service",
     }
     assert public == set(veil.__all__) - {"__version__"}
+
+
+def test_cli_reference_is_up_to_date():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("cli_reference", root / "scripts" / "cli_reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs" / "cli-reference.md").read_text() == module.render(), "run: python scripts/cli_reference.py"
