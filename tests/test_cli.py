@@ -194,8 +194,12 @@ def test_cli_reference_is_up_to_date():
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    spec = importlib.util.spec_from_file_location("cli_reference", root / "scripts" / "cli_reference.py")
+    spec = importlib.util.spec_from_file_location(
+        "cli_reference", root / "scripts" / "cli_reference.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert (root / "docs" / "cli-reference.md").read_text() == module.render(), "run: python scripts/cli_reference.py"
+    assert (root / "docs" / "cli-reference.md").read_text() == module.render(), (
+        "run: python scripts/cli_reference.py"
+    )
