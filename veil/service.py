@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import threading
@@ -59,7 +61,8 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         workers=opts.workers,
         executor_id=opts.worker_id or f"{socket.gethostname()}:{data}",
         max_bytes=opts.max_bytes,
-        blur=opts.blur,
+        # Jobs running side by side share the cores instead of each claiming all of them.
+        blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
     )
 
 
