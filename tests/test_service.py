@@ -45,6 +45,7 @@ def test_folder_drop_gives_anonymized_video(local_server, clip):
     assert job["status"] == "SUCCEEDED", job
     assert [s["name"] for s in job["steps"]] == STEPS
     assert all(s["started_at"] <= s["ended_at"] for s in job["steps"])
+    assert [h["state"] for h in job["history"]] == ["QUEUED", "RUNNING", "SUCCEEDED"]
     assert visible_faces(outbox / "party.mp4", clip.scene) == []
     assert (outbox / "party.mp4.faces.json").stat().st_size > 0
     assert digest(inbox / "party.mp4") == digest(clip.path)
@@ -191,6 +192,15 @@ def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):
     assert [j["id"] for j in server_jobs_after(data)] == [job_id]
     assert visible_faces(data / "output" / "long.mp4", scene) == []
     assert not list((data / "output").glob("*partial*"))
+    # The same video a clean run gives: every frame, at the same times.
+    assert stream_pts(data / "output" / "long.mp4") == stream_pts(video.path)
+
+
+def stream_pts(path: Path) -> list[int]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [frame.pts for frame in container.decode(video=0)]
 
 
 def server_jobs_after(data: Path) -> list[dict]:

@@ -70,6 +70,12 @@ class StepRecord:
 
 
 @dataclass
+class StateChange:
+    state: JobStatus
+    at: float | None
+
+
+@dataclass
 class Job:
     """A job as the API shows it; times are Unix seconds."""
 
@@ -81,6 +87,8 @@ class Job:
     updated_at: float | None
     error: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    history: list[StateChange] = field(default_factory=list)
+    """QUEUED when submitted, RUNNING when a worker took it, then how it ended."""
     step: str | None = None
     """The step now running, or the last one that reported progress."""
     frames_done: int = 0
@@ -91,6 +99,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
+        data["history"] = [{"state": c.state.value, "at": c.at} for c in self.history]
         return data
 
 
@@ -109,8 +118,15 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
     state = _FROM_DBOS.get(str(status.status), JobStatus.RUNNING)
     if state is JobStatus.QUEUED and progress.get("step"):
         state = JobStatus.RUNNING  # dequeued and working, DBOS has not said so yet
+    history = [StateChange(JobStatus.QUEUED, _seconds(status.created_at))]
+    started = getattr(status, "dequeued_at", None)
+    if state is not JobStatus.QUEUED and (started or state is JobStatus.RUNNING):
+        history.append(StateChange(JobStatus.RUNNING, _seconds(started)))
+    if state in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        history.append(StateChange(state, _seconds(status.updated_at)))
     return Job(
         id=status.workflow_id,
+        history=history,
         key=request.get("key", ""),
         size=int(request.get("size", 0)),
         status=state,
