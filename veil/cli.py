@@ -299,6 +299,38 @@ def _service_options(f: Callable[..., Any]) -> Callable[..., Any]:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A file of API keys, one a line.",
 )
+@click.option(
+    "--access-key",
+    envvar="VEIL_ACCESS_KEY",
+    help="Access key ID that signs calls to the face-detection API (SigV4), with --secret-key.",
+)
+@click.option("--secret-key", envvar="VEIL_SECRET_KEY", help="The secret of --access-key.")
+@click.option(
+    "--access-keys-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file of access keys for the face-detection API, 'KEY_ID SECRET' a line.",
+)
+@click.option(
+    "--no-aws-auth",
+    is_flag=True,
+    help="Accept unsigned face-detection API calls (local use only: refused beyond loopback unless --insecure).",
+)
+@click.option(
+    "--notification-webhook",
+    help="URL that gets a JSON POST when a face-detection job started with a NotificationChannel ends (stands in for SNS).",
+)
+@click.option(
+    "--max-face-jobs",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Face-detection jobs in progress at once before LimitExceededException.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Face-detection API calls a second per access key before ThrottlingException (default: no limit).",
+)
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without API keys.")
 @click.option(
     "--poll-interval",
@@ -318,6 +350,13 @@ def serve(
     port: int,
     api_keys: tuple[str, ...],
     api_keys_file: Path | None,
+    access_key: str | None,
+    secret_key: str | None,
+    access_keys_file: Path | None,
+    no_aws_auth: bool,
+    notification_webhook: str | None,
+    max_face_jobs: int,
+    rate_limit: float | None,
     insecure: bool,
     poll_interval: float | None,
 ) -> None:
@@ -328,6 +367,15 @@ def serve(
     keys = set(api_keys)
     if api_keys_file is not None:
         keys |= {line.strip() for line in api_keys_file.read_text().splitlines() if line.strip()}
+    if bool(access_key) != bool(secret_key):
+        raise click.UsageError("--access-key and --secret-key go together")
+    signing_keys = {access_key: secret_key} if access_key and secret_key else {}
+    if access_keys_file is not None:
+        for line in access_keys_file.read_text().splitlines():
+            if line.strip():
+                key_id, _, secret = line.strip().replace(":", " ").partition(" ")
+                signing_keys[key_id] = secret.strip()
+    aws_keys = None if no_aws_auth else signing_keys
     opts = ServeOptions(
         data=data,
         input=input_url,
@@ -340,6 +388,10 @@ def serve(
         host=host,
         port=port,
         api_keys=frozenset(keys),
+        aws_keys=aws_keys,
+        rekognition_webhook=notification_webhook,
+        max_face_jobs=max_face_jobs,
+        rate_limit=rate_limit,
         insecure=insecure,
         poll_interval=poll_interval,
     )

@@ -25,7 +25,8 @@ def video_metadata(info: VideoInfo) -> dict[str, Any]:
     return {
         "Codec": info.codec,
         "DurationMillis": info.duration_ms,
-        "Format": info.container,
+        # The cloud names the format by the file's kind: MP4, MOV, AVI (and veil's others).
+        "Format": Path(info.path).suffix.lstrip(".").upper() or info.container,
         "FrameRate": info.fps,
         "FrameHeight": info.height,
         "FrameWidth": info.width,

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 STEPS = ("Validate", "DetectFaces", "Redact", "Publish")
 WORKFLOW_NAME = "veil.anonymize"
+FACE_DETECTION_WORKFLOW = "veil.face_detection"
 
 
 class JobStatus(StrEnum):

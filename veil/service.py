@@ -34,6 +34,11 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     api_keys: frozenset[str] = frozenset()
+    aws_keys: dict[str, str] | None = None
+    """Access key ID → secret for the face-detection API; None turns its auth off."""
+    rekognition_webhook: str | None = None
+    max_face_jobs: int = 20
+    rate_limit: float | None = None
     insecure: bool = False
     poll_interval: float | None = None
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -66,16 +71,26 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
     )
 
 
-def check_listen_address(host: str, api_keys: frozenset[str], insecure: bool) -> None:
-    """Refuse to expose an open API beyond this machine unless told to."""
+def is_loopback(host: str) -> bool:
     try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        loopback = False
-    if not loopback and not api_keys and not insecure:
+        return False
+
+
+def check_listen_address(opts: ServeOptions) -> None:
+    """Refuse to expose an unauthenticated API beyond this machine unless told to."""
+    if is_loopback(opts.host) or opts.insecure:
+        return
+    if not opts.api_keys:
         raise OptionError(
-            f"refusing to listen on {host} without API keys: pass --api-key (or --api-keys-file), "
+            f"refusing to listen on {opts.host} without API keys: pass --api-key (or --api-keys-file), "
             "or --insecure to accept anyone on the network"
+        )
+    if opts.aws_keys is None:
+        raise OptionError(
+            f"refusing to serve the face-detection API unsigned (--no-aws-auth) on {opts.host}: "
+            "give it --access-key and --secret-key, or pass --insecure"
         )
 
 
@@ -83,8 +98,9 @@ def serve(opts: ServeOptions) -> None:
     import uvicorn
 
     from veil.api import Service, create_app
+    from veil.api.rekognition import RekognitionConfig
 
-    check_listen_address(opts.host, opts.api_keys, opts.insecure)
+    check_listen_address(opts)
     config = service_config(opts)
     launch(config)
     interval = opts.poll_interval
@@ -94,7 +110,15 @@ def serve(opts: ServeOptions) -> None:
     poller = Poller(config.input, submit, interval, settle=settle) if interval > 0 else None
     if poller:
         poller.start()
-    app = create_app(Service(config=config, submit=submit, api_keys=opts.api_keys))
+    rekognition = RekognitionConfig(
+        secrets=opts.aws_keys,
+        webhook_url=opts.rekognition_webhook,
+        max_jobs=opts.max_face_jobs,
+        rate_limit=opts.rate_limit,
+    )
+    app = create_app(
+        Service(config=config, submit=submit, api_keys=opts.api_keys, rekognition=rekognition)
+    )
     log.warning(
         "veil serve: %s -> %s, jobs in %s, API on http://%s:%d",
         config.input.url,

@@ -19,10 +19,10 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from veil.errors import InputError, StorageError, VeilError
-from veil.jobs import WORKFLOW_NAME, JobRequest, ProgressStore, job_id_for
+from veil.errors import InputError, ObjectNotFoundError, StorageError, VeilError
+from veil.jobs import FACE_DETECTION_WORKFLOW, WORKFLOW_NAME, JobRequest, ProgressStore, job_id_for
 from veil.pipeline import BlurOptions, detect_video, redact_video
-from veil.storage import Storage
+from veil.storage import LocalStorage, S3Storage, Storage
 from veil.video import VIDEO_EXTENSIONS, probe
 
 log = logging.getLogger("veil.workflow")
@@ -117,12 +117,30 @@ def _suffix(key: str) -> str:
     return Path(key).suffix.lower()
 
 
+def bucket_store(bucket: str) -> Storage:
+    """The store a bucket name means: another bucket on the same S3 endpoint, or, with
+    folder stores, the input or output folder by its name."""
+    service = config()
+    if isinstance(service.input, S3Storage):
+        return S3Storage(bucket, "", endpoint_url=service.input.endpoint_url)
+    for store in (service.input, service.output):
+        if isinstance(store, LocalStorage) and store.root.name == bucket:
+            return store
+    raise ObjectNotFoundError(f"s3://{bucket}", None, "no such bucket")
+
+
+def source_store(request: dict[str, Any]) -> Storage:
+    """Where a job's video is: the input store, unless the request names a bucket."""
+    bucket = request.get("bucket")
+    return bucket_store(bucket) if bucket else config().input
+
+
 def _fetch_input(job_id: str, request: dict[str, Any]) -> Path:
     """The input's local copy, downloaded once (again only if the work folder was lost)."""
     local = _work(job_id) / f"input{_suffix(request['key'])}"
     if not local.exists():
         partial = local.with_name(local.name + ".partial")
-        config().input.download(request["key"], partial)
+        source_store(request).download(request["key"], partial)
         partial.replace(local)
     return local
 
@@ -147,7 +165,7 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
         raise JobFailed(
             f"{key}: not a video file type (expected one of {', '.join(VIDEO_EXTENSIONS)})"
         )
-    size = config().input.stat(key).size
+    size = source_store(request).stat(key).size
     limit = config().max_bytes
     if size > limit:
         raise JobFailed(f"{key}: too large ({size:,} bytes; the limit is {limit:,})")
@@ -272,3 +290,71 @@ def anonymize(request: dict[str, Any]) -> dict[str, Any]:
             {"job_id": job_id, "key": request["key"], "status": "SUCCEEDED", **result},
         )
     return result
+
+
+FACES_PREFIX = ".veil/face-detection"
+
+
+def faces_key(job_id: str) -> str:
+    """Where a face-detection job's result lives in the output store."""
+    return f"{FACES_PREFIX}/{job_id}.json"
+
+
+@DBOS.step(
+    name="StoreFaces",
+    retries_allowed=True,
+    max_attempts=8,
+    interval_seconds=1.0,
+    backoff_rate=2.0,
+    should_retry=_transient,
+)
+def store_faces(job_id: str) -> str:
+    key = faces_key(job_id)
+    config().output.upload(_work(job_id) / "faces.json", key)
+    return key
+
+
+def submit_face_detection(job_id: str, request: dict[str, Any]) -> None:
+    """Queue a face-detection-only job (the cloud API's StartFaceDetection) under ``job_id``."""
+    with SetWorkflowID(job_id):
+        _runtime.queue.enqueue(face_detection, request)
+
+
+@DBOS.workflow(name=FACE_DETECTION_WORKFLOW)
+def face_detection(request: dict[str, Any]) -> dict[str, Any]:
+    """Validate and DetectFaces, then keep the faces file for GetFaceDetection to page through."""
+    job_id = DBOS.workflow_id
+    assert job_id is not None
+    try:
+        validate(job_id, request)
+        faces = detect_faces(job_id, request)
+        key = str(store_faces(job_id))
+    except Exception as exc:
+        cleanup(job_id)
+        if request.get("webhook_url"):
+            notify(request["webhook_url"], _completion(job_id, request, "FAILED", str(exc)))
+        raise
+    cleanup(job_id)
+    if request.get("webhook_url"):
+        notify(request["webhook_url"], _completion(job_id, request, "SUCCEEDED", None))
+    return {"faces_key": key, "faces": faces}
+
+
+def _completion(
+    job_id: str, request: dict[str, Any], status: str, error: str | None
+) -> dict[str, Any]:
+    """The completion message, shaped like the cloud's SNS notification."""
+    import time
+
+    message: dict[str, Any] = {
+        "JobId": job_id,
+        "Status": status,
+        "API": "StartFaceDetection",
+        "Timestamp": int(time.time() * 1000),
+        "Video": {"S3ObjectName": request["key"], "S3Bucket": request.get("bucket")},
+    }
+    if request.get("job_tag"):
+        message["JobTag"] = request["job_tag"]
+    if error:
+        message["StatusMessage"] = error
+    return message

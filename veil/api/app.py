@@ -16,6 +16,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from veil.api.rekognition import RekognitionConfig
+from veil.api.rekognition import install as install_rekognition
 from veil.errors import ObjectNotFoundError, StorageError, VeilError
 from veil.jobs import WORKFLOW_NAME, Job, JobRequest, job_from_status, step_records
 from veil.storage import Storage, check_key
@@ -30,6 +32,7 @@ class Service:
     config: ServiceConfig
     submit: Callable[[JobRequest], str]
     api_keys: frozenset[str] = field(default_factory=frozenset)
+    rekognition: RekognitionConfig | None = None
 
     def bucket_prefix(self, store: Storage) -> tuple[str, str]:
         bucket = getattr(store, "bucket", "")
@@ -156,4 +159,6 @@ def create_app(service: Service) -> FastAPI:
         keys = seaweedfs_event_keys(event, service.bucket_prefix(service.config.input))
         return {"jobs": submit_keys(service.config.input, keys, service.submit)}
 
+    if service.rekognition is not None:
+        install_rekognition(app, service.config, service.rekognition)
     return app

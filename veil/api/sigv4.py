@@ -38,7 +38,8 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 def _canonical_query(query: str) -> str:
     pairs = sorted(
-        (quote(k, safe="-_.~"), quote(v, safe="-_.~")) for k, v in parse_qsl(query, keep_blank_values=True)
+        (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
+        for k, v in parse_qsl(query, keep_blank_values=True)
     )
     return "&".join(f"{k}={v}" for k, v in pairs)
 
@@ -74,7 +75,9 @@ def verify(
         signed_headers = fields["SignedHeaders"].split(";")
         signature = fields["Signature"]
     except (KeyError, ValueError) as exc:
-        raise SignatureError("IncompleteSignatureException", "malformed Authorization header") from exc
+        raise SignatureError(
+            "IncompleteSignatureException", "malformed Authorization header"
+        ) from exc
     if access_key not in secrets:
         raise SignatureError(
             "UnrecognizedClientException", "The security token included in the request is invalid."
@@ -85,7 +88,9 @@ def verify(
     try:
         when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError as exc:
-        raise SignatureError("IncompleteSignatureException", "missing or malformed X-Amz-Date") from exc
+        raise SignatureError(
+            "IncompleteSignatureException", "missing or malformed X-Amz-Date"
+        ) from exc
     now = now or dt.datetime.now(dt.UTC)
     if abs(now - when) > MAX_SKEW or not amz_date.startswith(date):
         raise SignatureError("InvalidSignatureException", "Signature expired or dated wrongly")
@@ -110,7 +115,9 @@ def verify(
         [ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
     )
     expected = hmac.new(
-        signing_key(secrets[access_key], date, region, service), string_to_sign.encode(), hashlib.sha256
+        signing_key(secrets[access_key], date, region, service),
+        string_to_sign.encode(),
+        hashlib.sha256,
     ).hexdigest()
     if not hmac.compare_digest(expected, signature):
         raise SignatureError(

@@ -35,6 +35,7 @@ class S3Storage(Storage):
         from botocore.config import Config
 
         self.bucket = bucket
+        self.endpoint_url = endpoint_url
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
         config = Config(

@@ -1,0 +1,365 @@
+"""The cloud video face-detection API, wire-compatible: ``StartFaceDetection`` and
+``GetFaceDetection`` over JSON 1.1 on ``POST /``, SigV4-signed, so an unchanged
+``boto3.client("rekognition", endpoint_url=...)`` works against veil.
+
+botocore's service model (``botocore/data/rekognition/*/service-2.json``) is the
+authority for names, types and constraints. Jobs are veil's own face-detection
+workflow (Validate → DetectFaces), and the faces returned are the same tracked
+detections the blurring uses, at every frame's timestamp.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from veil.api.sigv4 import SignatureError, verify
+from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from veil.jobs import FACE_DETECTION_WORKFLOW
+from veil.workflow import ServiceConfig, bucket_store, faces_key, submit_face_detection
+
+TARGET_PREFIX = "RekognitionService."
+CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_RESULTS = 1000
+
+_PATTERNS = {
+    "ClientRequestToken": (re.compile(r"^[a-zA-Z0-9-_]+$"), 1, 64),
+    "JobTag": (re.compile(r"^[a-zA-Z0-9_.\-:+=/]+$"), 1, 1024),
+    "JobId": (re.compile(r"^[a-zA-Z0-9-_]+$"), 1, 64),
+    "Bucket": (re.compile(r"^[0-9A-Za-z.\-_]*$"), 3, 255),
+    "SNSTopicArn": (re.compile(r"^arn:aws:sns:.*:\w{12}:.+$"), 1, 2048),
+    "RoleArn": (re.compile(r"^arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+$"), 1, 2048),
+}
+_IN_PROGRESS = ("ENQUEUED", "PENDING", "DELAYED")
+
+
+class ApiError(Exception):
+    """An error in the cloud API's shape: its ``__type`` name and HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass
+class RekognitionConfig:
+    """Access keys (access key ID → secret; ``None`` turns signature checks off), where
+    completions are announced for jobs with a ``NotificationChannel``, and limits."""
+
+    secrets: dict[str, str] | None = None
+    webhook_url: str | None = None
+    max_jobs: int = 20
+    rate_limit: float | None = None
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_token(self, who: str) -> None:
+        """A token bucket per access key: ``rate_limit`` requests a second, bursts of twice that."""
+        if self.rate_limit is None:
+            return
+        now = time.monotonic()
+        burst = 2 * self.rate_limit
+        with self._lock:
+            tokens, last = self._buckets.get(who, (burst, now))
+            tokens = min(burst, tokens + (now - last) * self.rate_limit)
+            if tokens < 1:
+                self._buckets[who] = (tokens, now)
+                raise ApiError("ThrottlingException", "Rate exceeded")
+            self._buckets[who] = (tokens - 1, now)
+
+
+def install(app: FastAPI, service: ServiceConfig, config: RekognitionConfig) -> None:
+    """Serve the API on ``POST /`` of ``app``."""
+    faces_cache = _FacesCache(service)
+
+    @app.post("/", include_in_schema=False)
+    async def rekognition(request: Request) -> Response:
+        body = await request.body()
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        # Submitting and reading jobs talk to the database synchronously: off the event loop.
+        return await run_in_threadpool(
+            _handle,
+            service,
+            config,
+            faces_cache,
+            request.url.path,
+            request.url.query,
+            headers,
+            body,
+        )
+
+
+def _handle(
+    service: ServiceConfig,
+    config: RekognitionConfig,
+    faces_cache: _FacesCache,
+    path: str,
+    query: str,
+    headers: dict[str, str],
+    body: bytes,
+) -> Response:
+    request_id = str(uuid.uuid4())
+    try:
+        caller = _authenticate(config, path, query, headers, body)
+        config.take_token(caller)
+        target = headers.get("x-amz-target", "")
+        operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
+        try:
+            params = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise ApiError("SerializationException", "the body is not JSON") from exc
+        if not isinstance(params, dict):
+            raise ApiError("SerializationException", "the body must be a JSON object")
+        if operation == "StartFaceDetection":
+            result = _start(service, config, params, caller)
+        elif operation == "GetFaceDetection":
+            result = _get(faces_cache, params)
+        else:
+            raise ApiError("UnknownOperationException", f"unknown operation {target!r}")
+        return JSONResponse(
+            result, media_type=CONTENT_TYPE, headers={"x-amzn-RequestId": request_id}
+        )
+    except ApiError as exc:
+        return JSONResponse(
+            {"__type": exc.code, "Message": str(exc)},
+            status_code=exc.status,
+            media_type=CONTENT_TYPE,
+            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
+        )
+
+
+def _authenticate(
+    config: RekognitionConfig, path: str, query: str, headers: dict[str, str], body: bytes
+) -> str:
+    if config.secrets is None:
+        return "anonymous"
+    if not config.secrets:
+        raise ApiError(
+            "AccessDeniedException",
+            "no access keys are configured: start veil serve with --access-key and --secret-key",
+        )
+    try:
+        return verify(
+            method="POST",
+            path=path,
+            query=query,
+            headers=headers,
+            body=body,
+            service="rekognition",
+            secrets=config.secrets,
+        )
+    except SignatureError as exc:
+        status = 400 if exc.code == "UnrecognizedClientException" else 403
+        raise ApiError(exc.code, str(exc), status) from exc
+
+
+def _string(
+    params: dict[str, Any], name: str, *, required: bool = False, shape: str | None = None
+) -> str | None:
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise ApiError("InvalidParameterException", f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        raise ApiError("InvalidParameterException", f"{name} must be a string")
+    if shape in _PATTERNS:
+        pattern, low, high = _PATTERNS[shape]
+        if not low <= len(value) <= high or not pattern.match(value):
+            raise ApiError("InvalidParameterException", f"{name} {value!r} is not a valid {shape}")
+    return value
+
+
+def _start(
+    service: ServiceConfig, config: RekognitionConfig, params: dict[str, Any], caller: str
+) -> dict[str, Any]:
+    video = params.get("Video")
+    s3 = video.get("S3Object") if isinstance(video, dict) else None
+    if not isinstance(s3, dict):
+        raise ApiError("InvalidParameterException", "Video.S3Object is required")
+    bucket = _string(s3, "Bucket", required=True, shape="Bucket")
+    name = _string(s3, "Name", required=True)
+    version = _string(s3, "Version")
+    assert bucket is not None and name is not None
+    if not 1 <= len(name) <= 1024 or (version is not None and not 1 <= len(version) <= 1024):
+        raise ApiError(
+            "InvalidParameterException", "S3Object Name and Version must be 1 to 1024 characters"
+        )
+    token = _string(params, "ClientRequestToken", shape="ClientRequestToken")
+    job_tag = _string(params, "JobTag", shape="JobTag")
+    attributes = _string(params, "FaceAttributes") or "DEFAULT"
+    if attributes not in ("DEFAULT", "ALL"):
+        raise ApiError("InvalidParameterException", "FaceAttributes must be DEFAULT or ALL")
+    channel = params.get("NotificationChannel")
+    if channel is not None:
+        if not isinstance(channel, dict):
+            raise ApiError("InvalidParameterException", "NotificationChannel must be an object")
+        _string(channel, "SNSTopicArn", required=True, shape="SNSTopicArn")
+        _string(channel, "RoleArn", required=True, shape="RoleArn")
+    identity = {
+        "Video": {"S3Object": s3},
+        "FaceAttributes": attributes,
+        "JobTag": job_tag,
+        "NotificationChannel": channel,
+    }
+
+    job_id = (
+        "rk-" + hashlib.sha256(f"{caller}\0{token}".encode()).hexdigest()[:40]
+        if token
+        else "rk-" + uuid.uuid4().hex
+    )
+    existing = DBOS.get_workflow_status(job_id) if token else None
+    if existing is not None:
+        if _request_of(existing).get("identity") != identity:
+            raise ApiError(
+                "IdempotentParameterMismatchException",
+                "ClientRequestToken was already used with different parameters",
+            )
+        return {"JobId": job_id}
+
+    running = DBOS.list_workflows(
+        name=FACE_DETECTION_WORKFLOW, status=list(_IN_PROGRESS), load_input=False, load_output=False
+    )
+    if len(running) >= config.max_jobs:
+        raise ApiError(
+            "LimitExceededException",
+            f"{config.max_jobs} face detection jobs are already in progress",
+        )
+    try:
+        store = bucket_store(bucket)
+        info = store.stat(name)
+    except (ObjectNotFoundError, InvalidKeyError) as exc:
+        raise ApiError(
+            "InvalidS3ObjectException", f"unable to get object metadata from S3: {exc}"
+        ) from exc
+    except StorageError as exc:
+        raise ApiError("InternalServerError", str(exc), 500) from exc
+    if info.size > service.max_bytes:
+        raise ApiError(
+            "VideoTooLargeException",
+            f"{name} is {info.size:,} bytes; the limit is {service.max_bytes:,}",
+        )
+    submit_face_detection(
+        job_id,
+        {
+            "key": name,
+            "etag": info.etag,
+            "size": info.size,
+            "bucket": bucket,
+            "job_tag": job_tag,
+            "webhook_url": config.webhook_url if channel else None,
+            "identity": identity,
+        },
+    )
+    return {"JobId": job_id}
+
+
+def _request_of(status: Any) -> dict[str, Any]:
+    inputs = status.input or {}
+    args = inputs.get("args") if isinstance(inputs, dict) else getattr(inputs, "args", None)
+    return dict(args[0]) if args else {}
+
+
+def _page_token(job_id: str, offset: int) -> str:
+    raw = json.dumps({"j": job_id, "o": offset}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _page_offset(job_id: str, token: str) -> int:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data["j"] != job_id or not isinstance(data["o"], int) or data["o"] < 0:
+            raise ValueError("token of another job")
+        return int(data["o"])
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ApiError("InvalidPaginationTokenException", "Invalid Token") from exc
+
+
+def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
+    job_id = _string(params, "JobId", required=True, shape="JobId")
+    assert job_id is not None
+    max_results = params.get("MaxResults", MAX_RESULTS)
+    if not isinstance(max_results, int) or isinstance(max_results, bool) or max_results < 1:
+        raise ApiError("InvalidParameterException", "MaxResults must be an integer of 1 or more")
+    max_results = min(max_results, MAX_RESULTS)
+    token = _string(params, "NextToken")
+    if token is not None and len(token) > 255:
+        raise ApiError("InvalidParameterException", "NextToken is too long")
+
+    status = DBOS.get_workflow_status(job_id)
+    if status is None or status.name != FACE_DETECTION_WORKFLOW:
+        raise ApiError("ResourceNotFoundException", f"no face detection job {job_id}")
+    request = _request_of(status)
+    identity = request.get("identity") or {}
+    response: dict[str, Any] = {"JobId": job_id, "Video": identity.get("Video", {})}
+    if request.get("job_tag"):
+        response["JobTag"] = request["job_tag"]
+    state = str(status.status)
+    if state in _IN_PROGRESS:
+        return {**response, "JobStatus": "IN_PROGRESS"}
+    if state != "SUCCESS":
+        message = str(status.error) if status.error is not None else f"job {state.lower()}"
+        return {**response, "JobStatus": "FAILED", "StatusMessage": message}
+    metadata, faces = faces_cache.get(job_id)
+    offset = _page_offset(job_id, token) if token else 0
+    if offset > len(faces):
+        raise ApiError("InvalidPaginationTokenException", "Invalid Token")
+    page = faces[offset : offset + max_results]
+    response.update({"JobStatus": "SUCCEEDED", "VideoMetadata": metadata, "Faces": page})
+    if offset + max_results < len(faces):
+        response["NextToken"] = _page_token(job_id, offset + max_results)
+    return response
+
+
+class _FacesCache:
+    """Parsed result files of the last few jobs read, so paging does not re-read them."""
+
+    def __init__(self, service: ServiceConfig, size: int = 8) -> None:
+        self.service = service
+        self.size = size
+        self._items: OrderedDict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        with self._lock:
+            if job_id in self._items:
+                self._items.move_to_end(job_id)
+                return self._items[job_id]
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="veil-faces-") as tmp:
+            local = Path(tmp) / "faces.json"
+            try:
+                self.service.output.download(faces_key(job_id), local)
+            except StorageError as exc:
+                raise ApiError(
+                    "InternalServerError", f"the job's results cannot be read: {exc}", 500
+                ) from exc
+            data = json.loads(local.read_text())
+        faces = []
+        for entry in data["Faces"]:
+            face = {k: v for k, v in entry["Face"].items() if k != "TrackId"}  # not a cloud field
+            faces.append({"Timestamp": entry["Timestamp"], "Face": face})
+        faces.sort(key=lambda f: f["Timestamp"])  # stable: equal timestamps keep file order
+        item = (data["VideoMetadata"], faces)
+        with self._lock:
+            self._items[job_id] = item
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return item
