@@ -327,6 +327,18 @@ def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
+def _grown(box: dict[str, float], factor: float) -> dict[str, float]:
+    """The box the blurring covers: grown about its centre by ``--box-scale``, clipped to
+    the frame, so a client that blurs exactly these boxes hides what veil hides."""
+    cx, cy = box["Left"] + box["Width"] / 2, box["Top"] + box["Height"] / 2
+    left, top = max(0.0, cx - box["Width"] * factor / 2), max(0.0, cy - box["Height"] * factor / 2)
+    right, bottom = (
+        min(1.0, cx + box["Width"] * factor / 2),
+        min(1.0, cy + box["Height"] * factor / 2),
+    )
+    return {"Width": right - left, "Height": bottom - top, "Left": left, "Top": top}
+
+
 class _FacesCache:
     """Parsed result files of the last few jobs read, so paging does not re-read them."""
 
@@ -353,8 +365,10 @@ class _FacesCache:
                 ) from exc
             data = json.loads(local.read_text())
         faces = []
+        grow = self.service.blur.box_scale
         for entry in data["Faces"]:
             face = {k: v for k, v in entry["Face"].items() if k != "TrackId"}  # not a cloud field
+            face["BoundingBox"] = _grown(face["BoundingBox"], grow)
             faces.append({"Timestamp": entry["Timestamp"], "Face": face})
         faces.sort(key=lambda f: f["Timestamp"])  # stable: equal timestamps keep file order
         item = (data["VideoMetadata"], faces)
