@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from typing import ClassVar
 
 import boto3
 import cv2
@@ -24,7 +25,7 @@ NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: ClassVar[list[dict]] = []
 
     def do_POST(self) -> None:
         Hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
