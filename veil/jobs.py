@@ -94,6 +94,8 @@ class Job:
     """The step now running, or the last one that reported progress."""
     frames_done: int = 0
     frames_total: int | None = None
+    duration: float | None = None
+    """Seconds of video, once Validate has read it."""
     faces: int | None = None
     output_key: str | None = None
 
@@ -137,6 +139,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         step=progress.get("step"),
         frames_done=int(progress.get("frames_done") or 0),
         frames_total=progress.get("frames_total"),
+        duration=progress.get("duration"),
         faces=output.get("faces"),
         output_key=output.get("output_key"),
     )
@@ -176,6 +179,7 @@ class ProgressStore:
             sa.Column("step", sa.String(32)),
             sa.Column("frames_done", sa.Integer),
             sa.Column("frames_total", sa.Integer, nullable=True),
+            sa.Column("duration", sa.Float, nullable=True),
             sa.Column("updated_at", sa.Float),
         )
         self.table.metadata.create_all(self.engine)
@@ -183,7 +187,14 @@ class ProgressStore:
         self._lock = threading.Lock()
 
     def set(
-        self, job_id: str, step: str, done: int, total: int | None, *, force: bool = False
+        self,
+        job_id: str,
+        step: str,
+        done: int,
+        total: int | None,
+        *,
+        force: bool = False,
+        duration: float | None = None,
     ) -> None:
         now = time.time()
         with self._lock:
@@ -191,7 +202,14 @@ class ProgressStore:
             if not force and step == last_step and now - last_time < 1.0:
                 return
             self._last[job_id] = (step, now)
-        row = {"step": step, "frames_done": done, "frames_total": total, "updated_at": now}
+        row: dict[str, Any] = {
+            "step": step,
+            "frames_done": done,
+            "frames_total": total,
+            "updated_at": now,
+        }
+        if duration is not None:
+            row["duration"] = duration
         with self.engine.begin() as conn:
             updated = conn.execute(
                 self.table.update().where(self.table.c.job_id == job_id).values(**row)

@@ -174,6 +174,7 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
         info = probe(local)
     except InputError as exc:
         raise JobFailed(f"{key}: {exc.reason}") from None
+    progress_store().set(job_id, "Validate", 1, 1, force=True, duration=info.duration)
     return {
         "width": info.width,
         "height": info.height,

@@ -13,13 +13,14 @@ from typing import Annotated, Any
 from dbos import DBOS
 from fastapi import Body, Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.errors import ObjectNotFoundError, StorageError, VeilError
-from veil.jobs import WORKFLOW_NAME, Job, JobRequest, job_from_status, step_records
+from veil.jobs import WORKFLOW_NAME, Job, JobRequest, JobStatus, job_from_status, step_records
 from veil.storage import Storage, check_key
 from veil.triggers import is_video_key, s3_event_keys, seaweedfs_event_keys, submit_keys
 from veil.workflow import ServiceConfig, progress_store
@@ -57,10 +58,17 @@ def _job(job_id: str, *, with_steps: bool) -> Job:
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="veil", version="0.1.0", description="Anonymize every face in a video.")
 
-    def authorize(authorization: Annotated[str | None, Header()] = None) -> None:
+    def authorize(
+        authorization: Annotated[str | None, Header()] = None,
+        access_token: Annotated[str | None, Query(include_in_schema=False)] = None,
+    ) -> None:
         if not service.api_keys:
             return
         scheme, _, token = (authorization or "").partition(" ")
+        if access_token and not authorization:
+            # <video src> and download links cannot send headers; the web page puts the
+            # key in the URL for those.
+            scheme, token = "bearer", access_token
         if scheme.lower() != "bearer" or not any(
             hmac.compare_digest(token, key) for key in service.api_keys
         ):
@@ -74,6 +82,14 @@ def create_app(service: Service) -> FastAPI:
     async def veil_error(_: Request, exc: VeilError) -> JSONResponse:
         status = getattr(exc, "status_code", 400)
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    static = Path(__file__).with_name("static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The web page: upload, watch, compare, download."""
+        return FileResponse(static / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -122,20 +138,50 @@ def create_app(service: Service) -> FastAPI:
         DBOS.cancel_workflow(job_id)
         return _job(job_id, with_steps=False).to_dict()
 
-    def _download(job_id: str, suffix: str) -> FileResponse:
-        job = _job(job_id, with_steps=False)
-        if job.output_key is None:
-            raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
-        key = job.output_key + suffix
+    def _send(store: Storage, key: str) -> FileResponse:
         tmp = Path(tempfile.mkdtemp(prefix="veil-dl-")) / Path(key).name
         try:
-            service.config.output.download(key, tmp)
+            store.download(key, tmp)
         except (ObjectNotFoundError, StorageError):
             shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
         return FileResponse(
             tmp, filename=tmp.name, background=BackgroundTask(shutil.rmtree, tmp.parent, True)
         )
+
+    def _download(job_id: str, suffix: str) -> FileResponse:
+        job = _job(job_id, with_steps=False)
+        if job.output_key is None:
+            raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
+        return _send(service.config.output, job.output_key + suffix)
+
+    @app.get("/api/jobs/{job_id}/input", dependencies=auth)
+    def original(job_id: str) -> FileResponse:
+        """The video the job read, for comparing with the result."""
+        return _send(service.config.input, _job(job_id, with_steps=False).key)
+
+    @app.post("/api/jobs/{job_id}/retry", dependencies=auth, status_code=202)
+    def retry(job_id: str) -> dict[str, str]:
+        """Run a failed or cancelled job again from the start, as a new job."""
+        job = _job(job_id, with_steps=False)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise HTTPException(
+                409,
+                f"job {job_id} is {job.status.value.lower()}; only failed or cancelled jobs are retried",
+            )
+        handle = DBOS.fork_workflow(job_id, 1)
+        return {"id": handle.workflow_id}
+
+    @app.get("/api/objects", dependencies=auth)
+    def objects(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
+        """Videos in the input bucket, to start jobs for."""
+        found = []
+        for info in service.config.input.list():
+            if is_video_key(info.key):
+                found.append({"key": info.key, "size": info.size})
+                if len(found) >= limit:
+                    break
+        return found
 
     @app.get("/api/jobs/{job_id}/result", dependencies=auth)
     def result(job_id: str) -> FileResponse:
