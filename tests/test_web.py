@@ -1,0 +1,150 @@
+"""The web page in a real headless Chromium (Debian's), driven by Playwright, against a
+real ``veil serve`` on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+from servers import VeilServer
+
+from veil.synthetic import visible_faces
+
+CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = VeilServer(tmp_path / "data", "--poll-interval", "0").start()
+    yield srv
+    srv.stop()
+
+
+def watch_requests(page, server: VeilServer) -> list[str]:
+    seen: list[str] = []
+    page.on("request", lambda request: seen.append(request.url))
+    return seen
+
+
+def test_upload_watch_compare_download(browser, server, clip, tmp_path):
+    page = browser.new_page(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+    requests = watch_requests(page, server)
+    page.goto(server.url + "/")
+    video = tmp_path / "party.mp4"
+    shutil.copy(clip.path, video)
+    page.set_input_files("#file", str(video))
+    row = page.locator("#jobs tbody tr", has_text="party.mp4")
+    expect(row.locator(".status")).to_have_text("SUCCEEDED", timeout=90_000)
+    expect(row).to_contain_text("4")  # faces found
+    row.locator("a").click()
+    graph = page.locator("#graph li")
+    expect(graph).to_have_count(4)
+    for step in ("Validate", "DetectFaces", "Redact", "Publish"):
+        expect(page.locator(f"#graph li[data-step={step}]")).to_have_class("done", timeout=30_000)
+    expect(page.locator("#timeline span").first).to_be_visible(timeout=30_000)
+
+    # Both videos load and play.
+    page.wait_for_function(
+        "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)", timeout=30_000
+    )
+    page.evaluate("Promise.all([...document.querySelectorAll('video')].map(v => v.play()))")
+    page.wait_for_function(
+        "[...document.querySelectorAll('video')].every(v => v.currentTime > 0.2)", timeout=30_000
+    )
+    page.evaluate(
+        "[...document.querySelectorAll('video')].forEach(v => { v.pause(); v.currentTime = 0.5; })"
+    )
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(DOCS / "screenshot-job.png"), full_page=True)
+
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "downloaded.mp4"
+    download.value.save_as(saved)
+    assert saved.read_bytes() == (server.data / "output" / "party.mp4").read_bytes()
+    assert visible_faces(saved, clip.scene) == []
+
+    outside = [u for u in requests if not u.startswith((server.url, "data:", "blob:"))]
+    assert outside == [], f"requests to other hosts: {outside}"
+
+
+def test_bad_uploads_say_what_is_wrong(browser, server, tmp_path):
+    page = browser.new_page()
+    requests = watch_requests(page, server)
+    page.goto(server.url + "/")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    page.set_input_files("#file", str(notes))
+    expect(page.locator("#uploads li.error")).to_contain_text("notes.txt: not a video file type")
+    fake = tmp_path / "fake.mp4"
+    fake.write_text("a text file named like a video")
+    page.set_input_files("#file", str(fake))
+    row = page.locator("#jobs tbody tr", has_text="fake.mp4")
+    expect(row.locator(".status")).to_have_text("FAILED", timeout=60_000)
+    expect(row).to_contain_text("fake.mp4: not a video (unrecognised file format)")
+    row.locator("a").click()
+    expect(page.locator("#job-error")).to_have_text(
+        "fake.mp4: not a video (unrecognised file format)"
+    )
+    expect(page.locator("#graph li[data-step=Validate]")).to_have_class("failed")
+    expect(page.locator("#retry")).to_be_visible()
+    assert all(u.startswith((server.url, "data:", "blob:")) for u in requests)
+
+
+def test_phone_sized_and_keyboard(browser, server):
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(server.url + "/")
+    expect(page.locator("#home")).to_be_visible()
+    assert page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
+    # The upload area is reachable with the keyboard.
+    for _ in range(5):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement && document.activeElement.id") == "drop":
+            break
+    assert page.evaluate("document.activeElement.id") == "drop"
+
+
+def test_api_key_is_asked_for(browser, tmp_path, clip):
+    srv = VeilServer(
+        tmp_path / "data", "--poll-interval", "0.3", "--api-key", "page-key", api_key="page-key"
+    ).start()
+    try:
+        shutil.copy(clip.path, srv.data / "input" / "secret.mp4")
+        srv.wait_job(next(iter(_wait_jobs(srv)))["id"])
+        page = browser.new_page()
+        page.goto(srv.url + "/")
+        expect(page.locator("#auth")).to_be_visible()
+        expect(page.locator("#home")).to_be_hidden()
+        assert "secret.mp4" not in page.content()
+        page.fill("#auth-key", "page-key")
+        page.click("#auth-form button")
+        expect(page.locator("#jobs tbody tr", has_text="secret.mp4")).to_be_visible()
+    finally:
+        srv.stop()
+
+
+def _wait_jobs(srv: VeilServer) -> list[dict]:
+    from servers import wait_for
+
+    return wait_for(lambda: srv.jobs(), 60, "a job")
