@@ -13,9 +13,10 @@ import json
 import logging
 import shutil
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from dbos import DBOS, SetWorkflowID
 
@@ -26,6 +27,9 @@ from veil.storage import LocalStorage, S3Storage, Storage
 from veil.video import VIDEO_EXTENSIONS, probe
 
 log = logging.getLogger("veil.workflow")
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 QUEUE_NAME = "veil-jobs"
 DEFAULT_MAX_BYTES = 10 * 1024**3
@@ -107,6 +111,19 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) and exc.transient
 
 
+def _retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A DBOS step that retries storage faults with exponential backoff (1 s, 2 s, 4 s...)
+    and fails at once on anything else."""
+    return DBOS.step(
+        name=name,
+        retries_allowed=True,
+        max_attempts=attempts,
+        interval_seconds=1.0,
+        backoff_rate=2.0,
+        should_retry=_transient,
+    )
+
+
 def _work(job_id: str) -> Path:
     path = config().work_dir / job_id
     path.mkdir(parents=True, exist_ok=True)
@@ -150,14 +167,7 @@ def _progress(job_id: str, step: str) -> Any:
     return lambda done, total: store.set(job_id, step, done, total)
 
 
-@DBOS.step(
-    name="Validate",
-    retries_allowed=True,
-    max_attempts=6,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_transient,
-)
+@_retrying_step("Validate", attempts=6)
 def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
     key = request["key"]
     progress_store().set(job_id, "Validate", 0, None, force=True)
@@ -183,14 +193,7 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@DBOS.step(
-    name="DetectFaces",
-    retries_allowed=True,
-    max_attempts=4,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_transient,
-)
+@_retrying_step("DetectFaces", attempts=4)
 def detect_faces(job_id: str, request: dict[str, Any]) -> int:
     local = _fetch_input(job_id, request)
     faces = _work(job_id) / "faces.json"
@@ -203,14 +206,7 @@ def detect_faces(job_id: str, request: dict[str, Any]) -> int:
     return result.tracks
 
 
-@DBOS.step(
-    name="Redact",
-    retries_allowed=True,
-    max_attempts=4,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_transient,
-)
+@_retrying_step("Redact", attempts=4)
 def redact(job_id: str, request: dict[str, Any]) -> None:
     local = _fetch_input(job_id, request)
     work = _work(job_id)
@@ -226,14 +222,7 @@ def redact(job_id: str, request: dict[str, Any]) -> None:
         raise JobFailed(str(exc)) from None
 
 
-@DBOS.step(
-    name="Publish",
-    retries_allowed=True,
-    max_attempts=8,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_transient,
-)
+@_retrying_step("Publish", attempts=8)
 def publish(job_id: str, request: dict[str, Any]) -> str:
     work = _work(job_id)
     key = str(request["key"])
@@ -301,14 +290,7 @@ def faces_key(job_id: str) -> str:
     return f"{FACES_PREFIX}/{job_id}.json"
 
 
-@DBOS.step(
-    name="StoreFaces",
-    retries_allowed=True,
-    max_attempts=8,
-    interval_seconds=1.0,
-    backoff_rate=2.0,
-    should_retry=_transient,
-)
+@_retrying_step("StoreFaces", attempts=8)
 def store_faces(job_id: str) -> str:
     key = faces_key(job_id)
     config().output.upload(_work(job_id) / "faces.json", key)
