@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
 import threading
 from typing import ClassVar
 
@@ -355,5 +356,32 @@ def test_limits_throttling_and_missing_keys(tmp_path, s3_store):
     try:
         with pytest.raises(client(srv).exceptions.AccessDeniedException):
             client(srv).start_face_detection(Video=VIDEO)
+    finally:
+        srv.stop()
+
+
+def test_local_folders_by_bucket_name_and_failed_jobs(tmp_path, clip):
+    """With folder stores, the bucket is the input (or output) folder's name; a video that
+    cannot be read ends FAILED with a StatusMessage in plain words."""
+    srv = VeilServer(tmp_path / "data", "--poll-interval", "0", "--no-aws-auth").start()
+    try:
+        shutil.copy(clip.path, srv.data / "input" / "local.mp4")
+        (srv.data / "input" / "broken.mp4").write_bytes(b"not a video at all")
+        rk = client(srv, key="any", secret="any")
+        ok = rk.start_face_detection(Video={"S3Object": {"Bucket": "input", "Name": "local.mp4"}})[
+            "JobId"
+        ]
+        bad = rk.start_face_detection(
+            Video={"S3Object": {"Bucket": "input", "Name": "broken.mp4"}}
+        )["JobId"]
+        assert wait_done(rk, ok)["JobStatus"] == "SUCCEEDED"
+        failed = wait_done(rk, bad)
+        assert failed["JobStatus"] == "FAILED"
+        assert failed["StatusMessage"] == "broken.mp4: not a video (unrecognised file format)"
+        assert "Faces" not in failed
+        with pytest.raises(rk.exceptions.InvalidS3ObjectException):
+            rk.start_face_detection(
+                Video={"S3Object": {"Bucket": "elsewhere", "Name": "local.mp4"}}
+            )
     finally:
         srv.stop()
