@@ -36,99 +36,73 @@ PRESETS = (
 )
 
 
-def _detection_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    defaults = BlurOptions()
-    options = [
-        click.option(
-            "--threshold",
-            type=click.FloatRange(0, 1, min_open=True, max_open=True),
-            default=defaults.threshold,
-            show_default=True,
-            help="Lowest detector score counted as a face; lower finds more faces and more false alarms.",
-        ),
-        click.option(
-            "--scale",
-            type=click.FloatRange(0, 4, min_open=True),
-            default=defaults.scale,
-            show_default=True,
-            help="Detector input size as a multiple of the frame size; 2 finds faces down to 16 px, 1 is about 4x faster and finds faces from about 32 px.",
-        ),
-        click.option(
-            "--detect-every",
-            type=click.IntRange(min=1),
-            default=defaults.detect_every,
-            show_default=True,
-            help="Analyse one frame in N; tracking covers the frames between.",
-        ),
-        click.option(
-            "--device",
-            type=click.Choice(DEVICES),
-            default=defaults.device,
-            show_default=True,
-            help="Where the detector runs.",
-        ),
-        click.option(
-            "--precision",
-            type=click.Choice(PRECISIONS),
-            default=defaults.precision,
-            show_default=True,
-            help="Detector model: int8 (faster on CPUs) or fp32; auto picks int8 on the CPU, fp32 on CUDA.",
-        ),
-        click.option(
-            "--hold",
-            type=click.FloatRange(min=0),
-            default=defaults.hold,
-            show_default=True,
-            help="Seconds a box is kept before a face's first and after its last detection (at least two detection intervals).",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+_DEFAULTS = BlurOptions()
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
-def _redaction_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    defaults = BlurOptions()
-    options = [
-        click.option(
-            "--mode",
-            type=click.Choice(MODES),
-            default=defaults.mode,
-            show_default=True,
-            help="How faces are hidden.",
-        ),
-        click.option(
-            "--box-scale",
-            type=click.FloatRange(1, 4),
-            default=defaults.box_scale,
-            show_default=True,
-            help="Grow each face box by this factor before hiding it.",
-        ),
-        click.option(
-            "--crf",
-            type=click.IntRange(0, 51),
-            default=defaults.crf,
-            show_default=True,
-            help="x264 quality: lower is better and bigger.",
-        ),
-        click.option(
-            "--preset",
-            type=click.Choice(PRESETS),
-            default=defaults.preset,
-            show_default=True,
-            help="x264 speed preset.",
-        ),
-        click.option(
-            "--keep-audio/--no-audio",
-            default=True,
-            show_default=True,
-            help="Copy the audio streams.",
-        ),
-        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+def _option_group(*options: Decorator) -> Decorator:
+    """Several click options applied as one decorator, listed in --help in this order."""
+
+    def apply(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
+def _blur_option(flag: str, kind: Any, help: str) -> Decorator:
+    """An option whose default is the ``BlurOptions`` field of the same name."""
+    default = getattr(_DEFAULTS, flag.lstrip("-").replace("-", "_"))
+    return click.option(flag, type=kind, default=default, show_default=True, help=help)
+
+
+_detection_options = _option_group(
+    _blur_option(
+        "--threshold",
+        click.FloatRange(0, 1, min_open=True, max_open=True),
+        "Lowest detector score counted as a face; lower finds more faces and more false alarms.",
+    ),
+    _blur_option(
+        "--scale",
+        click.FloatRange(0, 4, min_open=True),
+        "Detector input size as a multiple of the frame size; 2 finds faces down to 16 px, 1 is about 4x faster and finds faces from about 32 px.",
+    ),
+    _blur_option(
+        "--detect-every",
+        click.IntRange(min=1),
+        "Analyse one frame in N; tracking covers the frames between.",
+    ),
+    _blur_option("--device", click.Choice(DEVICES), "Where the detector runs."),
+    _blur_option(
+        "--precision",
+        click.Choice(PRECISIONS),
+        "Detector model: int8 (faster on CPUs) or fp32; auto picks int8 on the CPU, fp32 on CUDA.",
+    ),
+    _blur_option(
+        "--hold",
+        click.FloatRange(min=0),
+        "Seconds a box is kept before a face's first and after its last detection (at least two detection intervals).",
+    ),
+)
+
+_redaction_options = _option_group(
+    _blur_option("--mode", click.Choice(MODES), "How faces are hidden."),
+    _blur_option(
+        "--box-scale",
+        click.FloatRange(1, 4),
+        "Grow each face box by this factor before hiding it.",
+    ),
+    _blur_option("--crf", click.IntRange(0, 51), "x264 quality: lower is better and bigger."),
+    _blur_option("--preset", click.Choice(PRESETS), "x264 speed preset."),
+    click.option(
+        "--keep-audio/--no-audio",
+        default=True,
+        show_default=True,
+        help="Copy the audio streams.",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -206,12 +180,10 @@ def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> N
     type=click.Path(path_type=Path),
     help="Output file. Default: INPUT.blurred.EXT beside it.",
 )
-@click.option(
+@_blur_option(
     "--hold",
-    type=click.FloatRange(min=0),
-    default=BlurOptions().hold,
-    show_default=True,
-    help="Seconds a box is kept around the timestamps it is listed at.",
+    click.FloatRange(min=0),
+    "Seconds a box is kept around the timestamps it is listed at.",
 )
 @_redaction_options
 def redact(
@@ -230,57 +202,53 @@ def redact(
     )
 
 
-def _service_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--data",
-            type=click.Path(path_type=Path),
-            default=Path("veil-data"),
-            show_default=True,
-            help="Folder for the embedded defaults: input/, output/, veil.sqlite, work/.",
-        ),
-        click.option(
-            "--input",
-            "input_url",
-            help="Input bucket: a folder or s3://bucket/prefix. Default: DATA/input.",
-        ),
-        click.option(
-            "--output",
-            "output_url",
-            help="Output bucket: a folder or s3://bucket/prefix. Default: DATA/output.",
-        ),
-        click.option(
-            "--s3-endpoint",
-            envvar="VEIL_S3_ENDPOINT",
-            help="S3-compatible endpoint URL (MinIO, SeaweedFS, ...); AWS when not given. Credentials: the usual AWS_* variables or ~/.aws.",
-        ),
-        click.option(
-            "--database",
-            envvar="VEIL_DATABASE",
-            help="Job database: sqlite:///FILE (default DATA/veil.sqlite) or postgresql://...",
-        ),
-        click.option(
-            "--workers",
-            type=click.IntRange(min=1),
-            default=1,
-            show_default=True,
-            help="Jobs run at once by this process.",
-        ),
-        click.option(
-            "--worker-id",
-            help="This process's name in the job database (default: HOST:DATA). A restarted process with the same name resumes its unfinished jobs; no two running processes may share one.",
-        ),
-        click.option(
-            "--max-size",
-            type=click.IntRange(min=1),
-            default=10 * 1024**3,
-            show_default=True,
-            help="Largest input accepted, in bytes.",
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+_service_options = _option_group(
+    click.option(
+        "--data",
+        type=click.Path(path_type=Path),
+        default=Path("veil-data"),
+        show_default=True,
+        help="Folder for the embedded defaults: input/, output/, veil.sqlite, work/.",
+    ),
+    click.option(
+        "--input",
+        "input_url",
+        help="Input bucket: a folder or s3://bucket/prefix. Default: DATA/input.",
+    ),
+    click.option(
+        "--output",
+        "output_url",
+        help="Output bucket: a folder or s3://bucket/prefix. Default: DATA/output.",
+    ),
+    click.option(
+        "--s3-endpoint",
+        envvar="VEIL_S3_ENDPOINT",
+        help="S3-compatible endpoint URL (MinIO, SeaweedFS, ...); AWS when not given. Credentials: the usual AWS_* variables or ~/.aws.",
+    ),
+    click.option(
+        "--database",
+        envvar="VEIL_DATABASE",
+        help="Job database: sqlite:///FILE (default DATA/veil.sqlite) or postgresql://...",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=1,
+        show_default=True,
+        help="Jobs run at once by this process.",
+    ),
+    click.option(
+        "--worker-id",
+        help="This process's name in the job database (default: HOST:DATA). A restarted process with the same name resumes its unfinished jobs; no two running processes may share one.",
+    ),
+    click.option(
+        "--max-size",
+        type=click.IntRange(min=1),
+        default=10 * 1024**3,
+        show_default=True,
+        help="Largest input accepted, in bytes.",
+    ),
+)
 
 
 @main.command()
