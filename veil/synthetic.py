@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.video import from_display, is_mirrored, probe, to_display
+from veil.video import from_display, probe, to_display
 
 Frame = npt.NDArray[np.uint8]
 Boxes = npt.NDArray[np.float32]
@@ -362,12 +362,11 @@ def visible_faces(
     where a known face keeps more than ``threshold`` of its detail."""
     found = []
     info = probe(video)
-    mirrored = is_mirrored(info.display_matrix)
     with av.open(str(video)) as container:
         stream = container.streams.video[0]
         for i, frame in enumerate(container.decode(stream)):
             coded = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
-            image = to_display(coded, info.rotation, mirrored)
+            image = to_display(coded, info.rotation, info.mirrored)
             truth, boxes, ids = scene.render(i)
             if image.shape != truth.shape:
                 raise ValueError(

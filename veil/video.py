@@ -97,6 +97,13 @@ class VideoInfo:
     flips included."""
 
     @property
+    def mirrored(self) -> bool:
+        """Whether the display matrix flips the picture (its 2x2 part has a negative
+        determinant)."""
+        m = self.display_matrix
+        return m is not None and m[0] * m[4] - m[1] * m[3] < 0
+
+    @property
     def duration_ms(self) -> int:
         return round(self.duration * 1000)
 
@@ -215,11 +222,6 @@ def _rotation(frame: Any) -> int:
     return round((frame.rotation or 0) / 90.0) * 90 % 360
 
 
-def is_mirrored(matrix: tuple[int, ...] | None) -> bool:
-    """Whether a display matrix flips the picture (its 2x2 part has a negative determinant)."""
-    return matrix is not None and matrix[0] * matrix[4] - matrix[1] * matrix[3] < 0
-
-
 def to_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
     """Turn a coded picture the way a player does: ``rotation`` degrees counter-clockwise,
     then a horizontal flip when the display matrix mirrors."""
@@ -253,7 +255,6 @@ class VideoReader:
         self.video_stream.codec_context.thread_count = decode_threads
         self.audio_streams = list(self._container.streams.audio)
         self.frames_decoded = 0
-        self._mirrored = is_mirrored(self.info.display_matrix)
 
     def __enter__(self) -> VideoReader:
         return self
@@ -276,7 +277,7 @@ class VideoReader:
                     continue
                 for frame in packet.decode():
                     rgb = frame.reformat(format="rgb24", src_color_range=frame.color_range or None)
-                    image = to_display(rgb.to_ndarray(), self.info.rotation, self._mirrored)
+                    image = to_display(rgb.to_ndarray(), self.info.rotation, self.info.mirrored)
                     time = frame.time if frame.time is not None else self.frames_decoded / rate
                     yield DecodedFrame(self.frames_decoded, image, frame.pts, time)
                     last_time = time
@@ -321,7 +322,6 @@ class VideoWriter:
     def __init__(self, path: str | Path, reader: VideoReader, options: EncodeOptions) -> None:
         self.path = Path(path)
         self._info = reader.info
-        self._rotation = reader.info.rotation
         self._tmp = self.path.with_name(
             f".{self.path.stem}.veil-{os.getpid()}.part{self.path.suffix}"
         )
@@ -400,7 +400,7 @@ class VideoWriter:
         return mapping
 
     def write_frame(self, image: Frame, pts: int | None) -> None:
-        coded = from_display(image, self._rotation, is_mirrored(self._info.display_matrix))
+        coded = from_display(image, self._info.rotation, self._info.mirrored)
         frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
         frame = frame.reformat(format=self._video.pix_fmt, dst_color_range=self._color_range)
         frame.pts = pts
