@@ -110,11 +110,16 @@ def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
 
-def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
-    """Build a ``Job`` from a DBOS ``WorkflowStatus`` (and its progress row)."""
+def workflow_request(status: Any) -> dict[str, Any]:
+    """The request dict a job's workflow was started with, from its DBOS status."""
     inputs = status.input or {}
     args = inputs.get("args") if isinstance(inputs, dict) else getattr(inputs, "args", None)
-    request = args[0] if args else {}
+    return dict(args[0]) if args else {}
+
+
+def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
+    """Build a ``Job`` from a DBOS ``WorkflowStatus`` (and its progress row)."""
+    request = workflow_request(status)
     output = status.output if isinstance(status.output, dict) else {}
     progress = progress or {}
     error = str(status.error) if status.error is not None else None

@@ -9,11 +9,13 @@ once the whole video is done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -162,6 +164,18 @@ def _fetch_input(job_id: str, request: dict[str, Any]) -> Path:
     return local
 
 
+@contextlib.contextmanager
+def _failing_job(key: str) -> Iterator[None]:
+    """Turn a problem with the video itself into a job failure that names the key, not
+    the work folder's copy, and is never retried."""
+    try:
+        yield
+    except InputError as exc:
+        raise JobFailed(f"{key}: {exc.reason}") from None
+    except VeilError as exc:
+        raise JobFailed(str(exc)) from None
+
+
 def _progress(job_id: str, step: str) -> Any:
     store = progress_store()
     return lambda done, total: store.set(job_id, step, done, total)
@@ -180,10 +194,8 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
     if size > limit:
         raise JobFailed(f"{key}: too large ({size:,} bytes; the limit is {limit:,})")
     local = _fetch_input(job_id, request)
-    try:
+    with _failing_job(key):
         info = probe(local)
-    except InputError as exc:
-        raise JobFailed(f"{key}: {exc.reason}") from None
     progress_store().set(job_id, "Validate", 1, 1, force=True, duration=info.duration)
     return {
         "width": info.width,
@@ -197,12 +209,10 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
 def detect_faces(job_id: str, request: dict[str, Any]) -> int:
     local = _fetch_input(job_id, request)
     faces = _work(job_id) / "faces.json"
-    try:
+    with _failing_job(request["key"]):
         result = detect_video(
             local, faces, config().blur, progress=_progress(job_id, "DetectFaces")
         )
-    except InputError as exc:
-        raise JobFailed(f"{request['key']}: {exc.reason}") from None
     return result.tracks
 
 
@@ -214,12 +224,8 @@ def redact(job_id: str, request: dict[str, Any]) -> None:
     if not faces.exists():  # the work folder was lost (another machine resumed the job)
         detect_video(local, faces, config().blur)
     output = work / f"output{_suffix(request['key'])}"
-    try:
+    with _failing_job(request["key"]):
         redact_video(local, faces, output, config().blur, progress=_progress(job_id, "Redact"))
-    except InputError as exc:
-        raise JobFailed(f"{request['key']}: {exc.reason}") from None
-    except VeilError as exc:
-        raise JobFailed(str(exc)) from None
 
 
 @_retrying_step("Publish", attempts=8)
@@ -259,26 +265,38 @@ def anonymize(request: dict[str, Any]) -> dict[str, Any]:
     job_id = DBOS.workflow_id
     assert job_id is not None
     JobRequest(**request)  # refuse malformed input before doing anything
-    try:
+
+    def steps() -> dict[str, Any]:
         validate(job_id, request)
         faces = detect_faces(job_id, request)
         redact(job_id, request)
-        output_key = str(publish(job_id, request))
+        return {"output_key": str(publish(job_id, request)), "faces": faces}
+
+    def message(status: str, result: dict[str, Any], error: str | None) -> dict[str, Any]:
+        body = {"job_id": job_id, "key": request["key"], "status": status, **result}
+        return {**body, "error": error} if error else body
+
+    return _run_job(job_id, request, steps, message)
+
+
+def _run_job(
+    job_id: str,
+    request: dict[str, Any],
+    steps: Callable[[], dict[str, Any]],
+    message: Callable[[str, dict[str, Any], str | None], dict[str, Any]],
+) -> dict[str, Any]:
+    """Run a workflow's steps, then remove its work folder and tell its webhook how it
+    ended, whether it succeeded or failed."""
+    try:
+        result = steps()
     except Exception as exc:
         cleanup(job_id)
         if request.get("webhook_url"):
-            notify(
-                request["webhook_url"],
-                {"job_id": job_id, "key": request["key"], "status": "FAILED", "error": str(exc)},
-            )
+            notify(request["webhook_url"], message("FAILED", {}, str(exc)))
         raise
     cleanup(job_id)
-    result = {"output_key": output_key, "faces": faces}
     if request.get("webhook_url"):
-        notify(
-            request["webhook_url"],
-            {"job_id": job_id, "key": request["key"], "status": "SUCCEEDED", **result},
-        )
+        notify(request["webhook_url"], message("SUCCEEDED", result, None))
     return result
 
 
@@ -308,27 +326,22 @@ def face_detection(request: dict[str, Any]) -> dict[str, Any]:
     """Validate and DetectFaces, then keep the faces file for GetFaceDetection to page through."""
     job_id = DBOS.workflow_id
     assert job_id is not None
-    try:
+
+    def steps() -> dict[str, Any]:
         validate(job_id, request)
         faces = detect_faces(job_id, request)
-        key = str(store_faces(job_id))
-    except Exception as exc:
-        cleanup(job_id)
-        if request.get("webhook_url"):
-            notify(request["webhook_url"], _completion(job_id, request, "FAILED", str(exc)))
-        raise
-    cleanup(job_id)
-    if request.get("webhook_url"):
-        notify(request["webhook_url"], _completion(job_id, request, "SUCCEEDED", None))
-    return {"faces_key": key, "faces": faces}
+        return {"faces_key": str(store_faces(job_id)), "faces": faces}
+
+    def message(status: str, _: dict[str, Any], error: str | None) -> dict[str, Any]:
+        return _completion(job_id, request, status, error)
+
+    return _run_job(job_id, request, steps, message)
 
 
 def _completion(
     job_id: str, request: dict[str, Any], status: str, error: str | None
 ) -> dict[str, Any]:
     """The completion message, shaped like the cloud's SNS notification."""
-    import time
-
     message: dict[str, Any] = {
         "JobId": job_id,
         "Status": status,

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import json
 import re
+import tempfile
 import threading
 import time
 import uuid
@@ -30,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from veil.api.sigv4 import SignatureError, verify
 from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
-from veil.jobs import FACE_DETECTION_WORKFLOW
+from veil.jobs import FACE_DETECTION_WORKFLOW, workflow_request
 from veil.workflow import ServiceConfig, bucket_store, faces_key, submit_face_detection
 
 TARGET_PREFIX = "RekognitionService."
@@ -226,7 +227,7 @@ def _start(
     )
     existing = DBOS.get_workflow_status(job_id) if token else None
     if existing is not None:
-        if _request_of(existing).get("identity") != identity:
+        if workflow_request(existing).get("identity") != identity:
             raise ApiError(
                 "IdempotentParameterMismatchException",
                 "ClientRequestToken was already used with different parameters",
@@ -270,12 +271,6 @@ def _start(
     return {"JobId": job_id}
 
 
-def _request_of(status: Any) -> dict[str, Any]:
-    inputs = status.input or {}
-    args = inputs.get("args") if isinstance(inputs, dict) else getattr(inputs, "args", None)
-    return dict(args[0]) if args else {}
-
-
 def _page_token(job_id: str, offset: int) -> str:
     raw = json.dumps({"j": job_id, "o": offset}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -305,7 +300,7 @@ def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
     status = DBOS.get_workflow_status(job_id)
     if status is None or status.name != FACE_DETECTION_WORKFLOW:
         raise ApiError("ResourceNotFoundException", f"no face detection job {job_id}")
-    request = _request_of(status)
+    request = workflow_request(status)
     identity = request.get("identity") or {}
     response: dict[str, Any] = {"JobId": job_id, "Video": identity.get("Video", {})}
     if request.get("job_tag"):
@@ -353,8 +348,6 @@ class _FacesCache:
             if job_id in self._items:
                 self._items.move_to_end(job_id)
                 return self._items[job_id]
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="veil-faces-") as tmp:
             local = Path(tmp) / "faces.json"
             try:
