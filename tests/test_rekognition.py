@@ -115,19 +115,23 @@ def wait_done(rk, job_id: str) -> dict:
     )
 
 
+# Every request field of StartFaceDetection; started once, then repeated to test the token.
+FIRST_START = {
+    "Video": VIDEO,
+    "JobTag": "keynote-2026",
+    "FaceAttributes": "ALL",
+    "ClientRequestToken": "tok-1",
+    "NotificationChannel": {
+        "SNSTopicArn": "arn:aws:sns:eu-west-1:123456789012:done",
+        "RoleArn": "arn:aws:iam::123456789012:role/rk",
+    },
+}
+
+
 @pytest.fixture(scope="module")
 def finished_job(server):
     rk = client(server)
-    job_id = rk.start_face_detection(
-        Video=VIDEO,
-        JobTag="keynote-2026",
-        FaceAttributes="ALL",
-        ClientRequestToken="tok-1",
-        NotificationChannel={
-            "SNSTopicArn": "arn:aws:sns:eu-west-1:123456789012:done",
-            "RoleArn": "arn:aws:iam::123456789012:role/rk",
-        },
-    )["JobId"]
+    job_id = rk.start_face_detection(**FIRST_START)["JobId"]
     assert wait_done(rk, job_id)["JobStatus"] == "SUCCEEDED"
     return job_id
 
@@ -220,16 +224,7 @@ def test_the_recipe_leaves_no_face_visible(server, finished_job, clip):
 
 def test_client_request_token_idempotency(server, finished_job):
     rk = client(server)
-    same = rk.start_face_detection(
-        Video=VIDEO,
-        JobTag="keynote-2026",
-        FaceAttributes="ALL",
-        ClientRequestToken="tok-1",
-        NotificationChannel={
-            "SNSTopicArn": "arn:aws:sns:eu-west-1:123456789012:done",
-            "RoleArn": "arn:aws:iam::123456789012:role/rk",
-        },
-    )
+    same = rk.start_face_detection(**FIRST_START)
     assert same["JobId"] == finished_job
     with pytest.raises(rk.exceptions.IdempotentParameterMismatchException):
         rk.start_face_detection(Video=VIDEO, JobTag="other-tag", ClientRequestToken="tok-1")

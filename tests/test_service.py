@@ -12,13 +12,24 @@ from pathlib import Path
 import pytest
 from servers import SeaweedFS, VeilServer, free_port, wait_for
 
-from veil.synthetic import MovingFace, Scene, visible_faces, write_video
+from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 
 STEPS = ["Validate", "DetectFaces", "Redact", "Publish"]
 
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def long_video(folder: Path, frames: int) -> SyntheticVideo:
+    """A 960x540 clip long enough (several seconds of work) to act on a job mid-step."""
+    scene = Scene(
+        width=960,
+        height=540,
+        frames=frames,
+        faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),),
+    )
+    return write_video(folder / "long.mp4", scene, audio=False)
 
 
 def job_for(server: VeilServer, key: str, timeout: float = 60) -> dict:
@@ -152,13 +163,8 @@ def test_refuses_open_network_listen_without_keys(tmp_path):
 
 
 def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):
-    scene = Scene(
-        width=960,
-        height=540,
-        frames=600,
-        faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),),
-    )
-    video = write_video(tmp_path / "long.mp4", scene, audio=False)
+    video = long_video(tmp_path, frames=600)
+    scene = video.scene
     data = tmp_path / "data"
     server = VeilServer(data, "--poll-interval", "0.3").start()
     try:
@@ -383,13 +389,8 @@ def test_storage_outage_mid_job_is_retried(tmp_path, clip):
         s3 = fs.client()
         s3.create_bucket(Bucket="flaky-in")
         s3.create_bucket(Bucket="flaky-out")
-        scene = Scene(
-            width=960,
-            height=540,
-            frames=450,
-            faces=(MovingFace(height=40, start=(0.3, 0.4), end=(0.6, 0.5)),),
-        )
-        video = write_video(tmp_path / "long.mp4", scene, audio=False)
+        video = long_video(tmp_path, frames=450)
+        scene = video.scene
         server = VeilServer(
             tmp_path / "data", *s3_args(fs, "flaky-in", "flaky-out"), "--poll-interval", "0.5"
         ).start()
@@ -448,8 +449,7 @@ def test_completion_webhook_and_cancel(local_server, clip, tmp_path):
         assert received[0]["output_key"] == "hooked.mp4"
 
         # A cancelled job stops before publishing anything.
-        scene = Scene(width=960, height=540, frames=450, faces=(MovingFace(height=40),))
-        write_video(tmp_path / "long.mp4", scene, audio=False)
+        long_video(tmp_path, frames=450)
         r = local_server.post(
             "/api/uploads", files={"file": ("long.mp4", (tmp_path / "long.mp4").read_bytes())}
         )
