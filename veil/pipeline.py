@@ -167,6 +167,7 @@ class _EncoderThread:
         self._writer = writer
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._error: BaseException | None = None
+        self._abandoned = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="veil-encode")
         self._thread.start()
 
@@ -175,8 +176,8 @@ class _EncoderThread:
             item = self._queue.get()
             if item is _DONE:
                 return
-            if self._error is not None:
-                continue  # drain so the producer never blocks on a dead writer
+            if self._error is not None or self._abandoned.is_set():
+                continue  # drain so the producer never blocks on a dead or dropped writer
             try:
                 if isinstance(item, DecodedFrame):
                     self._writer.write_frame(item.image, item.pts)
@@ -198,9 +199,10 @@ class _EncoderThread:
             raise self._error
 
     def stop(self) -> None:
-        """End the thread without raising (after ``finish`` or on the way out of a failure)."""
+        """End the thread without writing what is still queued and without raising (after
+        ``finish``, or on the way out of a failure)."""
         if self._thread.is_alive():
-            self._error = self._error or RuntimeError("stopped")
+            self._abandoned.set()
             self._queue.put(_DONE)
             self._thread.join()
 
