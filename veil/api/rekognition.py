@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from dbos import DBOS
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from veil.api.sigv4 import SignatureError, verify
+from veil.detections import Detections
 from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
 from veil.jobs import FACE_DETECTION_WORKFLOW, workflow_request
 from veil.workflow import ServiceConfig, bucket_store, faces_key, submit_face_detection
@@ -322,18 +324,6 @@ def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
     return response
 
 
-def _grown(box: dict[str, float], factor: float) -> dict[str, float]:
-    """The box the blurring covers: grown about its centre by ``--box-scale``, clipped to
-    the frame, so a client that blurs exactly these boxes hides what veil hides."""
-    cx, cy = box["Left"] + box["Width"] / 2, box["Top"] + box["Height"] / 2
-    left, top = max(0.0, cx - box["Width"] * factor / 2), max(0.0, cy - box["Height"] * factor / 2)
-    right, bottom = (
-        min(1.0, cx + box["Width"] * factor / 2),
-        min(1.0, cy + box["Height"] * factor / 2),
-    )
-    return {"Width": right - left, "Height": bottom - top, "Left": left, "Top": top}
-
-
 class _FacesCache:
     """Parsed result files of the last few jobs read, so paging does not re-read them."""
 
@@ -357,11 +347,15 @@ class _FacesCache:
                     "InternalServerError", f"the job's results cannot be read: {exc}", 500
                 ) from exc
             data = json.loads(local.read_text())
+        # Report the boxes veil blurs: grown by --box-scale and kept inside the frame, so a
+        # client that blurs exactly these boxes hides what veil hides.
+        details = [entry["Face"] for entry in data["Faces"]]
+        grown = Detections.from_rekognition(details, 1, 1).grown(self.service.blur.box_scale)
+        boxes = np.clip(grown.xyxy, 0.0, 1.0)
         faces = []
-        grow = self.service.blur.box_scale
-        for entry in data["Faces"]:
+        for entry, (x1, y1, x2, y2) in zip(data["Faces"], boxes.tolist(), strict=True):
             face = {k: v for k, v in entry["Face"].items() if k != "TrackId"}  # not a cloud field
-            face["BoundingBox"] = _grown(face["BoundingBox"], grow)
+            face["BoundingBox"] = {"Width": x2 - x1, "Height": y2 - y1, "Left": x1, "Top": y1}
             faces.append({"Timestamp": entry["Timestamp"], "Face": face})
         faces.sort(key=lambda f: f["Timestamp"])  # stable: equal timestamps keep file order
         item = (data["VideoMetadata"], faces)
