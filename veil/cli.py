@@ -202,6 +202,7 @@ def redact(
     )
 
 
+# Their parameter names are ServeOptions' field names, so they pass through as they are.
 _service_options = _option_group(
     click.option(
         "--data",
@@ -212,12 +213,12 @@ _service_options = _option_group(
     ),
     click.option(
         "--input",
-        "input_url",
+        "input",
         help="Input bucket: a folder or s3://bucket/prefix. Default: DATA/input.",
     ),
     click.option(
         "--output",
-        "output_url",
+        "output",
         help="Output bucket: a folder or s3://bucket/prefix. Default: DATA/output.",
     ),
     click.option(
@@ -243,6 +244,7 @@ _service_options = _option_group(
     ),
     click.option(
         "--max-size",
+        "max_bytes",
         type=click.IntRange(min=1),
         default=10 * 1024**3,
         show_default=True,
@@ -306,14 +308,6 @@ _service_options = _option_group(
     help="Seconds between listings of the input bucket; 0 turns the poller off. Default: 1 for a folder, 5 for S3.",
 )
 def serve(
-    data: Path,
-    input_url: str | None,
-    output_url: str | None,
-    s3_endpoint: str | None,
-    database: str | None,
-    workers: int,
-    worker_id: str | None,
-    max_size: int,
     host: str,
     port: int,
     api_keys: tuple[str, ...],
@@ -327,6 +321,7 @@ def serve(
     rate_limit: float | None,
     insecure: bool,
     poll_interval: float | None,
+    **service: Any,
 ) -> None:
     """Run the service: drop a video in the input bucket, get it back anonymized in the output bucket."""
     from veil.service import ServeOptions
@@ -345,14 +340,7 @@ def serve(
                 signing_keys[key_id] = secret.strip()
     aws_keys = None if no_aws_auth else signing_keys
     opts = ServeOptions(
-        data=data,
-        input=input_url,
-        output=output_url,
-        s3_endpoint=s3_endpoint,
-        database=database,
-        workers=workers,
-        worker_id=worker_id,
-        max_bytes=max_size,
+        **service,
         host=host,
         port=port,
         api_keys=frozenset(keys),
@@ -368,29 +356,11 @@ def serve(
 
 @main.command()
 @_service_options
-def worker(
-    data: Path,
-    input_url: str | None,
-    output_url: str | None,
-    s3_endpoint: str | None,
-    database: str | None,
-    workers: int,
-    worker_id: str | None,
-    max_size: int,
-) -> None:
+def worker(**service: Any) -> None:
     """Run extra workers that share the jobs of a veil serve through PostgreSQL."""
     from veil.service import ServeOptions, work
 
-    opts = ServeOptions(
-        data=data,
-        input=input_url,
-        output=output_url,
-        s3_endpoint=s3_endpoint,
-        database=database,
-        workers=workers,
-        worker_id=worker_id,
-        max_bytes=max_size,
-    )
+    opts = ServeOptions(**service)
     _run_service(lambda: work(opts))
 
 
