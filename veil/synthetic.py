@@ -134,11 +134,14 @@ class Scene:
     frames: int = 30
     fps: int = 30
     faces: Sequence[MovingFace] = field(default_factory=tuple)
+    cuts: Sequence[int] = ()
+    """Frames where the shot changes: from each, another backdrop (an editor's cut)."""
 
     def render(self, index: int) -> tuple[Frame, Boxes, list[int]]:
         """Frame ``index`` (RGB, displayed orientation), its visible face boxes ``(n, 4)``
         and which of ``faces`` each box belongs to."""
-        frame = _background(self.width, self.height).copy()
+        shot = sum(1 for cut in self.cuts if cut <= index)
+        frame = _background(self.width, self.height, shot).copy()
         boxes, ids = [], []
         for n, face in enumerate(self.faces):
             where = face.at(index, self.frames)
@@ -151,10 +154,11 @@ class Scene:
         return frame, np.asarray(boxes, np.float32).reshape(-1, 4), ids
 
 
-@functools.cache
-def _background(width: int, height: int) -> Frame:
-    """A deterministic textured backdrop: smooth colour noise with some edges, no faces."""
-    rng = np.random.default_rng(1234)
+@functools.lru_cache(maxsize=4)
+def _background(width: int, height: int, shot: int = 0) -> Frame:
+    """A deterministic textured backdrop: smooth colour noise with some edges, no faces;
+    each ``shot`` of a scene has its own."""
+    rng = np.random.default_rng(1234 + shot)
     grey = rng.integers(60, 200, size=(max(2, height // 24), max(2, width // 24), 1))
     tint = rng.integers(-25, 25, size=(max(2, height // 24), max(2, width // 24), 3))
     small = np.clip(grey + tint, 0, 255).astype(np.uint8)
@@ -299,13 +303,33 @@ def _write_tone(
     return done
 
 
+FACE_PARTS = {"eyes": (0.0, 0.45), "nose": (0.3, 0.7), "mouth and chin": (0.55, 1.0)}
+"""Horizontal bands of an upright face box, as fractions of its height from the top."""
+
+
 def face_visibility(original: Frame, output: Frame, box: Boxes) -> float:
     """How much of a face's detail survives in ``output``, from about 1 (untouched, only
     re-encoded) to about 0 (anonymized): the correlation of the two images' fine detail
-    (difference of Gaussians) inside ``box`` (``x1, y1, x2, y2`` pixels)."""
+    (difference of Gaussians) inside ``box`` (``x1, y1, x2, y2`` pixels), taken over
+    each of ``FACE_PARTS`` and the whole box, and the highest of those. A face whose
+    eyes are hidden but whose mouth and chin are not counts as visible."""
+    return max(part_visibility(original, output, box).values())
+
+
+def part_visibility(original: Frame, output: Frame, box: Boxes) -> dict[str, float]:
+    """``face_visibility`` for the whole box and for each of ``FACE_PARTS``."""
     x1, y1, x2, y2 = (round(v) for v in box)
     a = _detail(original[y1:y2, x1:x2], y2 - y1)
     b = _detail(output[y1:y2, x1:x2], y2 - y1)
+    parts = {"whole": (0.0, 1.0), **FACE_PARTS}
+    found = {}
+    for name, (top, bottom) in parts.items():
+        rows = slice(round(top * len(a)), max(round(top * len(a)) + 1, round(bottom * len(a))))
+        found[name] = _correlation(a[rows], b[rows])
+    return found
+
+
+def _correlation(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
     a, b = a - a.mean(), b - b.mean()
     denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / denom) if denom > 1e-6 else 0.0
@@ -353,6 +377,62 @@ def demo_scene(width: int = 1280, height: int = 720, frames: int = 150, fps: int
         ),
     )
     return Scene(width=width, height=height, frames=frames, fps=fps, faces=faces)
+
+
+def closeup_scene(width: int = 1280, height: int = 720, frames: int = 60, fps: int = 30) -> Scene:
+    """A talking head: one face zooming from half the frame's height to nearly all of it
+    (0.5 to 0.95), drifting sideways; and a second, smaller face beside it."""
+    faces = (
+        MovingFace(
+            photo="grace_hopper",
+            height=0.5 * height,
+            end_height=0.95 * height,
+            start=(0.55, 0.5),
+            end=(0.5, 0.5),
+        ),
+        MovingFace(photo="astronaut", height=0.12 * height, start=(0.12, 0.3), end=(0.15, 0.35)),
+    )
+    return Scene(width=width, height=height, frames=frames, fps=fps, faces=faces)
+
+
+def action_scene(width: int = 1280, height: int = 720, frames: int = 90, fps: int = 30) -> Scene:
+    """Fast motion and cuts: a motion-blurred 48 px face crossing the frame at 20 px a
+    frame, an 80 px one at 30 px a frame the other way, a 32 px face entering from the
+    edge, and a cut at mid-clip after which two faces are there from the first frame of
+    the new shot (sizes and speeds scale with the frame height from 720p)."""
+    k = height / 720
+    cut = frames // 2
+
+    def crossing(speed: float, size: float) -> int:
+        """Frames a face needs to cross the frame at ``speed`` px a frame."""
+        return max(2, round((width + 2 * size) / (speed * k)))
+
+    faces = (
+        MovingFace(
+            photo="astronaut",
+            height=48 * k,
+            start=(-0.02, 0.3),
+            end=(1.02, 0.35),
+            motion_blur=0.4,
+            last_frame=min(cut - 1, crossing(20, 48 * k)),
+        ),
+        MovingFace(
+            photo="cameraman",
+            height=80 * k,
+            start=(1.03, 0.7),
+            end=(-0.03, 0.65),
+            motion_blur=0.3,
+            last_frame=min(cut - 1, crossing(30, 80 * k)),
+        ),
+        MovingFace(photo="grace_hopper", height=32 * k, start=(-0.01, 0.55), end=(0.3, 0.5)),
+        MovingFace(
+            photo="cameraman", height=24 * k, start=(0.7, 0.2), end=(0.72, 0.22), first_frame=cut
+        ),
+        MovingFace(
+            photo="astronaut", height=120 * k, start=(0.45, 0.6), end=(0.5, 0.6), first_frame=cut
+        ),
+    )
+    return Scene(width=width, height=height, frames=frames, fps=fps, faces=faces, cuts=(cut,))
 
 
 def visible_faces(
