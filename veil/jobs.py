@@ -19,7 +19,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-STEPS = ("Validate", "DetectFaces", "Redact", "Publish")
+STEPS = ("Validate", "Redact", "Publish")
+"""A blur job's steps, in order. Redact detects, tracks and anonymizes in one decode."""
+# Steps a job may have recorded: a face-detection job's (Validate, DetectFaces,
+# StoreFaces), and DetectFaces in blur jobs run before Redact took detection in.
+_RECORDED_STEPS = frozenset(STEPS) | {"DetectFaces", "StoreFaces"}
 WORKFLOW_NAME = "veil.anonymize"
 FACE_DETECTION_WORKFLOW = "veil.face_detection"
 
@@ -155,7 +159,7 @@ def step_records(steps: Sequence[Mapping[str, Any]]) -> list[StepRecord]:
     records = []
     for step in steps:
         name = str(step.get("function_name", "")).rsplit(".", 1)[-1]
-        if name not in STEPS:
+        if name not in _RECORDED_STEPS:
             continue
         error = step.get("error")
         records.append(

@@ -1,4 +1,10 @@
-"""The durable workflow: Validate → DetectFaces → Redact → Publish, on DBOS.
+"""The durable workflows, on DBOS.
+
+A blur job is Validate → Redact → Publish. Redact decodes the video once: detection,
+tracking, redaction and encoding share that pass (``blur_video``), which writes the
+faces file beside the output, so a job's output and faces.json are those of
+``veil blur --faces-out`` with the same options. A face-detection job (the cloud API's
+``StartFaceDetection``) is Validate → DetectFaces → StoreFaces.
 
 Each step is a DBOS step: its result is checkpointed, so a worker killed mid-job
 resumes at the step it was in, not from the start. Storage faults are retried with
@@ -24,7 +30,7 @@ from dbos import DBOS, SetWorkflowID
 
 from veil.errors import InputError, ObjectNotFoundError, StorageError, VeilError
 from veil.jobs import FACE_DETECTION_WORKFLOW, WORKFLOW_NAME, JobRequest, ProgressStore, job_id_for
-from veil.pipeline import BlurOptions, detect_video, redact_video
+from veil.pipeline import BlurOptions, blur_video, detect_video
 from veil.storage import LocalStorage, S3Storage, Storage
 from veil.video import VIDEO_EXTENSIONS, probe
 
@@ -207,6 +213,7 @@ def validate(job_id: str, request: dict[str, Any]) -> dict[str, Any]:
 
 @_retrying_step("DetectFaces", attempts=4)
 def detect_faces(job_id: str, request: dict[str, Any]) -> int:
+    """The faces file alone, for a face-detection job."""
     local = _fetch_input(job_id, request)
     faces = _work(job_id) / "faces.json"
     with _failing_job(request["key"]):
@@ -216,28 +223,39 @@ def detect_faces(job_id: str, request: dict[str, Any]) -> int:
     return result.tracks
 
 
-@_retrying_step("Redact", attempts=4)
-def redact(job_id: str, request: dict[str, Any]) -> None:
-    local = _fetch_input(job_id, request)
+def _results(job_id: str, key: str) -> tuple[Path, Path]:
+    """Where Redact leaves a blur job's output and faces file in its work folder."""
     work = _work(job_id)
-    faces = work / "faces.json"
-    if not faces.exists():  # the work folder was lost (another machine resumed the job)
-        detect_video(local, faces, config().blur)
-    output = work / f"output{_suffix(request['key'])}"
+    return work / f"output{_suffix(key)}", work / "faces.json"
+
+
+@_retrying_step("Redact", attempts=4)
+def redact(job_id: str, request: dict[str, Any]) -> int:
+    """Detect, track and anonymize in one decode of the video, writing the output and
+    its faces file; returns the number of faces tracked."""
+    local = _fetch_input(job_id, request)
+    output, faces = _results(job_id, request["key"])
     with _failing_job(request["key"]):
-        redact_video(local, faces, output, config().blur, progress=_progress(job_id, "Redact"))
+        result = blur_video(
+            local,
+            output,
+            config().blur,
+            faces_out=faces,
+            progress=_progress(job_id, "Redact"),
+        )
+    return result.tracks
 
 
 @_retrying_step("Publish", attempts=8)
 def publish(job_id: str, request: dict[str, Any]) -> str:
-    work = _work(job_id)
     key = str(request["key"])
-    output = work / f"output{_suffix(key)}"
-    if not output.exists():
+    output, faces = _results(job_id, key)
+    if not (output.exists() and faces.exists()):
+        # The work folder was lost (another machine resumed the job): redo the pass.
         redact(job_id, request)
     store = config().output
     # The faces file first: once the video is there, everything about it is.
-    store.upload(work / "faces.json", f"{key}.faces.json")
+    store.upload(faces, f"{key}.faces.json")
     store.upload(output, key)
     progress_store().set(job_id, "Publish", 1, 1, force=True)
     return key
@@ -268,8 +286,7 @@ def anonymize(request: dict[str, Any]) -> dict[str, Any]:
 
     def steps() -> dict[str, Any]:
         validate(job_id, request)
-        faces = detect_faces(job_id, request)
-        redact(job_id, request)
+        faces = redact(job_id, request)
         return {"output_key": str(publish(job_id, request)), "faces": faces}
 
     def message(status: str, result: dict[str, Any], error: str | None) -> dict[str, Any]:

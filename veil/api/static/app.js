@@ -2,7 +2,14 @@
 // step, no requests to any host but this server.
 "use strict";
 
-const STEPS = ["Validate", "DetectFaces", "Redact", "Publish"];
+// A blur job's steps (veil.jobs.STEPS) as the graph shows them. Redact is one pass over
+// the video: faces are detected and tracked in the same decode that hides them.
+const STEPS = [
+  { name: "Validate", label: "Validate", what: "type, size, decodable" },
+  { name: "Redact", label: "Detect + redact", what: "one pass over the video" },
+  { name: "Publish", label: "Publish", what: "video and faces.json" },
+];
+const stepLabel = (name) => (STEPS.find((s) => s.name === name) || { label: name }).label;
 const $ = (sel) => document.querySelector(sel);
 let apiKey = sessionStorage.getItem("veil-key") || "";
 let timer = null;
@@ -82,7 +89,7 @@ function progressCell(job) {
   const bar = el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(fraction * 100)), "aria-label": `progress of ${job.key}` }, el("span"));
   bar.firstChild.style.width = `${fraction * 100}%`;
   const detail = job.status === "RUNNING" && job.step
-    ? `${job.step}: ${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames ${timeLeft(job)}`
+    ? `${stepLabel(job.step)}: ${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames ${timeLeft(job)}`
     : "";
   return el("td", {}, bar, el("div", { class: "small" }, detail));
 }
@@ -156,7 +163,7 @@ function drawGraph(job) {
   graph.replaceChildren();
   const byName = Object.fromEntries(job.steps.map((s) => [s.name, s]));
   const failedStep = job.status === "FAILED" ? (job.steps.find((s) => s.error) || {}).name : null;
-  for (const name of STEPS) {
+  for (const { name, label, what } of STEPS) {
     const step = byName[name];
     let state = "pending";
     if (name === failedStep) state = "failed";
@@ -164,7 +171,7 @@ function drawGraph(job) {
     else if (job.status === "RUNNING" && job.step === name) state = "current";
     else if (job.status === "RUNNING" && !job.step && name === "Validate") state = "current";
     const time = step ? `${((step.ended_at - step.started_at) || 0).toFixed(1)} s` : state === "current" ? "running…" : "";
-    graph.append(el("li", { class: state, "data-step": name, "aria-label": `${name}: ${state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, name), el("span", { class: "time" }, time || state)));
+    graph.append(el("li", { class: state, "data-step": name, "aria-label": `${label} (${what}): ${state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, label), el("span", { class: "what" }, what), el("span", { class: "time" }, time || state)));
   }
 }
 
