@@ -4,7 +4,7 @@
 
 botocore's service model (``botocore/data/rekognition/*/service-2.json``) is the
 authority for names, types and constraints. Jobs are veil's own face-detection
-workflow (Validate → DetectFaces), and the faces returned are the same tracked
+workflow (Validate → DetectFaces → StoreFaces), and the faces returned are the same tracked
 detections the blurring uses, at every frame's timestamp.
 """
 
