@@ -19,8 +19,11 @@ from veil.video import probe
 
 
 class NoFaces:
-    def detect(self, frames: list[np.ndarray]) -> list[Detections]:
-        return [Detections.empty() for _ in frames]
+    def detect_frame(self, frame: np.ndarray) -> Detections:
+        return Detections.empty()
+
+    def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+        return Detections.empty()
 
 
 def stream_facts(path: Path) -> dict:

@@ -117,6 +117,41 @@ class Detections:
             track_id=self.track_id,
         )
 
+    def shifted(self, dx: float, dy: float) -> Detections:
+        """The same detections moved ``dx`` right and ``dy`` down (pixels)."""
+        offset = np.array([dx, dy], np.float32)
+        return Detections(
+            xyxy=self.xyxy + np.tile(offset, 2),
+            confidence=self.confidence,
+            landmarks=self.landmarks + offset,
+            track_id=self.track_id,
+        )
+
+    def deduplicated(self, iou: float = 0.3, contained: float = 0.7) -> Detections:
+        """One box per face: the most confident of boxes overlapping by more than ``iou``,
+        and no box lying ``contained`` (a fraction of its area) or more inside a larger one
+        at least half as confident, which is a part of that face (an eye region, a mouth)."""
+        order = np.argsort(-self.confidence, kind="stable")
+        overlap = box_iou(self.xyxy, self.xyxy)
+        kept: list[int] = []
+        for i in order:
+            if all(overlap[i, k] <= iou for k in kept):
+                kept.append(int(i))
+        boxes = self.xyxy[kept]
+        area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
+        top_left = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
+        bottom_right = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
+        inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
+        scores = self.confidence[kept]
+        # part[i, j]: box i is a part of the larger box j.
+        part = (
+            (inter >= contained * np.maximum(area[:, None], 1e-9))
+            & (area[None, :] > area[:, None])
+            & (scores[None, :] >= 0.5 * scores[:, None])
+        )
+        whole = np.asarray(kept, np.int64)[~part.any(axis=1)]
+        return self[np.sort(whole)]
+
     def grown(self, factor: float) -> Detections:
         """Boxes grown about their centres: ``factor`` 1.3 makes each side 30% longer."""
         centre = (self.xyxy[:, :2] + self.xyxy[:, 2:]) / 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +11,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.detections import Detections
+from veil.detections import Detections, FloatArray
 from veil.errors import DetectorError, OptionError
+from veil.tiling import MAX_FACE, Tile, TilePlan, near_tile, plan_tiles
 
 Frame = npt.NDArray[np.uint8]
 """An ``(height, width, 3)`` RGB image."""
@@ -26,15 +26,22 @@ _PROVIDERS = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 _NMS_IOU = 0.3
+_CONTAINED = 0.7
+"""A box this much inside a larger one is a part of that face (found at a finer level)."""
 _STRIDE = 4  # CenterFace predicts on a grid four times coarser than its input
-_ALIGN = 32  # the network needs input sides that are multiples of 32
 
 
 class FaceDetector(Protocol):
-    """Anything that finds faces on a batch of frames of one size."""
+    """Anything that finds faces: on a whole frame, or only near boxes where a tracker
+    expects faces (a cheaper look between whole-frame analyses). Boxes are in pixels of
+    the frame given."""
 
-    def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        """Faces on each frame, boxes in pixels of that frame."""
+    def detect_frame(self, frame: Frame) -> Detections:
+        """Every face on ``frame``."""
+        ...
+
+    def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
+        """The faces near ``boxes`` ``(k, 4)``; may find others too."""
         ...
 
 
@@ -45,13 +52,18 @@ def default_model_path(precision: str = "fp32") -> Path:
 
 
 class CenterFace:
-    """CenterFace (MIT) on ONNX Runtime.
+    """CenterFace (MIT) on ONNX Runtime, over a pyramid of tiles (``veil.tiling``).
+
+    Each frame is analysed at several scales, each cut into tiles of bounded size, so a
+    16 px face and a close-up that fills the frame are both found whole, and the memory
+    the detector needs does not depend on the frame's size. Detections of all tiles are
+    merged so one face gets one box.
 
     Args:
         threshold: lowest heat-map score kept, ``0 < threshold < 1``; lower finds more
             small and turned faces and more false alarms.
-        scale: detector input size as a fraction of the frame's size; 1.0 analyses
-            every pixel (best for small faces), 0.5 is about four times faster.
+        scale: detector input pixels per frame pixel at the finest level, ``0 < scale
+            <= 4``: 2 finds faces from 16 px, 1 from about 32 px at a quarter of the cost.
         device: ``"cpu"`` or ``"cuda"``.
         precision: ``"int8"``, ``"fp32"``, or ``"auto"``: int8 on the CPU, where it is
             faster, fp32 on CUDA.
@@ -63,7 +75,7 @@ class CenterFace:
         self,
         *,
         threshold: float = 0.2,
-        scale: float = 1.0,
+        scale: float = 2.0,
         device: str = "cpu",
         precision: str = "auto",
         threads: int | None = None,
@@ -87,45 +99,93 @@ class CenterFace:
         self.device = device
         self._session = _open_session(model_path or default_model_path(precision), device, threads)
         self._input_name = self._session.get_inputs()[0].name
+        self._plans: dict[tuple[int, int], TilePlan] = {}
+        self._inputs: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
 
-    def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """The network input ``(width, height)`` for frames of this size at this scale."""
-        w = max(_ALIGN, math.ceil(width * self.scale / _ALIGN) * _ALIGN)
-        h = max(_ALIGN, math.ceil(height * self.scale / _ALIGN) * _ALIGN)
-        return w, h
+    def plan(self, width: int, height: int) -> TilePlan:
+        """The tiles analysed on a ``width`` x ``height`` frame."""
+        key = (width, height)
+        if key not in self._plans:
+            self._plans[key] = plan_tiles(width, height, self.scale)
+        return self._plans[key]
 
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
-        if not frames:
-            return []
-        height, width = frames[0].shape[:2]
-        in_w, in_h = self.input_size(width, height)
-        # Resize keeping the aspect ratio, then pad right/bottom to the aligned size, so
-        # faces are not stretched.
-        fx = min(in_w / width, in_h / height)
-        rw, rh = min(in_w, round(width * fx)), min(in_h, round(height * fx))
-        batch = np.zeros((len(frames), 3, in_h, in_w), np.float32)
-        for i, frame in enumerate(frames):
-            if frame.shape[:2] != (height, width):
-                raise ValueError("all frames of a batch must have the same size")
-            resized = (
-                frame
-                if (rw, rh) == (width, height)
-                else cv2.resize(
-                    frame, (rw, rh), interpolation=cv2.INTER_AREA if fx < 1 else cv2.INTER_LINEAR
-                )
+        return [self.detect_frame(frame) for frame in frames]
+
+    def detect_frame(self, frame: Frame) -> Detections:
+        """The faces on one frame, one box each, in the frame's pixels."""
+        height, width = frame.shape[:2]
+        plan = self.plan(width, height)
+        found = [
+            self._detect_tile(frame, tile, plan.largest_face(tile.level)) for tile in plan.tiles
+        ]
+        return (
+            Detections.concatenate(found).deduplicated(_NMS_IOU, _CONTAINED).clipped(width, height)
+        )
+
+    def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
+        """The faces near ``boxes`` ``(k, 4)`` (where tracks predict faces), looked for in a
+        small tile around each (``veil.tiling.near_tile``): far cheaper than a whole frame."""
+        height, width = frame.shape[:2]
+        tiles = [near_tile(box, width, height, self.scale) for box in boxes]
+        found = [self._detect_tile(frame, tile, MAX_FACE) for tile in tiles if tile is not None]
+        return (
+            Detections.concatenate(found).deduplicated(_NMS_IOU, _CONTAINED).clipped(width, height)
+        )
+
+    def _detect_tile(self, frame: Frame, tile: Tile, largest: float) -> Detections:
+        region = frame[tile.y1 : tile.y2, tile.x1 : tile.x2]
+        content_w, content_h = tile.content_size
+        resized = (
+            region
+            if (content_w, content_h) == (region.shape[1], region.shape[0])
+            else cv2.resize(
+                region,
+                (content_w, content_h),
+                interpolation=cv2.INTER_AREA if tile.scale < 1 else cv2.INTER_LINEAR,
             )
-            batch[i, :, :rh, :rw] = resized.transpose(2, 0, 1)
+        )
+        batch = self._input(tile.input_width, tile.input_height)
+        # The buffer is reused: clear the padding a larger content may have left.
+        batch[0, :, content_h:, :] = 0
+        batch[0, :, :content_h, content_w:] = 0
+        batch[0, :, :content_h, :content_w] = resized.transpose(2, 0, 1)
         try:
             heat, size, offset, marks = self._session.run(None, {self._input_name: batch})
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise DetectorError(f"face detection failed: {exc}") from exc
-        sx, sy = rw / width, rh / height
-        return [
-            self._decode(heat[i, 0], size[i], offset[i], marks[i])
-            .scaled(1 / sx, 1 / sy)
-            .clipped(width, height)
-            for i in range(len(frames))
-        ]
+        found = self._decode(heat[0, 0], size[0], offset[0], marks[0])
+        # Faces this large belong to a coarser level; here they are parts or false alarms.
+        found = found[found.height <= largest]
+        # A box at an edge shared with a neighbouring tile may be a face cut in two; the
+        # neighbour sees that face whole (tiles overlap by more than the faces this level
+        # owns), so the cut one must not compete with it.
+        found = found[~self._at_inner_edge(found, tile, frame.shape[1], frame.shape[0])]
+        sx = (tile.x2 - tile.x1) / content_w
+        sy = (tile.y2 - tile.y1) / content_h
+        return found.scaled(sx, sy).shifted(tile.x1, tile.y1)
+
+    @staticmethod
+    def _at_inner_edge(
+        found: Detections, tile: Tile, width: int, height: int
+    ) -> npt.NDArray[np.bool_]:
+        """Which of ``found`` (input pixels of ``tile``) touch an edge another tile shares."""
+        content_w, content_h = tile.content_size
+        margin = np.maximum(2.0, 0.1 * found.height)
+        x1, y1, x2, y2 = found.xyxy.T
+        inner: npt.NDArray[np.bool_] = (
+            ((tile.x1 > 0) & (x1 < margin))
+            | ((tile.y1 > 0) & (y1 < margin))
+            | ((tile.x2 < width) & (x2 > content_w - margin))
+            | ((tile.y2 < height) & (y2 > content_h - margin))
+        )
+        return inner
+
+    def _input(self, width: int, height: int) -> npt.NDArray[np.float32]:
+        key = (width, height)
+        if key not in self._inputs:
+            self._inputs[key] = np.zeros((1, 3, height, width), np.float32)
+        return self._inputs[key]
 
     def _decode(
         self,

@@ -9,7 +9,8 @@ The tree::
     │   ├── InputNotFoundError   no such file
     │   ├── NotAVideoError       empty file, not a media file, or no video stream
     │   ├── CorruptVideoError    truncated or damaged beyond decoding
-    │   └── UnsupportedCodecError  a video codec this build cannot decode
+    │   ├── UnsupportedCodecError  a video codec this build cannot decode
+    │   └── FrameSizeError       a picture larger than veil processes (8K)
     ├── OutputError              the output cannot be written; carries ``path``
     ├── FacesFileError           a faces.json that cannot be read or does not fit the video
     ├── InvalidKeyError          an object key that could leave its bucket (400)
@@ -55,6 +56,10 @@ class InputNotFoundError(InputError):
 
 class NotAVideoError(InputError):
     """The input is empty, not a media file, or has no video stream."""
+
+
+class FrameSizeError(InputError):
+    """The picture is larger than veil processes; refused before any frame is decoded."""
 
 
 class CorruptVideoError(InputError):

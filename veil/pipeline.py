@@ -22,6 +22,7 @@ from veil.detections import Detections
 from veil.detector import DEVICES, PRECISIONS, CenterFace, FaceDetector
 from veil.errors import OptionError
 from veil.faces_file import FacesWriter, read_faces
+from veil.motion import DetectionSchedule
 from veil.tracker import Tracker, TrackerOptions
 from veil.video import DecodedFrame, EncodeOptions, VideoInfo, VideoReader, VideoWriter
 
@@ -207,7 +208,9 @@ class _EncoderThread:
             self._thread.join()
 
 
-Analyse = Callable[[DecodedFrame], Detections | None]
+Analyse = Callable[[DecodedFrame, Tracker], list[tuple[int, Detections]]]
+"""Finds a frame's faces (or not: the tracker can fill it in), feeds them to the tracker
+and returns the frames the tracker finished."""
 
 
 def _run(
@@ -220,8 +223,8 @@ def _run(
     faces_out: Path | None,
     progress: ProgressCallback | None,
 ) -> RunResult:
-    """The shared loop of blur, detect and redact: ``analyse`` gives a frame's detections
-    (or ``None`` to let the tracker fill it in)."""
+    """The shared loop of blur, detect and redact: ``analyse_for`` gives what finds each
+    frame's faces and feeds them to the tracker."""
     anonymizer: Anonymizer = get_anonymizer(options.mode)
     with VideoReader(input_path) as reader:
         info = reader.info
@@ -262,7 +265,7 @@ def _run(
                         encoder.put(item)
                     continue
                 pending.append(item)
-                emit(tracker.update(item.index, analyse(item)))
+                emit(analyse(item, tracker))
             emit(tracker.flush())
             if encoder is not None and writer is not None:
                 encoder.finish()
@@ -283,10 +286,10 @@ def _run(
 
 def _detect_with(detector: FaceDetector, every: int) -> Callable[[VideoReader], Analyse]:
     def analyse_for(_: VideoReader) -> Analyse:
-        def analyse(frame: DecodedFrame) -> Detections | None:
-            if frame.index % every:
-                return None
-            return detector.detect([frame.image])[0]
+        schedule = DetectionSchedule(detector, every)
+
+        def analyse(frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
+            return schedule.analyse(frame.index, frame.image, tracker)
 
         return analyse
 
@@ -359,11 +362,11 @@ def redact_video(
         entries = deque(read_faces(faces_path, info.width, info.height))
         half_frame_ms = 500.0 / (info.fps or 30.0)
 
-        def analyse(frame: DecodedFrame) -> Detections | None:
+        def analyse(frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
             due = []
             while entries and entries[0][0] <= frame.time * 1000 + half_frame_ms:
                 due.append(entries.popleft()[1])
-            return Detections.concatenate(due) if due else None
+            return tracker.update(frame.index, Detections.concatenate(due) if due else None)
 
         return analyse
 

@@ -303,8 +303,11 @@ def _write_tone(
     return done
 
 
-FACE_PARTS = {"eyes": (0.0, 0.45), "nose": (0.3, 0.7), "mouth and chin": (0.55, 1.0)}
-"""Horizontal bands of an upright face box, as fractions of its height from the top."""
+FACE_PARTS = {"eyes": (0.05, 0.45), "nose": (0.3, 0.7), "mouth and chin": (0.55, 0.95)}
+"""Bands of an upright face box, as fractions of its height from the top; each spans
+the middle ``_PART_COLUMNS`` of the box's width, where the features are, so the edge of
+a blurred box just outside the face does not read as detail."""
+_PART_COLUMNS = (0.15, 0.85)
 
 
 def face_visibility(original: Frame, output: Frame, box: Boxes) -> float:
@@ -321,11 +324,13 @@ def part_visibility(original: Frame, output: Frame, box: Boxes) -> dict[str, flo
     x1, y1, x2, y2 = (round(v) for v in box)
     a = _detail(original[y1:y2, x1:x2], y2 - y1)
     b = _detail(output[y1:y2, x1:x2], y2 - y1)
-    parts = {"whole": (0.0, 1.0), **FACE_PARTS}
-    found = {}
-    for name, (top, bottom) in parts.items():
-        rows = slice(round(top * len(a)), max(round(top * len(a)) + 1, round(bottom * len(a))))
-        found[name] = _correlation(a[rows], b[rows])
+    found = {"whole": _correlation(a, b)}
+    height, width = a.shape
+    left, right = (round(f * width) for f in _PART_COLUMNS)
+    columns = slice(left, max(left + 1, right))
+    for name, (top, bottom) in FACE_PARTS.items():
+        rows = slice(round(top * height), max(round(top * height) + 1, round(bottom * height)))
+        found[name] = _correlation(a[rows, columns], b[rows, columns])
     return found
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,11 @@ from veil.detections import Detections, FloatArray, box_iou
 
 HOLD_GROWTH = 0.03
 """Relative growth of a held box per frame beyond its track's detections."""
+VELOCITY_SPAN = 4
+"""Frames, at least, between the two observations a track's speed is measured over."""
+FOLLOW_DISTANCE = 2.0
+"""A track moving more than this many face heights between full analyses is followed
+frame by frame (``Tracker.followed``): its face could outrun the association."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +72,8 @@ class _Observation:
 class _Track:
     id: int
     observations: deque[_Observation] = field(default_factory=deque)
+    closed: bool = False
+    """Ended by a cut: it links no more detections (the face it followed is in another shot)."""
 
     @property
     def first(self) -> int:
@@ -76,13 +84,28 @@ class _Track:
         return self.observations[-1].frame
 
     def predict(self, frame: int) -> FloatArray:
-        """Where the box should be at ``frame``, moving at its last known speed."""
+        """Where the box should be at ``frame``: moved on at the track's speed, same size."""
         last = self.observations[-1]
-        if len(self.observations) < 2:
-            return last.box
-        prev = self.observations[-2]
-        velocity = (last.box - prev.box) / max(1, last.frame - prev.frame)
-        return (last.box + velocity * (frame - last.frame)).astype(np.float32)
+        return _shifted(last.box, self.velocity() * (frame - last.frame))
+
+    def velocity(self) -> FloatArray:
+        """``(2,)`` pixels a frame the box centre moves, over the last ``VELOCITY_SPAN``
+        frames or more (two detections one frame apart jitter too much to extrapolate)."""
+        obs = self.observations
+        last = obs[-1]
+        earlier = next((o for o in reversed(obs) if o.frame <= last.frame - VELOCITY_SPAN), obs[0])
+        return _centre_velocity(earlier, last)
+
+
+def _centre_velocity(a: _Observation, b: _Observation) -> FloatArray:
+    if a.frame == b.frame:
+        return np.zeros(2, np.float32)
+    moved = (b.box[:2] + b.box[2:] - a.box[:2] - a.box[2:]) / 2
+    return (moved / (b.frame - a.frame)).astype(np.float32)
+
+
+def _shifted(box: FloatArray, by: FloatArray) -> FloatArray:
+    return (box + np.tile(by, 2)).astype(np.float32)
 
 
 class Tracker:
@@ -104,13 +127,23 @@ class Tracker:
     def latency(self) -> int:
         return self.options.latency
 
-    def update(self, frame: int, detections: Detections | None) -> list[tuple[int, Detections]]:
-        """Add ``frame``'s detections (``None`` when the frame was not analysed)."""
+    def update(
+        self,
+        frame: int,
+        detections: Detections | None,
+        *,
+        only: Collection[int] | None = None,
+    ) -> list[tuple[int, Detections]]:
+        """Add ``frame``'s detections (``None`` when the frame was not analysed).
+
+        ``only``: the detections come from a look near these tracks (``followed``), not
+        from the whole frame: they extend those tracks and start none.
+        """
         if frame != self._seen + 1:
             raise ValueError(f"frames must arrive in order: expected {self._seen + 1}, got {frame}")
         self._seen = frame
         if detections is not None:
-            self._associate(frame, detections)
+            self._associate(frame, detections, only)
         ready = []
         while self._next_out <= self._seen - self.latency:
             ready.append((self._next_out, self._boxes_at(self._next_out)))
@@ -126,9 +159,42 @@ class Tracker:
             self._next_out += 1
         return ready
 
-    def _associate(self, frame: int, detections: Detections) -> None:
+    def cut(self, frame: int) -> None:
+        """The shot changes at ``frame``: no track links a detection across it, so no box
+        sweeps from a face in one shot to a face in the next."""
+        for track in self._tracks:
+            if track.last < frame:
+                track.closed = True
+
+    def followed(self, frame: int, interval: int) -> dict[int, FloatArray]:
+        """Predicted boxes ``(4,)`` at ``frame``, by track id, of the tracks worth a look
+        before the next full analysis, ``interval`` frames apart: new tracks (one
+        observation, motion unknown) and tracks moving more than ``FOLLOW_DISTANCE`` face
+        heights in ``interval`` frames."""
+        boxes = {}
+        for track in self._tracks:
+            if track.closed or not 0 < frame - track.last <= self.options.max_gap:
+                continue
+            box = track.predict(frame)
+            height = max(1.0, float(box[3] - box[1]))
+            if len(track.observations) == 1:
+                if frame - track.last <= interval:
+                    boxes[track.id] = box
+                continue
+            if float(np.hypot(*track.velocity())) * interval > FOLLOW_DISTANCE * height:
+                boxes[track.id] = box
+        return boxes
+
+    def _associate(self, frame: int, detections: Detections, only: Collection[int] | None) -> None:
         opts = self.options
-        live = [t for t in self._tracks if frame - t.last <= opts.max_gap + 1 and t.last < frame]
+        live = [
+            t
+            for t in self._tracks
+            if not t.closed
+            and frame - t.last <= opts.max_gap + 1
+            and t.last < frame
+            and (only is None or t.id in only)
+        ]
         unmatched = set(range(len(detections)))
         if live and len(detections):
             predicted = np.stack([t.predict(frame) for t in live])
@@ -158,7 +224,7 @@ class Tracker:
                 unmatched.discard(di)
                 live[ti].observations.append(self._observation(frame, detections, di))
         for di in sorted(unmatched):
-            if detections.confidence[di] < opts.start_threshold:
+            if only is not None or detections.confidence[di] < opts.start_threshold:
                 continue
             track = _Track(next(self._ids))
             self.tracks_started += 1
@@ -202,9 +268,9 @@ class Tracker:
             return self._smoothed(obs, after), obs[after].score, obs[after].landmarks
         no_marks = np.full((5, 2), np.nan, np.float32)
         if after == 0:  # before the first detection: run the track backwards
-            return self._held(obs, 0, 1, frame), obs[0].score, no_marks
+            return self._held(obs, 0, frame), obs[0].score, no_marks
         if after == len(obs):  # after the last detection: run it forwards
-            return self._held(obs, len(obs) - 1, len(obs) - 2, frame), obs[-1].score, no_marks
+            return self._held(obs, len(obs) - 1, frame), obs[-1].score, no_marks
         a, b = obs[after - 1], obs[after]
         t = (frame - a.frame) / (b.frame - a.frame)
         box = (1 - t) * self._smoothed(obs, after - 1) + t * self._smoothed(obs, after)
@@ -214,16 +280,22 @@ class Tracker:
             (1 - t) * a.landmarks + t * b.landmarks,
         )
 
-    def _held(self, obs: list[_Observation], edge: int, inner: int, frame: int) -> FloatArray:
-        """A box beyond the track's ends: moved on at the track's speed and grown by
-        ``HOLD_GROWTH`` a frame, as the face's position grows less certain."""
+    def _held(self, obs: list[_Observation], edge: int, frame: int) -> FloatArray:
+        """A box beyond the track's ends (``edge`` is its first or last observation): moved
+        on at the track's speed near that end and grown by ``HOLD_GROWTH`` a frame, as the
+        face's position grows less certain. Only the centre moves: extrapolating a change
+        of size could turn the box inside out."""
         box = self._smoothed(obs, edge)
-        steps = abs(frame - obs[edge].frame)
-        if 0 <= inner < len(obs):
-            velocity = (obs[edge].box - obs[inner].box) / (obs[edge].frame - obs[inner].frame)
-            box = (box + velocity * (frame - obs[edge].frame)).astype(np.float32)
+        here = obs[edge]
+        if edge == 0:
+            other = next((o for o in obs if o.frame >= here.frame + VELOCITY_SPAN), obs[-1])
+        else:
+            other = next(
+                (o for o in reversed(obs) if o.frame <= here.frame - VELOCITY_SPAN), obs[0]
+            )
+        box = _shifted(box, _centre_velocity(here, other) * (frame - here.frame))
         centre = (box[:2] + box[2:]) / 2
-        half = (box[2:] - box[:2]) / 2 * (1 + HOLD_GROWTH * steps)
+        half = (box[2:] - box[:2]) / 2 * (1 + HOLD_GROWTH * abs(frame - here.frame))
         return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
     def _smoothed(self, obs: list[_Observation], i: int) -> FloatArray:

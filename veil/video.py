@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from veil.errors import (
     CorruptVideoError,
+    FrameSizeError,
     InputNotFoundError,
     NotAVideoError,
     OutputError,
@@ -31,6 +32,12 @@ from veil.errors import (
 )
 
 Frame = npt.NDArray[np.uint8]
+
+MAX_SIDE = 8192
+"""Pixels: the longest picture side veil processes (8K is 7680)."""
+MAX_PIXELS = 7680 * 4320
+"""Pixels per picture veil processes: 8K UHD. Larger pictures are refused up front,
+before any frame is decoded, since a frame alone would take hundreds of megabytes."""
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
@@ -172,6 +179,7 @@ def probe(path: str | Path) -> VideoInfo:
     path = Path(path)
     with contextlib.closing(_open_input(path)) as container:
         stream = _video_stream(container, path)
+        _check_frame_size(path, stream.codec_context.width, stream.codec_context.height)
         rotation = 0
         matrix = None
         try:
@@ -208,6 +216,15 @@ def probe(path: str | Path) -> VideoInfo:
             color_range=int(cc.color_range or 0),
             audio_codecs=tuple(a.codec_context.name for a in container.streams.audio),
             display_matrix=matrix,
+        )
+
+
+def _check_frame_size(path: Path, width: int, height: int) -> None:
+    if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise FrameSizeError(
+            path,
+            f"picture too large ({width}x{height}); veil processes up to {MAX_SIDE} pixels "
+            f"a side and {MAX_PIXELS:,} pixels a frame (8K UHD)",
         )
 
 

@@ -1,0 +1,166 @@
+"""The detector's pyramid of tiles: bounded input, whole faces at every size and place."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from veil.anonymizers import get_anonymizer
+from veil.detections import Detections, box_iou
+from veil.detector import CenterFace
+from veil.synthetic import MovingFace, Scene, face_visibility, part_visibility
+from veil.tiling import MAX_FACE, MAX_TILE_PIXELS, MAX_TILE_SIDE, MIN_FACE, plan_tiles
+
+SIZES = [(320, 240), (173, 97), (1280, 720), (1920, 1080), (3840, 2160), (1080, 1920), (7680, 4320)]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_every_level_covers_the_frame_with_bounded_tiles(width, height):
+    plan = plan_tiles(width, height)
+    assert plan.scales[-1] == pytest.approx(2.0)
+    assert min(width, height) * plan.scales[0] <= 256 or len(plan.scales) == 1
+    for level, scale in enumerate(plan.scales):
+        tiles = [t for t in plan.tiles if t.level == level]
+        covered = np.zeros((height, width), bool)
+        for tile in tiles:
+            assert tile.input_width * tile.input_height <= MAX_TILE_PIXELS
+            assert max(tile.input_width, tile.input_height) <= MAX_TILE_SIDE
+            assert tile.input_width % 32 == 0 and tile.input_height % 32 == 0
+            covered[tile.y1 : tile.y2, tile.x1 : tile.x2] = True
+            assert tile.scale == scale
+        assert covered.all(), f"level {level} leaves part of the frame unseen"
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_neighbouring_levels_hand_faces_over(width, height):
+    # A face just too small for one level must be comfortably found by the next finer one.
+    scales = plan_tiles(width, height).scales
+    for coarse, fine in itertools.pairwise(scales):
+        assert MIN_FACE * fine / coarse <= MAX_FACE / 2
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160), (1080, 1920)])
+def test_tiles_overlap_by_the_largest_face_their_level_owns(width, height):
+    plan = plan_tiles(width, height)
+    for level in range(1, len(plan.scales)):
+        owned = MIN_FACE * plan.scales[level] / plan.scales[level - 1] / plan.scales[level]
+        tiles = [t for t in plan.tiles if t.level == level]
+        xs = sorted({(t.x1, t.x2) for t in tiles})
+        for (_, end), (start, _) in itertools.pairwise(xs):
+            assert end - start >= owned, f"level {level}: {end - start} px overlap"
+
+
+def test_detector_input_does_not_grow_with_the_frame():
+    small, huge = plan_tiles(1280, 720), plan_tiles(7680, 4320)
+    largest = max(t.input_width * t.input_height for t in huge.tiles)
+    assert largest <= MAX_TILE_PIXELS
+    assert len(huge.tiles) > len(small.tiles)
+
+
+@pytest.fixture(scope="module")
+def detector() -> CenterFace:
+    return CenterFace(threshold=0.05)
+
+
+def hidden(detector: CenterFace, scene: Scene) -> dict[str, float]:
+    """Blur what the detector finds (boxes grown 1.3, as veil does) and return how much of
+    each part of the face survives."""
+    frame, truth, _ = scene.render(0)
+    found = detector.detect_frame(frame)
+    found = found[found.confidence >= 0.2]
+    out = get_anonymizer("blur").apply(frame.copy(), found.grown(1.3))
+    return part_visibility(frame, out, truth[0])
+
+
+def _seam(width: int, height: int) -> tuple[float, float]:
+    """Where the finest level's first tile ends, across and down, as fractions of the
+    frame (the middle where the level has one tile that way)."""
+    plan = plan_tiles(width, height)
+    finest = [t for t in plan.tiles if t.level == len(plan.scales) - 1]
+    ends_x = [t.x2 for t in finest if t.x2 < width]
+    ends_y = [t.y2 for t in finest if t.y2 < height]
+    return (
+        min(ends_x) / width if ends_x else 0.5,
+        min(ends_y) / height if ends_y else 0.5,
+    )
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper", "cameraman"])
+@pytest.mark.parametrize(
+    ("width", "height", "face", "where"),
+    [
+        (1280, 720, 20, "vertical seam"),
+        (1280, 720, 48, "vertical seam"),
+        (1280, 720, 72, "corner"),
+        (1920, 1080, 40, "corner"),
+        (1920, 1080, 90, "horizontal seam"),
+        (1280, 720, 300, "vertical seam"),  # larger than the finest level's tile overlap
+    ],
+)
+def test_faces_on_seams_are_hidden_whole(detector, photo, width, height, face, where):
+    sx, sy = _seam(width, height)
+    centre = {
+        "vertical seam": (sx, 0.5),
+        "horizontal seam": (0.5, sy),
+        "corner": (sx, sy),
+    }[where]
+    scene = Scene(
+        width=width,
+        height=height,
+        frames=1,
+        faces=(MovingFace(photo=photo, height=face, start=centre),),
+    )
+    parts = hidden(detector, scene)
+    assert max(parts.values()) < 0.6, parts
+
+
+@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper", "cameraman"])
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (1920, 1080), (3840, 2160)])
+@pytest.mark.parametrize("fraction", [0.5, 0.7, 0.95])
+def test_close_ups_are_hidden_whole(detector, photo, width, height, fraction):
+    # A face filling most of the frame: eyes, nose, mouth and chin all hidden, not just
+    # the part a high-resolution pass would find.
+    scene = Scene(
+        width=width,
+        height=height,
+        frames=1,
+        faces=(MovingFace(photo=photo, height=fraction * height, start=(0.5, 0.5)),),
+    )
+    parts = hidden(detector, scene)
+    assert max(parts.values()) < 0.6, parts
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160)])
+def test_a_close_up_gets_one_box_not_its_parts(detector, width, height):
+    scene = Scene(
+        width=width,
+        height=height,
+        frames=1,
+        faces=(MovingFace(photo="grace_hopper", height=0.9 * height, start=(0.5, 0.5)),),
+    )
+    frame, truth, _ = scene.render(0)
+    found = detector.detect_frame(frame)
+    strong = found[found.confidence >= 0.2]
+    on_face = strong[box_iou(truth, strong.xyxy)[0] > 0]
+    assert len(on_face) == 1, on_face.xyxy
+    _, top, _, bottom = on_face.xyxy[0]
+    assert bottom - top > 0.8 * (truth[0, 3] - truth[0, 1])
+
+
+def test_a_scene_without_faces_has_no_large_false_boxes(detector):
+    frame, _, _ = Scene(width=3840, height=2160, frames=1).render(0)
+    found = detector.detect_frame(frame)
+    assert not (found.confidence >= 0.2).any()
+
+
+def test_visibility_sees_a_face_whose_eyes_alone_are_hidden():
+    # The check itself: covering the eyes only must not pass for a hidden face.
+    scene = Scene(width=640, height=480, frames=1, faces=(MovingFace(height=300),))
+    frame, truth, _ = scene.render(0)
+    x1, y1, x2, y2 = truth[0]
+    eyes = np.array([[x1, y1, x2, y1 + 0.45 * (y2 - y1)]], np.float32)
+    out = get_anonymizer("blur").apply(frame.copy(), Detections.from_boxes(eyes))
+    assert part_visibility(frame, out, truth[0])["eyes"] < 0.6
+    assert face_visibility(frame, out, truth[0]) > 0.9
