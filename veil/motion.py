@@ -25,6 +25,7 @@ import numpy.typing as npt
 from veil.detections import Detections
 from veil.detector import FaceDetector
 from veil.tracker import Tracker
+from veil.video import DecodedFrame
 
 Frame = npt.NDArray[np.uint8]
 
@@ -43,12 +44,13 @@ class PictureChange:
     def __init__(self) -> None:
         self._previous: npt.NDArray[np.float32] | None = None
 
-    def __call__(self, image: Frame) -> float:
-        height, width = image.shape[:2]
+    def __call__(self, grey: Frame) -> float:
+        """``grey``: the frame's ``(height, width)`` luma."""
+        height, width = grey.shape[:2]
         # Subsample before the area resize: a 4K frame need not be read whole for this.
         step = max(1, min(height, width) // (8 * _THUMB))
-        grey = cv2.cvtColor(np.ascontiguousarray(image[::step, ::step]), cv2.COLOR_RGB2GRAY)
-        thumb = cv2.resize(grey, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+        small = np.ascontiguousarray(grey[::step, ::step])
+        thumb = cv2.resize(small, (_THUMB, _THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
         previous, self._previous = self._previous, thumb
         return 0.0 if previous is None else float(np.abs(thumb - previous).mean())
 
@@ -74,10 +76,11 @@ class DetectionSchedule:
         """Frames between full analyses now: ``every``, halved while the picture is busy."""
         return max(1, self.every // 2) if self._busy > BUSY_CHANGE else self.every
 
-    def analyse(self, index: int, image: Frame, tracker: Tracker) -> list[tuple[int, Detections]]:
-        """Analyse frame ``index`` as much as it needs and hand the result to ``tracker``;
+    def analyse(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
+        """Analyse ``frame`` as much as it needs and hand the result to ``tracker``;
         returns the frames the tracker finished (``Tracker.update``)."""
-        change = self._change(image)
+        index = frame.index
+        change = self._change(frame.grey())
         self._busy = _BUSY_MEMORY * self._busy + (1 - _BUSY_MEMORY) * change
         cut = change > CUT_CHANGE
         if cut:
@@ -86,10 +89,10 @@ class DetectionSchedule:
         if cut or self._last_full is None or index - self._last_full >= self.interval():
             self._last_full = index
             self.full_analyses += 1
-            return tracker.update(index, self.detector.detect_frame(image))
+            return tracker.update(index, self.detector.detect_frame(frame.rgb()))
         followed = tracker.followed(index, self.interval())
         if not followed:
             return tracker.update(index, None)
         self.follow_ups += 1
-        found = self.detector.detect_near(image, np.stack(list(followed.values())))
+        found = self.detector.detect_near(frame.rgb(), np.stack(list(followed.values())))
         return tracker.update(index, found, only=followed.keys())

@@ -24,7 +24,7 @@ from veil.errors import OptionError
 from veil.faces_file import FacesWriter, read_faces
 from veil.motion import DetectionSchedule
 from veil.tracker import Tracker, TrackerOptions
-from veil.video import DecodedFrame, EncodeOptions, VideoInfo, VideoReader, VideoWriter
+from veil.video import DecodedFrame, EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called with (frames done, frames expected or None) as work advances."""
@@ -122,8 +122,22 @@ class RunResult:
 
 _DONE = object()
 # Frames queued between stages: enough for decoding and encoding to keep running while
-# the detector works on an analysed frame, small enough to bound memory.
+# the detector works on an analysed frame, small enough to bound memory: at most 16
+# frames, at most _QUEUE_BYTES of RGB pictures each way (three 4K frames).
 _QUEUE_FRAMES = 16
+_QUEUE_BYTES = 96 * 1024**2
+
+
+def _queue_frames(info: VideoInfo) -> int:
+    return max(2, min(_QUEUE_FRAMES, _QUEUE_BYTES // (info.width * info.height * 3)))
+
+
+@dataclass(frozen=True)
+class _Redacted:
+    """A frame with faces hidden, for the encoder: RGB in display orientation."""
+
+    image: Frame
+    pts: int | None
 
 
 def _background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
@@ -164,7 +178,7 @@ def _background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
 class _EncoderThread:
     """Feeds a ``VideoWriter`` from a bounded queue in its own thread."""
 
-    def __init__(self, writer: VideoWriter, maxsize: int = _QUEUE_FRAMES) -> None:
+    def __init__(self, writer: VideoWriter, maxsize: int) -> None:
         self._writer = writer
         self._queue: queue.Queue[Any] = queue.Queue(maxsize)
         self._error: BaseException | None = None
@@ -180,8 +194,10 @@ class _EncoderThread:
             if self._error is not None or self._abandoned.is_set():
                 continue  # drain so the producer never blocks on a dead or dropped writer
             try:
-                if isinstance(item, DecodedFrame):
+                if isinstance(item, _Redacted):
                     self._writer.write_frame(item.image, item.pts)
+                elif isinstance(item, DecodedFrame):
+                    self._writer.write_decoded(item)
                 else:
                     self._writer.write_audio(item)
             except BaseException as exc:
@@ -246,9 +262,11 @@ def _run(
                 boxes += len(detections)
                 if faces is not None and len(detections):
                     faces.add(frame.time_ms, detections)
-                if encoder is not None:
-                    anonymizer.apply(frame.image, detections.grown(options.box_scale))
-                    encoder.put(frame)
+                if encoder is not None and len(detections):
+                    image = anonymizer.apply(frame.rgb(), detections.grown(options.box_scale))
+                    encoder.put(_Redacted(image, frame.pts))
+                elif encoder is not None:
+                    encoder.put(frame)  # no face: encoded as decoded, no trip through RGB
                 done += 1
                 if progress is not None:
                     progress(done, expected)
@@ -256,10 +274,10 @@ def _run(
         try:
             if output is not None:
                 writer = VideoWriter(output, reader, options.encode_options())
-                encoder = _EncoderThread(writer)
+                encoder = _EncoderThread(writer, _queue_frames(info))
             if faces_out is not None:
                 faces = FacesWriter(faces_out, info)
-            for item in _background(iter(reader), maxsize=_QUEUE_FRAMES):
+            for item in _background(iter(reader), maxsize=_queue_frames(info)):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
                         encoder.put(item)
@@ -289,7 +307,7 @@ def _detect_with(detector: FaceDetector, every: int) -> Callable[[VideoReader], 
         schedule = DetectionSchedule(detector, every)
 
         def analyse(frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
-            return schedule.analyse(frame.index, frame.image, tracker)
+            return schedule.analyse(frame, tracker)
 
         return analyse
 

@@ -117,16 +117,35 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class DecodedFrame:
-    """One frame in display orientation, with its timestamp."""
+    """One decoded frame with its timestamp, kept as the decoder gave it (YUV, coded
+    orientation: half the memory of RGB, and ready for the encoder as it is); ``rgb()``
+    turns it into the picture a player shows."""
 
     index: int
-    image: Frame
+    picture: Any
+    """The ``av.VideoFrame``."""
     pts: int | None
     time: float
+    rotation: int = 0
+    mirrored: bool = False
 
     @property
     def time_ms(self) -> int:
         return round(self.time * 1000)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(plane.buffer_size for plane in self.picture.planes)
+
+    def rgb(self) -> Frame:
+        """A new ``(height, width, 3)`` RGB array in display orientation."""
+        picture = self.picture
+        rgb = picture.reformat(format="rgb24", src_color_range=picture.color_range or None)
+        return to_display(rgb.to_ndarray(), self.rotation, self.mirrored)
+
+    def grey(self) -> Frame:
+        """The luma plane, coded orientation: enough to tell how much the picture changed."""
+        return np.asarray(self.picture.to_ndarray(format="gray"), np.uint8)
 
 
 def is_video_path(path: Path) -> bool:
@@ -293,10 +312,15 @@ class VideoReader:
                         yield packet
                     continue
                 for frame in packet.decode():
-                    rgb = frame.reformat(format="rgb24", src_color_range=frame.color_range or None)
-                    image = to_display(rgb.to_ndarray(), self.info.rotation, self.info.mirrored)
                     time = frame.time if frame.time is not None else self.frames_decoded / rate
-                    yield DecodedFrame(self.frames_decoded, image, frame.pts, time)
+                    yield DecodedFrame(
+                        self.frames_decoded,
+                        frame,
+                        frame.pts,
+                        time,
+                        self.info.rotation,
+                        self.info.mirrored,
+                    )
                     last_time = time
                     self.frames_decoded += 1
         except av.error.FFmpegError as exc:
@@ -423,6 +447,24 @@ class VideoWriter:
         frame.pts = pts
         frame.time_base = self._video.codec_context.time_base
         self._mux(self._video.encode(frame))
+
+    def write_decoded(self, frame: DecodedFrame) -> None:
+        """Encode a decoded frame unchanged (no face on it): no trip through RGB."""
+        picture = frame.picture
+        if (
+            picture.format.name != self._video.pix_fmt
+            or (picture.color_range or 1) != self._color_range
+        ):
+            picture = picture.reformat(
+                format=self._video.pix_fmt,
+                src_color_range=picture.color_range or None,
+                dst_color_range=self._color_range,
+            )
+        picture.pts = frame.pts
+        picture.time_base = self._video.codec_context.time_base
+        # The decoder's picture type (I, P, B) must not force the encoder's choice.
+        picture.pict_type = av.video.frame.PictureType.NONE
+        self._mux(self._video.encode(picture))
 
     def write_audio(self, packet: Any) -> None:
         target = self._audio_map.get(packet.stream.index)
