@@ -1,0 +1,140 @@
+"""Motion-aware detection: analyse where faces move fast and when the picture changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_tracker import box, covers
+
+from veil.detections import Detections
+from veil.motion import CUT_CHANGE, DetectionSchedule, PictureChange
+from veil.pipeline import BlurOptions, blur_video
+from veil.synthetic import MovingFace, Scene, action_scene, visible_faces, write_video
+from veil.tracker import Tracker, TrackerOptions
+from veil.video import VideoReader
+
+
+def test_picture_change_is_zero_for_a_still_and_large_for_a_cut():
+    still = np.full((360, 640), 100, np.uint8)
+    other = np.tile(np.linspace(0, 255, 640, dtype=np.uint8), (360, 1))
+    change = PictureChange()
+    assert change(still) == 0.0
+    assert change(still) == 0.0
+    assert change(other) > CUT_CHANGE
+
+
+OPTS = TrackerOptions(max_gap=6, pre_roll=2, post_roll=2, smooth=0)
+
+
+def test_no_track_links_across_a_cut():
+    # A face at x=0 before the cut; a face at x=60 from the cut on. Linked, the box would
+    # sweep from one to the other over frames 1-3 and uncover the first face.
+    tracker = Tracker(OPTS)
+    frames: list[Detections | None] = [box(0), None, None, None, box(60), None]
+    out = []
+    for i, found in enumerate(frames):
+        if i == 4:
+            tracker.cut(4)
+        out.extend(d for _, d in tracker.update(i, found))
+    out.extend(d for _, d in tracker.flush())
+    assert [covers(d, 0) for d in out[:3]] == [True, True, True]
+    assert len({int(t) for d in out for t in d.track_id}) == 2
+
+
+@pytest.mark.parametrize(
+    ("history", "followed"),
+    [
+        # a new track, motion unknown: looked at again on the next frames
+        ("D", True),
+        # slow (2 px a frame, 20 px face): the full analyses keep up
+        ("D.D.D", False),
+        # fast (15 px a frame, 20 px face): followed between full analyses
+        ("F.F.F", True),
+    ],
+)
+def test_which_tracks_are_followed(history, followed):
+    tracker = Tracker(OPTS)
+    speed = {"D": 2, "F": 15}
+    for i, c in enumerate(history):
+        tracker.update(i, box(100 + speed[c] * i) if c != "." else None)
+    found = tracker.followed(len(history), interval=10)
+    assert bool(found) is followed
+
+
+def test_a_follow_up_extends_only_the_tracks_it_looked_near():
+    tracker = Tracker(OPTS)
+    tracker.update(0, Detections.concatenate([box(0), box(200)]))
+    ids = sorted(tracker.followed(1, interval=10))
+    # A look near the first track finds it moved, and a stranger: the stranger starts no
+    # track, and the second track gets nothing.
+    tracker.update(1, Detections.concatenate([box(8), box(400)]), only=[ids[0]])
+    out = run_rest(tracker)
+    assert {int(t) for d in out for t in d.track_id} == set(ids)
+
+
+def run_rest(tracker: Tracker) -> list[Detections]:
+    return [d for _, d in tracker.flush()]
+
+
+class Counting:
+    """A detector that finds nothing and counts what it was asked to look at."""
+
+    def __init__(self) -> None:
+        self.full = 0
+        self.near = 0
+
+    def detect_frame(self, frame: np.ndarray) -> Detections:
+        self.full += 1
+        return Detections.empty()
+
+    def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+        self.near += 1
+        return Detections.empty()
+
+
+def test_a_cut_is_analysed_at_once(tmp_path):
+    scene = Scene(width=320, height=240, frames=30, cuts=(14,))
+    video = write_video(tmp_path / "cut.mp4", scene, audio=False)
+    schedule = DetectionSchedule(Counting(), every=10)
+    tracker = Tracker(BlurOptions().tracker_options(30))
+    with VideoReader(video.path) as reader:
+        for frame in reader:
+            schedule.analyse(frame, tracker)
+    assert schedule.cuts == [14]
+    assert schedule.full_analyses == 4  # frames 0, 10, 14 (the cut) and 24
+    assert schedule.follow_ups == 0
+
+
+@pytest.mark.parametrize("speed", [20, 30, 40])
+def test_a_fast_motion_blurred_face_is_covered_on_every_frame(tmp_path, speed):
+    # A 48 px face crossing a 720p frame at 20-40 px a frame, blurred by its motion.
+    frames = round(1400 / speed)
+    scene = Scene(
+        width=1280,
+        height=720,
+        frames=frames,
+        faces=(
+            MovingFace(
+                photo="astronaut",
+                height=48,
+                start=(-0.03, 0.4),
+                end=(-0.03 + speed * (frames - 1) / 1280, 0.45),
+                motion_blur=0.3,
+            ),
+        ),
+    )
+    clip = write_video(tmp_path / "fast.mp4", scene)
+    out = tmp_path / "out.mp4"
+    blur_video(clip.path, out)
+    assert visible_faces(clip.path, scene)
+    assert visible_faces(out, scene) == []
+
+
+def test_action_clip_leaves_no_face_visible(tmp_path):
+    # Fast faces crossing, one entering from the edge, and faces there from the first
+    # frame after a cut.
+    scene = action_scene(1280, 720, 90)
+    clip = write_video(tmp_path / "action.mp4", scene)
+    out = tmp_path / "out.mp4"
+    blur_video(clip.path, out)
+    assert visible_faces(out, scene) == []
