@@ -418,7 +418,7 @@ def action_scene(width: int = 1280, height: int = 720, frames: int = 90, fps: in
             height=48 * k,
             start=(-0.02, 0.3),
             end=(1.02, 0.35),
-            motion_blur=0.4,
+            motion_blur=0.3,
             last_frame=min(cut - 1, crossing(20, 48 * k)),
         ),
         MovingFace(

@@ -28,6 +28,11 @@ from veil.detections import Detections, FloatArray, box_iou
 
 HOLD_GROWTH = 0.03
 """Relative growth of a held box per frame beyond its track's detections."""
+MAX_SIZE_CHANGE = 1.5
+"""A detection this many times larger or smaller than a track's box is not its face
+(a detector's box of one face varies by about a fifth from frame to frame)."""
+MAX_MOTION_GROWTH = 0.3
+"""Most a box grows for its face's motion (``_motion_grown``)."""
 VELOCITY_SPAN = 4
 """Frames, at least, between the two observations a track's speed is measured over."""
 FOLLOW_DISTANCE = 2.0
@@ -102,6 +107,18 @@ def _centre_velocity(a: _Observation, b: _Observation) -> FloatArray:
         return np.zeros(2, np.float32)
     moved = (b.box[:2] + b.box[2:] - a.box[:2] - a.box[2:]) / 2
     return (moved / (b.frame - a.frame)).astype(np.float32)
+
+
+def _motion_grown(box: FloatArray, velocity: FloatArray) -> FloatArray:
+    """``box`` grown about its centre by its face's speed, as a fraction of its size per
+    frame, up to ``MAX_MOTION_GROWTH``: a moving face is smeared by motion blur, and the
+    detector's box of a smeared face is smaller than the face and lags behind it."""
+    size = np.maximum(box[2:] - box[:2], 1.0)
+    growth = min(MAX_MOTION_GROWTH, float(np.hypot(*velocity)) / float(size.max()))
+    if growth <= 0:
+        return box
+    centre, half = (box[:2] + box[2:]) / 2, size / 2 * (1 + growth)
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
 def _shifted(box: FloatArray, by: FloatArray) -> FloatArray:
@@ -213,6 +230,13 @@ class Tracker:
                 similarity,
                 np.where(near, 1e-3 * (1 - distance / allowance[:, None]), 0),
             )
+            # A face does not halve or double in size between two looks: a box that does
+            # is something else (a false alarm beside a face the detector missed).
+            d_size = np.maximum(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 1).max(axis=1)
+            ratio = d_size[None, :] / size[:, None]
+            similarity = np.where(
+                (ratio > 1 / MAX_SIZE_CHANGE) & (ratio < MAX_SIZE_CHANGE), similarity, 0
+            )
             taken_tracks: set[int] = set()
             for flat in np.argsort(-similarity, axis=None):
                 ti, di = divmod(int(flat), len(detections))
@@ -247,7 +271,7 @@ class Tracker:
             if not track.first - opts.pre_roll <= frame <= track.last + opts.post_roll:
                 continue
             box, score, landmarks = self._interpolate(track, frame)
-            boxes.append(box)
+            boxes.append(_motion_grown(box, track.velocity()))
             scores.append(score)
             marks.append(landmarks)
             ids.append(track.id)

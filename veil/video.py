@@ -144,8 +144,15 @@ class DecodedFrame:
         return to_display(rgb.to_ndarray(), self.rotation, self.mirrored)
 
     def grey(self) -> Frame:
-        """The luma plane, coded orientation: enough to tell how much the picture changed."""
-        return np.asarray(self.picture.to_ndarray(format="gray"), np.uint8)
+        """The luma plane, coded orientation, as stored (no copy for 8-bit YUV): enough to
+        tell how much the picture changed."""
+        picture = self.picture
+        name = picture.format.name
+        if name.startswith(("yuv", "nv12", "gray")) and picture.format.components[0].bits == 8:
+            plane = picture.planes[0]
+            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+            return rows[:, : plane.width]
+        return np.asarray(picture.to_ndarray(format="gray"), np.uint8)
 
 
 def is_video_path(path: Path) -> bool:
