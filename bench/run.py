@@ -1,49 +1,124 @@
-"""Speed and recall of veil against a plain re-encode and the peer tool deface.
+"""Speed, memory and recall of veil against a plain x264 re-encode and the peer tool deface,
+at the resolutions issue 8 sets targets for, and the cost of a job through ``veil serve``.
 
 Usage::
 
-    python bench/run.py                      # 720p and 1080p, 300 frames each
-    python bench/run.py --sizes 720 --frames 300
+    python bench/run.py                       # everything: 720p, 1080p, 4K, portrait, service
+    python bench/run.py --sizes 720,1080 --frames 150
+    python bench/run.py --quick               # smoke run, about 2-3 minutes: 720p and
+                                              # portrait, 30 frames a clip
 
-Every number comes from this one run on this machine, so the ratios hold even where the
-machine is noisy. deface is measured when its command is found: install it in a
-separate virtual environment (it pulls a GUI OpenCV, which veil must not depend on)::
+What it measures, every number in this one run on this machine (so the ratios hold even
+where the machine is noisy):
+
+* Clips, made with ``veil.synthetic`` for each resolution: ``demo`` (eight faces from
+  16 px up, moving, turned, rotated, motion-blurred, half covered, entering late),
+  ``closeup`` (a talking head growing from 50 to 95% of the frame height, and a small
+  face beside it) and ``action`` (motion-blurred faces crossing the frame at 20 and 30 px
+  a frame, an edge entry, a scene cut; at least ``ACTION_FRAMES`` frames long, since a
+  shorter one crosses faster). Face sizes and speeds scale with the frame height from
+  720p. The portrait clips (1080x1920) are stored as phones store them, a landscape
+  picture with a 90° display matrix; their faces keep their 720p sizes and speeds (16 px
+  up), and the close-up is a selfie, the face 25 to 45% of the frame height (as wide as
+  the frame at the end).
+* Runs, each in its own process, timed from start to exit, its peak RSS from
+  ``os.wait4``: a plain x264 ``-preset fast`` re-encode (crf 20, audio copied: the
+  baseline every "x plain re-encode" ratio is against), the same at ``-preset veryfast``
+  (veil's own encoder preset, the floor for veil), ``veil blur`` at its defaults, the
+  fastest documented setting (``FASTEST``; at ``--fastest`` sizes only) and deface at its
+  defaults when found.
+* Visible face-frames: (frame, face) pairs of a clip where a known face keeps more than
+  60% of its fine detail over its eyes, nose or mouth and chin in a run's output
+  (``veil.synthetic.face_visibility``, the measure ``visible_faces`` uses), out of all
+  face-frames of the clip. The plain re-encodes show all of them.
+* One table per resolution, one row per run, summed over the clips: frames/s, x plain
+  re-encode (the re-encode's seconds over the run's: >= 0.6 at 720p and 1080p and >= 0.5 at
+  4K is the target), x deface ('-' without deface), peak RSS MiB (the highest of the
+  clips), visible face-frames. ``--per-clip`` adds a row per clip and run.
+* Service cost (``--service`` sizes, 720p by default): ``veil blur --faces-out`` on the
+  demo clip, then the same file uploaded to a ``veil serve`` started for it (folder
+  buckets and SQLite in a temporary folder, loopback port, listing poller off) through
+  ``POST /api/uploads``. Wall time runs from the upload's start to the job's SUCCEEDED
+  (as the server records it); CPU time is that of the server process and its children
+  over the same span, from ``/proc``. Target: the service job at most 1.1x ``veil blur``.
+
+deface is measured when its command is found: install it in a separate virtual
+environment (it pulls a GUI OpenCV, which veil must not depend on)::
 
     python -m venv /opt/deface-venv
     /opt/deface-venv/bin/pip install deface==1.5.0 onnx onnxruntime
 
 and pass ``--deface /opt/deface-venv/bin/deface`` (that path is also tried by default).
+Run nothing else on the machine meanwhile, and never two benchmarks at once. On 2 cores
+a full run takes roughly 35 minutes without deface and 50 with it; drawing the synthetic
+clips twice (once to encode them, once to judge each output) is about a third of that.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import json
 import os
+import platform
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from veil.synthetic import demo_scene, visible_faces, write_video
+import av
+import numpy as np
+
+from veil.errors import VeilError
+from veil.synthetic import (
+    MovingFace,
+    Scene,
+    action_scene,
+    closeup_scene,
+    demo_scene,
+    face_visibility,
+    write_video,
+)
+from veil.video import probe, to_display
 
 FASTEST = ["--scale", "1", "--detect-every", "15", "--preset", "ultrafast"]
+"""The fastest setting docs/benchmarks.md documents."""
 
-# The floor: decode and re-encode with x264 at veil's default preset and crf, audio copied.
+VISIBLE = 0.6
+"""A face keeping more than this share of its detail counts as visible (as in
+``veil.synthetic.visible_faces``)."""
+
+# The baseline: decode and re-encode with x264 at crf 20 and the given preset, audio
+# copied, the display matrix (a phone's rotation) kept. Only PyAV, so start-up is cheap.
 PLAIN_TRANSCODE = """
 import sys, av
-src, dst = sys.argv[1], sys.argv[2]
+src, dst, preset, rotation, mirrored = sys.argv[1:6]
 with av.open(src) as inp, av.open(dst, "w") as out:
     v = inp.streams.video[0]
     v.thread_type = "AUTO"
     o = out.add_stream("libx264", rate=v.average_rate)
     o.width, o.height, o.pix_fmt = v.codec_context.width, v.codec_context.height, "yuv420p"
     o.time_base = o.codec_context.time_base = v.time_base
-    o.options = {"crf": "20", "preset": "veryfast"}
-    a = out.add_stream_from_template(inp.streams.audio[0])
-    for packet in inp.demux(v, inp.streams.audio[0]):
+    o.options = {"crf": "20", "preset": preset}
+    if int(rotation) or mirrored == "1":
+        o.set_display_rotation(int(rotation), hflip=mirrored == "1")
+    streams = [v]
+    a = None
+    if inp.streams.audio:
+        a = out.add_stream_from_template(inp.streams.audio[0])
+        streams.append(inp.streams.audio[0])
+    for packet in inp.demux(*streams):
         if packet.stream.type == "audio":
             if packet.dts is not None:
                 packet.stream = a
@@ -54,91 +129,642 @@ with av.open(src) as inp, av.open(dst, "w") as out:
     out.mux(o.encode(None))
 """
 
+SIZES: dict[str, tuple[str, int, int]] = {
+    "720": ("720p", 1280, 720),
+    "1080": ("1080p", 1920, 1080),
+    "2160": ("4K", 3840, 2160),
+    "portrait": ("portrait", 1080, 1920),
+}
+"""``--sizes`` names: label, displayed width and height."""
+
+CLIPS = ("demo", "closeup", "action")
+
+PLAIN = "plain re-encode (x264 fast)"
+PLAIN_VERYFAST = "plain re-encode (x264 veryfast)"
+VEIL = "veil blur (defaults)"
+VEIL_FASTEST = "veil blur (fastest: " + " ".join(FASTEST) + ")"
+DEFACE = "deface (defaults)"
+
+
+# -- clips -------------------------------------------------------------------------------
+
+
+ACTION_FRAMES = 140
+"""Shortest ``action`` clip that moves at its stated speeds: ``action_scene`` ends the
+crossing faces at its mid-clip cut, so a shorter clip makes them cross faster (at 60
+frames, about 3x faster than 20 px a frame at 720p)."""
+
+
+def portrait_scene(kind: str, width: int, height: int, frames: int) -> Scene:
+    """A portrait clip (``width < height``) whose faces keep their 720p sizes.
+
+    The landscape builders scale faces and speeds with the frame height from 720p, which
+    would make a 1920 px tall clip's smallest face 43 px. Here ``demo`` and ``action`` are
+    built for a ``width`` x 720 frame (faces 16 px and up, crossing at 20 and 30 px a
+    frame) and stretched to ``height``: positions are fractions of the frame, so only the
+    vertical spacing changes. ``closeup`` is a selfie: a face growing from 25 to 45% of
+    the frame height (about as wide as the frame at the end) and a small face behind it."""
+    if kind == "closeup":
+        faces = (
+            MovingFace(
+                photo="grace_hopper",
+                height=0.25 * height,
+                end_height=0.45 * height,
+                start=(0.5, 0.42),
+                end=(0.48, 0.5),
+            ),
+            MovingFace(
+                photo="astronaut", height=0.05 * height, start=(0.2, 0.12), end=(0.24, 0.14)
+            ),
+        )
+        return Scene(width=width, height=height, frames=frames, faces=faces)
+    landscape = demo_scene if kind == "demo" else action_scene
+    return dataclasses.replace(landscape(width, 720, frames), height=height)
+
+
+def make_scene(kind: str, width: int, height: int, frames: int) -> Scene:
+    if width < height:
+        return portrait_scene(kind, width, height, frames)
+    builders: dict[str, Callable[[int, int, int], Scene]] = {
+        "demo": demo_scene,
+        "closeup": closeup_scene,
+        "action": action_scene,
+    }
+    return builders[kind](width, height, frames)
+
+
+# -- measuring a run -------------------------------------------------------------------------
+
 
 @dataclass
-class Result:
+class Run:
+    """One process run on one clip: wall and CPU seconds, peak RSS, visible face-frames."""
+
     name: str
+    clip: str
+    frames: int
     seconds: float
+    cpu: float
     peak_mib: float
-    visible: int | None
+    output: Path
+    error: str | None = None
+    visible: int | None = None
+    """Visible face-frames in ``output``; None when it could not be judged."""
+    note: str | None = None
 
 
-def run(name: str, argv: list[str], output: Path, clip_scene: object | None) -> Result:
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def measure(name: str, clip: str, frames: int, argv: list[str], output: Path) -> Run:
+    """Run ``argv`` to its end; wall time, CPU time and peak RSS from ``os.wait4``."""
+    output.unlink(missing_ok=True)
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    error = None
+    if proc.returncode != 0 or not output.exists():
+        error = f"exit {proc.returncode}: {stderr.strip()[-1500:]}"
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(name, clip, frames, seconds, cpu, usage.ru_maxrss / 1024, output, error)
+
+
+def count_visible(scene: Scene, runs: list[Run]) -> int:
+    """Set each run's ``visible``; the scene's face-frames. One pass over the scene,
+    rendering each frame once and decoding every output beside it: rendering costs more
+    than the decoding (over a second a frame at 4K)."""
+    judged = [r for r in runs if r.error is None]
+    decoders: list[Iterator[av.VideoFrame]] = []
+    infos = []
+    with_frames: list[Run] = []
+    containers = []
+    total = 0
+    try:
+        for r in judged:
+            try:
+                info = probe(r.output)
+            except VeilError as exc:
+                r.note = f"unreadable output: {exc}"
+                continue
+            if (info.width, info.height) != (scene.width, scene.height):
+                r.note = f"output shows {info.width}x{info.height}"
+                continue
+            container = av.open(str(r.output))
+            containers.append(container)
+            decoders.append(container.decode(container.streams.video[0]))
+            infos.append(info)
+            with_frames.append(r)
+            r.visible = 0
+        for i in range(scene.frames):
+            truth, boxes, _ = scene.render(i)
+            total += len(boxes)
+            for r, decoder, info in zip(with_frames, decoders, infos, strict=True):
+                frame = next(decoder, None)
+                if frame is None:
+                    r.note = r.note or f"output ends at frame {i}"
+                    continue
+                if not len(boxes):
+                    continue
+                coded = np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)
+                image = to_display(coded, info.rotation, info.mirrored)
+                assert r.visible is not None
+                r.visible += sum(face_visibility(truth, image, box) > VISIBLE for box in boxes)
+    finally:
+        for container in containers:
+            container.close()
+    return total
+
+
+# -- the service --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """``(parent pid, CPU seconds of the process and its reaped children)`` from
+    /proc/PID/stat, or None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    # After the name: state, ppid, ... utime (14th field of the line), stime, cutime, cstime.
+    ticks = sum(int(v) for v in fields[11:15])
+    return int(fields[1]), ticks / _TICK
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds of ``root`` and every live descendant, each with its reaped children."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := _stat(int(entry.name))) is not None:
+            stats[int(entry.name)] = found
+    tree, total, grew = {root}, 0.0, True
+    while grew:
+        grew = False
+        for pid, (ppid, _) in stats.items():
+            if ppid in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    for pid in tree:
+        if pid in stats:
+            total += stats[pid][1]
+    return total
+
+
+def _http(url: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _upload(url: str, path: Path) -> str:
+    """POST ``path`` to ``/api/uploads`` as multipart ``file``; the job id."""
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"'
+        "\r\nContent-Type: video/mp4\r\n\r\n"
+    ).encode()
+    body = head + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    found = _http(
+        f"{url}/api/uploads",
+        body,
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    return str(found["id"])
+
+
+@dataclass
+class ServiceRun:
+    wall: float
+    cpu: float
+    startup_cpu: float
+    total_cpu: float
+    peak_mib: float
+    status: str
+    steps: list[tuple[str, float]] = field(default_factory=list)
+    timeline: list[tuple[str, float]] = field(default_factory=list)
+    """Seconds from the upload's start to each state, each from the one before."""
+    output: Path | None = None
+    faces: Path | None = None
+    error: str | None = None
+
+
+def serve_job(veil: str, clip: Path, work: Path, timeout: float) -> ServiceRun:
+    """One job through a fresh ``veil serve``: wall and CPU from upload to SUCCEEDED."""
+    data = work / "serve"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [veil, "serve", "--data", str(data), "--port", str(port), "--poll-interval", "0"]
+    log_path = work / "serve.log"
+    with log_path.open("wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    result = ServiceRun(0.0, 0.0, 0.0, 0.0, 0.0, "NOT STARTED")
+    usage = None
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"veil serve exited with {proc.returncode}")
+            try:
+                _http(f"{url}/healthz")
+                break
+            except (urllib.error.URLError, OSError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("veil serve did not answer within 120 s") from None
+                time.sleep(0.2)
+        cpu_before = tree_cpu(proc.pid)
+        submitted = time.time()
+        job_id = _upload(url, clip)
+        deadline = time.monotonic() + timeout
+        while True:
+            job = _http(f"{url}/api/jobs/{job_id}")
+            if job["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {job_id} still {job['status']} after {timeout:.0f} s")
+            time.sleep(0.25)
+        seen = time.time()
+        cpu_after = tree_cpu(proc.pid)
+        ended = next(
+            (c["at"] for c in job.get("history", []) if c["state"] == job["status"] and c["at"]),
+            seen,
+        )
+        result.wall = float(ended) - submitted
+        result.cpu = cpu_after - cpu_before
+        result.startup_cpu = cpu_before
+        result.status = job["status"]
+        result.error = job.get("error")
+        result.steps = [
+            (s["name"], s["ended_at"] - s["started_at"])
+            for s in job.get("steps", [])
+            if s.get("started_at") and s.get("ended_at")
+        ]
+        # Where the wall time went: upload and queue, then the worker's run.
+        states = {c["state"]: c["at"] for c in job.get("history", []) if c.get("at")}
+        previous = submitted
+        for state in ("QUEUED", "RUNNING", job["status"]):
+            if state in states:
+                result.timeline.append((state, states[state] - previous))
+                previous = states[state]
+        key = job.get("output_key") or clip.name
+        result.output = data / "output" / key
+        result.faces = data / "output" / f"{key}.faces.json"
+    except (RuntimeError, OSError, KeyError, ValueError) as exc:
+        result.error = f"{exc}\n{log_path.read_text(errors='replace')[-2000:]}"
+    finally:
+        usage = _stop(proc)
+    if usage is not None:
+        result.total_cpu = usage.ru_utime + usage.ru_stime
+        result.peak_mib = usage.ru_maxrss / 1024
+    return result
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> Any:
+    """SIGINT, then SIGKILL after 10 s; the server's resource usage from ``os.wait4``."""
+    if proc.returncode is not None:
+        return None
+    proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return usage
+        time.sleep(0.1)
+    proc.kill()
     _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if status != 0:
-        sys.exit(f"{name} failed:\n{stderr[-2000:]}")
-    visible = len(visible_faces(output, clip_scene)) if clip_scene is not None else None
-    return Result(name, seconds, usage.ru_maxrss / 1024, visible)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    print("  (veil serve ignored SIGINT for 10 s; killed)")
+    return usage
+
+
+def _faces(path: Path) -> Any:
+    return json.loads(path.read_text())["Faces"]
+
+
+def service_cost(veil: str, clip: Path, scene: Scene, work: Path) -> None:
+    """``veil blur --faces-out`` on ``clip``, then the same through ``veil serve``."""
+    blur = measure(
+        "veil blur --faces-out",
+        "demo",
+        scene.frames,
+        [
+            veil,
+            "blur",
+            str(clip),
+            "-o",
+            str(work / "svc-blur.mp4"),
+            "-q",
+            "--faces-out",
+            str(work / "svc-blur.faces.json"),
+        ],
+        work / "svc-blur.mp4",
+    )
+    if blur.error:
+        print(f"\nservice: veil blur failed: {blur.error}")
+        return
+    job = serve_job(veil, clip, work, timeout=max(600.0, blur.seconds * 10))
+    if job.status != "SUCCEEDED" or job.output is None or job.faces is None:
+        print(f"\nservice job {job.status}: {job.error}")
+        return
+    served = Run("veil serve", "demo", scene.frames, job.wall, job.cpu, job.peak_mib, job.output)
+    total = count_visible(scene, [blur, served])
+    try:
+        same = "yes" if _faces(job.faces) == _faces(work / "svc-blur.faces.json") else "NO"
+    except (OSError, ValueError, KeyError) as exc:
+        same = f"could not compare ({exc})"
+    print(
+        f"\nservice job: {job.wall:.1f} s wall, {job.cpu:.1f} s CPU; "
+        f"veil blur: {blur.seconds:.1f} s wall, {blur.cpu:.1f} s CPU; "
+        f"ratio {job.wall / blur.seconds:.2f}x wall, {job.cpu / blur.cpu:.2f}x CPU "
+        f"(target <= 1.1x)"
+    )
+    steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in job.steps)
+    timeline = ", ".join(f"{state} +{max(seconds, 0.0):.1f} s" for state, seconds in job.timeline)
+    print(
+        f"  clip {clip.name}, {scene.frames} frames; from the upload: {timeline or '?'}; "
+        f"steps: {steps or '?'}; "
+        f"same faces file as veil blur --faces-out: {same}; visible face-frames: "
+        f"service {served.visible}/{total}, veil blur {blur.visible}/{total}"
+    )
+    print(
+        f"  serve process: {job.startup_cpu:.1f} s CPU to start and idle before the upload, "
+        f"{job.total_cpu:.1f} s CPU in all, peak RSS {job.peak_mib:.0f} MiB; "
+        f"veil blur peak RSS {blur.peak_mib:.0f} MiB (its CPU includes its start-up)"
+    )
+
+
+# -- tables -----------------------------------------------------------------------------
+
+
+def _row(
+    name: str, runs: list[Run], plain: float | None, deface: float | None, totals: list[int]
+) -> str:
+    failed = [r for r in runs if r.error]
+    if failed:
+        return f"| {name} | failed | - | - | - | {failed[0].clip}: {failed[0].error!s:.80} |"
+    seconds = sum(r.seconds for r in runs)
+    frames = sum(r.frames for r in runs)
+    vs_plain = f"{plain / seconds:.2f}" if plain else "-"
+    vs_deface = f"{deface / seconds:.2f}" if deface else "-"
+    peak = max(r.peak_mib for r in runs)
+    notes = "; ".join(f"{r.clip}: {r.note}" for r in runs if r.note)
+    if any(r.visible is None for r in runs):
+        visible = f"n/a ({notes})"
+    else:
+        visible = f"{sum(r.visible or 0 for r in runs)}/{sum(totals)}"
+        if len(runs) > 1:
+            visible += " (" + ", ".join(f"{r.clip} {r.visible}" for r in runs) + ")"
+        if notes:
+            visible += f" ({notes})"
+    return (
+        f"| {name} | {frames / seconds:.1f} | {vs_plain} | {vs_deface} | {peak:.0f} | {visible} |"
+    )
+
+
+def print_table(
+    title: str, clips: list[str], totals: dict[str, int], runs: list[Run], per_clip: bool
+) -> None:
+    print(f"\n{title}")
+    print("| run | frames/s | x plain re-encode | x deface | peak RSS MiB | visible face-frames |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    names = list(dict.fromkeys(r.name for r in runs))
+
+    def seconds(name: str, clip_names: list[str]) -> float | None:
+        chosen = [r for r in runs if r.name == name and r.clip in clip_names]
+        if len(chosen) != len(clip_names) or any(r.error for r in chosen):
+            return None
+        return sum(r.seconds for r in chosen)
+
+    for name in names:
+        own = [r for r in runs if r.name == name]
+        covered = [r.clip for r in own]
+        print(
+            _row(
+                name,
+                own,
+                seconds(PLAIN, covered),
+                seconds(DEFACE, covered),
+                [totals[c] for c in covered],
+            )
+        )
+    if per_clip:
+        for clip in clips:
+            for name in names:
+                for r in runs:
+                    if r.name == name and r.clip == clip:
+                        print(
+                            _row(
+                                f"{clip}: {name}",
+                                [r],
+                                seconds(PLAIN, [clip]),
+                                seconds(DEFACE, [clip]),
+                                [totals[clip]],
+                            )
+                        )
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def _header(args: argparse.Namespace, deface: str | None) -> None:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    usable = len(os.sched_getaffinity(0))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--", "veil"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        commit += " (veil/ has uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "?"
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    print(f"date: {now}")
+    print(f"cpu cores: {os.cpu_count()} ({usable} usable), {model}, {memory:.0f} GiB memory")
+    print(f"veil commit: {commit}; python {platform.python_version()}, PyAV {av.__version__}")
+    print(
+        f"frames per clip: {args.frames} (4K: {args.frames_4k}; action at least "
+        f"{args.frames if args.quick else ACTION_FRAMES}); clips: {','.join(args.clips)}; "
+        f"deface: {deface or 'not found'}"
+    )
+
+
+def _sizes(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip() and s.strip() != "none"]
+    for name in names:
+        if name not in SIZES:
+            raise argparse.ArgumentTypeError(f"unknown size {name!r}; known: {', '.join(SIZES)}")
+    return names
+
+
+def _clips(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    for name in names:
+        if name not in CLIPS:
+            raise argparse.ArgumentTypeError(f"unknown clip {name!r}; known: {', '.join(CLIPS)}")
+    return names
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--sizes", default="720,1080", help="frame heights, comma-separated")
-    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=None,
+        help="resolutions, comma-separated, of 720, 1080, 2160, portrait (default: all)",
+    )
+    parser.add_argument("--frames", type=int, default=None, help="frames per clip (default 300)")
+    parser.add_argument(
+        "--frames-4k", type=int, default=None, help="frames per clip at 4K (default 60)"
+    )
+    parser.add_argument(
+        "--clips",
+        type=_clips,
+        default=list(CLIPS),
+        help=f"clips per resolution, comma-separated (default: {','.join(CLIPS)})",
+    )
+    parser.add_argument(
+        "--fastest",
+        type=_sizes,
+        default=["720"],
+        help="sizes that also run the fastest documented setting (default: 720; 'none')",
+    )
+    parser.add_argument(
+        "--service",
+        type=_sizes,
+        default=None,
+        help="sizes whose demo clip also runs through veil serve (default: 720; 'none')",
+    )
     parser.add_argument(
         "--deface", default=os.environ.get("VEIL_DEFACE", "/opt/deface-venv/bin/deface")
     )
-    args = parser.parse_args()
-    veil = shutil.which("veil") or sys.exit("veil is not installed: pip install -e '.[samples]'")
-    deface = args.deface if Path(args.deface).exists() else shutil.which("deface")
-    print(
-        f"cpu cores: {os.cpu_count()}, frames per clip: {args.frames}, deface: {deface or 'not found'}"
+    parser.add_argument("--no-deface", action="store_true", help="skip deface even if found")
+    parser.add_argument("--per-clip", action="store_true", help="also a row per clip and run")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 720p and portrait, 30 frames a clip (action too), unless given otherwise",
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for height in (int(h) for h in args.sizes.split(",")):
-            width = height * 16 // 9
-            scene = demo_scene(width, height, args.frames)
-            clip = write_video(work / f"clip{height}.mp4", scene).path
-            total = sum(len(scene.render(i)[1]) for i in range(scene.frames))
-            results = [
-                run(
-                    "plain re-encode (x264 veryfast)",
-                    [sys.executable, "-c", PLAIN_TRANSCODE, str(clip), str(work / "plain.mp4")],
-                    work / "plain.mp4",
-                    scene,
-                ),
-                run(
-                    "veil blur (defaults)",
-                    [veil, "blur", str(clip), "-o", str(work / "veil.mp4"), "-q"],
-                    work / "veil.mp4",
-                    scene,
-                ),
-                run(
-                    "veil blur (fastest: " + " ".join(FASTEST) + ")",
-                    [veil, "blur", str(clip), "-o", str(work / "fast.mp4"), "-q", *FASTEST],
-                    work / "fast.mp4",
-                    scene,
-                ),
-            ]
-            if deface:
-                results.append(
-                    run(
-                        "deface (defaults)",
-                        [deface, str(clip), "-o", str(work / "deface.mp4")],
-                        work / "deface.mp4",
-                        scene,
-                    )
-                )
-            plain = results[0].seconds
-            theirs = results[3].seconds if deface else None
-            print(f"\n{width}x{height}, {args.frames} frames, {total} face-frames in the clip")
-            print(
-                "| run | frames/s | x plain re-encode | x deface | peak MiB | visible face-frames |"
-            )
-            print("| --- | ---: | ---: | ---: | ---: | ---: |")
-            for r in results:
-                fps = args.frames / r.seconds
-                vs_deface = f"{theirs / r.seconds:.2f}" if theirs else "-"
-                print(
-                    f"| {r.name} | {fps:.1f} | {plain / r.seconds:.2f} | {vs_deface} | {r.peak_mib:.0f} | {r.visible}/{total} |"
-                )
+    args = parser.parse_args()
+    args.sizes = args.sizes or (["720", "portrait"] if args.quick else list(SIZES))
+    args.frames = args.frames or (30 if args.quick else 300)
+    args.frames_4k = args.frames_4k or (10 if args.quick else 60)
+    args.service = ["720"] if args.service is None else args.service
+
+    veil = shutil.which("veil") or sys.exit("veil is not installed: pip install -e '.[samples]'")
+    deface = None
+    if not args.no_deface:
+        deface = args.deface if Path(args.deface).exists() else shutil.which("deface")
+    _header(args, deface)
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="veil-bench-") as tmp:
+        for size in args.sizes:
+            bench_size(size, args, veil, deface, Path(tmp))
+            sys.stdout.flush()
+    print(f"\nbenchmark took {time.perf_counter() - began:.0f} s")
+
+
+def clip_jobs(
+    clip: Path, work: Path, veil: str, deface: str | None, fastest: bool
+) -> list[tuple[str, list[str], Path]]:
+    """``(run name, argv, output)`` of every run on ``clip``."""
+    info = probe(clip)
+    orientation = [str(info.rotation), "1" if info.mirrored else "0"]
+
+    def plain(preset: str, output: Path) -> list[str]:
+        return [sys.executable, "-c", PLAIN_TRANSCODE, str(clip), str(output), preset, *orientation]
+
+    def blur(output: Path, *options: str) -> list[str]:
+        return [veil, "blur", str(clip), "-o", str(output), "-q", *options]
+
+    jobs = [
+        (PLAIN, plain("fast", work / "plain.mp4"), work / "plain.mp4"),
+        (PLAIN_VERYFAST, plain("veryfast", work / "plainvf.mp4"), work / "plainvf.mp4"),
+        (VEIL, blur(work / "veil.mp4"), work / "veil.mp4"),
+    ]
+    if fastest:
+        jobs.append((VEIL_FASTEST, blur(work / "fast.mp4", *FASTEST), work / "fast.mp4"))
+    if deface:
+        argv = [deface, str(clip), "-o", str(work / "deface.mp4")]
+        jobs.append((DEFACE, argv, work / "deface.mp4"))
+    return jobs
+
+
+def bench_size(
+    size: str, args: argparse.Namespace, veil: str, deface: str | None, work: Path
+) -> None:
+    """Every clip and run at one resolution, its table, and the service cost."""
+    label, width, height = SIZES[size]
+    frames = args.frames_4k if size == "2160" else args.frames
+    rotation = 90 if width < height else 0
+    totals: dict[str, int] = {}
+    runs: list[Run] = []
+    lengths = {kind: frames for kind in args.clips}
+    if "action" in lengths and not args.quick:
+        lengths["action"] = max(frames, ACTION_FRAMES)
+    for kind in args.clips:
+        scene = make_scene(kind, width, height, lengths[kind])
+        clip = work / f"{kind}-{size}.mp4"
+        write_video(clip, scene, rotation=rotation)
+        jobs = clip_jobs(clip, work, veil, deface, size in args.fastest)
+        done = [measure(name, kind, lengths[kind], argv, output) for name, argv, output in jobs]
+        totals[kind] = count_visible(scene, done)
+        runs += done
+        for r in done:
+            r.output.unlink(missing_ok=True)
+        if kind != "demo" or size not in args.service:
+            clip.unlink()
+    stored = f" (stored {height}x{width}, rotated {rotation}°)" if rotation else ""
+    counts = ", ".join(f"{k} {lengths[k]} frames, {v} face-frames" for k, v in totals.items())
+    print_table(
+        f"{label} {width}x{height}{stored}, {sum(lengths.values())} frames and "
+        f"{sum(totals.values())} face-frames in all: {counts}",
+        args.clips,
+        totals,
+        runs,
+        args.per_clip,
+    )
+    for r in runs:
+        if r.error:
+            print(f"  {r.name} on {r.clip} failed: {r.error}")
+    if size in args.service:
+        scene = make_scene("demo", width, height, frames)
+        demo = work / f"demo-{size}.mp4"
+        if not demo.exists():
+            write_video(demo, scene, rotation=rotation)
+        service_cost(veil, demo, scene, work)
+        demo.unlink()
 
 
 if __name__ == "__main__":
