@@ -24,11 +24,22 @@ from veil.errors import OptionError
 from veil.faces_file import FacesWriter, read_faces
 from veil.motion import DetectionSchedule
 from veil.tracker import Tracker, TrackerOptions
-from veil.video import DecodedFrame, EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter
+from veil.video import (
+    DecodedFrame,
+    EncodeOptions,
+    Frame,
+    VideoInfo,
+    VideoReader,
+    VideoWriter,
+    return_frame_memory_to_the_system,
+)
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called with (frames done, frames expected or None) as work advances."""
 
+
+SHORT_WAIT_PIXELS = 2560 * 1440
+"""Frames larger than this wait for their boxes only as long as the hold needs."""
 
 KEEP_RATIO = 0.25
 """A running track is extended by detections down to this fraction of ``threshold``."""
@@ -82,11 +93,14 @@ class BlurOptions:
         if not 0 <= self.crf <= 51:
             raise OptionError(f"crf must be between 0 and 51, got {self.crf}")
 
-    def tracker_options(self, fps: float, *, detecting: bool = True) -> TrackerOptions:
+    def tracker_options(
+        self, fps: float, *, detecting: bool = True, frame_pixels: int = 0
+    ) -> TrackerOptions:
         """Frame counts for this video's rate. The hold spans at least two detection
         intervals, so a face that appears between analysed frames, or is missed once, is
         covered from its first frame; a gap may span three, so a small face the detector
-        misses on two analysed frames in a row keeps its track."""
+        misses on two analysed frames in a row keeps its track. Frames larger than 1440p
+        wait no longer than the hold needs (``TrackerOptions.short_wait``)."""
         fps = fps if math.isfinite(fps) and fps > 0 else 30.0
         hold = max(2 * self.detect_every, math.ceil(self.hold * fps))
         return TrackerOptions(
@@ -94,6 +108,7 @@ class BlurOptions:
             pre_roll=hold,
             post_roll=hold,
             start_threshold=self.threshold if detecting else 0.0,
+            short_wait=frame_pixels > SHORT_WAIT_PIXELS,
         )
 
     def encode_options(self) -> EncodeOptions:
@@ -242,10 +257,15 @@ def _run(
     """The shared loop of blur, detect and redact: ``analyse_for`` gives what finds each
     frame's faces and feeds them to the tracker."""
     anonymizer: Anonymizer = get_anonymizer(options.mode)
+    return_frame_memory_to_the_system()
     with VideoReader(input_path) as reader:
         info = reader.info
         analyse = analyse_for(reader)
-        tracker = Tracker(options.tracker_options(info.fps, detecting=detecting))
+        tracker = Tracker(
+            options.tracker_options(
+                info.fps, detecting=detecting, frame_pixels=info.width * info.height
+            )
+        )
         pending: deque[DecodedFrame] = deque()
         done = boxes = 0
         # Matroska and WebM headers carry no frame count; the duration gives an estimate.
