@@ -66,12 +66,12 @@ _detection_options = _option_group(
     _blur_option(
         "--scale",
         click.FloatRange(0, 4, min_open=True),
-        "Detector input size as a multiple of the frame size; 2 finds faces down to 16 px, 1 is about 4x faster and finds faces from about 32 px.",
+        "Finest detector scale, in input pixels per frame pixel: 2 finds faces down to 16 px, 1 from about 32 px at a quarter of the cost. Coarser scales are added by themselves, so close-ups that fill the frame are found whole.",
     ),
     _blur_option(
         "--detect-every",
         click.IntRange(min=1),
-        "Analyse one frame in N; tracking covers the frames between.",
+        "Analyse the whole frame once in N frames (at once after a cut, twice as often while the picture is busy); between, faces that are new or move fast are looked for near where they are heading, and tracking covers the rest.",
     ),
     _blur_option("--device", click.Choice(DEVICES), "Where the detector runs."),
     _blur_option(
