@@ -157,7 +157,9 @@ def test_refuses_to_overwrite_input(clip, tmp_path):
     src = tmp_path / "a.mp4"
     shutil.copy(clip.path, src)
     result = invoke("blur", src, "-o", src)
-    assert result.exit_code != 0
+    assert result.exit_code == 2
+    assert "output would overwrite the input" in result.output
+    assert "please report" not in result.output
     assert digest(src) == digest(clip.path)
 
 

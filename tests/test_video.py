@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 
-from veil.errors import FrameSizeError
+from veil.errors import FrameSizeError, InputAccessError
 from veil.video import MAX_PIXELS, MAX_SIDE, VideoReader, probe
 
 
@@ -46,3 +46,15 @@ def test_an_8k_picture_is_accepted(tmp_path):
     video = one_frame_video(tmp_path / "8k.mkv", 7680, 4320)
     info = probe(video)
     assert (info.width, info.height) == (7680, 4320)
+
+
+def test_an_unreadable_file_is_not_called_missing(tmp_path, monkeypatch):
+    # As root every file is readable, so the refusal is staged where PyAV opens the file.
+    video = one_frame_video(tmp_path / "locked.mp4", 64, 64)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(av, "open", refuse)
+    with pytest.raises(InputAccessError, match="permission denied"):
+        probe(video)

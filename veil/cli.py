@@ -12,7 +12,7 @@ import click
 
 from veil.anonymizers import MODES
 from veil.detector import DEVICES, PRECISIONS
-from veil.errors import InputNotFoundError, OptionError, VeilError
+from veil.errors import OptionError, VeilError
 from veil.pipeline import (
     BlurOptions,
     ProgressCallback,
@@ -368,8 +368,23 @@ def _run_service(run: Callable[[], None]) -> None:
     try:
         run()
     except VeilError as exc:
-        click.echo(f"veil: error: {exc}", err=True)
-        sys.exit(2 if isinstance(exc, OptionError) else 1)
+        sys.exit(_report(exc))
+
+
+def _report(exc: BaseException, src: Path | None = None) -> int:
+    """The one policy for failures of every command: print one line and return the exit
+    code: 2 for a bad option or usage, 1 for anything else (and a bug says so)."""
+    where = f"{src}: " if src is not None else ""
+    if isinstance(exc, OptionError | click.UsageError):
+        message, code = str(exc) if isinstance(exc, OptionError) else exc.format_message(), 2
+    elif isinstance(exc, VeilError):
+        message, code = str(exc), 1
+    elif isinstance(exc, OSError):  # anything the pipeline did not translate
+        message, code = f"{where}{exc.strerror or exc}", 1
+    else:
+        message, code = f"{where}unexpected {type(exc).__name__}: {exc} (please report this)", 1
+    click.echo(f"veil: error: {message}", err=True)
+    return code
 
 
 @main.command()
@@ -431,27 +446,17 @@ Runner = Callable[[Path, Path, ProgressCallback], RunResult]
 
 def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: str) -> None:
     """Run each job, report each failure in one line and go on; exit 1 if any failed."""
+    for src, dst in jobs:
+        if src.resolve() == dst.resolve():
+            sys.exit(_report(click.UsageError(f"{src}: the output would overwrite the input")))
     failed = 0
     show = not quiet and sys.stderr.isatty()
     for src, dst in jobs:
         try:
-            if src.resolve() == dst.resolve():
-                raise click.UsageError(f"{src}: output would overwrite the input")
             with _progress(src, show) as progress:
                 result = run(src, dst, progress)
-        except (VeilError, InputNotFoundError) as exc:
-            click.echo(f"veil: error: {exc}", err=True)
-            failed += 1
-            continue
-        except OSError as exc:  # anything the pipeline did not translate, still one line
-            click.echo(f"veil: error: {src}: {exc.strerror or exc}", err=True)
-            failed += 1
-            continue
-        except Exception as exc:  # a bug: say so in one line and go on with the other files
-            click.echo(
-                f"veil: error: {src}: unexpected {type(exc).__name__}: {exc} (please report this)",
-                err=True,
-            )
+        except Exception as exc:  # each file's failure is one line; the others go on
+            _report(exc, src)
             failed += 1
             continue
         if not quiet:

@@ -7,6 +7,7 @@ The tree::
     ├── DetectorError            the face detector cannot run (missing model, no CUDA)
     ├── InputError               the input video cannot be used; carries ``path``
     │   ├── InputNotFoundError   no such file
+    │   ├── InputAccessError     the file is there but may not be read
     │   ├── NotAVideoError       empty file, not a media file, or no video stream
     │   ├── CorruptVideoError    truncated or damaged beyond decoding
     │   ├── UnsupportedCodecError  a video codec this build cannot decode
@@ -14,12 +15,19 @@ The tree::
     ├── OutputError              the output cannot be written; carries ``path``
     ├── FacesFileError           a faces.json that cannot be read or does not fit the video
     ├── InvalidKeyError          an object key that could leave its bucket (400)
-    └── StorageError             a store cannot be reached or refused; ``transient`` says
-        │                        whether trying again may help (503 or 502)
-        └── ObjectNotFoundError  no such object or bucket (404)
+    ├── StorageError             a store cannot be reached or refused; ``transient`` says
+    │   │                        whether trying again may help (503 or 502)
+    │   └── ObjectNotFoundError  no such object or bucket (404)
+    ├── JobFailed                a job's permanent failure, in the words the job shows;
+    │                            never retried (``veil.workflow``)
+    ├── SignatureError           a request whose SigV4 signature does not verify;
+    │                            ``code`` names it as SDKs expect (``veil.api.sigv4``)
+    └── ApiError                 an error of the face-detection API: ``code`` (its
+                                 ``__type``) and HTTP ``status`` (``veil.api.rekognition``)
 
-Foreign errors (PyAV, ONNX Runtime, OSError) are translated where they are raised,
-with ``raise ... from exc`` so the cause stays visible in logs.
+Foreign errors (PyAV, ONNX Runtime, botocore, OSError) are translated where they are
+raised, with ``raise ... from exc`` so the cause stays visible in logs. Every error
+pickles back to itself (DBOS stores a failed job's error that way).
 """
 
 from __future__ import annotations
@@ -45,6 +53,9 @@ class _PathError(VeilError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.path, self.reason)
+
 
 class InputError(_PathError):
     """The input video cannot be used."""
@@ -52,6 +63,10 @@ class InputError(_PathError):
 
 class InputNotFoundError(InputError):
     """The input path does not exist."""
+
+
+class InputAccessError(InputError):
+    """The input exists but this process may not read it."""
 
 
 class NotAVideoError(InputError):
@@ -85,7 +100,11 @@ class InvalidKeyError(VeilError):
 
     def __init__(self, key: str, reason: str) -> None:
         self.key = key
+        self.reason = reason
         super().__init__(f"invalid key {key!r}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.key, self.reason)
 
 
 class StorageError(VeilError):
@@ -96,9 +115,19 @@ class StorageError(VeilError):
     def __init__(self, store: str, key: str | None, reason: str, *, transient: bool) -> None:
         self.store = store
         self.key = key
+        self.reason = reason
         self.transient = transient
         where = f"{store}/{key}" if key else store
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _rebuild_storage_error, (
+            type(self),
+            self.store,
+            self.key,
+            self.reason,
+            self.transient,
+        )
 
 
 class ObjectNotFoundError(StorageError):
@@ -106,5 +135,45 @@ class ObjectNotFoundError(StorageError):
 
     status_code = 404
 
-    def __init__(self, store: str, key: str | None, reason: str = "no such object") -> None:
+    def __init__(
+        self,
+        store: str,
+        key: str | None,
+        reason: str = "no such object",
+        *,
+        transient: bool = False,
+    ) -> None:
         super().__init__(store, key, reason, transient=False)
+
+
+def _rebuild_storage_error(
+    cls: type[StorageError], store: str, key: str | None, reason: str, transient: bool
+) -> StorageError:
+    return cls(store, key, reason, transient=transient)
+
+
+class JobFailed(VeilError):
+    """A permanent failure, with the message the job shows. Never retried."""
+
+
+class SignatureError(VeilError):
+    """A request that fails authentication; ``code`` is the error name SDKs expect."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.code, str(self))
+
+
+class ApiError(VeilError):
+    """An error in the face-detection API's shape: its ``__type`` name and HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        self.code = code
+        self.status = status
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int]]:
+        return type(self), (self.code, str(self), self.status)

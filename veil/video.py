@@ -27,6 +27,7 @@ import numpy.typing as npt
 from veil.errors import (
     CorruptVideoError,
     FrameSizeError,
+    InputAccessError,
     InputNotFoundError,
     NotAVideoError,
     OutputError,
@@ -194,7 +195,7 @@ def _open_input(path: Path) -> Any:
     try:
         return av.open(str(path), metadata_errors="ignore")
     except PermissionError as exc:
-        raise InputNotFoundError(path, "permission denied") from exc
+        raise InputAccessError(path, "permission denied") from exc
     except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:
         kind = _container_signature(path)
         if kind:
@@ -487,7 +488,7 @@ class VideoWriter:
         frame = frame.reformat(format=self._video.pix_fmt, dst_color_range=self._color_range)
         frame.pts = pts
         frame.time_base = self._video.codec_context.time_base
-        self._mux(self._video.encode(frame))
+        self._mux(self._encode(frame))
 
     def write_decoded(self, frame: DecodedFrame) -> None:
         """Encode a decoded frame unchanged (no face on it): no trip through RGB."""
@@ -505,7 +506,7 @@ class VideoWriter:
         picture.time_base = self._video.codec_context.time_base
         # The decoder's picture type (I, P, B) must not force the encoder's choice.
         picture.pict_type = av.video.frame.PictureType.NONE
-        self._mux(self._video.encode(picture))
+        self._mux(self._encode(picture))
 
     def write_audio(self, packet: Any) -> None:
         target = self._audio_map.get(packet.stream.index)
@@ -517,6 +518,13 @@ class VideoWriter:
         packet.stream = target
         self._mux([packet])
 
+    def _encode(self, picture: Any) -> Any:
+        """The encoder's packets for ``picture`` (``None`` flushes), its errors translated."""
+        try:
+            return self._video.encode(picture)
+        except av.error.FFmpegError as exc:
+            raise OutputError(self.path, f"encoding failed ({_reason(exc)})") from exc
+
     def _mux(self, packets: Any) -> None:
         try:
             self._container.mux(packets)
@@ -527,7 +535,7 @@ class VideoWriter:
 
     def commit(self) -> None:
         """Flush the encoders, close the file and move it into place."""
-        self._mux(self._video.encode(None))
+        self._mux(self._encode(None))
         for target in self._audio_map.values():
             if isinstance(target, _Reencoder):
                 self._mux(target.flush())

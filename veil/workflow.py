@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from dbos import DBOS, SetWorkflowID
 
-from veil.errors import InputError, ObjectNotFoundError, StorageError, VeilError
+from veil.errors import InputError, JobFailed, ObjectNotFoundError, StorageError, VeilError
 from veil.jobs import FACE_DETECTION_WORKFLOW, WORKFLOW_NAME, JobRequest, ProgressStore, job_id_for
 from veil.pipeline import BlurOptions, blur_video, detect_video
 from veil.storage import LocalStorage, S3Storage, Storage
@@ -41,10 +41,6 @@ R = TypeVar("R")
 
 QUEUE_NAME = "veil-jobs"
 DEFAULT_MAX_BYTES = 10 * 1024**3
-
-
-class JobFailed(Exception):
-    """A permanent failure, with the message the job shows. Never retried."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,9 +30,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from veil.api.sigv4 import SignatureError, verify
+from veil.api.sigv4 import verify
 from veil.detections import Detections
-from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from veil.errors import ApiError, InvalidKeyError, ObjectNotFoundError, SignatureError, StorageError
 from veil.jobs import FACE_DETECTION_WORKFLOW, workflow_request
 from veil.workflow import ServiceConfig, bucket_store, faces_key, submit_face_detection
 
@@ -49,15 +49,6 @@ _PATTERNS = {
     "RoleArn": (re.compile(r"^arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+$"), 1, 2048),
 }
 _IN_PROGRESS = ("ENQUEUED", "PENDING", "DELAYED")
-
-
-class ApiError(Exception):
-    """An error in the cloud API's shape: its ``__type`` name and HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        self.code = code
-        self.status = status
-        super().__init__(message)
 
 
 @dataclass

@@ -13,16 +13,10 @@ import hmac
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote
 
+from veil.errors import SignatureError
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = dt.timedelta(minutes=15)
-
-
-class SignatureError(Exception):
-    """A request that fails authentication; ``code`` is the error name SDKs expect."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        super().__init__(message)
 
 
 def _hmac(key: bytes, text: str) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,16 @@ class S3Storage(Storage):
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
 
+    @contextlib.contextmanager
+    def _translated(self, key: str | None) -> Iterator[None]:
+        """botocore's errors, raised inside, come out as veil's ``StorageError``s."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+
     def _error(self, exc: Exception, key: str | None) -> StorageError:
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -62,9 +73,7 @@ class S3Storage(Storage):
         return StorageError(self.url, key, repr(exc), transient=False)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._translated(None):
             pages = self.client.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=self.prefix + prefix
             )
@@ -73,41 +82,23 @@ class S3Storage(Storage):
                     key = item["Key"][len(self.prefix) :]
                     if key and not key.endswith("/"):
                         yield ObjectInfo(key, int(item["Size"]), str(item["ETag"]).strip('"'))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, None) from exc
 
     def stat(self, key: str) -> ObjectInfo:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._translated(key):
             head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
         return ObjectInfo(key, int(head["ContentLength"]), str(head["ETag"]).strip('"'))
 
     def download(self, key: str, path: Path) -> ObjectInfo:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         info = self.stat(key)
-        try:
+        with self._translated(key):
             self.client.download_file(self.bucket, self._name(key), str(path))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
         return info
 
     def upload(self, path: Path, key: str) -> ObjectInfo:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._translated(key):
             self.client.upload_file(str(path), self.bucket, self._name(key))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
         return self.stat(key)
 
     def delete(self, key: str) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._translated(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
