@@ -18,6 +18,9 @@ The tree::
     ├── StorageError             a store cannot be reached or refused; ``transient`` says
     │   │                        whether trying again may help (503 or 502)
     │   └── ObjectNotFoundError  no such object or bucket (404)
+    ├── JobError                 a request about a job that cannot be done; ``job_id``
+    │   ├── JobNotFoundError     no such job (404)
+    │   └── JobStateError        not in this state, e.g. retrying a running job (409)
     ├── JobFailed                a job's permanent failure, in the words the job shows;
     │                            never retried (``veil.workflow``)
     ├── SignatureError           a request whose SigV4 signature does not verify;
@@ -150,6 +153,35 @@ def _rebuild_storage_error(
     cls: type[StorageError], store: str, key: str | None, reason: str, transient: bool
 ) -> StorageError:
     return cls(store, key, reason, transient=transient)
+
+
+class JobError(VeilError):
+    """A request about a job that cannot be done; carries ``job_id``."""
+
+    status_code = 400
+
+    def __init__(self, job_id: str, reason: str) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        super().__init__(f"job {job_id}: {reason}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return type(self), (self.job_id, self.reason)
+
+
+class JobNotFoundError(JobError):
+    """No such job."""
+
+    status_code = 404
+
+    def __init__(self, job_id: str, reason: str = "no such job") -> None:
+        super().__init__(job_id, reason)
+
+
+class JobStateError(JobError):
+    """The job's state does not allow what was asked (retrying a running job)."""
+
+    status_code = 409
 
 
 class JobFailed(VeilError):

@@ -5,6 +5,11 @@ same upload announced many times starts one job, and a re-upload with new conten
 starts a new one. Status and the per-step history (start, end, error) come from DBOS's
 own records; progress (frames done) lives in one small table beside them, in the same
 database.
+
+This module is the one place that reads and changes jobs (``get``, ``list_jobs``,
+``cancel``, ``retry``, ``find``, ``count_active``) and maps DBOS's states to
+``JobStatus``; the HTTP API calls only these. Submitting is ``veil.workflow``'s, since
+it names the workflow to run.
 """
 
 from __future__ import annotations
@@ -12,12 +17,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from dbos import DBOS
+
+from veil.errors import JobNotFoundError, JobStateError
 
 STEPS = ("Validate", "Redact", "Publish")
 """A blur job's steps, in order. Redact detects, tracks and anonymizes in one decode."""
@@ -66,6 +75,14 @@ def job_id_for(input_url: str, key: str, etag: str) -> str:
     return f"job-{digest[:24]}"
 
 
+def face_detection_job_id(caller: str, token: str | None) -> str:
+    """A face-detection job's ID: the same for the same caller and ``ClientRequestToken``
+    (the cloud API's idempotency), a fresh one without a token."""
+    if token is None:
+        return "rk-" + uuid.uuid4().hex
+    return "rk-" + hashlib.sha256(f"{caller}\0{token}".encode()).hexdigest()[:40]
+
+
 @dataclass
 class StepRecord:
     name: str
@@ -110,6 +127,65 @@ class Job:
         return data
 
 
+def state_of(status: Any) -> JobStatus:
+    """A DBOS ``WorkflowStatus``'s state as a ``JobStatus``."""
+    return _FROM_DBOS.get(str(status.status), JobStatus.RUNNING)
+
+
+def find(job_id: str, workflow: str = WORKFLOW_NAME) -> Any | None:
+    """The DBOS status of job ``job_id`` if it is a ``workflow`` job, else ``None``."""
+    status = DBOS.get_workflow_status(job_id)
+    return status if status is not None and status.name == workflow else None
+
+
+def get(job_id: str, progress: ProgressStore, *, with_steps: bool = False) -> Job:
+    """The blur job ``job_id``; ``JobNotFoundError`` if there is none."""
+    status = find(job_id)
+    if status is None:
+        raise JobNotFoundError(job_id)
+    job = job_from_status(status, progress.get([job_id]).get(job_id))
+    if with_steps:
+        job.steps = step_records(DBOS.list_workflow_steps(job_id))
+    return job
+
+
+def list_jobs(progress: ProgressStore, limit: int = 100) -> list[Job]:
+    """The newest ``limit`` blur jobs, newest first."""
+    statuses = DBOS.list_workflows(
+        name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
+    )
+    rows = progress.get([s.workflow_id for s in statuses])
+    return [job_from_status(s, rows.get(s.workflow_id)) for s in statuses]
+
+
+def cancel(job_id: str, progress: ProgressStore) -> Job:
+    """Cancel a blur job: it stops after the step it is in."""
+    get(job_id, progress)
+    DBOS.cancel_workflow(job_id)
+    return get(job_id, progress)
+
+
+def retry(job_id: str, progress: ProgressStore) -> str:
+    """Run a failed or cancelled job again from the start, as a new job; its ID."""
+    job = get(job_id, progress)
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise JobStateError(
+            job_id, f"is {job.status.value.lower()}; only failed or cancelled jobs are retried"
+        )
+    return str(DBOS.fork_workflow(job_id, 1).workflow_id)
+
+
+def count_active(workflow: str) -> int:
+    """Jobs of ``workflow`` queued or running."""
+    active = [name for name, state in _FROM_DBOS.items() if state in _ACTIVE]
+    return len(
+        DBOS.list_workflows(name=workflow, status=active, load_input=False, load_output=False)
+    )
+
+
+_ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000.0
 
@@ -127,7 +203,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
     output = status.output if isinstance(status.output, dict) else {}
     progress = progress or {}
     error = str(status.error) if status.error is not None else None
-    state = _FROM_DBOS.get(str(status.status), JobStatus.RUNNING)
+    state = state_of(status)
     if state is JobStatus.QUEUED and progress.get("step"):
         state = JobStatus.RUNNING  # dequeued and working, DBOS has not said so yet
     history = [StateChange(JobStatus.QUEUED, _seconds(status.created_at))]

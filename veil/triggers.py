@@ -69,20 +69,27 @@ def seaweedfs_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str
     return [path[len(head) :]]
 
 
+def submit_key(store: Storage, key: str, submit: Submit, *, webhook_url: str | None = None) -> str:
+    """Start a job for the video ``key`` of ``store``; returns its ID. Raises
+    ``InvalidKeyError`` for a key that is not allowed or not a video file type, and
+    ``ObjectNotFoundError`` when there is no such object."""
+    if not is_video_key(check_key(key)):
+        raise InvalidKeyError(key, f"not a video file type ({', '.join(VIDEO_EXTENSIONS)})")
+    info = store.stat(key)
+    return submit(JobRequest(info.key, info.etag, info.size, webhook_url))
+
+
 def submit_keys(
     store: Storage, keys: Iterable[str], submit: Submit, *, webhook_url: str | None = None
 ) -> list[str]:
-    """Start a job for each video key that exists; returns the job IDs."""
+    """Start a job for each video key that exists; returns the job IDs. Events also name
+    folders, parts and other files: those are skipped, not errors."""
     jobs = []
     for key in keys:
         try:
-            if not is_video_key(check_key(key)):
-                continue
-            info = store.stat(key)
+            jobs.append(submit_key(store, key, submit, webhook_url=webhook_url))
         except (InvalidKeyError, ObjectNotFoundError) as exc:
             log.warning("ignored event for %r: %s", key, exc)
-            continue
-        jobs.append(submit(JobRequest(info.key, info.etag, info.size, webhook_url)))
     return jobs
 
 

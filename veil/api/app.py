@@ -10,19 +10,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from dbos import DBOS
 from fastapi import Body, Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from veil import jobs
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.errors import ObjectNotFoundError, StorageError, VeilError
-from veil.jobs import WORKFLOW_NAME, Job, JobRequest, JobStatus, job_from_status, step_records
+from veil.jobs import Job, JobRequest
 from veil.storage import Storage, check_key
-from veil.triggers import is_video_key, s3_event_keys, seaweedfs_event_keys, submit_keys
+from veil.triggers import (
+    is_video_key,
+    s3_event_keys,
+    seaweedfs_event_keys,
+    submit_key,
+    submit_keys,
+)
 from veil.workflow import ServiceConfig, progress_store
 
 
@@ -45,14 +51,8 @@ class SubmitBody(BaseModel):
     webhook_url: str | None = None
 
 
-def _job(job_id: str, *, with_steps: bool) -> Job:
-    status = DBOS.get_workflow_status(job_id)
-    if status is None or status.name != WORKFLOW_NAME:
-        raise HTTPException(404, f"no job {job_id}")
-    job = job_from_status(status, progress_store().get([job_id]).get(job_id))
-    if with_steps:
-        job.steps = step_records(DBOS.list_workflow_steps(job_id))
-    return job
+def _job(job_id: str, *, with_steps: bool = False) -> Job:
+    return jobs.get(job_id, progress_store(), with_steps=with_steps)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -97,19 +97,14 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/api/jobs", dependencies=auth)
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-        statuses = DBOS.list_workflows(
-            name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
-        )
-        progress = progress_store().get([s.workflow_id for s in statuses])
-        return [job_from_status(s, progress.get(s.workflow_id)).to_dict() for s in statuses]
+        return [job.to_dict() for job in jobs.list_jobs(progress_store(), limit)]
 
     @app.post("/api/jobs", dependencies=auth, status_code=202)
     def submit_job(body: SubmitBody) -> dict[str, str]:
-        key = check_key(body.key)
-        if not is_video_key(key):
-            raise HTTPException(400, f"{key}: not a video file type")
-        info = service.config.input.stat(key)
-        return {"id": service.submit(JobRequest(info.key, info.etag, info.size, body.webhook_url))}
+        job_id = submit_key(
+            service.config.input, body.key, service.submit, webhook_url=body.webhook_url
+        )
+        return {"id": job_id}
 
     @app.post("/api/uploads", dependencies=auth, status_code=202)
     def upload(
@@ -134,9 +129,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.delete("/api/jobs/{job_id}", dependencies=auth, status_code=202)
     def cancel_job(job_id: str) -> dict[str, Any]:
-        _job(job_id, with_steps=False)
-        DBOS.cancel_workflow(job_id)
-        return _job(job_id, with_steps=False).to_dict()
+        return jobs.cancel(job_id, progress_store()).to_dict()
 
     def _send(store: Storage, key: str) -> FileResponse:
         tmp = Path(tempfile.mkdtemp(prefix="veil-dl-")) / Path(key).name
@@ -150,7 +143,7 @@ def create_app(service: Service) -> FastAPI:
         )
 
     def _download(job_id: str, suffix: str) -> FileResponse:
-        job = _job(job_id, with_steps=False)
+        job = _job(job_id)
         if job.output_key is None:
             raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
         return _send(service.config.output, job.output_key + suffix)
@@ -158,19 +151,12 @@ def create_app(service: Service) -> FastAPI:
     @app.get("/api/jobs/{job_id}/input", dependencies=auth)
     def original(job_id: str) -> FileResponse:
         """The video the job read, for comparing with the result."""
-        return _send(service.config.input, _job(job_id, with_steps=False).key)
+        return _send(service.config.input, _job(job_id).key)
 
     @app.post("/api/jobs/{job_id}/retry", dependencies=auth, status_code=202)
     def retry(job_id: str) -> dict[str, str]:
         """Run a failed or cancelled job again from the start, as a new job."""
-        job = _job(job_id, with_steps=False)
-        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-            raise HTTPException(
-                409,
-                f"job {job_id} is {job.status.value.lower()}; only failed or cancelled jobs are retried",
-            )
-        handle = DBOS.fork_workflow(job_id, 1)
-        return {"id": handle.workflow_id}
+        return {"id": jobs.retry(job_id, progress_store())}
 
     @app.get("/api/objects", dependencies=auth)
     def objects(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 import tempfile
@@ -25,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dbos import DBOS
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from veil import jobs
 from veil.api.sigv4 import verify
 from veil.detections import Detections
 from veil.errors import ApiError, InvalidKeyError, ObjectNotFoundError, SignatureError, StorageError
-from veil.jobs import FACE_DETECTION_WORKFLOW, workflow_request
+from veil.jobs import FACE_DETECTION_WORKFLOW, JobStatus, workflow_request
 from veil.workflow import ServiceConfig, bucket_store, faces_key, submit_face_detection
 
 TARGET_PREFIX = "RekognitionService."
@@ -48,7 +47,6 @@ _PATTERNS = {
     "SNSTopicArn": (re.compile(r"^arn:aws:sns:.*:\w{12}:.+$"), 1, 2048),
     "RoleArn": (re.compile(r"^arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+$"), 1, 2048),
 }
-_IN_PROGRESS = ("ENQUEUED", "PENDING", "DELAYED")
 
 
 @dataclass
@@ -213,12 +211,8 @@ def _start(
         "NotificationChannel": channel,
     }
 
-    job_id = (
-        "rk-" + hashlib.sha256(f"{caller}\0{token}".encode()).hexdigest()[:40]
-        if token
-        else "rk-" + uuid.uuid4().hex
-    )
-    existing = DBOS.get_workflow_status(job_id) if token else None
+    job_id = jobs.face_detection_job_id(caller, token)
+    existing = jobs.find(job_id, FACE_DETECTION_WORKFLOW) if token else None
     if existing is not None:
         if workflow_request(existing).get("identity") != identity:
             raise ApiError(
@@ -227,10 +221,7 @@ def _start(
             )
         return {"JobId": job_id}
 
-    running = DBOS.list_workflows(
-        name=FACE_DETECTION_WORKFLOW, status=list(_IN_PROGRESS), load_input=False, load_output=False
-    )
-    if len(running) >= config.max_jobs:
+    if jobs.count_active(FACE_DETECTION_WORKFLOW) >= config.max_jobs:
         raise ApiError(
             "LimitExceededException",
             f"{config.max_jobs} face detection jobs are already in progress",
@@ -290,18 +281,18 @@ def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
     if token is not None and len(token) > 255:
         raise ApiError("InvalidParameterException", "NextToken is too long")
 
-    status = DBOS.get_workflow_status(job_id)
-    if status is None or status.name != FACE_DETECTION_WORKFLOW:
+    status = jobs.find(job_id, FACE_DETECTION_WORKFLOW)
+    if status is None:
         raise ApiError("ResourceNotFoundException", f"no face detection job {job_id}")
     request = workflow_request(status)
     identity = request.get("identity") or {}
     response: dict[str, Any] = {"JobId": job_id, "Video": identity.get("Video", {})}
     if request.get("job_tag"):
         response["JobTag"] = request["job_tag"]
-    state = str(status.status)
-    if state in _IN_PROGRESS:
+    state = jobs.state_of(status)
+    if state in (JobStatus.QUEUED, JobStatus.RUNNING):
         return {**response, "JobStatus": "IN_PROGRESS"}
-    if state != "SUCCESS":
+    if state is not JobStatus.SUCCEEDED:
         message = str(status.error) if status.error is not None else f"job {state.lower()}"
         return {**response, "JobStatus": "FAILED", "StatusMessage": message}
     metadata, faces = faces_cache.get(job_id)
