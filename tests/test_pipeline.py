@@ -156,7 +156,7 @@ def test_no_audio_option(clip, tmp_path):
     assert stream_facts(out)["audio"] == []
 
 
-def test_detect_then_redact_matches_blur(clip, tmp_path):
+def test_detect_then_redact_hides_every_face_and_applies_edits(clip, tmp_path):
     faces = tmp_path / "faces.json"
     detect_video(clip.path, faces)
     data = json.loads(faces.read_text())

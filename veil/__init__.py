@@ -1,5 +1,7 @@
 """veil: find every face in a video and anonymize it, offline."""
 
+from importlib import metadata as _metadata
+
 from veil.anonymizers import ANONYMIZERS, MODES, Anonymizer, get_anonymizer
 from veil.detections import Detections
 from veil.detector import CenterFace, FaceDetector
@@ -24,7 +26,10 @@ from veil.storage import LocalStorage, MemoryStorage, S3Storage, Storage, storag
 from veil.tracker import Tracker, TrackerOptions
 from veil.video import VideoInfo, probe
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("veil")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ANONYMIZERS",

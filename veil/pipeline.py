@@ -131,10 +131,10 @@ class BlurOptions:
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run did: the video's facts, frames written and face tracks found."""
+
     info: VideoInfo
     frames: int
-    faces: int
-    """Face boxes drawn, summed over frames."""
     tracks: int
 
 
@@ -270,7 +270,7 @@ def _run(
             )
         )
         pending: deque[DecodedFrame] = deque()
-        done = boxes = 0
+        done = 0
         # Matroska and WebM headers carry no frame count; the duration gives an estimate.
         expected = info.frame_count or (round(info.duration * info.fps) or None)
         writer: VideoWriter | None = None
@@ -278,11 +278,10 @@ def _run(
         encoder: _EncoderThread | None = None
 
         def emit(ready: list[tuple[int, Detections]]) -> None:
-            nonlocal done, boxes
+            nonlocal done
             for index, detections in ready:
                 frame = pending.popleft()
                 assert frame.index == index
-                boxes += len(detections)
                 if faces is not None and len(detections):
                     faces.add(frame.time_ms, detections)
                 if encoder is not None and len(detections):
@@ -322,7 +321,7 @@ def _run(
                 writer.close()
             if faces is not None:
                 faces.close()
-        return RunResult(info, done, boxes, tracker.tracks_started)
+        return RunResult(info, done, tracker.tracks_started)
 
 
 def _detect_with(detector: FaceDetector, every: int) -> Callable[[VideoReader], Analyse]:

@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+import veil
 from veil import jobs
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
@@ -56,7 +57,9 @@ def _job(job_id: str, *, with_steps: bool = False) -> Job:
 
 
 def create_app(service: Service) -> FastAPI:
-    app = FastAPI(title="veil", version="0.1.0", description="Anonymize every face in a video.")
+    app = FastAPI(
+        title="veil", version=veil.__version__, description="Anonymize every face in a video."
+    )
 
     def authorize(
         authorization: Annotated[str | None, Header()] = None,
