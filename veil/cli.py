@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +22,10 @@ from veil.pipeline import (
     detect_video,
     redact_video,
 )
-from veil.video import VIDEO_EXTENSIONS, is_video_path
+from veil.video import MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
+
+if TYPE_CHECKING:  # the service pulls DBOS and FastAPI: imported only when it runs
+    from veil.service import ServeOptions
 
 PRESETS = (
     "ultrafast",
@@ -101,8 +105,8 @@ _redaction_options = _option_group(
         show_default=True,
         help="Copy the audio streams.",
     ),
-    click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 )
+_quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -126,6 +130,7 @@ def main() -> None:
 )
 @_detection_options
 @_redaction_options
+@_quiet_option
 def blur(
     input_path: Path, output: Path | None, faces_out: Path | None, quiet: bool, **opts: Any
 ) -> None:
@@ -150,7 +155,7 @@ def blur(
     help="faces.json to write. Default: INPUT.faces.json beside it.",
 )
 @_detection_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_quiet_option
 def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
     """Write the faces found in INPUT as a faces.json (the cloud face-detection result format)."""
     options = _options(opts)
@@ -186,6 +191,7 @@ def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> N
     "Seconds a box is kept around the timestamps it is listed at.",
 )
 @_redaction_options
+@_quiet_option
 def redact(
     input_path: Path, faces_path: Path, output: Path | None, quiet: bool, **opts: Any
 ) -> None:
@@ -246,10 +252,12 @@ _service_options = _option_group(
         "--max-size",
         "max_bytes",
         type=click.IntRange(min=1),
-        default=10 * 1024**3,
+        default=MAX_INPUT_BYTES,
         show_default=True,
         help="Largest input accepted, in bytes.",
     ),
+    _detection_options,
+    _redaction_options,
 )
 
 
@@ -324,7 +332,6 @@ def serve(
     **service: Any,
 ) -> None:
     """Run the service: drop a video in the input bucket, get it back anonymized in the output bucket."""
-    from veil.service import ServeOptions
     from veil.service import serve as run_service
 
     keys = set(api_keys)
@@ -339,13 +346,13 @@ def serve(
                 key_id, _, secret = line.strip().replace(":", " ").partition(" ")
                 signing_keys[key_id] = secret.strip()
     aws_keys = None if no_aws_auth else signing_keys
-    opts = ServeOptions(
-        **service,
+    opts = _serve_options(
+        service,
         host=host,
         port=port,
         api_keys=frozenset(keys),
         aws_keys=aws_keys,
-        rekognition_webhook=notification_webhook,
+        notification_webhook=notification_webhook,
         max_face_jobs=max_face_jobs,
         rate_limit=rate_limit,
         insecure=insecure,
@@ -358,10 +365,20 @@ def serve(
 @_service_options
 def worker(**service: Any) -> None:
     """Run extra workers that share the jobs of a veil serve through PostgreSQL."""
-    from veil.service import ServeOptions, work
+    from veil.service import work
 
-    opts = ServeOptions(**service)
+    opts = _serve_options(service)
     _run_service(lambda: work(opts))
+
+
+def _serve_options(flags: dict[str, Any], **more: Any) -> ServeOptions:
+    """``ServeOptions`` from the service flags: the blur flags become its ``blur``."""
+    from veil.service import ServeOptions
+
+    blur_fields = {f.name for f in dataclasses.fields(BlurOptions)}
+    blur = _options({k: v for k, v in flags.items() if k in blur_fields})
+    rest = {k: v for k, v in flags.items() if k not in blur_fields}
+    return ServeOptions(**rest, **more, blur=blur)
 
 
 def _run_service(run: Callable[[], None]) -> None:

@@ -17,7 +17,8 @@ from veil.errors import OptionError
 from veil.pipeline import BlurOptions
 from veil.storage import LocalStorage, storage_from_url
 from veil.triggers import Poller
-from veil.workflow import DEFAULT_MAX_BYTES, ServiceConfig, launch, shutdown, submit
+from veil.video import MAX_INPUT_BYTES
+from veil.workflow import ServiceConfig, launch, shutdown, submit
 
 log = logging.getLogger("veil.service")
 
@@ -36,12 +37,12 @@ class ServeOptions:
     api_keys: frozenset[str] = frozenset()
     aws_keys: dict[str, str] | None = None
     """Access key ID → secret for the face-detection API; None turns its auth off."""
-    rekognition_webhook: str | None = None
+    notification_webhook: str | None = None
     max_face_jobs: int = 20
     rate_limit: float | None = None
     insecure: bool = False
     poll_interval: float | None = None
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = MAX_INPUT_BYTES
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -64,7 +65,7 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         database_url=database,
         work_dir=data / "work",
         workers=opts.workers,
-        executor_id=opts.worker_id or f"{socket.gethostname()}:{data}",
+        worker_id=opts.worker_id or f"{socket.gethostname()}:{data}",
         max_bytes=opts.max_bytes,
         # Jobs running side by side share the cores instead of each claiming all of them.
         blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
@@ -112,8 +113,8 @@ def serve(opts: ServeOptions) -> None:
         poller.start()
     rekognition = RekognitionConfig(
         secrets=opts.aws_keys,
-        webhook_url=opts.rekognition_webhook,
-        max_jobs=opts.max_face_jobs,
+        notification_webhook=opts.notification_webhook,
+        max_face_jobs=opts.max_face_jobs,
         rate_limit=opts.rate_limit,
     )
     app = create_app(

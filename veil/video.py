@@ -42,6 +42,10 @@ MAX_PIXELS = 7680 * 4320
 """Pixels per picture veil processes: 8K UHD. Larger pictures are refused up front,
 before any frame is decoded, since a frame alone would take hundreds of megabytes."""
 
+MAX_INPUT_BYTES = 10 * 1024**3
+"""Bytes: the largest input ``veil serve`` accepts by default (``--max-size``), as the
+cloud API does."""
+
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 
 # Output video codec per container; veil writes the same container it reads.

@@ -32,7 +32,7 @@ from veil.errors import InputError, JobFailed, ObjectNotFoundError, StorageError
 from veil.jobs import FACE_DETECTION_WORKFLOW, WORKFLOW_NAME, JobRequest, ProgressStore, job_id_for
 from veil.pipeline import BlurOptions, blur_video, detect_video
 from veil.storage import LocalStorage, S3Storage, Storage
-from veil.video import VIDEO_EXTENSIONS, probe
+from veil.video import MAX_INPUT_BYTES, VIDEO_EXTENSIONS, probe
 
 log = logging.getLogger("veil.workflow")
 
@@ -40,7 +40,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 QUEUE_NAME = "veil-jobs"
-DEFAULT_MAX_BYTES = 10 * 1024**3
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,10 +51,10 @@ class ServiceConfig:
     database_url: str
     work_dir: Path
     workers: int = 1
-    executor_id: str = "local"
+    worker_id: str = "local"
     """Who this process is to the job database. A restarted process with the same ID
     resumes the jobs it was running; two live processes must never share one."""
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = MAX_INPUT_BYTES
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -89,7 +88,7 @@ def launch(service: ServiceConfig) -> None:
         config={
             "name": "veil",
             "system_database_url": service.database_url,
-            "executor_id": service.executor_id,
+            "executor_id": service.worker_id,
             "log_level": "WARNING",
         }
     )

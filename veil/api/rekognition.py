@@ -55,8 +55,8 @@ class RekognitionConfig:
     completions are announced for jobs with a ``NotificationChannel``, and limits."""
 
     secrets: dict[str, str] | None = None
-    webhook_url: str | None = None
-    max_jobs: int = 20
+    notification_webhook: str | None = None
+    max_face_jobs: int = 20
     rate_limit: float | None = None
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -221,10 +221,10 @@ def _start(
             )
         return {"JobId": job_id}
 
-    if jobs.count_active(FACE_DETECTION_WORKFLOW) >= config.max_jobs:
+    if jobs.count_active(FACE_DETECTION_WORKFLOW) >= config.max_face_jobs:
         raise ApiError(
             "LimitExceededException",
-            f"{config.max_jobs} face detection jobs are already in progress",
+            f"{config.max_face_jobs} face detection jobs are already in progress",
         )
     try:
         store = bucket_store(bucket)
@@ -248,7 +248,7 @@ def _start(
             "size": info.size,
             "bucket": bucket,
             "job_tag": job_tag,
-            "webhook_url": config.webhook_url if channel else None,
+            "webhook_url": config.notification_webhook if channel else None,
             "identity": identity,
         },
     )
