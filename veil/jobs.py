@@ -8,8 +8,8 @@ database.
 
 This module is the one place that reads and changes jobs (``get``, ``list_jobs``,
 ``cancel``, ``retry``, ``find``, ``count_active``) and maps DBOS's states to
-``JobStatus``; the HTTP API calls only these. Submitting is ``veil.workflow``'s, since
-it names the workflow to run.
+``JobStatus``; the HTTP API calls only these. Submitting is ``veil.service``'s, which
+holds the job queue.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy as sa
 from dbos import DBOS
@@ -58,15 +58,36 @@ _FROM_DBOS = {
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What a job works on; the workflow's only argument (plain data, stored by DBOS)."""
+    """What a blur job works on. Workflows take it as plain data (``to_dict``: DBOS
+    stores a workflow's arguments) and turn it back into this at once (``from_dict``)."""
 
     key: str
     etag: str
     size: int
     webhook_url: str | None = None
+    """Where to POST the job's ending, if anywhere."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """The request ``to_dict`` made; ``TypeError`` on anything else."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, Mapping) or not names >= set(data):
+            raise TypeError(f"not a {cls.__name__}: {data!r}")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class FaceDetectionRequest(JobRequest):
+    """A face-detection job (the cloud API's ``StartFaceDetection``): the object, the
+    bucket the caller named, its ``JobTag``, and the request's identity (the parameters
+    a repeated ``ClientRequestToken`` must match)."""
+
+    bucket: str | None = None
+    job_tag: str | None = None
+    identity: dict[str, Any] = field(default_factory=dict)
 
 
 def job_id_for(input_url: str, key: str, etag: str) -> str:

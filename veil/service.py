@@ -1,5 +1,10 @@
 """Running the service: ``veil serve`` (API, triggers and workers in one process) and
-``veil worker`` (more workers sharing a PostgreSQL database)."""
+``veil worker`` (more workers sharing a PostgreSQL database).
+
+Here live the service's settings (``ServeOptions`` from the command line, the
+``ServiceConfig`` the jobs read), its lifecycle (``launch``, ``shutdown``) and the job
+queue (``submit``, ``submit_face_detection``).
+"""
 
 from __future__ import annotations
 
@@ -12,15 +17,110 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from veil.errors import OptionError
+from veil.jobs import FaceDetectionRequest, JobRequest, ProgressStore, job_id_for
 from veil.pipeline import BlurOptions
-from veil.storage import LocalStorage, storage_from_url
+from veil.storage import LocalStorage, Storage, storage_from_url
 from veil.triggers import Poller
 from veil.video import MAX_INPUT_BYTES
-from veil.workflow import ServiceConfig, launch, shutdown, submit
 
 log = logging.getLogger("veil.service")
+
+QUEUE_NAME = "veil-jobs"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """Everything the jobs' steps need, set once per process by ``launch``."""
+
+    input: Storage
+    output: Storage
+    database_url: str
+    work_dir: Path
+    workers: int = 1
+    worker_id: str = "local"
+    """Who this process is to the job database. A restarted process with the same ID
+    resumes the jobs it was running; two live processes must never share one."""
+    max_bytes: int = MAX_INPUT_BYTES
+    blur: BlurOptions = field(default_factory=BlurOptions)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """A launched service in this process: its settings, progress table and job queue."""
+
+    config: ServiceConfig
+    progress: ProgressStore
+    queue: Any
+
+
+_running: list[Runtime] = []
+
+
+def runtime() -> Runtime:
+    """The service ``launch`` started in this process. DBOS runs a job's steps in its own
+    threads with only the job's plain-data arguments, so this is how they find it."""
+    if not _running:
+        raise RuntimeError("veil.service.launch() has not been called in this process")
+    return _running[-1]
+
+
+def launch(config: ServiceConfig) -> Runtime:
+    """Start DBOS on the service's database, recover unfinished jobs and start workers."""
+    from dbos import DBOS
+
+    # The workflows register themselves with DBOS when imported; before launch they must.
+    from veil import face_detection, workflow  # noqa: F401
+
+    config.work_dir.mkdir(parents=True, exist_ok=True)
+    progress = ProgressStore(config.database_url)
+    DBOS(
+        config={
+            "name": "veil",
+            "system_database_url": config.database_url,
+            "executor_id": config.worker_id,
+            "log_level": "WARNING",
+        }
+    )
+    # Steps of recovered jobs may run as soon as DBOS launches: the runtime comes first.
+    _running.append(Runtime(config, progress, None))
+    DBOS.launch()
+    queue = DBOS.register_queue(
+        QUEUE_NAME, worker_concurrency=config.workers, polling_interval_sec=0.5
+    )
+    _running[-1] = Runtime(config, progress, queue)
+    return _running[-1]
+
+
+def shutdown() -> None:
+    from dbos import DBOS
+
+    DBOS.destroy(workflow_completion_timeout_sec=0)
+    _running.clear()
+
+
+def submit(request: JobRequest) -> str:
+    """Queue a blur job for one object version; the same version always gives the same job."""
+    from dbos import SetWorkflowID
+
+    from veil.workflow import anonymize
+
+    job_id = job_id_for(runtime().config.input.url, request.key, request.etag)
+    with SetWorkflowID(job_id):
+        runtime().queue.enqueue(anonymize, request.to_dict())
+    return job_id
+
+
+def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
+    """Queue a face-detection job (the cloud API's StartFaceDetection) under ``job_id``."""
+    from dbos import SetWorkflowID
+
+    from veil.face_detection import face_detection
+
+    with SetWorkflowID(job_id):
+        runtime().queue.enqueue(face_detection, request.to_dict())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -22,6 +22,7 @@ from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.errors import ObjectNotFoundError, StorageError, VeilError
 from veil.jobs import Job, JobRequest
+from veil.service import ServiceConfig, runtime
 from veil.storage import Storage, check_key
 from veil.triggers import (
     is_video_key,
@@ -30,7 +31,6 @@ from veil.triggers import (
     submit_key,
     submit_keys,
 )
-from veil.workflow import ServiceConfig, progress_store
 
 
 @dataclass
@@ -53,7 +53,7 @@ class SubmitBody(BaseModel):
 
 
 def _job(job_id: str, *, with_steps: bool = False) -> Job:
-    return jobs.get(job_id, progress_store(), with_steps=with_steps)
+    return jobs.get(job_id, runtime().progress, with_steps=with_steps)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -100,7 +100,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/api/jobs", dependencies=auth)
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-        return [job.to_dict() for job in jobs.list_jobs(progress_store(), limit)]
+        return [job.to_dict() for job in jobs.list_jobs(runtime().progress, limit)]
 
     @app.post("/api/jobs", dependencies=auth, status_code=202)
     def submit_job(body: SubmitBody) -> dict[str, str]:
@@ -132,7 +132,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.delete("/api/jobs/{job_id}", dependencies=auth, status_code=202)
     def cancel_job(job_id: str) -> dict[str, Any]:
-        return jobs.cancel(job_id, progress_store()).to_dict()
+        return jobs.cancel(job_id, runtime().progress).to_dict()
 
     def _send(store: Storage, key: str) -> FileResponse:
         tmp = Path(tempfile.mkdtemp(prefix="veil-dl-")) / Path(key).name
@@ -159,7 +159,7 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/api/jobs/{job_id}/retry", dependencies=auth, status_code=202)
     def retry(job_id: str) -> dict[str, str]:
         """Run a failed or cancelled job again from the start, as a new job."""
-        return {"id": jobs.retry(job_id, progress_store())}
+        return {"id": jobs.retry(job_id, runtime().progress)}
 
     @app.get("/api/objects", dependencies=auth)
     def objects(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:

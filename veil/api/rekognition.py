@@ -32,8 +32,10 @@ from veil import jobs
 from veil.api.sigv4 import verify
 from veil.detections import Detections
 from veil.errors import ApiError, InvalidKeyError, ObjectNotFoundError, SignatureError, StorageError
-from veil.jobs import FACE_DETECTION_WORKFLOW, JobStatus, workflow_request
-from veil.workflow import ServiceConfig, bucket_store, faces_key, submit_face_detection
+from veil.face_detection import faces_key
+from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
+from veil.service import ServiceConfig, submit_face_detection
+from veil.storage import bucket_store
 
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
@@ -227,7 +229,7 @@ def _start(
             f"{config.max_face_jobs} face detection jobs are already in progress",
         )
     try:
-        store = bucket_store(bucket)
+        store = bucket_store(bucket, service.input, service.output)
         info = store.stat(name)
     except (ObjectNotFoundError, InvalidKeyError) as exc:
         raise ApiError(
@@ -242,15 +244,15 @@ def _start(
         )
     submit_face_detection(
         job_id,
-        {
-            "key": name,
-            "etag": info.etag,
-            "size": info.size,
-            "bucket": bucket,
-            "job_tag": job_tag,
-            "webhook_url": config.notification_webhook if channel else None,
-            "identity": identity,
-        },
+        FaceDetectionRequest(
+            key=name,
+            etag=info.etag,
+            size=info.size,
+            webhook_url=config.notification_webhook if channel else None,
+            bucket=bucket,
+            job_tag=job_tag,
+            identity=identity,
+        ),
     )
     return {"JobId": job_id}
 

@@ -7,6 +7,7 @@ folder (``..`` segments, absolute paths, backslashes, NUL), and every backend ca
 from __future__ import annotations
 
 from veil.storage.base import ObjectInfo, Storage, check_key
+from veil.storage.buckets import bucket_store
 from veil.storage.local import LocalStorage
 from veil.storage.memory import MemoryStorage
 from veil.storage.s3 import S3Storage
@@ -18,6 +19,7 @@ __all__ = [
     "ObjectInfo",
     "S3Storage",
     "Storage",
+    "bucket_store",
     "check_key",
     "storage_from_url",
 ]
