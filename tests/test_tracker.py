@@ -118,3 +118,37 @@ def test_weak_detections_extend_tracks_but_start_none():
     out = run(Tracker(opts), frames)
     assert [covers(d, 100) for d in out] == [True] * 6
     assert not any(covers(d, 300) for d in out)
+
+
+TENTATIVE = TrackerOptions(
+    max_gap=4,
+    pre_roll=2,
+    post_roll=2,
+    smooth=0,
+    start_threshold=0.2,
+    tentative_threshold=0.1,
+    confirm_after=3,
+)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "covered"),
+    [
+        # weak (w, 0.12) three times in a row: confirmed, and covered from the first
+        ("..www..", "XXXXXXX"),
+        # one weak detection alone: a false alarm draws nothing
+        ("...w...", "......."),
+        # too weak (v, 0.06) to start even a tentative track
+        ("..vvv..", "......."),
+        # weak, then strong: confirmed by the strong one
+        ("..wS...", "XXXXXX."),
+    ],
+)
+def test_tentative_tracks(pattern, covered):
+    score = {"w": 0.12, "v": 0.06, "S": 0.9}
+    frames = [
+        None if c == "." else Detections.from_boxes([(100, 50, 120, 70)], [score[c]])
+        for c in pattern
+    ]
+    out = run(Tracker(TENTATIVE), frames)
+    assert "".join("X" if covers(d, 100) else "." for d in out) == covered

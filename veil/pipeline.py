@@ -41,6 +41,10 @@ ProgressCallback = Callable[[int, int | None], None]
 SHORT_WAIT_PIXELS = 2560 * 1440
 """Frames larger than this wait for their boxes only as long as the hold needs."""
 
+TENTATIVE_RATIO = 0.5
+"""Detections from this fraction of ``threshold`` start tentative tracks, drawn once
+confirmed (``TrackerOptions.tentative_threshold``)."""
+
 KEEP_RATIO = 0.25
 """A running track is extended by detections down to this fraction of ``threshold``."""
 
@@ -111,6 +115,7 @@ class BlurOptions:
             pre_roll=hold,
             post_roll=hold,
             start_threshold=self.threshold if detecting else 0.0,
+            tentative_threshold=self.threshold * TENTATIVE_RATIO if detecting else None,
             short_wait=frame_pixels > SHORT_WAIT_PIXELS,
         )
 

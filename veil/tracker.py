@@ -59,6 +59,13 @@ class TrackerOptions:
     """Lowest confidence that starts a new track. Weaker detections only extend tracks
     already running (hysteresis), so a small face that the detector scores just under
     the threshold on a few frames keeps its track, while weak false alarms start none."""
+    tentative_threshold: float | None = None
+    """Detections from this confidence up to ``start_threshold`` start a *tentative*
+    track: followed (``followed``) but drawn only once ``confirm_after`` looks found it,
+    or one scored ``start_threshold``. A fast, motion-blurred face the detector scores
+    low on every frame is then covered from its first frame (frames wait for their boxes
+    long enough), while a one-off weak false alarm draws nothing."""
+    confirm_after: int = 3
 
     def __post_init__(self) -> None:
         for name in ("max_gap", "pre_roll", "post_roll", "smooth"):
@@ -87,6 +94,8 @@ class _Track:
     observations: deque[_Observation] = field(default_factory=deque)
     closed: bool = False
     """Ended by a cut: it links no more detections (the face it followed is in another shot)."""
+    confirmed: bool = True
+    """Drawn. A tentative track (``TrackerOptions.tentative_threshold``) is not, yet."""
 
     @property
     def first(self) -> int:
@@ -202,7 +211,7 @@ class Tracker:
                 continue
             box = track.predict(frame)
             height = max(1.0, float(box[3] - box[1]))
-            if len(track.observations) == 1:
+            if len(track.observations) == 1 or not track.confirmed:
                 if frame - track.last <= interval:
                     boxes[track.id] = box
                 continue
@@ -254,14 +263,26 @@ class Tracker:
                     continue
                 taken_tracks.add(ti)
                 unmatched.discard(di)
-                live[ti].observations.append(self._observation(frame, detections, di))
+                self._extend(live[ti], self._observation(frame, detections, di))
+        tentative = opts.tentative_threshold
         for di in sorted(unmatched):
-            if only is not None or detections.confidence[di] < opts.start_threshold:
+            score = detections.confidence[di]
+            weak = score < opts.start_threshold
+            if only is not None or (weak and (tentative is None or score < tentative)):
                 continue
-            track = _Track(next(self._ids))
-            self.tracks_started += 1
+            track = _Track(next(self._ids), confirmed=not weak)
+            self.tracks_started += track.confirmed
             track.observations.append(self._observation(frame, detections, di))
             self._tracks.append(track)
+
+    def _extend(self, track: _Track, observation: _Observation) -> None:
+        track.observations.append(observation)
+        if not track.confirmed and (
+            observation.score >= self.options.start_threshold
+            or len(track.observations) >= self.options.confirm_after
+        ):
+            track.confirmed = True
+            self.tracks_started += 1
 
     @staticmethod
     def _observation(frame: int, detections: Detections, i: int) -> _Observation:
@@ -276,6 +297,8 @@ class Tracker:
         opts = self.options
         boxes, scores, marks, ids = [], [], [], []
         for track in self._tracks:
+            if not track.confirmed:
+                continue
             if not track.first - opts.pre_roll <= frame <= track.last + opts.post_roll:
                 continue
             box, score, landmarks = self._interpolate(track, frame)
@@ -306,11 +329,9 @@ class Tracker:
         a, b = obs[after - 1], obs[after]
         t = (frame - a.frame) / (b.frame - a.frame)
         box = (1 - t) * self._smoothed(obs, after - 1) + t * self._smoothed(obs, after)
-        return (
-            box.astype(np.float32),
-            min(a.score, b.score),
-            (1 - t) * a.landmarks + t * b.landmarks,
-        )
+        # Landmarks only where the detector saw them: between two detections they would
+        # be invented (and would double the faces file).
+        return box.astype(np.float32), min(a.score, b.score), no_marks
 
     def _held(self, obs: list[_Observation], edge: int, frame: int) -> FloatArray:
         """A box beyond the track's ends (``edge`` is its first or last observation): moved
