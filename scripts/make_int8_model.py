@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import IO, cast
 
 import cv2
 import numpy as np
@@ -29,10 +30,11 @@ MODELS = Path(__file__).resolve().parent.parent / "veil" / "models"
 def calibration_images() -> list[np.ndarray]:
     import matplotlib.cbook
 
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = cv2.cvtColor(
-            cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
-        )
+    sample = cast(IO[bytes], matplotlib.cbook.get_sample_data("grace_hopper.jpg"))
+    with sample as f:
+        decoded = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None, "matplotlib's grace_hopper.jpg did not decode"
+    hopper = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
     photos = [
         data.astronaut(),
         hopper,

@@ -53,6 +53,9 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT, grace: float =
 class SeaweedFS:
     """``weed mini`` with every port given, optionally posting filer events to a webhook."""
 
+    webhook_port: int | None = None
+    """The port of the test server its webhook posts to, where a test runs one."""
+
     def __init__(self, root: Path, webhook: str | None = None) -> None:
         self.root = root
         self.ports = {

@@ -13,7 +13,10 @@ from veil.errors import (
     FrameSizeError,
     InputAccessError,
     InvalidKeyError,
+    JobError,
     JobFailed,
+    JobNotFoundError,
+    JobStateError,
     ObjectNotFoundError,
     OutputError,
     SignatureError,
@@ -29,6 +32,9 @@ EXAMPLES = [
     StorageError("s3://b", "k.mp4", "SlowDown: slow down", transient=True),
     ObjectNotFoundError("s3://b", "k.mp4"),
     JobFailed("k.mp4: not a video"),
+    JobError("job-1", "cannot be done"),
+    JobNotFoundError("job-1"),
+    JobStateError("job-1", "is running; only failed or cancelled jobs are retried"),
     SignatureError("InvalidSignatureException", "the signature does not match"),
     ApiError("InvalidParameterException", "MaxResults must be 1-1000", 400),
 ]
@@ -62,6 +68,11 @@ def test_errors_pickle_back_to_themselves(error):
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert vars(copy) == vars(error)
+
+
+def test_job_errors_carry_their_http_status():
+    assert JobNotFoundError("job-1").status_code == 404
+    assert JobStateError("job-1", "is running").status_code == 409
 
 
 def test_the_api_errors_keep_their_codes():

@@ -83,7 +83,7 @@ def test_job_ids():
 
 
 def test_step_records_keep_the_named_steps_in_order():
-    steps = [
+    steps: list[dict[str, object]] = [
         {"function_name": "veil.workflow.Validate", "started_at_epoch_ms": 1000},
         {"function_name": "DBOS.sleep"},
         {"function_name": "Redact", "started_at_epoch_ms": 2000, "error": "boom"},

@@ -31,7 +31,7 @@ def test_no_track_links_across_a_cut():
     # sweep from one to the other over frames 1-3 and uncover the first face.
     tracker = Tracker(OPTS)
     frames: list[Detections | None] = [box(0), None, None, None, box(60), None]
-    out = []
+    out: list[Detections] = []
     for i, found in enumerate(frames):
         if i == 4:
             tracker.cut(4)

@@ -243,7 +243,7 @@ def stream_pts(path: Path) -> list[int]:
     import av
 
     with av.open(str(path)) as container:
-        return [frame.pts for frame in container.decode(video=0)]
+        return [frame.pts or 0 for frame in container.decode(video=0)]
 
 
 def server_jobs_after(data: Path) -> list[dict]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,8 @@ from veil.detections import Detections
 from veil.tracker import Tracker, TrackerOptions
 
 
-def run(tracker: Tracker, frames: list[Detections | None]) -> list[Detections]:
-    out = []
+def run(tracker: Tracker, frames: Sequence[Detections | None]) -> list[Detections]:
+    out: list[Detections] = []
     for i, dets in enumerate(frames):
         out.extend(d for _, d in tracker.update(i, dets))
     out.extend(d for _, d in tracker.flush())

@@ -84,7 +84,12 @@ def test_submit_keys_checks_the_store(tmp_path):
 def test_poller_submits_each_version_once_and_waits_for_files_to_settle():
     store = MemoryStorage()
     seen: list[tuple[str, str]] = []
-    poller = Poller(store, lambda r: seen.append((r.key, r.etag)) or r.key, settle=True)
+
+    def submit(request: JobRequest) -> str:
+        seen.append((request.key, request.etag))
+        return request.key
+
+    poller = Poller(store, submit, settle=True)
     store.objects["a.mp4"] = b"part"
     assert poller.poll_once() == []  # first sight: may still be growing
     store.objects["a.mp4"] = b"partial video"

@@ -19,7 +19,7 @@ def one_frame_video(path, width: int, height: int):
         stream.options = {"preset": "ultrafast"}
         frame = av.VideoFrame(width, height, "yuv420p")
         for plane in frame.planes:
-            np.frombuffer(plane, np.uint8)[:] = 128
+            np.frombuffer(memoryview(plane), np.uint8)[:] = 128
         out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return path

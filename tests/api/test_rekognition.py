@@ -139,7 +139,7 @@ def finished_job(server):
 def all_pages(rk, job_id: str, max_results: int) -> list[dict]:
     pages, token = [], None
     while True:
-        kw = {"NextToken": token} if token else {}
+        kw: dict[str, str] = {"NextToken": token} if token else {}
         page = rk.get_face_detection(JobId=job_id, MaxResults=max_results, **kw)
         pages.append(page)
         token = page.get("NextToken")
