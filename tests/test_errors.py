@@ -10,6 +10,7 @@ import pytest
 from veil import errors
 from veil.errors import (
     ApiError,
+    DatabaseError,
     FrameSizeError,
     InputAccessError,
     InvalidKeyError,
@@ -31,6 +32,7 @@ EXAMPLES = [
     InvalidKeyError("../x", "leaves its bucket"),
     StorageError("s3://b", "k.mp4", "SlowDown: slow down", transient=True),
     ObjectNotFoundError("s3://b", "k.mp4"),
+    DatabaseError("job database", None, "unable to open database file", transient=True),
     JobFailed("k.mp4: not a video"),
     JobError("job-1", "cannot be done"),
     JobNotFoundError("job-1"),

@@ -106,3 +106,16 @@ def test_progress_is_shared_through_the_database(tmp_path):
         3.5,
     )
     assert reader.get([]) == {}
+
+
+def test_a_database_that_cannot_be_reached_is_a_transient_database_error(tmp_path):
+    from veil.errors import DatabaseError
+
+    store = ProgressStore(f"sqlite:///{tmp_path / 'jobs.sqlite'}")
+    (tmp_path / "jobs.sqlite").unlink()
+    (tmp_path / "jobs.sqlite").mkdir()  # the file is gone and a folder stands in its way
+    store.engine.dispose()
+    with pytest.raises(DatabaseError) as raised:
+        store.set("job-1", "Redact", 1, 2, force=True)
+    assert raised.value.transient
+    assert raised.value.status_code == 503

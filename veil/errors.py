@@ -17,7 +17,8 @@ The tree::
     ├── InvalidKeyError          an object key that could leave its bucket (400)
     ├── StorageError             a store cannot be reached or refused; ``transient`` says
     │   │                        whether trying again may help (503 or 502)
-    │   └── ObjectNotFoundError  no such object or bucket (404)
+    │   ├── ObjectNotFoundError  no such object or bucket (404)
+    │   └── DatabaseError        the job database failed or cannot be reached (503)
     ├── JobError                 a request about a job that cannot be done; ``job_id``
     │   ├── JobNotFoundError     no such job (404)
     │   └── JobStateError        not in this state, e.g. retrying a running job (409)
@@ -147,6 +148,12 @@ class ObjectNotFoundError(StorageError):
         transient: bool = False,
     ) -> None:
         super().__init__(store, key, reason, transient=False)
+
+
+class DatabaseError(StorageError):
+    """The job database (SQLite or PostgreSQL) failed or cannot be reached."""
+
+    status_code = 503
 
 
 def _rebuild_storage_error(

@@ -14,11 +14,12 @@ holds the job queue.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any, Self
@@ -26,7 +27,7 @@ from typing import Any, Self
 import sqlalchemy as sa
 from dbos import DBOS
 
-from veil.errors import JobNotFoundError, JobStateError
+from veil.errors import DatabaseError, JobNotFoundError, JobStateError
 
 STEPS = ("Validate", "Redact", "Publish")
 """A blur job's steps, in order. Redact detects, tracks and anonymizes in one decode."""
@@ -148,6 +149,18 @@ class Job:
         return data
 
 
+@contextlib.contextmanager
+def database_errors() -> Iterator[None]:
+    """SQLAlchemy's errors (DBOS's too: it runs on SQLAlchemy) raised inside come out as
+    ``DatabaseError``: worth retrying when the database could not be reached."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError("job database", None, str(exc.orig or exc), transient=True) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise DatabaseError("job database", None, str(exc), transient=False) from exc
+
+
 def state_of(status: Any) -> JobStatus:
     """A DBOS ``WorkflowStatus``'s state as a ``JobStatus``."""
     return _FROM_DBOS.get(str(status.status), JobStatus.RUNNING)
@@ -155,7 +168,8 @@ def state_of(status: Any) -> JobStatus:
 
 def find(job_id: str, workflow: str = WORKFLOW_NAME) -> Any | None:
     """The DBOS status of job ``job_id`` if it is a ``workflow`` job, else ``None``."""
-    status = DBOS.get_workflow_status(job_id)
+    with database_errors():
+        status = DBOS.get_workflow_status(job_id)
     return status if status is not None and status.name == workflow else None
 
 
@@ -166,15 +180,17 @@ def get(job_id: str, progress: ProgressStore, *, with_steps: bool = False) -> Jo
         raise JobNotFoundError(job_id)
     job = job_from_status(status, progress.get([job_id]).get(job_id))
     if with_steps:
-        job.steps = step_records(DBOS.list_workflow_steps(job_id))
+        with database_errors():
+            job.steps = step_records(DBOS.list_workflow_steps(job_id))
     return job
 
 
 def list_jobs(progress: ProgressStore, limit: int = 100) -> list[Job]:
     """The newest ``limit`` blur jobs, newest first."""
-    statuses = DBOS.list_workflows(
-        name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
-    )
+    with database_errors():
+        statuses = DBOS.list_workflows(
+            name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
+        )
     rows = progress.get([s.workflow_id for s in statuses])
     return [job_from_status(s, rows.get(s.workflow_id)) for s in statuses]
 
@@ -182,7 +198,8 @@ def list_jobs(progress: ProgressStore, limit: int = 100) -> list[Job]:
 def cancel(job_id: str, progress: ProgressStore) -> Job:
     """Cancel a blur job: it stops after the step it is in."""
     get(job_id, progress)
-    DBOS.cancel_workflow(job_id)
+    with database_errors():
+        DBOS.cancel_workflow(job_id)
     return get(job_id, progress)
 
 
@@ -193,15 +210,18 @@ def retry(job_id: str, progress: ProgressStore) -> str:
         raise JobStateError(
             job_id, f"is {job.status.value.lower()}; only failed or cancelled jobs are retried"
         )
-    return str(DBOS.fork_workflow(job_id, 1).workflow_id)
+    with database_errors():
+        return str(DBOS.fork_workflow(job_id, 1).workflow_id)
 
 
 def count_active(workflow: str) -> int:
     """Jobs of ``workflow`` queued or running."""
     active = [name for name, state in _FROM_DBOS.items() if state in _ACTIVE]
-    return len(
-        DBOS.list_workflows(name=workflow, status=active, load_input=False, load_output=False)
-    )
+    with database_errors():
+        found = DBOS.list_workflows(
+            name=workflow, status=active, load_input=False, load_output=False
+        )
+    return len(found)
 
 
 _ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -316,7 +336,7 @@ class ProgressStore:
         }
         if duration is not None:
             row["duration"] = duration
-        with self.engine.begin() as conn:
+        with database_errors(), self.engine.begin() as conn:
             updated = conn.execute(
                 self.table.update().where(self.table.c.job_id == job_id).values(**row)
             ).rowcount
@@ -326,6 +346,6 @@ class ProgressStore:
     def get(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not job_ids:
             return {}
-        with self.engine.connect() as conn:
+        with database_errors(), self.engine.connect() as conn:
             rows = conn.execute(self.table.select().where(self.table.c.job_id.in_(job_ids)))
             return {row.job_id: dict(row._mapping) for row in rows}
