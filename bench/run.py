@@ -218,15 +218,25 @@ def measure(name: str, clip: str, frames: int, argv: list[str], output: Path) ->
     output.unlink(missing_ok=True)
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        # posix_spawn, not fork: a forked child's peak RSS starts at the parent's (this
+        # process holds decoded 4K frames while it judges), which would swamp the run's.
+        pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            dict(os.environ),
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
+            ],
+        )
+        _, status, usage = os.wait4(pid, 0)
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
     error = None
-    if proc.returncode != 0 or not output.exists():
-        error = f"exit {proc.returncode}: {stderr.strip()[-1500:]}"
+    if returncode != 0 or not output.exists():
+        error = f"exit {returncode}: {stderr.strip()[-1500:]}"
     cpu = usage.ru_utime + usage.ru_stime
     return Run(name, clip, frames, seconds, cpu, usage.ru_maxrss / 1024, output, error)
 
