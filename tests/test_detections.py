@@ -102,3 +102,25 @@ def test_unknown_landmarks_are_omitted():
 def test_malformed_face_raises(face):
     with pytest.raises(ValueError, match="BoundingBox"):
         Detections.from_rekognition([face], 100, 100)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "scores", "expected"),
+    [
+        # a confident part (eyes) inside a less confident whole face: the whole face stays
+        ([[0, 0, 200, 200], [10, 20, 190, 120]], [0.5, 0.8], [[0, 0, 200, 200]]),
+        # a box mostly inside a larger one: dropped, and the larger grows to hold it all
+        ([[0, 0, 100, 100], [85, 10, 105, 40]], [0.9, 0.9], [[0, 0, 105, 100]]),
+        # two looks at one face: the more confident kept, grown to their union
+        ([[0, 0, 100, 100], [5, 5, 105, 105]], [0.9, 0.6], [[0, 0, 105, 105]]),
+        # separate faces stay separate
+        (
+            [[0, 0, 50, 50], [300, 300, 320, 320]],
+            [0.9, 0.3],
+            [[0, 0, 50, 50], [300, 300, 320, 320]],
+        ),
+    ],
+)
+def test_deduplicated_keeps_one_whole_box_per_face(boxes, scores, expected):
+    found = Detections.from_boxes(boxes, scores).deduplicated(iou=0.3, contained=0.7)
+    assert found.xyxy.tolist() == expected

@@ -128,29 +128,43 @@ class Detections:
         )
 
     def deduplicated(self, iou: float = 0.3, contained: float = 0.7) -> Detections:
-        """One box per face: the most confident of boxes overlapping by more than ``iou``,
-        and no box lying ``contained`` (a fraction of its area) or more inside a larger one
-        at least half as confident, which is a part of that face (an eye region, a mouth)."""
-        order = np.argsort(-self.confidence, kind="stable")
-        overlap = box_iou(self.xyxy, self.xyxy)
-        kept: list[int] = []
-        for i in order:
-            if all(overlap[i, k] <= iou for k in kept):
-                kept.append(int(i))
-        boxes = self.xyxy[kept]
+        """One box per face. First, a box lying ``contained`` (a fraction of its area) or
+        more inside a larger box at least half as confident is a part of that face (an
+        eye region, a mouth found at a finer scale): it is dropped. Then, of boxes
+        overlapping by more than ``iou``, the most confident is kept. Either way the box
+        kept grows to the union of those it replaces, so no pixel a dropped box covered
+        is left uncovered."""
+        boxes = self.xyxy.copy()
+        scores = self.confidence
         area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
         top_left = np.maximum(boxes[:, None, :2], boxes[None, :, :2])
         bottom_right = np.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
         inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=2)
-        scores = self.confidence[kept]
         # part[i, j]: box i is a part of the larger box j.
         part = (
             (inter >= contained * np.maximum(area[:, None], 1e-9))
             & (area[None, :] > area[:, None])
             & (scores[None, :] >= 0.5 * scores[:, None])
         )
-        whole = np.asarray(kept, np.int64)[~part.any(axis=1)]
-        return self[np.sort(whole)]
+        alive = np.ones(len(self), bool)
+        for i in np.argsort(area, kind="stable"):  # smallest first: parts of parts too
+            owners = np.flatnonzero(part[i] & alive)
+            if len(owners):
+                j = owners[np.argmax(area[owners])]
+                boxes[j] = _union(boxes[j], boxes[i])
+                alive[i] = False
+        overlap = box_iou(boxes, boxes)
+        kept: list[int] = []
+        for i in np.argsort(-scores, kind="stable"):
+            if not alive[i]:
+                continue
+            winner = next((k for k in kept if overlap[i, k] > iou), None)
+            if winner is None:
+                kept.append(int(i))
+            else:
+                boxes[winner] = _union(boxes[winner], boxes[i])
+        index = np.sort(np.asarray(kept, np.int64))
+        return Detections(boxes[index], scores[index], self.landmarks[index], self.track_id[index])
 
     def grown(self, factor: float) -> Detections:
         """Boxes grown about their centres: ``factor`` 1.3 makes each side 30% longer."""
@@ -227,6 +241,11 @@ class Detections:
             if "TrackId" in face:
                 tracks[i] = int(face["TrackId"])
         return cls(boxes, scores, marks, tracks)
+
+
+def _union(a: FloatArray, b: FloatArray) -> FloatArray:
+    """The smallest box ``(4,)`` holding boxes ``a`` and ``b``."""
+    return np.concatenate([np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])])
 
 
 def box_iou(a: FloatArray, b: FloatArray) -> FloatArray:

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from veil.errors import OptionError
-from veil.jobs import FaceDetectionRequest, JobRequest, ProgressStore, job_id_for
+from veil.jobs import (
+    FaceDetectionRequest,
+    JobRequest,
+    ProgressStore,
+    database_errors,
+    job_id_for,
+)
 from veil.pipeline import BlurOptions
 from veil.storage import LocalStorage, Storage, storage_from_url
 from veil.triggers import Poller
@@ -108,7 +114,7 @@ def submit(request: JobRequest) -> str:
     from veil.workflow import anonymize
 
     job_id = job_id_for(runtime().config.input.url, request.key, request.etag)
-    with SetWorkflowID(job_id):
+    with database_errors(), SetWorkflowID(job_id):
         runtime().queue.enqueue(anonymize, request.to_dict())
     return job_id
 
@@ -119,7 +125,7 @@ def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
 
     from veil.face_detection import face_detection
 
-    with SetWorkflowID(job_id):
+    with database_errors(), SetWorkflowID(job_id):
         runtime().queue.enqueue(face_detection, request.to_dict())
 
 

@@ -98,7 +98,9 @@ def plan_tiles(width: int, height: int, scale: float = 2.0) -> TilePlan:
     """The levels and tiles for a ``width`` x ``height`` frame, ``scale`` the finest level's."""
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
-    coarse = min(scale, COARSE_SIDE / min(width, height))
+    # The largest face a frame holds is as tall as its shorter side, or, in a tall frame,
+    # a third taller than its width: either way about COARSE_SIDE pixels at this scale.
+    coarse = min(scale, COARSE_SIDE / min(width, height), COARSE_SIDE / (0.75 * height))
     steps = max(0, math.ceil(math.log(scale / coarse) / math.log(MAX_LEVEL_RATIO) - 1e-9))
     ratio = (scale / coarse) ** (1 / steps) if steps else 1.0
     scales = tuple(coarse * ratio**k for k in range(steps + 1))

@@ -129,7 +129,9 @@ def _handle(
         return JSONResponse(
             result, media_type=CONTENT_TYPE, headers={"x-amzn-RequestId": request_id}
         )
-    except ApiError as exc:
+    except (ApiError, StorageError) as exc:
+        if isinstance(exc, StorageError):  # the job database or a store failed
+            exc = ApiError("InternalServerError", str(exc), 500)
         return JSONResponse(
             {"__type": exc.code, "Message": str(exc)},
             status_code=exc.status,
