@@ -42,6 +42,19 @@ from pathlib import Path
 class VeilError(Exception):
     """Root of veil's errors; ``str(error)`` is a message fit for a user."""
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exception pickles as ``type(*args)``, and args here is the message alone, which
+        # most subclasses' __init__ does not take: rebuild from the message and the
+        # attributes instead, for every subclass at once.
+        return _rebuilt, (type(self), str(self), self.__dict__)
+
+
+def _rebuilt(cls: type[VeilError], message: str, attributes: dict[str, object]) -> VeilError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(attributes)
+    return error
+
 
 class OptionError(VeilError):
     """An option has a value veil cannot use."""
@@ -56,9 +69,6 @@ class _PathError(VeilError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return type(self), (self.path, self.reason)
 
 
 class InputError(_PathError):
@@ -107,9 +117,6 @@ class InvalidKeyError(VeilError):
         self.reason = reason
         super().__init__(f"invalid key {key!r}: {reason}")
 
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return type(self), (self.key, self.reason)
-
 
 class StorageError(VeilError):
     """A storage operation failed; ``transient`` errors are worth retrying."""
@@ -124,29 +131,13 @@ class StorageError(VeilError):
         where = f"{store}/{key}" if key else store
         super().__init__(f"{where}: {reason}")
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return _rebuild_storage_error, (
-            type(self),
-            self.store,
-            self.key,
-            self.reason,
-            self.transient,
-        )
-
 
 class ObjectNotFoundError(StorageError):
     """The object (or its bucket) does not exist."""
 
     status_code = 404
 
-    def __init__(
-        self,
-        store: str,
-        key: str | None,
-        reason: str = "no such object",
-        *,
-        transient: bool = False,
-    ) -> None:
+    def __init__(self, store: str, key: str | None, reason: str = "no such object") -> None:
         super().__init__(store, key, reason, transient=False)
 
 
@@ -154,12 +145,6 @@ class DatabaseError(StorageError):
     """The job database (SQLite or PostgreSQL) failed or cannot be reached."""
 
     status_code = 503
-
-
-def _rebuild_storage_error(
-    cls: type[StorageError], store: str, key: str | None, reason: str, transient: bool
-) -> StorageError:
-    return cls(store, key, reason, transient=transient)
 
 
 class JobError(VeilError):
@@ -171,9 +156,6 @@ class JobError(VeilError):
         self.job_id = job_id
         self.reason = reason
         super().__init__(f"job {job_id}: {reason}")
-
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return type(self), (self.job_id, self.reason)
 
 
 class JobNotFoundError(JobError):
@@ -202,9 +184,6 @@ class SignatureError(VeilError):
         self.code = code
         super().__init__(message)
 
-    def __reduce__(self) -> tuple[type, tuple[str, str]]:
-        return type(self), (self.code, str(self))
-
 
 class ApiError(VeilError):
     """An error in the face-detection API's shape: its ``__type`` name and HTTP status."""
@@ -213,6 +192,3 @@ class ApiError(VeilError):
         self.code = code
         self.status = status
         super().__init__(message)
-
-    def __reduce__(self) -> tuple[type, tuple[str, str, int]]:
-        return type(self), (self.code, str(self), self.status)
