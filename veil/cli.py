@@ -256,6 +256,13 @@ _service_options = _option_group(
         show_default=True,
         help="Largest input accepted, in bytes.",
     ),
+    click.option(
+        "--allow-webhook-host",
+        "webhook_hosts",
+        multiple=True,
+        callback=lambda _ctx, _param, value: frozenset(value),
+        help="A host that job webhooks may reach even on a loopback, private or link-local address; repeatable.",
+    ),
     _detection_options,
     _redaction_options,
 )
@@ -309,6 +316,13 @@ _service_options = _option_group(
     type=click.FloatRange(min=0, min_open=True),
     help="Face-detection API calls a second per access key before ThrottlingException (default: no limit).",
 )
+@click.option(
+    "--allow-bucket",
+    "buckets",
+    multiple=True,
+    callback=lambda _ctx, _param, value: frozenset(value),
+    help="A bucket StartFaceDetection may read besides the input bucket; repeatable.",
+)
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without API keys.")
 @click.option(
     "--poll-interval",
@@ -327,6 +341,7 @@ def serve(
     notification_webhook: str | None,
     max_face_jobs: int,
     rate_limit: float | None,
+    buckets: frozenset[str],
     insecure: bool,
     poll_interval: float | None,
     **service: Any,
@@ -355,6 +370,7 @@ def serve(
         notification_webhook=notification_webhook,
         max_face_jobs=max_face_jobs,
         rate_limit=rate_limit,
+        buckets=buckets,
         insecure=insecure,
         poll_interval=poll_interval,
     )

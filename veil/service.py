@@ -50,6 +50,8 @@ class ServiceConfig:
     """Who this process is to the job database. A restarted process with the same ID
     resumes the jobs it was running; two live processes must never share one."""
     max_bytes: int = MAX_INPUT_BYTES
+    webhook_hosts: frozenset[str] = frozenset()
+    """Hosts a webhook may reach even on a loopback, private or link-local address."""
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -146,9 +148,12 @@ class ServeOptions:
     notification_webhook: str | None = None
     max_face_jobs: int = 20
     rate_limit: float | None = None
+    buckets: frozenset[str] = frozenset()
+    """Buckets the face-detection API may read besides the input bucket."""
     insecure: bool = False
     poll_interval: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
+    webhook_hosts: frozenset[str] = frozenset()
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -173,6 +178,7 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         workers=opts.workers,
         worker_id=opts.worker_id or f"{socket.gethostname()}:{data}",
         max_bytes=opts.max_bytes,
+        webhook_hosts=opts.webhook_hosts,
         # Jobs running side by side share the cores instead of each claiming all of them.
         blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
     )
@@ -222,6 +228,7 @@ def serve(opts: ServeOptions) -> None:
         notification_webhook=opts.notification_webhook,
         max_face_jobs=opts.max_face_jobs,
         rate_limit=opts.rate_limit,
+        buckets=opts.buckets,
     )
     app = create_app(
         Service(config=config, submit=submit, api_keys=opts.api_keys, rekognition=rekognition)

@@ -60,6 +60,8 @@ class RekognitionConfig:
     notification_webhook: str | None = None
     max_face_jobs: int = 20
     rate_limit: float | None = None
+    buckets: frozenset[str] = frozenset()
+    """Buckets StartFaceDetection may read besides the service's input bucket."""
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
