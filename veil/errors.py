@@ -115,7 +115,14 @@ class InvalidKeyError(VeilError):
     def __init__(self, key: str, reason: str) -> None:
         self.key = key
         self.reason = reason
-        super().__init__(f"invalid key {key!r}: {reason}")
+        shown = key if len(key) <= 100 else key[:100] + "..."  # the message is echoed back
+        super().__init__(f"invalid key {shown!r}: {reason}")
+
+
+class EventError(VeilError):
+    """A bucket event notification that does not have the shape its sender documents."""
+
+    status_code = 400
 
 
 class StorageError(VeilError):

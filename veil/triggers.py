@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
-from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from veil.errors import EventError, InvalidKeyError, ObjectNotFoundError, StorageError
 from veil.jobs import JobRequest
 from veil.storage import Storage, check_key
 from veil.video import VIDEO_EXTENSIONS
@@ -43,22 +43,42 @@ def s3_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str]) -> l
     outside the prefix are ignored. Keys arrive URL-encoded (``+`` for spaces).
     """
     bucket, prefix = bucket_prefix
+    records = _field(event, "Records", list, "an S3 event")
     keys = []
-    for record in event.get("Records") or []:
+    for record in records:
+        if not isinstance(record, Mapping):
+            raise EventError("each of an S3 event's Records must be an object")
         name = str(record.get("eventName", "ObjectCreated"))
         if "ObjectCreated" not in name:
             continue
-        s3 = record.get("s3") or {}
-        if (s3.get("bucket") or {}).get("name") != bucket:
+        s3 = _field(record, "s3", Mapping, "an S3 event record")
+        if _field(s3, "bucket", Mapping, "an S3 event record's s3").get("name") != bucket:
             continue
-        key = unquote_plus(str((s3.get("object") or {}).get("key", "")))
+        key = unquote_plus(
+            str(_field(s3, "object", Mapping, "an S3 event record's s3").get("key", ""))
+        )
         if key.startswith(prefix):
             keys.append(key[len(prefix) :])
     return keys
 
 
+def _field(data: Any, name: str, kind: type, where: str) -> Any:
+    """``data[name]``, which must be a ``kind``; ``EventError`` (a 400) otherwise. A
+    missing field is empty, as senders leave out what does not apply."""
+    if not isinstance(data, Mapping):
+        raise EventError(f"{where} must be a JSON object")
+    value = data.get(name) or ([] if kind is list else {})
+    if not isinstance(value, kind):
+        raise EventError(
+            f"{where}'s {name!r} must be a {'list' if kind is list else 'JSON object'}"
+        )
+    return value
+
+
 def seaweedfs_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str]) -> list[str]:
     """Keys from a SeaweedFS filer webhook: ``{"event_type": "create", "key": "/buckets/<b>/<key>"}``."""
+    if not isinstance(event, Mapping):
+        raise EventError("a SeaweedFS event must be a JSON object")
     if event.get("event_type") not in ("create", "update", "rename"):
         return []
     bucket, prefix = bucket_prefix

@@ -130,9 +130,12 @@ def test_phone_sized_and_keyboard(browser, server):
     assert page.evaluate("document.activeElement.id") == "drop"
 
 
+PAGE_KEY = "page-key-0123456789"
+
+
 def test_api_key_is_asked_for(browser, tmp_path, clip):
     srv = VeilServer(
-        tmp_path / "data", "--poll-interval", "0.3", "--api-key", "page-key", api_key="page-key"
+        tmp_path / "data", "--poll-interval", "0.3", "--api-key", PAGE_KEY, api_key=PAGE_KEY
     ).start()
     try:
         shutil.copy(clip.path, srv.data / "input" / "secret.mp4")
@@ -142,7 +145,7 @@ def test_api_key_is_asked_for(browser, tmp_path, clip):
         expect(page.locator("#auth")).to_be_visible()
         expect(page.locator("#home")).to_be_hidden()
         assert "secret.mp4" not in page.content()
-        page.fill("#auth-key", "page-key")
+        page.fill("#auth-key", PAGE_KEY)
         page.click("#auth-form button")
         expect(page.locator("#jobs tbody tr", has_text="secret.mp4")).to_be_visible()
     finally:

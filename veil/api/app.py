@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -10,16 +9,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, File, Header, HTTPException, Query, Request, UploadFile
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 import veil
 from veil import jobs
+from veil.api.guard import Guard, Policy
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
+from veil.api.uploads import receive_upload
 from veil.errors import ObjectNotFoundError, StorageError, VeilError
 from veil.jobs import Job, JobRequest
 from veil.service import ServiceConfig, runtime
@@ -40,11 +42,30 @@ class Service:
     config: ServiceConfig
     submit: Callable[[JobRequest], str]
     api_keys: frozenset[str] = field(default_factory=frozenset)
+    host_names: frozenset[str] = field(default_factory=frozenset)
+    """Names besides ``localhost`` that clients reach the service by (``Host``)."""
     rekognition: RekognitionConfig | None = None
 
     def bucket_prefix(self, store: Storage) -> tuple[str, str]:
         bucket = getattr(store, "bucket", "")
         return str(bucket), str(getattr(store, "prefix", ""))
+
+
+_UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+"""The upload's form, for the API schema: the handler reads the body itself."""
 
 
 class SubmitBody(BaseModel):
@@ -61,25 +82,14 @@ def create_app(service: Service) -> FastAPI:
         title="veil", version=veil.__version__, description="Anonymize every face in a video."
     )
 
-    def authorize(
-        authorization: Annotated[str | None, Header()] = None,
-        access_token: Annotated[str | None, Query(include_in_schema=False)] = None,
-    ) -> None:
-        if not service.api_keys:
-            return
-        scheme, _, token = (authorization or "").partition(" ")
-        if access_token and not authorization:
-            # <video src> and download links cannot send headers; the web page puts the
-            # key in the URL for those.
-            scheme, token = "bearer", access_token
-        if scheme.lower() != "bearer" or not any(
-            hmac.compare_digest(token, key) for key in service.api_keys
-        ):
-            raise HTTPException(
-                401, "missing or wrong API key", headers={"WWW-Authenticate": "Bearer"}
-            )
-
-    auth = [Depends(authorize)]
+    app.add_middleware(
+        Guard,
+        policy=Policy(
+            api_keys=service.api_keys,
+            max_upload=service.config.max_bytes,
+            host_names=service.host_names,
+        ),
+    )
 
     @app.exception_handler(VeilError)
     async def veil_error(_: Request, exc: VeilError) -> JSONResponse:
@@ -98,39 +108,48 @@ def create_app(service: Service) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/api/jobs", dependencies=auth)
+    @app.get("/api/jobs")
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
         return [job.to_dict() for job in jobs.list_jobs(runtime().progress, limit)]
 
-    @app.post("/api/jobs", dependencies=auth, status_code=202)
+    @app.post("/api/jobs", status_code=202)
     def submit_job(body: SubmitBody) -> dict[str, str]:
         job_id = submit_key(
             service.config.input, body.key, service.submit, webhook_url=body.webhook_url
         )
         return {"id": job_id}
 
-    @app.post("/api/uploads", dependencies=auth, status_code=202)
-    def upload(
-        file: Annotated[UploadFile, File()], key: Annotated[str | None, Query()] = None
+    @app.post("/api/uploads", status_code=202, openapi_extra=_UPLOAD_FORM)
+    async def upload(
+        request: Request, key: Annotated[str | None, Query()] = None
     ) -> dict[str, str]:
-        name = check_key(key or Path(file.filename or "").name)
-        if not is_video_key(name):
-            raise HTTPException(400, f"{name}: not a video file type")
-        with tempfile.NamedTemporaryFile(suffix=Path(name).suffix) as tmp:
-            shutil.copyfileobj(file.file, tmp)
-            tmp.flush()
-            if Path(tmp.name).stat().st_size > service.config.max_bytes:
-                raise HTTPException(
-                    413, f"{name}: larger than the limit of {service.config.max_bytes:,} bytes"
-                )
-            info = service.config.input.upload(Path(tmp.name), name)
-        return {"id": service.submit(JobRequest(info.key, info.etag, info.size)), "key": name}
+        """Store a video in the input bucket and start its job. The form's ``file`` part
+        is written straight to the service's work folder as it arrives and refused at
+        ``--max-size``."""
+        if key is not None:
+            check_key(key)
+        config = service.config
+        received = await receive_upload(request, config.work_dir / "uploads", config.max_bytes)
+        try:
+            name = check_key(key or Path(received.filename).name)
+            if not is_video_key(name):
+                raise HTTPException(400, f"{name}: not a video file type")
+        except BaseException:
+            received.path.unlink(missing_ok=True)
+            raise
+        info = await run_in_threadpool(config.input.upload_moving, received.path, name)
+        return {
+            "id": await run_in_threadpool(
+                service.submit, JobRequest(info.key, info.etag, info.size)
+            ),
+            "key": name,
+        }
 
-    @app.get("/api/jobs/{job_id}", dependencies=auth)
+    @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str) -> dict[str, Any]:
         return _job(job_id, with_steps=True).to_dict()
 
-    @app.delete("/api/jobs/{job_id}", dependencies=auth, status_code=202)
+    @app.delete("/api/jobs/{job_id}", status_code=202)
     def cancel_job(job_id: str) -> dict[str, Any]:
         return jobs.cancel(job_id, runtime().progress).to_dict()
 
@@ -151,17 +170,17 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
         return _send(service.config.output, job.output_key + suffix)
 
-    @app.get("/api/jobs/{job_id}/input", dependencies=auth)
+    @app.get("/api/jobs/{job_id}/input")
     def original(job_id: str) -> FileResponse:
         """The video the job read, for comparing with the result."""
         return _send(service.config.input, _job(job_id).key)
 
-    @app.post("/api/jobs/{job_id}/retry", dependencies=auth, status_code=202)
+    @app.post("/api/jobs/{job_id}/retry", status_code=202)
     def retry(job_id: str) -> dict[str, str]:
         """Run a failed or cancelled job again from the start, as a new job."""
         return {"id": jobs.retry(job_id, runtime().progress)}
 
-    @app.get("/api/objects", dependencies=auth)
+    @app.get("/api/objects")
     def objects(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:
         """Videos in the input bucket, to start jobs for."""
         found = []
@@ -172,23 +191,23 @@ def create_app(service: Service) -> FastAPI:
                     break
         return found
 
-    @app.get("/api/jobs/{job_id}/result", dependencies=auth)
+    @app.get("/api/jobs/{job_id}/result")
     def result(job_id: str) -> FileResponse:
         return _download(job_id, "")
 
-    @app.get("/api/jobs/{job_id}/faces", dependencies=auth)
+    @app.get("/api/jobs/{job_id}/faces")
     def faces(job_id: str) -> FileResponse:
         return _download(job_id, ".faces.json")
 
     # Plain (not async) handlers: submitting talks to the job database synchronously, so
     # it runs in FastAPI's thread pool, not on the event loop.
-    @app.post("/events/s3", dependencies=auth)
+    @app.post("/events/s3")
     def s3_event(event: Annotated[dict[str, Any], Body()]) -> dict[str, list[str]]:
         """An S3 event notification (AWS or MinIO format)."""
         keys = s3_event_keys(event, service.bucket_prefix(service.config.input))
         return {"jobs": submit_keys(service.config.input, keys, service.submit)}
 
-    @app.post("/events/seaweedfs", dependencies=auth)
+    @app.post("/events/seaweedfs")
     def seaweedfs_event(event: Annotated[dict[str, Any], Body()]) -> dict[str, list[str]]:
         """A SeaweedFS filer webhook event."""
         keys = seaweedfs_event_keys(event, service.bucket_prefix(service.config.input))

@@ -55,6 +55,14 @@ class Storage(abc.ABC):
     def upload(self, path: Path, key: str) -> ObjectInfo:
         """Store a local file as ``key``, so that readers see it whole or not at all."""
 
+    def upload_moving(self, path: Path, key: str) -> ObjectInfo:
+        """Store a local file its owner no longer needs as ``key``; the file is gone
+        afterwards, whether or not this succeeded. Stores that can, move it."""
+        try:
+            return self.upload(path, key)
+        finally:
+            path.unlink(missing_ok=True)
+
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object if it exists."""

@@ -8,10 +8,12 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from veil.errors import ObjectNotFoundError, StorageError
+from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
 from veil.storage.base import ObjectInfo, Storage, check_key
 
 PARTIAL_SUFFIX = ".veil-partial"
+NAME_MAX = 255
+"""Bytes in one file name on the file systems veil runs on (ext4, XFS, APFS, NTFS)."""
 
 
 class LocalStorage(Storage):
@@ -25,12 +27,18 @@ class LocalStorage(Storage):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
         self.url = self.root.as_uri()
+        # Errors name the folder, never the server's path to it: their messages reach
+        # API clients and webhooks.
+        self.label = self.root.name or "/"
 
     def _path(self, key: str) -> Path:
-        path = (self.root / check_key(key)).resolve()
+        check_key(key)
+        if any(len(part.encode()) > NAME_MAX for part in key.split("/")):
+            raise InvalidKeyError(key, f"a folder store's names are at most {NAME_MAX} bytes")
+        path = (self.root / key).resolve()
         # check_key already refuses '..'; this also refuses a symlink that leads out.
         if self.root not in path.parents:
-            raise ObjectNotFoundError(self.url, key, "outside the storage folder")
+            raise ObjectNotFoundError(self.label, key, "outside the storage folder")
         return path
 
     def _info(self, key: str, path: Path) -> ObjectInfo:
@@ -39,7 +47,7 @@ class LocalStorage(Storage):
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         if not self.root.is_dir():
-            raise ObjectNotFoundError(self.url, None, "folder does not exist")
+            raise ObjectNotFoundError(self.label, None, "folder does not exist")
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
@@ -59,29 +67,41 @@ class LocalStorage(Storage):
             if path.is_file():
                 return self._info(key, path)
         except OSError as exc:
-            raise StorageError(self.url, key, exc.strerror or str(exc), transient=True) from exc
-        raise ObjectNotFoundError(self.url, key)
+            raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc
+        raise ObjectNotFoundError(self.label, key)
 
     def download(self, key: str, path: Path) -> ObjectInfo:
         info = self.stat(key)
         try:
             shutil.copyfile(self._path(key), path)
         except FileNotFoundError as exc:
-            raise ObjectNotFoundError(self.url, key) from exc
+            raise ObjectNotFoundError(self.label, key) from exc
         except OSError as exc:
-            raise StorageError(self.url, key, exc.strerror or str(exc), transient=True) from exc
+            raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc
         return info
 
     def upload(self, path: Path, key: str) -> ObjectInfo:
         target = self._path(key)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}{PARTIAL_SUFFIX}")
+        # Not named after the target: a name at the file system's limit has no room for more.
+        partial = target.with_name(f".{uuid.uuid4().hex[:12]}{PARTIAL_SUFFIX}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, partial)
             os.replace(partial, target)
         except OSError as exc:
             partial.unlink(missing_ok=True)
-            raise StorageError(self.url, key, exc.strerror or str(exc), transient=True) from exc
+            raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc
+        return self._info(key, target)
+
+    def upload_moving(self, path: Path, key: str) -> ObjectInfo:
+        # A rename when the file is on the same file system (the upload folder is in the
+        # service's data folder, as the input folder is by default): written once.
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+        except OSError:
+            return super().upload_moving(path, key)
         return self._info(key, target)
 
     def delete(self, key: str) -> None:

@@ -1,0 +1,237 @@
+"""Hostile requests against a real ``veil serve`` on loopback: bodies refused before they
+are read, uploads stopped at the size limit, foreign hosts and cross-site pages refused,
+malformed input answered with a 4xx, never a 500."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+from servers import VeilServer
+
+API_KEY = "k" * 32
+MAX_SIZE = 200_000
+
+
+def raw_request(server: VeilServer, head: bytes, body: bytes = b"", wait: float = 10) -> bytes:
+    """Send bytes as they are (a lying Content-Length, a non-ASCII header) and return what
+    the server answers within ``wait`` seconds, without closing our side first."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as sock:
+        sock.sendall(head + body)
+        answer = b""
+        deadline = time.monotonic() + wait
+        while b"\r\n\r\n" not in answer and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def status_of(answer: bytes) -> int:
+    assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+    return int(answer.split(b" ", 2)[1])
+
+
+def files_in(folder) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    server = VeilServer(
+        tmp_path_factory.mktemp("keyed") / "data",
+        "--api-key",
+        API_KEY,
+        "--max-size",
+        str(MAX_SIZE),
+        "--poll-interval",
+        "0",
+        api_key=API_KEY,
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory):
+    server = VeilServer(
+        tmp_path_factory.mktemp("open") / "data", "--max-size", str(MAX_SIZE), "--poll-interval", "0"
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("path", ["/api/uploads", "/events/s3", "/api/jobs"])
+def test_no_key_is_refused_before_the_body_is_read(keyed, path):
+    # The request announces 5 GB and sends none of it: the answer comes from the headers.
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{keyed.port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 5000000000\r\n\r\n"
+    ).encode()
+    assert status_of(raw_request(keyed, head)) == 401
+
+
+def test_non_ascii_bearer_token_is_a_401(keyed):
+    head = (
+        f"GET /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{keyed.port}\r\n".encode()
+        + b"Authorization: Bearer \xc3\xa9t\xe9\r\nConnection: close\r\n\r\n"
+    )
+    assert status_of(raw_request(keyed, head)) == 401
+
+
+def test_access_token_in_the_url_only_reads(keyed):
+    assert httpx.get(f"{keyed.url}/api/jobs", params={"access_token": API_KEY}).status_code == 200
+    r = httpx.post(f"{keyed.url}/api/jobs", params={"access_token": API_KEY}, json={"key": "a.mp4"})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("path", "size"),
+    [("/api/uploads", MAX_SIZE + 100_000), ("/api/jobs", 300_000), ("/events/s3", 300_000)],
+)
+def test_announced_oversized_bodies_are_refused_unread(open_server, path, size):
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
+    assert status_of(raw_request(open_server, head)) == 413
+
+
+def test_chunked_upload_is_stopped_at_the_limit(open_server):
+    """No Content-Length: the upload is counted as it arrives and refused once past
+    --max-size, while the client is still sending (we send 300 KB of a body that never
+    ends), leaving nothing behind in the input folder or the service's work folder."""
+    before = files_in(open_server.data / "input")
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.mp4"\r\n\r\n'
+    chunks = [part] + [b"\0" * 60_000] * 5
+    body = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
+    head = (
+        f"POST /api/uploads HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    answer = raw_request(open_server, head, body)
+    assert status_of(answer) == 413
+    assert files_in(open_server.data / "input") == before
+    assert [f for f in files_in(open_server.data / "work") if f.startswith("upload-")] == []
+
+
+def test_upload_is_written_once_into_the_input_bucket(open_server, clip):
+    r = httpx.post(
+        f"{open_server.url}/api/uploads",
+        files={"file": ("kept.mp4", clip.path.read_bytes())},
+        timeout=30,
+    )
+    assert r.status_code == 202, r.text
+    assert (open_server.data / "input" / "kept.mp4").read_bytes() == clip.path.read_bytes()
+    assert [p for p in files_in(open_server.data / "work") if p.startswith("upload-")] == []
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        b"not a form at all",
+        b'--b\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--b--\r\n',
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\nx\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="b.mp4"\r\n\r\ny\r\n--b--\r\n',
+    ],
+    ids=["garbage", "no-file-part", "two-files"],
+)
+def test_malformed_uploads_are_400(open_server, form):
+    before = files_in(open_server.data / "input")
+    r = httpx.post(
+        f"{open_server.url}/api/uploads",
+        content=form,
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 400, r.text
+    assert files_in(open_server.data / "input") == before
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "rebind.attacker.test"])
+def test_foreign_host_names_are_refused(open_server, host):
+    """DNS rebinding: a page on another domain whose name now points at 127.0.0.1."""
+    before = files_in(open_server.data / "input")
+    r = httpx.get(f"{open_server.url}/api/jobs", headers={"Host": host})
+    assert r.status_code == 421
+    r = httpx.post(
+        f"{open_server.url}/api/uploads",
+        headers={"Host": host},
+        files={"file": ("a.mp4", b"x")},
+    )
+    assert r.status_code == 421
+    assert files_in(open_server.data / "input") == before
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+def test_own_host_names_are_served(open_server, host):
+    r = httpx.get(f"{open_server.url}/api/jobs", headers={"Host": f"{host}:{open_server.port}"})
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://127.0.0.1:1"},  # another service on this machine
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_cross_site_writes_are_refused(open_server, clip, headers):
+    """What a page on another site can send without asking (a simple form POST)."""
+    before = files_in(open_server.data / "input")
+    r = httpx.post(
+        f"{open_server.url}/api/uploads", headers=headers, files={"file": ("x.mp4", b"x")}
+    )
+    assert r.status_code == 403
+    r = httpx.post(f"{open_server.url}/api/jobs/job-1/retry", headers=headers)
+    assert r.status_code == 403
+    assert files_in(open_server.data / "input") == before
+    # Reading stays open to such headers: a GET changes nothing.
+    assert httpx.get(f"{open_server.url}/api/jobs", headers=headers).status_code == 200
+
+
+def test_same_origin_page_may_write(open_server):
+    headers = {"Origin": open_server.url, "Sec-Fetch-Site": "same-origin"}
+    r = httpx.post(f"{open_server.url}/api/jobs", headers=headers, json={"key": "missing.mp4"})
+    assert r.status_code == 404  # passed the guard; the object is not there
+
+
+@pytest.mark.parametrize(
+    "event",
+    [{"Records": 5}, ["x"], [{"s3": "x"}], {"Records": [{"s3": "x"}]}, {"Records": ["x"]}, "x"],
+)
+def test_malformed_bucket_events_are_4xx(open_server, event):
+    r = httpx.post(f"{open_server.url}/events/s3", json=event)
+    assert 400 <= r.status_code < 500, r.text
+    # A filer event is one object; other objects are events veil does not act on.
+    r = httpx.post(f"{open_server.url}/events/seaweedfs", json=event)
+    expected = (200, 200) if isinstance(event, dict) else (400, 499)
+    assert expected[0] <= r.status_code <= expected[1], r.text
+
+
+def test_deeply_nested_json_is_a_4xx(open_server):
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in ("/api/jobs", "/events/s3"):
+        r = httpx.post(
+            f"{open_server.url}{path}",
+            content=deep,
+            headers={"Content-Type": "application/json"},
+        )
+        assert 400 <= r.status_code < 500, (path, r.status_code, r.text)
+
+
+@pytest.mark.parametrize("key", ["a" * 1000 + ".mp4", "é" * 600 + ".mp4", "x/" * 520 + "a.mp4"])
+def test_long_keys_are_4xx(open_server, key):
+    r = httpx.post(f"{open_server.url}/api/jobs", json={"key": key})
+    assert 400 <= r.status_code < 500, r.text
+    r = httpx.post(
+        f"{open_server.url}/api/uploads", params={"key": key}, files={"file": ("a.mp4", b"x")}
+    )
+    assert 400 <= r.status_code < 500, r.text
+    assert json.loads(r.text)["detail"]
