@@ -451,10 +451,21 @@ def test_storage_outage_mid_job_is_retried(tmp_path, clip):
         fs.stop()
 
 
-def test_completion_webhook_and_cancel(local_server, clip, tmp_path):
+def test_completion_webhook_and_cancel(clip, tmp_path):
     import http.server
     import json
     import threading
+
+    # The test's webhook is on loopback, where only the operator can let webhooks go.
+    local_server = VeilServer(
+        tmp_path / "data",
+        "--max-size",
+        "2000000",
+        "--poll-interval",
+        "0.3",
+        "--allow-webhook-host",
+        "127.0.0.1",
+    ).start()
 
     received: list[dict] = []
 
@@ -500,3 +511,4 @@ def test_completion_webhook_and_cancel(local_server, clip, tmp_path):
     finally:
         hook.shutdown()
         hook.server_close()
+        local_server.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
@@ -20,6 +20,7 @@ from veil.errors import EventError, InvalidKeyError, ObjectNotFoundError, Storag
 from veil.jobs import JobRequest
 from veil.storage import Storage, check_key
 from veil.video import VIDEO_EXTENSIONS
+from veil.webhooks import check_webhook_url
 
 log = logging.getLogger("veil.triggers")
 
@@ -89,12 +90,28 @@ def seaweedfs_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str
     return [path[len(head) :]]
 
 
-def submit_key(store: Storage, key: str, submit: Submit, *, webhook_url: str | None = None) -> str:
+def submit_key(
+    store: Storage,
+    key: str,
+    submit: Submit,
+    *,
+    webhook_url: str | None = None,
+    webhook_hosts: Collection[str] | None = None,
+) -> str:
     """Start a job for the video ``key`` of ``store``; returns its ID. Raises
-    ``InvalidKeyError`` for a key that is not allowed or not a video file type, and
+    ``InvalidKeyError`` for a key that is not allowed or not a video file type,
+    ``WebhookURLError`` for a ``webhook_url`` veil may not send to (``webhook_hosts``:
+    the hosts the operator allowed; by default those of the running service), and
     ``ObjectNotFoundError`` when there is no such object."""
     if not is_video_key(check_key(key)):
         raise InvalidKeyError(key, f"not a video file type ({', '.join(VIDEO_EXTENSIONS)})")
+    if webhook_url:  # as in the workflow, an empty URL is none
+        if webhook_hosts is None:
+            from veil.service import runtime  # the service imports this module
+
+            webhook_hosts = runtime().config.webhook_hosts
+        # Refused now, while the caller can be told; the worker checks again when sending.
+        check_webhook_url(webhook_url, webhook_hosts)
     info = store.stat(key)
     return submit(JobRequest(info.key, info.etag, info.size, webhook_url))
 

@@ -30,11 +30,11 @@ from dbos import DBOS
 
 from veil import service
 from veil.errors import InputError, JobFailed, StorageError, VeilError
-from veil.jobs import WORKFLOW_NAME, JobRequest, ProgressStore
+from veil.jobs import WORKFLOW_NAME, FaceDetectionRequest, JobRequest, ProgressStore
 from veil.pipeline import blur_video, detect_video
 from veil.storage import Storage, bucket_store
 from veil.video import VIDEO_EXTENSIONS, probe
-from veil.webhooks import post_json
+from veil.webhooks import WebhookError, post_json
 
 if TYPE_CHECKING:
     from veil.service import ServiceConfig
@@ -195,12 +195,20 @@ def cleanup(job_id: str) -> None:
 
 
 @DBOS.step(name="Notify")
-def notify(url: str, payload: dict[str, Any]) -> None:
-    """Tell a webhook the job ended. Best effort: a dead webhook does not fail the job."""
+def notify(url: str, payload: dict[str, Any], *, operator: bool = False) -> None:
+    """Tell a webhook the job ended. Best effort: a dead webhook does not fail the job.
+
+    A caller's URL is checked again now, against the addresses its host has now. The
+    operator's own URL (``operator``: ``--notification-webhook``) is configuration, as
+    trusted as the stores, which veil reaches on loopback or private addresses too: its
+    address is not checked, so it works in every process, ``veil worker`` included,
+    without also listing its host in ``--allow-webhook-host``.
+    """
+    allowed = None if operator else _config().webhook_hosts
     try:
-        post_json(url, payload)
-    except OSError as exc:
-        log.warning("webhook %s failed: %s", url, exc)
+        post_json(url, payload, allowed_hosts=allowed)
+    except WebhookError as exc:
+        log.warning("%s", exc)  # names the URL by safe_url: tokens stay out of logs
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
@@ -230,14 +238,17 @@ def run_job(
 ) -> dict[str, Any]:
     """Run a workflow's steps, then remove its work folder and tell its webhook how it
     ended, whether it succeeded or failed."""
+    # A face-detection job's webhook is always the operator's --notification-webhook: its
+    # caller can only ask for it (NotificationChannel), never say where it goes.
+    operator = isinstance(request, FaceDetectionRequest)
     try:
         result = steps()
     except Exception as exc:
         cleanup(job_id)
         if request.webhook_url:
-            notify(request.webhook_url, message("FAILED", {}, str(exc)))
+            notify(request.webhook_url, message("FAILED", {}, str(exc)), operator=operator)
         raise
     cleanup(job_id)
     if request.webhook_url:
-        notify(request.webhook_url, message("SUCCEEDED", result, None))
+        notify(request.webhook_url, message("SUCCEEDED", result, None), operator=operator)
     return result
