@@ -148,6 +148,17 @@ class ObjectNotFoundError(StorageError):
         super().__init__(store, key, reason, transient=False)
 
 
+class ObjectChangedError(StorageError):
+    """The object is no longer the version asked for: new bytes were stored under its key."""
+
+    status_code = 410
+
+    def __init__(
+        self, store: str, key: str | None, reason: str = "replaced by a newer version"
+    ) -> None:
+        super().__init__(store, key, reason, transient=False)
+
+
 class DatabaseError(StorageError):
     """The job database (SQLite or PostgreSQL) failed or cannot be reached."""
 

@@ -141,6 +141,11 @@ class Job:
     """Seconds of video, once Validate has read it."""
     faces: int | None = None
     output_key: str | None = None
+    output_etag: str | None = None
+    """The version of the output this job published (a later job may replace it)."""
+    faces_etag: str | None = None
+    etag: str = ""
+    """The version of the input this job read."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -268,6 +273,9 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         duration=progress.get("duration"),
         faces=output.get("faces"),
         output_key=output.get("output_key"),
+        output_etag=output.get("output_etag"),
+        faces_etag=output.get("faces_etag"),
+        etag=str(request.get("etag", "")),
     )
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from dbos import DBOS
 
 from veil import service
-from veil.errors import InputError, JobFailed, StorageError, VeilError
+from veil.errors import InputError, JobFailed, ObjectChangedError, StorageError, VeilError
 from veil.jobs import WORKFLOW_NAME, FaceDetectionRequest, JobRequest, ProgressStore
 from veil.pipeline import blur_video, detect_video
 from veil.storage import Storage, bucket_store
@@ -93,7 +93,13 @@ def _fetch_input(job_id: str, request: JobRequest) -> Path:
     local = work_dir(job_id) / f"input{_suffix(request.key)}"
     if not local.exists():
         partial = local.with_name(local.name + ".partial")
-        source_store(request).download(request.key, partial)
+        try:
+            source_store(request).download(request.key, partial, etag=request.etag)
+        except ObjectChangedError:
+            raise JobFailed(
+                f"{request.key} was replaced by a newer upload after this job started; "
+                "the new version is a job of its own"
+            ) from None
         partial.replace(local)
     return local
 
@@ -175,7 +181,10 @@ def redact(job_id: str, request: JobRequest) -> int:
 
 
 @retrying_step("Publish", attempts=8)
-def publish(job_id: str, request: JobRequest) -> str:
+def publish(job_id: str, request: JobRequest) -> dict[str, str]:
+    """Upload the output and faces file; returns their key and versions, which the job's
+    downloads ask for, so a later job's output under the same key is never served as
+    this one's."""
     key = request.key
     output, faces = _results(job_id, key)
     if not (output.exists() and faces.exists()):
@@ -183,10 +192,10 @@ def publish(job_id: str, request: JobRequest) -> str:
         redact(job_id, request)
     store = _config().output
     # The faces file first: once the video is there, everything about it is.
-    store.upload(faces, f"{key}.faces.json")
-    store.upload(output, key)
+    faces_info = store.upload(faces, f"{key}.faces.json")
+    output_info = store.upload(output, key)
     _progress_store().set(job_id, "Publish", 1, 1, force=True)
-    return key
+    return {"output_key": key, "output_etag": output_info.etag, "faces_etag": faces_info.etag}
 
 
 @DBOS.step(name="Cleanup")
@@ -221,7 +230,7 @@ def anonymize(data: dict[str, Any]) -> dict[str, Any]:
     def steps() -> dict[str, Any]:
         validate(job_id, request)
         faces = redact(job_id, request)
-        return {"output_key": str(publish(job_id, request)), "faces": faces}
+        return {**publish(job_id, request), "faces": faces}
 
     def message(status: str, result: dict[str, Any], error: str | None) -> dict[str, Any]:
         body = {"job_id": job_id, "key": request.key, "status": status, **result}

@@ -59,7 +59,11 @@ def keyed(tmp_path_factory):
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory):
     server = VeilServer(
-        tmp_path_factory.mktemp("open") / "data", "--max-size", str(MAX_SIZE), "--poll-interval", "0"
+        tmp_path_factory.mktemp("open") / "data",
+        "--max-size",
+        str(MAX_SIZE),
+        "--poll-interval",
+        "0",
     ).start()
     yield server
     server.stop()

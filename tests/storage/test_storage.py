@@ -3,9 +3,17 @@ from __future__ import annotations
 import os
 
 import pytest
+from servers import S3_ENV, SeaweedFS
 
-from veil.errors import InvalidKeyError, ObjectNotFoundError
-from veil.storage import LocalStorage, MemoryStorage, S3Storage, check_key, storage_from_url
+from veil.errors import InvalidKeyError, ObjectChangedError, ObjectNotFoundError
+from veil.storage import (
+    LocalStorage,
+    MemoryStorage,
+    S3Storage,
+    Storage,
+    check_key,
+    storage_from_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -98,3 +106,49 @@ def test_s3_url_prefix():
         "some/prefix/",
         "s3://bucket/some/prefix",
     )
+
+
+@pytest.fixture(scope="module")
+def seaweed(tmp_path_factory):
+    fs = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    fs.start()
+    fs.client().create_bucket(Bucket="versions")
+    yield fs
+    fs.stop()
+
+
+@pytest.mark.parametrize("kind", ["local", "memory", "s3"])
+def test_download_of_a_version_refuses_newer_bytes(kind, tmp_path, request, monkeypatch):
+    """A job reads the version it was started for, or nothing: never bytes stored later
+    under the same key (its downloads, its retry)."""
+    if kind == "s3":
+        fs = request.getfixturevalue("seaweed")
+        for name, value in S3_ENV.items():
+            monkeypatch.setenv(name, value)
+        store: Storage = S3Storage("versions", "v", endpoint_url=fs.endpoint)
+    else:
+        store = LocalStorage(tmp_path / "bucket") if kind == "local" else MemoryStorage()
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"first version")
+    first = store.upload(src, "cam/a.mp4")
+    dst = tmp_path / "dst.bin"
+    assert store.download("cam/a.mp4", dst, etag=first.etag) == first
+    assert dst.read_bytes() == b"first version"
+    src.write_bytes(b"second version, longer")
+    second = store.upload(src, "cam/a.mp4")
+    with pytest.raises(ObjectChangedError) as caught:
+        store.download("cam/a.mp4", dst, etag=first.etag)
+    assert caught.value.status_code == 410 and "newer version" in str(caught.value)
+    assert store.download("cam/a.mp4", dst, etag=second.etag) == second
+    assert dst.read_bytes() == b"second version, longer"
+
+
+def test_folder_store_errors_do_not_show_the_server_path(tmp_path):
+    store = LocalStorage(tmp_path / "private" / "input")
+    store.root.mkdir(parents=True)
+    with pytest.raises(ObjectNotFoundError) as caught:
+        store.download("gone.mp4", tmp_path / "x")
+    assert str(caught.value) == "input/gone.mp4: no such object"
+    with pytest.raises(InvalidKeyError) as long_name:
+        store.stat("a" * 300 + ".mp4")
+    assert "255 bytes" in str(long_name.value) and str(tmp_path) not in str(long_name.value)

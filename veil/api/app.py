@@ -22,7 +22,7 @@ from veil.api.guard import Guard, Policy
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
-from veil.errors import ObjectNotFoundError, StorageError, VeilError
+from veil.errors import ObjectChangedError, StorageError, VeilError
 from veil.jobs import Job, JobRequest
 from veil.service import ServiceConfig, runtime
 from veil.storage import Storage, check_key
@@ -153,31 +153,53 @@ def create_app(service: Service) -> FastAPI:
     def cancel_job(job_id: str) -> dict[str, Any]:
         return jobs.cancel(job_id, runtime().progress).to_dict()
 
-    def _send(store: Storage, key: str) -> FileResponse:
+    def _send(store: Storage, key: str, etag: str | None, what: str) -> FileResponse:
+        """The version ``etag`` of ``key`` (what the job read or wrote), never newer bytes
+        a later upload or job stored under the same key."""
         tmp = Path(tempfile.mkdtemp(prefix="veil-dl-")) / Path(key).name
         try:
-            store.download(key, tmp)
-        except (ObjectNotFoundError, StorageError):
+            store.download(key, tmp, etag=etag or None)
+        except ObjectChangedError:
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+            raise HTTPException(
+                410, f"{what} was replaced: a newer upload of {key} has a job of its own"
+            ) from None
+        except StorageError:
             shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
         return FileResponse(
             tmp, filename=tmp.name, background=BackgroundTask(shutil.rmtree, tmp.parent, True)
         )
 
-    def _download(job_id: str, suffix: str) -> FileResponse:
+    def _download(job_id: str, faces: bool) -> FileResponse:
         job = _job(job_id)
         if job.output_key is None:
             raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
-        return _send(service.config.output, job.output_key + suffix)
+        if faces:
+            key, etag, what = (
+                job.output_key + ".faces.json",
+                job.faces_etag,
+                "this job's faces file",
+            )
+        else:
+            key, etag, what = job.output_key, job.output_etag, "this job's result"
+        return _send(service.config.output, key, etag, what)
 
     @app.get("/api/jobs/{job_id}/input")
     def original(job_id: str) -> FileResponse:
         """The video the job read, for comparing with the result."""
-        return _send(service.config.input, _job(job_id).key)
+        job = _job(job_id)
+        return _send(service.config.input, job.key, job.etag, "the video this job read")
 
     @app.post("/api/jobs/{job_id}/retry", status_code=202)
     def retry(job_id: str) -> dict[str, str]:
-        """Run a failed or cancelled job again from the start, as a new job."""
+        """Run a failed or cancelled job again from the start, as a new job, on the same
+        version of its video; refused (409) once a newer upload replaced it."""
+        job = _job(job_id)
+        if job.etag and service.config.input.stat(job.key).etag != job.etag:
+            raise HTTPException(
+                409, f"{job.key} was replaced by a newer upload, which has a job of its own"
+            )
         return {"id": jobs.retry(job_id, runtime().progress)}
 
     @app.get("/api/objects")
@@ -193,11 +215,11 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}/result")
     def result(job_id: str) -> FileResponse:
-        return _download(job_id, "")
+        return _download(job_id, faces=False)
 
     @app.get("/api/jobs/{job_id}/faces")
     def faces(job_id: str) -> FileResponse:
-        return _download(job_id, ".faces.json")
+        return _download(job_id, faces=True)
 
     # Plain (not async) handlers: submitting talks to the job database synchronously, so
     # it runs in FastAPI's thread pool, not on the event loop.

@@ -48,8 +48,9 @@ class Storage(abc.ABC):
         """The object's info; ``ObjectNotFoundError`` if there is none."""
 
     @abc.abstractmethod
-    def download(self, key: str, path: Path) -> ObjectInfo:
-        """Copy the object to a local file."""
+    def download(self, key: str, path: Path, etag: str | None = None) -> ObjectInfo:
+        """Copy the object to a local file; with ``etag``, only that version of it
+        (``ObjectChangedError`` once the key holds other bytes)."""
 
     @abc.abstractmethod
     def upload(self, path: Path, key: str) -> ObjectInfo:

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from veil.errors import InvalidKeyError, ObjectNotFoundError, StorageError
+from veil.errors import InvalidKeyError, ObjectChangedError, ObjectNotFoundError, StorageError
 from veil.storage.base import ObjectInfo, Storage, check_key
 
 PARTIAL_SUFFIX = ".veil-partial"
@@ -41,8 +41,8 @@ class LocalStorage(Storage):
             raise ObjectNotFoundError(self.label, key, "outside the storage folder")
         return path
 
-    def _info(self, key: str, path: Path) -> ObjectInfo:
-        st = path.stat()
+    def _info(self, key: str, found: Path | os.stat_result) -> ObjectInfo:
+        st = found.stat() if isinstance(found, Path) else found
         return ObjectInfo(key, st.st_size, f"{st.st_size:x}-{st.st_mtime_ns:x}")
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
@@ -70,11 +70,18 @@ class LocalStorage(Storage):
             raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc
         raise ObjectNotFoundError(self.label, key)
 
-    def download(self, key: str, path: Path) -> ObjectInfo:
-        info = self.stat(key)
+    def download(self, key: str, path: Path, etag: str | None = None) -> ObjectInfo:
+        source = self._path(key)
         try:
-            shutil.copyfile(self._path(key), path)
-        except FileNotFoundError as exc:
+            # The version is read from the open file, so a file replaced between the check
+            # and the copy cannot slip in: the copy reads the file that was checked.
+            with source.open("rb") as src:
+                info = self._info(key, os.fstat(src.fileno()))
+                if etag is not None and info.etag != etag:
+                    raise ObjectChangedError(self.label, key)
+                with path.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1024 * 1024)
+        except (FileNotFoundError, IsADirectoryError) as exc:
             raise ObjectNotFoundError(self.label, key) from exc
         except OSError as exc:
             raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc

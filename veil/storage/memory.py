@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from veil.errors import ObjectNotFoundError
+from veil.errors import ObjectChangedError, ObjectNotFoundError
 from veil.storage.base import ObjectInfo, Storage, check_key
 
 
@@ -29,8 +29,10 @@ class MemoryStorage(Storage):
             raise ObjectNotFoundError(self.url, key)
         return self._info(key)
 
-    def download(self, key: str, path: Path) -> ObjectInfo:
+    def download(self, key: str, path: Path, etag: str | None = None) -> ObjectInfo:
         info = self.stat(key)
+        if etag is not None and info.etag != etag:
+            raise ObjectChangedError(self.url, key)
         path.write_bytes(self.objects[key])
         return info
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from veil.errors import ObjectNotFoundError, StorageError
+from veil.errors import ObjectChangedError, ObjectNotFoundError, StorageError
 from veil.storage.base import ObjectInfo, Storage, check_key
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound"}
@@ -63,6 +63,8 @@ class S3Storage(Storage):
         if isinstance(exc, ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             message = exc.response.get("Error", {}).get("Message") or code
+            if code in ("412", "PreconditionFailed"):
+                return ObjectChangedError(self.url, key)
             if code in _NOT_FOUND:
                 return ObjectNotFoundError(
                     self.url, key, "no such object" if key else "no such bucket"
@@ -88,10 +90,18 @@ class S3Storage(Storage):
             head = self.client.head_object(Bucket=self.bucket, Key=self._name(key))
         return ObjectInfo(key, int(head["ContentLength"]), str(head["ETag"]).strip('"'))
 
-    def download(self, key: str, path: Path) -> ObjectInfo:
+    def download(self, key: str, path: Path, etag: str | None = None) -> ObjectInfo:
         info = self.stat(key)
-        with self._translated(key):
-            self.client.download_file(self.bucket, self._name(key), str(path))
+        if etag is not None and info.etag != etag:
+            raise ObjectChangedError(self.url, key)
+        # One GET with If-Match: a new version stored after the check fails the download
+        # (412) instead of being what we read. (download_file takes no If-Match.)
+        with self._translated(key), path.open("wb") as out:
+            body = self.client.get_object(
+                Bucket=self.bucket, Key=self._name(key), IfMatch=f'"{info.etag}"'
+            )["Body"]
+            for chunk in body.iter_chunks(1024 * 1024):
+                out.write(chunk)
         return info
 
     def upload(self, path: Path, key: str) -> ObjectInfo:
