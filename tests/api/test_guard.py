@@ -239,3 +239,18 @@ def test_long_keys_are_4xx(open_server, key):
     )
     assert 400 <= r.status_code < 500, r.text
     assert json.loads(r.text)["detail"]
+
+
+def test_errors_name_the_bucket_not_the_server_path(open_server, tmp_path):
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"private")
+    (open_server.data / "input" / "link.mp4").symlink_to(outside)
+    try:
+        for key in ("link.mp4", "missing.mp4", "a" * 300 + ".mp4"):
+            r = httpx.post(f"{open_server.url}/api/jobs", json={"key": key})
+            assert 400 <= r.status_code < 500, r.text
+            detail = r.json()["detail"]
+            assert str(open_server.data) not in detail and "file://" not in detail, detail
+        assert r.json()["detail"].startswith("invalid key")
+    finally:
+        (open_server.data / "input" / "link.mp4").unlink()
