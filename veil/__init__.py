@@ -1,5 +1,15 @@
 """veil: find every face in a video and anonymize it, offline."""
 
+import os as _os
+
+# ONNX Runtime's PyPI build on Linux starts telemetry when it is imported: a session file
+# in $TMPDIR, a device ID and an event database under ~/.cache/Microsoft/, and uploads
+# to Microsoft. Only this variable, set before its first import, prevents all three (its
+# runtime switch, ``disable_telemetry_events``, comes after the files are written). Every
+# entry point (CLI, service, workers, library use) imports this package first. It is
+# forced, not defaulted: veil promises no byte leaves the machine, whatever it inherits.
+_os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 from importlib import metadata as _metadata
 
 from veil.anonymizers import ANONYMIZERS, MODES, Anonymizer, get_anonymizer

@@ -221,6 +221,9 @@ class CenterFace:
 def _open_session(model_path: Path, device: str, threads: int | None) -> Any:
     import onnxruntime as ort
 
+    # ``veil/__init__.py`` keeps telemetry from starting; this also stops its events where
+    # onnxruntime was imported before veil (a program that uses both).
+    ort.disable_telemetry_events()
     if not model_path.is_file():
         raise DetectorError(f"face model not found at {model_path}; reinstall veil")
     available = ort.get_available_providers()
