@@ -20,6 +20,7 @@ set by ``veil.service.launch``: DBOS offers no other way to hand it to them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 from collections.abc import Callable, Iterator
@@ -29,7 +30,14 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from dbos import DBOS
 
 from veil import service
-from veil.errors import InputError, JobFailed, ObjectChangedError, StorageError, VeilError
+from veil.errors import (
+    InputError,
+    JobFailed,
+    ObjectChangedError,
+    OutputError,
+    StorageError,
+    VeilError,
+)
 from veil.jobs import WORKFLOW_NAME, FaceDetectionRequest, JobRequest, ProgressStore
 from veil.pipeline import blur_video, detect_video
 from veil.storage import Storage, bucket_store
@@ -40,6 +48,9 @@ if TYPE_CHECKING:
     from veil.service import ServiceConfig
 
 log = logging.getLogger("veil.workflow")
+events = logging.getLogger("veil.jobs")
+"""One line per job event (queued, each step, how it ended): the console of veil serve
+and veil worker shows them."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -60,7 +71,7 @@ def _transient(exc: BaseException) -> bool:
 def retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """A DBOS step that retries storage faults with exponential backoff (1 s, 2 s, 4 s...)
     and fails at once on anything else."""
-    return DBOS.step(
+    step = DBOS.step(
         name=name,
         retries_allowed=True,
         max_attempts=attempts,
@@ -68,6 +79,18 @@ def retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Cal
         backoff_rate=2.0,
         should_retry=_transient,
     )
+
+    def announced(func: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(func)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            # Only a step that really runs (not one DBOS replays from its records) is
+            # announced; a retry is announced again.
+            events.info("%s  %s", args[0], name)
+            return func(*args, **kwargs)
+
+        return step(run)
+
+    return announced
 
 
 def work_dir(job_id: str) -> Path:
@@ -112,6 +135,11 @@ def _failing_job(key: str) -> Iterator[None]:
         yield
     except InputError as exc:
         raise JobFailed(f"{key}: {exc.reason}") from None
+    except OutputError as exc:  # its path is the work folder's, which clients must not see
+        raise JobFailed(
+            f"{key}: the service cannot write its working copy ({exc.reason}); "
+            "retry the job once its work folder has room"
+        ) from None
     except VeilError as exc:
         raise JobFailed(str(exc)) from None
 
@@ -253,10 +281,13 @@ def run_job(
     try:
         result = steps()
     except Exception as exc:
+        events.info("%s  FAILED  %s", job_id, exc)
         cleanup(job_id)
         if request.webhook_url:
             notify(request.webhook_url, message("FAILED", {}, str(exc)), operator=operator)
         raise
+    faces = result.get("faces")
+    events.info("%s  SUCCEEDED  %s (%s faces tracked)", job_id, request.key, faces)
     cleanup(job_id)
     if request.webhook_url:
         notify(request.webhook_url, message("SUCCEEDED", result, None), operator=operator)

@@ -112,9 +112,9 @@ async def receive_upload(request: Request, folder: Path, max_bytes: int) -> Rece
             if size > max_bytes:
                 raise UploadError(f"larger than the limit of {max_bytes:,} bytes", 413)
             if data:
-                await run_in_threadpool(out.write, data)
+                await _write(out, data)
         _parse(lambda _: reader.parser.finalize(), b"")
-        await run_in_threadpool(out.close)
+        await _write(out, None)
         if reader.files != 1:
             raise UploadError(f"the form must have exactly one part named {FIELD!r}")
     except BaseException:
@@ -129,3 +129,18 @@ def _parse(feed: Callable[[bytes], object], chunk: bytes) -> None:
         feed(chunk)
     except MultipartParseError as exc:
         raise UploadError(f"malformed multipart form: {exc}") from None
+
+
+async def _write(out: IO[bytes], data: bytes | None) -> None:
+    """Write ``data`` (None: flush and close) off the event loop; a full or failing disk
+    is the service's problem, said so (507), not the caller's."""
+    try:
+        if data is None:
+            await run_in_threadpool(out.close)
+        else:
+            await run_in_threadpool(out.write, data)
+    except OSError as exc:
+        raise UploadError(
+            f"the service cannot store the upload now ({exc.strerror or exc}); try again later",
+            507,
+        ) from None
