@@ -15,15 +15,21 @@ The tree::
     ├── OutputError              the output cannot be written; carries ``path``
     ├── FacesFileError           a faces.json that cannot be read or does not fit the video
     ├── InvalidKeyError          an object key that could leave its bucket (400)
+    ├── EventError               a bucket event of the wrong shape (400)
     ├── StorageError             a store cannot be reached or refused; ``transient`` says
     │   │                        whether trying again may help (503 or 502)
     │   ├── ObjectNotFoundError  no such object or bucket (404)
+    │   ├── ObjectChangedError   the key now holds newer bytes than those asked for (410)
     │   └── DatabaseError        the job database failed or cannot be reached (503)
     ├── JobError                 a request about a job that cannot be done; ``job_id``
     │   ├── JobNotFoundError     no such job (404)
     │   └── JobStateError        not in this state, e.g. retrying a running job (409)
     ├── JobFailed                a job's permanent failure, in the words the job shows;
     │                            never retried (``veil.workflow``)
+    ├── UploadError              an upload that is malformed, too large (413) or finds
+    │                            the disk full (507) (``veil.api.uploads``)
+    ├── WebhookError             a webhook that cannot be reached or answered badly;
+    │   └── WebhookURLError      a URL veil may not send to (400) (``veil.webhooks``)
     ├── SignatureError           a request whose SigV4 signature does not verify;
     │                            ``code`` names it as SDKs expect (``veil.api.sigv4``)
     └── ApiError                 an error of the face-detection API: ``code`` (its

@@ -115,7 +115,11 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/api/jobs", status_code=202)
     def submit_job(body: SubmitBody) -> dict[str, str]:
         job_id = submit_key(
-            service.config.input, body.key, service.submit, webhook_url=body.webhook_url
+            service.config.input,
+            body.key,
+            service.submit,
+            webhook_url=body.webhook_url,
+            webhook_hosts=service.config.webhook_hosts,
         )
         return {"id": job_id}
 
