@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from servers import S3_ENV, SeaweedFS
@@ -152,3 +154,30 @@ def test_folder_store_errors_do_not_show_the_server_path(tmp_path):
     with pytest.raises(InvalidKeyError) as long_name:
         store.stat("a" * 300 + ".mp4")
     assert "255 bytes" in str(long_name.value) and str(tmp_path) not in str(long_name.value)
+
+
+def test_s3_store_never_asks_the_cloud_metadata_service(tmp_path):
+    """A store at an endpoint the user gave, without credentials: botocore's lookup must
+    not go on to 169.254.169.254 or a container credentials URL. Run in a fresh process
+    with an audit hook that records every connect, and no AWS settings at all."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import sys\n"
+        "seen = []\n"
+        "sys.addaudithook(lambda e, a: seen.append(str(a[1])) if e == 'socket.connect' else None)\n"
+        "from veil.errors import StorageError\n"
+        "from veil.storage import S3Storage\n"
+        "try:\n"
+        "    S3Storage('b', endpoint_url='http://127.0.0.1:9').stat('a.mp4')\n"
+        "except StorageError as exc:\n"
+        "    print('error:', exc)\n"
+        "print('connects:', seen)\n"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    out = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert "Unable to locate credentials" in out.stdout, out.stdout + out.stderr
+    assert "connects: []" in out.stdout, out.stdout

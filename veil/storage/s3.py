@@ -23,6 +23,23 @@ _TRANSIENT = {
 }
 
 
+def _credentials_session(endpoint_url: str | None) -> Any:
+    """A botocore session whose credential lookup stays on this machine for a store that
+    is not AWS (an ``endpoint_url``): without credentials in the environment or
+    ``~/.aws``, botocore would next ask the cloud's metadata addresses (169.254.169.254,
+    the container credentials endpoint), a connection the user never configured. On AWS
+    itself (no endpoint) an instance or container role is the usual credential, so there
+    the lookup is kept."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    if endpoint_url is not None:
+        resolver = session.get_component("credential_provider")
+        for provider in ("container-role", "iam-role"):
+            resolver.remove(provider)
+    return session
+
+
 class S3Storage(Storage):
     """Objects under ``prefix`` in ``bucket``; veil's keys are relative to the prefix.
 
@@ -42,7 +59,8 @@ class S3Storage(Storage):
         config = Config(
             retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60
         )
-        self.client: Any = boto3.client("s3", endpoint_url=endpoint_url, config=config)
+        session = boto3.session.Session(botocore_session=_credentials_session(endpoint_url))
+        self.client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
 
     def _name(self, key: str) -> str:
         return self.prefix + check_key(key)
