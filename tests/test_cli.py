@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,102 @@ def test_cli_reference_is_up_to_date():
     assert (root / "docs" / "cli-reference.md").read_text() == module.render(), (
         "run: python scripts/cli_reference.py"
     )
+
+
+LONG_KEY = "k" * 16
+
+
+def key_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "keys.txt"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "file", "message"),
+    [
+        # An unset shell variable: `--api-key "$VEIL_KEY"`.
+        (
+            ["--api-key", ""],
+            {},
+            None,
+            "an API key (--api-key, --api-keys-file or VEIL_API_KEYS) is empty",
+        ),
+        (
+            ["--api-key", "short-key"],
+            {},
+            None,
+            "an API key (--api-key, --api-keys-file or VEIL_API_KEYS) is too short: use at least 16",
+        ),
+        ([], {"VEIL_API_KEYS": f"{LONG_KEY} short-key"}, None, "is too short: use at least 16"),
+        (
+            ["--api-key", "sixteen chars ok"],
+            {},
+            None,
+            "has spaces, control or non-ASCII characters",
+        ),
+        (
+            ["--api-keys-file"],
+            {},
+            f"{LONG_KEY}\n\nshort-key\n",
+            "keys.txt line 3: the API key is too short",
+        ),
+        (
+            ["--access-keys-file"],
+            {},
+            "AKIDONE\n",
+            "keys.txt line 1: no secret after the access key ID",
+        ),
+        (
+            ["--access-keys-file"],
+            {},
+            f"AKIDONE {LONG_KEY}\nAKIDTWO:\n",
+            "keys.txt line 2: no secret after the access key ID",
+        ),
+        (
+            ["--access-keys-file"],
+            {},
+            "AKIDONE  short:secret\n",
+            "keys.txt line 1: the secret of AKIDONE is too short",
+        ),
+        (["--access-key", "AKIDONE", "--secret-key", ""], {}, None, "--secret-key is empty"),
+        (["--access-key", "", "--secret-key", LONG_KEY], {}, None, "--access-key is empty"),
+        (
+            ["--access-key", "AKIDONE", "--secret-key", "short:secret"],
+            {},
+            None,
+            "the secret key of access key AKIDONE is too short",
+        ),
+    ],
+    ids=[
+        "empty-api-key",
+        "short-api-key",
+        "short-env-key",
+        "spaced-api-key",
+        "short-file-key",
+        "no-secret",
+        "blank-secret",
+        "short-file-secret",
+        "empty-secret-key",
+        "empty-access-key",
+        "short-secret-key",
+    ],
+)
+def test_serve_refuses_keys_that_keep_no_one_out(tmp_path, args, env, file, message):
+    if file is not None:
+        args = [*args, key_file(tmp_path, file)]
+    # On a port that is taken: a serve that got past its checks stops instead of serving.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(
+            main,
+            ["serve", "--data", str(tmp_path / "data"), "--port", port, *map(str, args)],
+            env=env,
+        )
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    for secret in ("short:secret", "short-key", LONG_KEY):  # keys never reach the logs
+        assert secret not in result.stderr
+    assert not (tmp_path / "data").exists()  # refused before anything started

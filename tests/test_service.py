@@ -162,7 +162,8 @@ def test_upload_through_the_api(local_server, clip):
 
 
 def test_api_keys(tmp_path):
-    server = VeilServer(tmp_path / "data", "--api-key", "s3cret", api_key="s3cret").start()
+    key = "s3cret-api-key-16"
+    server = VeilServer(tmp_path / "data", "--api-key", key, api_key=key).start()
     try:
         assert server.get("/api/jobs").status_code == 200
         import httpx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -277,23 +278,27 @@ _service_options = _option_group(
     "api_keys",
     multiple=True,
     envvar="VEIL_API_KEYS",
-    help="Accept this API key (Bearer); repeatable. With keys set, every API call needs one.",
+    help="Accept this API key (Bearer); repeatable. With keys set, every API call needs one. A key is at least 16 printable ASCII characters, no spaces.",
 )
 @click.option(
     "--api-keys-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A file of API keys, one a line.",
+    help="A file of API keys, one a line (each as for --api-key).",
 )
 @click.option(
     "--access-key",
     envvar="VEIL_ACCESS_KEY",
     help="Access key ID that signs calls to the face-detection API (SigV4), with --secret-key.",
 )
-@click.option("--secret-key", envvar="VEIL_SECRET_KEY", help="The secret of --access-key.")
+@click.option(
+    "--secret-key",
+    envvar="VEIL_SECRET_KEY",
+    help="The secret of --access-key: at least 16 printable ASCII characters, no spaces.",
+)
 @click.option(
     "--access-keys-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A file of access keys for the face-detection API, 'KEY_ID SECRET' a line.",
+    help="A file of access keys for the face-detection API, 'KEY_ID SECRET' or 'KEY_ID:SECRET' a line (the secret is the rest of the line; as for --secret-key).",
 )
 @click.option(
     "--no-aws-auth",
@@ -349,32 +354,75 @@ def serve(
     """Run the service: drop a video in the input bucket, get it back anonymized in the output bucket."""
     from veil.service import serve as run_service
 
-    keys = set(api_keys)
-    if api_keys_file is not None:
-        keys |= {line.strip() for line in api_keys_file.read_text().splitlines() if line.strip()}
-    if bool(access_key) != bool(secret_key):
+    if (access_key is None) != (secret_key is None):
         raise click.UsageError("--access-key and --secret-key go together")
-    signing_keys = {access_key: secret_key} if access_key and secret_key else {}
-    if access_keys_file is not None:
-        for line in access_keys_file.read_text().splitlines():
-            if line.strip():
-                key_id, _, secret = line.strip().replace(":", " ").partition(" ")
-                signing_keys[key_id] = secret.strip()
-    aws_keys = None if no_aws_auth else signing_keys
-    opts = _serve_options(
-        service,
-        host=host,
-        port=port,
-        api_keys=frozenset(keys),
-        aws_keys=aws_keys,
-        notification_webhook=notification_webhook,
-        max_face_jobs=max_face_jobs,
-        rate_limit=rate_limit,
-        buckets=buckets,
-        insecure=insecure,
-        poll_interval=poll_interval,
-    )
-    _run_service(lambda: run_service(opts))
+
+    def run() -> None:
+        for flag, value in (("--access-key", access_key), ("--secret-key", secret_key)):
+            if value is not None and not value.strip():  # an unset shell variable, most likely
+                raise OptionError(f"{flag} is empty")
+        keys = set(api_keys)
+        if api_keys_file is not None:
+            keys |= _api_keys_file(api_keys_file)
+        signing_keys = {access_key: secret_key} if access_key and secret_key else {}
+        if access_keys_file is not None:
+            signing_keys |= _access_keys_file(access_keys_file)
+        opts = _serve_options(
+            service,
+            host=host,
+            port=port,
+            api_keys=frozenset(keys),
+            aws_keys=None if no_aws_auth else signing_keys,
+            notification_webhook=notification_webhook,
+            max_face_jobs=max_face_jobs,
+            rate_limit=rate_limit,
+            buckets=buckets,
+            insecure=insecure,
+            poll_interval=poll_interval,
+        )
+        run_service(opts)  # which refuses weak keys (veil.service.check_keys)
+
+    _run_service(run)
+
+
+def _key_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """A key file's lines that are not blank, stripped, with their line numbers."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            yield number, line.strip()
+
+
+def _api_keys_file(path: Path) -> set[str]:
+    from veil.service import key_problem
+
+    keys = set()
+    for number, key in _key_lines(path):
+        if problem := key_problem(key):
+            raise OptionError(f"{path} line {number}: the API key {problem}")
+        keys.add(key)
+    return keys
+
+
+# An access key ID, one separator (spaces, or a ':' with or without spaces around it),
+# then the secret: the rest of the line, ':' and all.
+_ACCESS_KEY_LINE = re.compile(r"([^\s:]+)\s*[\s:]\s*(.*)")
+
+
+def _access_keys_file(path: Path) -> dict[str, str]:
+    """Access key ID → secret from a file of 'KEY_ID SECRET' or 'KEY_ID:SECRET' lines.
+    Errors name the line, never the secret."""
+    from veil.service import key_problem
+
+    keys = {}
+    for number, line in _key_lines(path):
+        match = _ACCESS_KEY_LINE.fullmatch(line)
+        if match is None or not match[2]:
+            raise OptionError(f"{path} line {number}: no secret after the access key ID")
+        key_id, secret = match[1], match[2]
+        if problem := key_problem(secret):
+            raise OptionError(f"{path} line {number}: the secret of {key_id} {problem}")
+        keys[key_id] = secret
+    return keys
 
 
 @main.command()

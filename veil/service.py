@@ -191,8 +191,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MIN_KEY_LENGTH = 16
+"""The shortest API key or secret key accepted: a blank or short key is a door anyone
+can open (an unset shell variable gives ``--api-key ""``)."""
+
+
+def key_problem(key: str) -> str | None:
+    """What makes ``key`` unfit to be an API key or secret key, or ``None``. Never
+    says the key itself: messages end up in logs."""
+    if not key.strip():
+        return "is empty"
+    if len(key) < MIN_KEY_LENGTH:
+        return f"is too short: use at least {MIN_KEY_LENGTH} characters"
+    if not all("!" <= c <= "~" for c in key):
+        # Printable ASCII without spaces: what survives an HTTP header and a line of a
+        # key file unchanged, so the key given is the key that works.
+        return "has spaces, control or non-ASCII characters"
+    return None
+
+
+def check_keys(opts: ServeOptions) -> None:
+    """Refuse API keys and secret keys that do not keep anyone out."""
+    for key in opts.api_keys:
+        if problem := key_problem(key):
+            raise OptionError(f"an API key (--api-key, --api-keys-file or VEIL_API_KEYS) {problem}")
+    for key_id, secret in (opts.aws_keys or {}).items():
+        if not key_id.strip():
+            raise OptionError("an access key ID is empty")
+        if problem := key_problem(secret):
+            raise OptionError(f"the secret key of access key {key_id} {problem}")
+
+
 def check_listen_address(opts: ServeOptions) -> None:
-    """Refuse to expose an unauthenticated API beyond this machine unless told to."""
+    """Refuse keys that keep no one out, and an unauthenticated API beyond this machine
+    unless told to."""
+    check_keys(opts)
     if is_loopback(opts.host) or opts.insecure:
         return
     if not opts.api_keys:
