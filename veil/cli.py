@@ -301,6 +301,13 @@ _service_options = _option_group(
     help="A file of access keys for the face-detection API, 'KEY_ID SECRET' or 'KEY_ID:SECRET' a line (the secret is the rest of the line; as for --secret-key).",
 )
 @click.option(
+    "--region",
+    envvar="VEIL_REGION",
+    default="us-east-1",
+    show_default=True,
+    help="The region the face-detection API answers for: clients sign for it (boto3's region_name); others get InvalidSignatureException.",
+)
+@click.option(
     "--no-aws-auth",
     is_flag=True,
     help="Accept unsigned face-detection API calls (local use only: refused beyond loopback unless --insecure).",
@@ -326,7 +333,7 @@ _service_options = _option_group(
     "buckets",
     multiple=True,
     callback=lambda _ctx, _param, value: frozenset(value),
-    help="A bucket StartFaceDetection may read besides the input bucket; repeatable.",
+    help="A bucket StartFaceDetection may read besides the input bucket; repeatable. Any other bucket answers InvalidS3ObjectException, as the cloud does for an object it may not read.",
 )
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without API keys.")
 @click.option(
@@ -342,6 +349,7 @@ def serve(
     access_key: str | None,
     secret_key: str | None,
     access_keys_file: Path | None,
+    region: str,
     no_aws_auth: bool,
     notification_webhook: str | None,
     max_face_jobs: int,
@@ -373,6 +381,7 @@ def serve(
             port=port,
             api_keys=frozenset(keys),
             aws_keys=None if no_aws_auth else signing_keys,
+            region=region,
             notification_webhook=notification_webhook,
             max_face_jobs=max_face_jobs,
             rate_limit=rate_limit,

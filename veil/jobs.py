@@ -83,12 +83,15 @@ class JobRequest:
 @dataclass(frozen=True)
 class FaceDetectionRequest(JobRequest):
     """A face-detection job (the cloud API's ``StartFaceDetection``): the object, the
-    bucket the caller named, its ``JobTag``, and the request's identity (the parameters
-    a repeated ``ClientRequestToken`` must match)."""
+    bucket the caller named, its ``JobTag``, the request's identity (the parameters
+    a repeated ``ClientRequestToken`` must match), and who asked."""
 
     bucket: str | None = None
     job_tag: str | None = None
     identity: dict[str, Any] = field(default_factory=dict)
+    caller: str | None = None
+    """The access key that started the job (``"anonymous"`` with signature checks off);
+    the job is visible to it alone."""
 
 
 def job_id_for(input_url: str, key: str, etag: str) -> str:

@@ -145,6 +145,8 @@ class ServeOptions:
     api_keys: frozenset[str] = frozenset()
     aws_keys: dict[str, str] | None = None
     """Access key ID → secret for the face-detection API; None turns its auth off."""
+    region: str = "us-east-1"
+    """The region face-detection API signatures must be scoped to."""
     notification_webhook: str | None = None
     max_face_jobs: int = 20
     rate_limit: float | None = None
@@ -258,6 +260,7 @@ def serve(opts: ServeOptions) -> None:
         poller.start()
     rekognition = RekognitionConfig(
         secrets=opts.aws_keys,
+        region=opts.region,
         notification_webhook=opts.notification_webhook,
         max_face_jobs=opts.max_face_jobs,
         rate_limit=opts.rate_limit,

@@ -1,20 +1,29 @@
-"""The cloud face-detection API, driven only through a real boto3 client over HTTP to a
-real ``veil serve`` on loopback, with SeaweedFS holding the videos."""
+"""The cloud face-detection API, driven through a real boto3 client over HTTP to a real
+``veil serve`` on loopback, with SeaweedFS holding the videos; hostile requests are
+signed by botocore's own signer and then tampered with. Concurrent starts go to the app
+in this process, where threads can race."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import http.server
 import json
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import boto3
 import cv2
+import httpx
 import numpy as np
 import pytest
 from botocore import UNSIGNED
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from servers import SeaweedFS, VeilServer, wait_for
 
@@ -22,6 +31,10 @@ from veil.synthetic import face_visibility
 from veil.video import probe
 
 KEY_ID, SECRET = "AKIDVEILTEST", "veil-test-secret-key"
+# A second key, from --access-keys-file, whose secret holds the file's separator.
+OTHER_ID, OTHER_SECRET = "AKIDVEILOTHER", "other:secret:with:colons"
+REGION = "eu-west-1"
+CONTENT_TYPE = "application/x-amz-json-1.1"
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
@@ -55,6 +68,11 @@ def s3_store(tmp_path_factory, clip):
         s3.create_bucket(Bucket=bucket)
     s3.upload_file(str(clip.path), "rk-videos", "talks/keynote.mp4")
     s3.put_object(Bucket="rk-videos", Key="huge.mp4", Body=b"\0" * 2_100_000)
+    # Buckets veil's own S3 credentials can read: one the operator allows, one not.
+    s3.create_bucket(Bucket="rk-extra")
+    s3.put_object(Bucket="rk-extra", Key="huge.mp4", Body=b"\0" * 2_100_000)
+    s3.create_bucket(Bucket="rk-private")
+    s3.put_object(Bucket="rk-private", Key="payroll.mp4", Body=b"not for the caller")
     yield fs
     fs.stop()
 
@@ -78,13 +96,22 @@ def start_server(tmp_path, fs: SeaweedFS, *extra: str) -> VeilServer:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, s3_store, hook):
+    data = tmp_path_factory.mktemp("rk-serve")
+    keys = data / "access-keys.txt"
+    keys.write_text(f"{OTHER_ID}:{OTHER_SECRET}\n")
     srv = start_server(
-        tmp_path_factory.mktemp("rk-serve"),
+        data,
         s3_store,
         "--access-key",
         KEY_ID,
         "--secret-key",
         SECRET,
+        "--access-keys-file",
+        str(keys),
+        "--region",
+        REGION,
+        "--allow-bucket",
+        "rk-extra",
         "--notification-webhook",
         hook,
     )
@@ -92,11 +119,11 @@ def server(tmp_path_factory, s3_store, hook):
     srv.stop()
 
 
-def client(server: VeilServer, key: str = KEY_ID, secret: str = SECRET, **kw):
+def client(server: VeilServer, key: str = KEY_ID, secret: str = SECRET, region: str = REGION, **kw):
     return boto3.client(
         "rekognition",
         endpoint_url=server.url,
-        region_name="eu-west-1",
+        region_name=region,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         config=kw.pop("config", NO_RETRIES),
@@ -285,6 +312,42 @@ def test_notification_webhook(finished_job):
         ),
         (lambda rk: rk.get_face_detection(JobId="rk-0000"), "ResourceNotFoundException"),
         (lambda rk: rk.get_face_detection(JobId="bad id!"), "InvalidParameterException"),
+        # The service model's patterns end in $, which also matches before a final newline.
+        (
+            lambda rk: rk.start_face_detection(Video=VIDEO, JobTag="tag\n"),
+            "InvalidParameterException",
+        ),
+        (
+            lambda rk: rk.start_face_detection(Video=VIDEO, ClientRequestToken="tok\n"),
+            "InvalidParameterException",
+        ),
+        (lambda rk: rk.get_face_detection(JobId="rk-0000\n"), "InvalidParameterException"),
+        # veil's S3 credentials could read this bucket, but the operator did not allow it.
+        (
+            lambda rk: rk.start_face_detection(
+                Video={"S3Object": {"Bucket": "rk-private", "Name": "payroll.mp4"}}
+            ),
+            "InvalidS3ObjectException",
+        ),
+        (
+            lambda rk: rk.start_face_detection(
+                Video={"S3Object": {"Bucket": "rk-results", "Name": "talks/keynote.mp4"}}
+            ),
+            "InvalidS3ObjectException",
+        ),
+        # --allow-bucket rk-extra: read (and found too large) like the input bucket.
+        (
+            lambda rk: rk.start_face_detection(
+                Video={"S3Object": {"Bucket": "rk-extra", "Name": "huge.mp4"}}
+            ),
+            "VideoTooLargeException",
+        ),
+        (
+            lambda rk: rk.start_face_detection(
+                Video={"S3Object": {"Bucket": "rk-videos", "Name": "n" * 1020 + ".mp4"}}
+            ),
+            "InvalidS3ObjectException",
+        ),
     ],
     ids=[
         "token-format",
@@ -296,12 +359,100 @@ def test_notification_webhook(finished_job):
         "too-large",
         "unknown-job",
         "job-id-format",
+        "job-tag-newline",
+        "token-newline",
+        "job-id-newline",
+        "bucket-not-allowed",
+        "output-bucket",
+        "allowed-bucket",
+        "long-name",
     ],
 )
 def test_modelled_errors(server, call, error):
     rk = client(server)
     with pytest.raises(getattr(rk.exceptions, error)):
         call(rk)
+
+
+def test_jobs_are_private_to_the_key_that_started_them(server, finished_job):
+    other = client(server, key=OTHER_ID, secret=OTHER_SECRET)
+    with pytest.raises(other.exceptions.ResourceNotFoundException) as theirs:
+        other.get_face_detection(JobId=finished_job)
+    with pytest.raises(other.exceptions.ResourceNotFoundException) as nobodys:
+        other.get_face_detection(JobId="rk-0000")
+    # Word for word what a job that does not exist gets: job IDs cannot be probed.
+    message = theirs.value.response["Error"]["Message"]
+    assert message.replace(finished_job, "ID") == nobodys.value.response["Error"][
+        "Message"
+    ].replace("rk-0000", "ID")
+    assert client(server).get_face_detection(JobId=finished_job)["JobStatus"] == "SUCCEEDED"
+
+
+def test_a_signature_for_another_region_is_refused(server):
+    rk = client(server, region="us-east-1")
+    with pytest.raises(ClientError) as info:
+        rk.get_face_detection(JobId="rk-0000")
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidSignatureException"
+    assert error["Message"] == "Credential should be scoped to a valid region, not 'us-east-1'."
+
+
+START = json.dumps({"Video": VIDEO, "JobTag": "hostile"}).encode()
+GET = b'{"JobId": "rk-0000"}'
+
+
+def signed_post(
+    server: VeilServer,
+    body: bytes,
+    *,
+    signed_body: bytes | None = None,
+    content_sha256: str | None = None,
+    signature: bytes | None = None,
+    target: str = "StartFaceDetection",
+) -> httpx.Response:
+    """``POST /`` signed by botocore for ``signed_body`` (default: ``body``) and sent
+    with ``body``; ``content_sha256`` goes in a signed header, ``signature`` replaces
+    the signature's last bytes."""
+    headers = {"X-Amz-Target": f"RekognitionService.{target}", "Content-Type": CONTENT_TYPE}
+    if content_sha256 is not None:
+        headers["X-Amz-Content-SHA256"] = content_sha256
+    request = AWSRequest(
+        method="POST",
+        url=server.url + "/",
+        data=body if signed_body is None else signed_body,
+        headers=headers,
+    )
+    SigV4Auth(Credentials(KEY_ID, SECRET), "rekognition", REGION).add_auth(request)
+    sent = {k.encode(): v.encode() for k, v in request.headers.items()}
+    if signature is not None:
+        sent[b"Authorization"] = sent[b"Authorization"][:-2] + signature
+    return httpx.post(server.url + "/", content=body, headers=sent, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("send", "code"),
+    [
+        # A captured request, its signed body hash kept, replayed with another body.
+        (
+            lambda srv: signed_post(
+                srv, START, signed_body=GET, content_sha256=hashlib.sha256(GET).hexdigest()
+            ),
+            "InvalidSignatureException",
+        ),
+        (
+            lambda srv: signed_post(srv, START, content_sha256="UNSIGNED-PAYLOAD"),
+            "InvalidSignatureException",
+        ),
+        (lambda srv: signed_post(srv, GET, signature=b"\xe9\xff"), "InvalidSignatureException"),
+        (lambda srv: signed_post(srv, b"[" * 100_000), "SerializationException"),
+    ],
+    ids=["replayed-body", "unsigned-payload", "non-ascii-signature", "deep-json"],
+)
+def test_hostile_requests_get_a_modelled_4xx(server, send, code):
+    answer = send(server)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert answer.json() == {"__type": code, "Message": answer.json()["Message"]}
+    assert answer.headers["x-amzn-ErrorType"] == code
 
 
 def test_bad_pagination_token(server, finished_job):
@@ -376,9 +527,77 @@ def test_local_folders_by_bucket_name_and_failed_jobs(tmp_path, clip):
         assert failed["JobStatus"] == "FAILED"
         assert failed["StatusMessage"] == "broken.mp4: not a video (unrecognised file format)"
         assert "Faces" not in failed
-        with pytest.raises(rk.exceptions.InvalidS3ObjectException):
-            rk.start_face_detection(
-                Video={"S3Object": {"Bucket": "elsewhere", "Name": "local.mp4"}}
-            )
+        shutil.copy(clip.path, srv.data / "output" / "local.mp4")
+        for s3_object in (
+            {"Bucket": "elsewhere", "Name": "local.mp4"},
+            {"Bucket": "output", "Name": "local.mp4"},  # only the input, unless allowed
+            {"Bucket": "input", "Name": "n" * 1020 + ".mp4"},  # longer than a file name
+        ):
+            with pytest.raises(rk.exceptions.InvalidS3ObjectException):
+                rk.start_face_detection(Video={"S3Object": s3_object})
     finally:
         srv.stop()
+
+
+@pytest.fixture
+def in_process(tmp_path):
+    """The app in this process on folder stores, its face-detection API unsigned
+    (``--no-aws-auth``) with ``--max-face-jobs 2``; the jobs it started are left to end."""
+    from veil import jobs, service
+    from veil.api import Service, create_app
+    from veil.api.rekognition import RekognitionConfig
+    from veil.service import ServiceConfig
+    from veil.storage import LocalStorage
+
+    folders = {name: tmp_path / name for name in ("input", "output")}
+    for folder in folders.values():
+        folder.mkdir()
+    config = ServiceConfig(
+        input=LocalStorage(folders["input"]),
+        output=LocalStorage(folders["output"]),
+        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
+        work_dir=tmp_path / "work",
+    )
+    service.launch(config)
+    try:
+        yield (
+            folders["input"],
+            create_app(
+                Service(
+                    config=config,
+                    submit=service.submit,
+                    rekognition=RekognitionConfig(secrets=None, max_face_jobs=2),
+                )
+            ),
+        )
+        wait_for(lambda: jobs.count_active("veil.face_detection") == 0, 120, "the jobs to end")
+    finally:
+        service.shutdown()
+
+
+def test_max_face_jobs_holds_under_concurrent_starts(in_process, clip):
+    folder, app = in_process
+    shutil.copy(clip.path, folder / "talk.mp4")
+    body = json.dumps({"Video": {"S3Object": {"Bucket": "input", "Name": "talk.mp4"}}})
+    ready = threading.Barrier(8)
+
+    def start(_: int) -> httpx.Response:
+        async def send() -> httpx.Response:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+                return await http.post(
+                    "/",
+                    content=body,
+                    headers={
+                        "X-Amz-Target": "RekognitionService.StartFaceDetection",
+                        "Content-Type": CONTENT_TYPE,
+                    },
+                )
+
+        ready.wait()  # all eight at once
+        return asyncio.run(send())
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(start, range(8)))
+    outcomes = sorted(a.json().get("__type", "started") for a in answers)
+    assert outcomes == ["LimitExceededException"] * 6 + ["started"] * 2

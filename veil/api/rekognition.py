@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import re
 import tempfile
@@ -31,32 +32,42 @@ from starlette.concurrency import run_in_threadpool
 from veil import jobs
 from veil.api.sigv4 import verify
 from veil.detections import Detections
-from veil.errors import ApiError, InvalidKeyError, ObjectNotFoundError, SignatureError, StorageError
+from veil.errors import ApiError, InvalidKeyError, SignatureError, StorageError
 from veil.face_detection import faces_key
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
 from veil.service import ServiceConfig, submit_face_detection
 from veil.storage import bucket_store
+from veil.storage.buckets import may_read
 
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_RESULTS = 1000
 
+# The service model's patterns, matched with fullmatch: its ``$`` would also let a
+# trailing newline through.
 _PATTERNS = {
-    "ClientRequestToken": (re.compile(r"^[a-zA-Z0-9-_]+$"), 1, 64),
-    "JobTag": (re.compile(r"^[a-zA-Z0-9_.\-:+=/]+$"), 1, 1024),
-    "JobId": (re.compile(r"^[a-zA-Z0-9-_]+$"), 1, 64),
-    "Bucket": (re.compile(r"^[0-9A-Za-z.\-_]*$"), 3, 255),
-    "SNSTopicArn": (re.compile(r"^arn:aws:sns:.*:\w{12}:.+$"), 1, 2048),
-    "RoleArn": (re.compile(r"^arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+$"), 1, 2048),
+    "ClientRequestToken": (re.compile(r"[a-zA-Z0-9-_]+"), 1, 64),
+    "JobTag": (re.compile(r"[a-zA-Z0-9_.\-:+=/]+"), 1, 1024),
+    "JobId": (re.compile(r"[a-zA-Z0-9-_]+"), 1, 64),
+    "Bucket": (re.compile(r"[0-9A-Za-z.\-_]*"), 3, 255),
+    "SNSTopicArn": (re.compile(r"arn:aws:sns:.*:\w{12}:.+"), 1, 2048),
+    "RoleArn": (re.compile(r"arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+"), 1, 2048),
 }
+# What the cloud answers for any object it cannot read: missing, in a bucket it may not
+# read, or refused by the store. One answer for all, so callers cannot probe buckets.
+_UNREADABLE = (
+    "Unable to get object metadata from S3. Check object key, region and/or access permissions."
+)
 
 
 @dataclass
 class RekognitionConfig:
-    """Access keys (access key ID → secret; ``None`` turns signature checks off), where
-    completions are announced for jobs with a ``NotificationChannel``, and limits."""
+    """Access keys (access key ID → secret; ``None`` turns signature checks off), the
+    region signatures must be scoped to, where completions are announced for jobs with a
+    ``NotificationChannel``, and limits."""
 
     secrets: dict[str, str] | None = None
+    region: str = "us-east-1"
     notification_webhook: str | None = None
     max_face_jobs: int = 20
     rate_limit: float | None = None
@@ -64,6 +75,10 @@ class RekognitionConfig:
     """Buckets StartFaceDetection may read besides the service's input bucket."""
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _start_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held from counting the jobs in progress to enqueueing one, so that concurrent
+    starts cannot all see room under ``max_face_jobs``. Only ``veil serve`` serves the
+    API, in one process, so a lock in memory is enough."""
 
     def take_token(self, who: str) -> None:
         """A token bucket per access key: ``rate_limit`` requests a second, bursts of twice that."""
@@ -118,14 +133,14 @@ def _handle(
         operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         try:
             params = json.loads(body or b"{}")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ApiError("SerializationException", "the body is not JSON") from exc
         if not isinstance(params, dict):
             raise ApiError("SerializationException", "the body must be a JSON object")
         if operation == "StartFaceDetection":
             result = _start(service, config, params, caller)
         elif operation == "GetFaceDetection":
-            result = _get(faces_cache, params)
+            result = _get(faces_cache, params, caller)
         else:
             raise ApiError("UnknownOperationException", f"unknown operation {target!r}")
         return JSONResponse(
@@ -160,6 +175,7 @@ def _authenticate(
             headers=headers,
             body=body,
             service="rekognition",
+            region=config.region,
             secrets=config.secrets,
         )
     except SignatureError as exc:
@@ -179,7 +195,7 @@ def _string(
         raise ApiError("InvalidParameterException", f"{name} must be a string")
     if shape in _PATTERNS:
         pattern, low, high = _PATTERNS[shape]
-        if not low <= len(value) <= high or not pattern.match(value):
+        if not low <= len(value) <= high or not pattern.fullmatch(value):
             raise ApiError("InvalidParameterException", f"{name} {value!r} is not a valid {shape}")
     return value
 
@@ -218,47 +234,68 @@ def _start(
     }
 
     job_id = jobs.face_detection_job_id(caller, token)
-    existing = jobs.find(job_id, FACE_DETECTION_WORKFLOW) if token else None
-    if existing is not None:
-        if workflow_request(existing).get("identity") != identity:
-            raise ApiError(
-                "IdempotentParameterMismatchException",
-                "ClientRequestToken was already used with different parameters",
-            )
+    if token and _started(job_id, identity):
         return {"JobId": job_id}
-
-    if jobs.count_active(FACE_DETECTION_WORKFLOW) >= config.max_face_jobs:
-        raise ApiError(
-            "LimitExceededException",
-            f"{config.max_face_jobs} face detection jobs are already in progress",
-        )
+    if not may_read(bucket, name, service.input, config.buckets):
+        # Answered as the cloud answers for an object it may not read (not
+        # AccessDeniedException, which there means the caller's own rights): boto3 users
+        # already handle it, and it tells nothing about which buckets exist.
+        raise ApiError("InvalidS3ObjectException", _UNREADABLE)
     try:
-        store = bucket_store(bucket, service.input, service.output)
-        info = store.stat(name)
-    except (ObjectNotFoundError, InvalidKeyError) as exc:
-        raise ApiError(
-            "InvalidS3ObjectException", f"unable to get object metadata from S3: {exc}"
-        ) from exc
+        info = bucket_store(bucket, service.input, service.output).stat(name)
+    except InvalidKeyError as exc:
+        raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
     except StorageError as exc:
+        if _named_wrong(exc):
+            raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
         raise ApiError("InternalServerError", str(exc), 500) from exc
     if info.size > service.max_bytes:
         raise ApiError(
             "VideoTooLargeException",
             f"{name} is {info.size:,} bytes; the limit is {service.max_bytes:,}",
         )
-    submit_face_detection(
-        job_id,
-        FaceDetectionRequest(
-            key=name,
-            etag=info.etag,
-            size=info.size,
-            webhook_url=config.notification_webhook if channel else None,
-            bucket=bucket,
-            job_tag=job_tag,
-            identity=identity,
-        ),
+    request = FaceDetectionRequest(
+        key=name,
+        etag=info.etag,
+        size=info.size,
+        webhook_url=config.notification_webhook if channel else None,
+        bucket=bucket,
+        job_tag=job_tag,
+        identity=identity,
+        caller=caller,
     )
+    with config._start_lock:
+        if token and _started(job_id, identity):  # the same token, sent twice at once
+            return {"JobId": job_id}
+        if jobs.count_active(FACE_DETECTION_WORKFLOW) >= config.max_face_jobs:
+            raise ApiError(
+                "LimitExceededException",
+                f"{config.max_face_jobs} face detection jobs are already in progress",
+            )
+        submit_face_detection(job_id, request)
     return {"JobId": job_id}
+
+
+def _started(job_id: str, identity: dict[str, Any]) -> bool:
+    """Whether job ``job_id`` exists; an ``ApiError`` if it was started with other
+    parameters than ``identity``."""
+    existing = jobs.find(job_id, FACE_DETECTION_WORKFLOW)
+    if existing is None:
+        return False
+    if workflow_request(existing).get("identity") != identity:
+        raise ApiError(
+            "IdempotentParameterMismatchException",
+            "ClientRequestToken was already used with different parameters",
+        )
+    return True
+
+
+def _named_wrong(exc: StorageError) -> bool:
+    """Whether reading failed because of the object the caller named rather than the
+    store: missing, refused for good (S3's AccessDenied), or a name the store cannot
+    hold (a folder store's file names stop at 255 bytes)."""
+    cause = exc.__cause__
+    return not exc.transient or (isinstance(cause, OSError) and cause.errno == errno.ENAMETOOLONG)
 
 
 def _page_token(job_id: str, offset: int) -> str:
@@ -276,7 +313,7 @@ def _page_offset(job_id: str, token: str) -> int:
         raise ApiError("InvalidPaginationTokenException", "Invalid Token") from exc
 
 
-def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
+def _get(faces_cache: _FacesCache, params: dict[str, Any], caller: str) -> dict[str, Any]:
     job_id = _string(params, "JobId", required=True, shape="JobId")
     assert job_id is not None
     max_results = params.get("MaxResults", MAX_RESULTS)
@@ -288,9 +325,11 @@ def _get(faces_cache: _FacesCache, params: dict[str, Any]) -> dict[str, Any]:
         raise ApiError("InvalidParameterException", "NextToken is too long")
 
     status = jobs.find(job_id, FACE_DETECTION_WORKFLOW)
-    if status is None:
+    request = workflow_request(status) if status is not None else {}
+    # A job belongs to the access key that started it: to any other it does not exist,
+    # in the same words, so job IDs cannot be probed either.
+    if status is None or request.get("caller") != caller:
         raise ApiError("ResourceNotFoundException", f"no face detection job {job_id}")
-    request = workflow_request(status)
     identity = request.get("identity") or {}
     response: dict[str, Any] = {"JobId": job_id, "Video": identity.get("Video", {})}
     if request.get("job_tag"):

@@ -1,8 +1,10 @@
 """Verifying AWS Signature Version 4 on incoming requests, as the cloud services do.
 
 Only what SDK clients send is supported: the ``Authorization`` header form (not
-presigned query strings), with the payload hash computed from the body when the
-``x-amz-content-sha256`` header is absent.
+presigned query strings) over the body's own SHA-256. The body is always hashed here:
+an ``x-amz-content-sha256`` header only has to agree with it, so a captured request
+cannot carry another body, and ``UNSIGNED-PAYLOAD`` (which signs no body at all) is
+refused. botocore sends neither for JSON services such as the face-detection API.
 """
 
 from __future__ import annotations
@@ -46,13 +48,14 @@ def verify(
     headers: Mapping[str, str],
     body: bytes,
     service: str,
+    region: str,
     secrets: Mapping[str, str],
     now: dt.datetime | None = None,
 ) -> str:
     """The access key that signed the request; ``SignatureError`` if none did.
 
     ``headers`` must be case-insensitive (as Starlette's are); ``secrets`` maps access
-    key IDs to secret keys.
+    key IDs to secret keys; a signature scoped to another ``region`` is refused.
     """
     auth = headers.get("authorization")
     if not auth:
@@ -65,7 +68,7 @@ def verify(
         name, _, value = item.strip().partition("=")
         fields[name] = value
     try:
-        access_key, date, region, scope_service, terminal = fields["Credential"].split("/")
+        access_key, date, scope_region, scope_service, terminal = fields["Credential"].split("/")
         signed_headers = fields["SignedHeaders"].split(";")
         signature = fields["Signature"]
     except (KeyError, ValueError) as exc:
@@ -78,6 +81,11 @@ def verify(
         )
     if scope_service != service or terminal != "aws4_request":
         raise SignatureError("InvalidSignatureException", f"credential scope is not for {service}")
+    if scope_region != region:  # the cloud's words, so a misconfigured client is recognised
+        raise SignatureError(
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region, not '{scope_region}'.",
+        )
     amz_date = headers.get("x-amz-date", "")
     try:
         when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
@@ -90,7 +98,15 @@ def verify(
         raise SignatureError("InvalidSignatureException", "Signature expired or dated wrongly")
     if "host" not in signed_headers:
         raise SignatureError("InvalidSignatureException", "the Host header must be signed")
-    payload_hash = headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest()
+    payload_hash = hashlib.sha256(body).hexdigest()
+    claimed = headers.get("x-amz-content-sha256")
+    if claimed is not None and claimed != payload_hash:
+        raise SignatureError(
+            "InvalidSignatureException",
+            "UNSIGNED-PAYLOAD is not accepted: sign the body"
+            if claimed == "UNSIGNED-PAYLOAD"
+            else "The provided x-amz-content-sha256 header does not match the body received.",
+        )
     canonical_headers = "".join(
         f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed_headers
     )
@@ -113,7 +129,8 @@ def verify(
         string_to_sign.encode(),
         hashlib.sha256,
     ).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise SignatureError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
