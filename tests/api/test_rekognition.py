@@ -10,6 +10,7 @@ import hashlib
 import http.server
 import json
 import shutil
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
@@ -453,6 +454,42 @@ def test_hostile_requests_get_a_modelled_4xx(server, send, code):
     assert 400 <= answer.status_code < 500, answer.text
     assert answer.json() == {"__type": code, "Message": answer.json()["Message"]}
     assert answer.headers["x-amzn-ErrorType"] == code
+
+
+def _answer_to_headers_only(server: VeilServer, headers: dict[str, str]) -> bytes:
+    """Send a ``POST /`` that announces a 200 KB body and sends none of it: only an
+    answer given from the headers alone can arrive."""
+    lines = ["POST / HTTP/1.1", f"Host: 127.0.0.1:{server.port}", "Content-Length: 200000"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return sock.recv(65536)
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "MissingAuthenticationTokenException"),
+        (
+            {
+                "Authorization": "AWS4-HMAC-SHA256 Credential=AKIDUNKNOWN/20261126/eu-west-1/"
+                "rekognition/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"
+            },
+            "UnrecognizedClientException",
+        ),
+    ],
+    ids=["unsigned", "unknown-key"],
+)
+def test_unknown_callers_are_refused_before_the_body_is_read(server, headers, code):
+    answer = _answer_to_headers_only(server, {"X-Amz-Target": "x", **headers})
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:100]
+    assert code.encode() in answer
+
+
+def test_oversized_bodies_are_refused_in_the_api_shape(server):
+    answer = signed_post(server, b'{"JobId": "' + b"x" * 300_000 + b'"}', target="GetFaceDetection")
+    assert answer.status_code == 413
+    assert answer.headers["x-amzn-ErrorType"] == answer.json()["__type"]
 
 
 def test_bad_pagination_token(server, finished_job):

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from veil import jobs
-from veil.api.sigv4 import verify
+from veil.api.sigv4 import check_headers, verify
 from veil.detections import Detections
 from veil.errors import ApiError, InvalidKeyError, SignatureError, StorageError
 from veil.face_detection import faces_key
@@ -101,8 +101,15 @@ def install(app: FastAPI, service: ServiceConfig, config: RekognitionConfig) -> 
 
     @app.post("/", include_in_schema=False)
     async def rekognition(request: Request) -> Response:
-        body = await request.body()
         headers = {k.lower(): v for k, v in request.headers.items()}
+        request_id = str(uuid.uuid4())
+        try:
+            # The headers first: a caller without a valid key is refused before its body
+            # (capped by veil.api.guard) is read.
+            _authenticate(config, request.url.path, request.url.query, headers, None)
+        except ApiError as exc:
+            return _error(exc, request_id)
+        body = await request.body()
         # Submitting and reading jobs talk to the database synchronously: off the event loop.
         return await run_in_threadpool(
             _handle,
@@ -113,6 +120,7 @@ def install(app: FastAPI, service: ServiceConfig, config: RekognitionConfig) -> 
             request.url.query,
             headers,
             body,
+            request_id,
         )
 
 
@@ -124,8 +132,8 @@ def _handle(
     query: str,
     headers: dict[str, str],
     body: bytes,
+    request_id: str,
 ) -> Response:
-    request_id = str(uuid.uuid4())
     try:
         caller = _authenticate(config, path, query, headers, body)
         config.take_token(caller)
@@ -149,17 +157,24 @@ def _handle(
     except (ApiError, StorageError) as exc:
         if isinstance(exc, StorageError):  # the job database or a store failed
             exc = ApiError("InternalServerError", str(exc), 500)
-        return JSONResponse(
-            {"__type": exc.code, "Message": str(exc)},
-            status_code=exc.status,
-            media_type=CONTENT_TYPE,
-            headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
-        )
+        return _error(exc, request_id)
+
+
+def _error(exc: ApiError, request_id: str) -> Response:
+    """An error as SDK clients parse it: ``__type`` in the body and the header."""
+    return JSONResponse(
+        {"__type": exc.code, "Message": str(exc)},
+        status_code=exc.status,
+        media_type=CONTENT_TYPE,
+        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
+    )
 
 
 def _authenticate(
-    config: RekognitionConfig, path: str, query: str, headers: dict[str, str], body: bytes
+    config: RekognitionConfig, path: str, query: str, headers: dict[str, str], body: bytes | None
 ) -> str:
+    """The calling access key; ``ApiError`` if the request is not signed by one. Without
+    ``body``, only what the headers prove (``sigv4.check_headers``)."""
     if config.secrets is None:
         return "anonymous"
     if not config.secrets:
@@ -168,6 +183,10 @@ def _authenticate(
             "no access keys are configured: start veil serve with --access-key and --secret-key",
         )
     try:
+        if body is None:
+            return check_headers(
+                headers=headers, service="rekognition", region=config.region, secrets=config.secrets
+            ).access_key
         return verify(
             method="POST",
             path=path,

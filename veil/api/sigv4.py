@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote
 
 from veil.errors import SignatureError
@@ -40,23 +41,29 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in pairs)
 
 
-def verify(
+@dataclass(frozen=True)
+class Authorization:
+    """What a request's ``Authorization`` and ``X-Amz-Date`` headers claim."""
+
+    access_key: str
+    date: str
+    amz_date: str
+    signed_headers: list[str]
+    signature: str
+
+
+def check_headers(
     *,
-    method: str,
-    path: str,
-    query: str,
     headers: Mapping[str, str],
-    body: bytes,
     service: str,
     region: str,
     secrets: Mapping[str, str],
     now: dt.datetime | None = None,
-) -> str:
-    """The access key that signed the request; ``SignatureError`` if none did.
-
-    ``headers`` must be case-insensitive (as Starlette's are); ``secrets`` maps access
-    key IDs to secret keys; a signature scoped to another ``region`` is refused.
-    """
+) -> Authorization:
+    """Everything the headers alone can prove wrong: no or malformed ``Authorization``,
+    an unknown access key, another service or region, a stale date. Checked before the
+    body is read, so a caller without a valid key costs the server no more than this;
+    ``SignatureError`` otherwise."""
     auth = headers.get("authorization")
     if not auth:
         raise SignatureError("MissingAuthenticationTokenException", "Missing Authentication Token")
@@ -98,6 +105,29 @@ def verify(
         raise SignatureError("InvalidSignatureException", "Signature expired or dated wrongly")
     if "host" not in signed_headers:
         raise SignatureError("InvalidSignatureException", "the Host header must be signed")
+    return Authorization(access_key, date, amz_date, signed_headers, signature)
+
+
+def verify(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    service: str,
+    region: str,
+    secrets: Mapping[str, str],
+    now: dt.datetime | None = None,
+) -> str:
+    """The access key that signed the request; ``SignatureError`` if none did.
+
+    ``headers`` must be case-insensitive (as Starlette's are); ``secrets`` maps access
+    key IDs to secret keys; a signature scoped to another ``region`` is refused.
+    """
+    auth = check_headers(headers=headers, service=service, region=region, secrets=secrets, now=now)
+    access_key, date, amz_date = auth.access_key, auth.date, auth.amz_date
+    signed_headers, signature = auth.signed_headers, auth.signature
     payload_hash = hashlib.sha256(body).hexdigest()
     claimed = headers.get("x-amz-content-sha256")
     if claimed is not None and claimed != payload_hash:
