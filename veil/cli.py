@@ -335,6 +335,13 @@ _service_options = _option_group(
     callback=lambda _ctx, _param, value: frozenset(value),
     help="A bucket StartFaceDetection may read besides the input bucket; repeatable. Any other bucket answers InvalidS3ObjectException, as the cloud does for an object it may not read.",
 )
+@click.option(
+    "--public-host",
+    "public_hosts",
+    multiple=True,
+    callback=lambda _ctx, _param, value: frozenset(h.lower() for h in value),
+    help="A name clients reach the service by (the Host header), besides addresses, localhost and this machine's name; repeatable. Other names are refused (DNS rebinding).",
+)
 @click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without API keys.")
 @click.option(
     "--poll-interval",
@@ -355,6 +362,7 @@ def serve(
     max_face_jobs: int,
     rate_limit: float | None,
     buckets: frozenset[str],
+    public_hosts: frozenset[str],
     insecure: bool,
     poll_interval: float | None,
     **service: Any,
@@ -386,6 +394,7 @@ def serve(
             max_face_jobs=max_face_jobs,
             rate_limit=rate_limit,
             buckets=buckets,
+            public_hosts=public_hosts,
             insecure=insecure,
             poll_interval=poll_interval,
         )

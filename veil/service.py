@@ -152,6 +152,8 @@ class ServeOptions:
     rate_limit: float | None = None
     buckets: frozenset[str] = frozenset()
     """Buckets the face-detection API may read besides the input bucket."""
+    public_hosts: frozenset[str] = frozenset()
+    """Names clients reach the API by (``Host``), besides addresses and ``localhost``."""
     insecure: bool = False
     poll_interval: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
@@ -242,6 +244,15 @@ def check_listen_address(opts: ServeOptions) -> None:
         )
 
 
+def host_names(opts: ServeOptions) -> frozenset[str]:
+    """The names (``Host``) the API answers to: those given, the listen address when it
+    is a name, and this machine's name when listening beyond loopback."""
+    from veil.api.guard import machine_names
+
+    names = opts.public_hosts | {opts.host.lower()}
+    return names if is_loopback(opts.host) else names | machine_names()
+
+
 def serve(opts: ServeOptions) -> None:
     import uvicorn
 
@@ -267,7 +278,13 @@ def serve(opts: ServeOptions) -> None:
         buckets=opts.buckets,
     )
     app = create_app(
-        Service(config=config, submit=submit, api_keys=opts.api_keys, rekognition=rekognition)
+        Service(
+            config=config,
+            submit=submit,
+            api_keys=opts.api_keys,
+            host_names=host_names(opts),
+            rekognition=rekognition,
+        )
     )
     log.warning(
         "veil serve: %s -> %s, jobs in %s, API on http://%s:%d",

@@ -60,6 +60,8 @@ def keyed(tmp_path_factory):
 def open_server(tmp_path_factory):
     server = VeilServer(
         tmp_path_factory.mktemp("open") / "data",
+        "--public-host",
+        "Veil.Example.test",
         "--max-size",
         str(MAX_SIZE),
         "--poll-interval",
@@ -170,7 +172,9 @@ def test_foreign_host_names_are_refused(open_server, host):
     assert files_in(open_server.data / "input") == before
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+@pytest.mark.parametrize(
+    "host", ["localhost", "127.0.0.1", "[::1]", "veil.example.test", "VEIL.example.TEST"]
+)
 def test_own_host_names_are_served(open_server, host):
     r = httpx.get(f"{open_server.url}/api/jobs", headers={"Host": f"{host}:{open_server.port}"})
     assert r.status_code == 200
