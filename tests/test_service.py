@@ -67,6 +67,11 @@ def test_folder_drop_gives_anonymized_video(local_server, clip):
         == (outbox / "party.mp4").read_bytes()
     )
     assert local_server.get(f"/api/jobs/{job['id']}/faces").json()["Faces"]
+    # The console shows the job happen, one line per event.
+    events = [
+        line.split("  ", 2)[1] for line in local_server.log().splitlines() if job["id"] in line
+    ]
+    assert events == ["queued", *STEPS, "SUCCEEDED"], local_server.log()
 
 
 def decoded_frames(path: Path) -> list:

@@ -33,6 +33,18 @@ from veil.triggers import Poller
 from veil.video import MAX_INPUT_BYTES
 
 log = logging.getLogger("veil.service")
+events = logging.getLogger("veil.jobs")
+
+
+def show_job_events() -> None:
+    """Print one line per job event (``veil.jobs``: queued, each step, how it ended) on
+    the console of ``veil serve`` and ``veil worker``, so an operator sees work happen."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    events.addHandler(handler)
+    events.setLevel(logging.INFO)
+    events.propagate = False
+
 
 QUEUE_NAME = "veil-jobs"
 
@@ -118,6 +130,7 @@ def submit(request: JobRequest) -> str:
     job_id = job_id_for(runtime().config.input.url, request.key, request.etag)
     with database_errors(), SetWorkflowID(job_id):
         runtime().queue.enqueue(anonymize, request.to_dict())
+    events.info("%s  queued  %s", job_id, request.key)
     return job_id
 
 
@@ -129,6 +142,7 @@ def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
 
     with database_errors(), SetWorkflowID(job_id):
         runtime().queue.enqueue(face_detection, request.to_dict())
+    events.info("%s  queued  %s (face detection)", job_id, request.key)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -261,6 +275,7 @@ def serve(opts: ServeOptions) -> None:
 
     check_listen_address(opts)
     config = service_config(opts)
+    show_job_events()
     launch(config)
     interval = opts.poll_interval
     if interval is None:
@@ -309,6 +324,7 @@ def work(opts: ServeOptions) -> None:
             "veil worker needs --database postgresql://...: a SQLite file serves one process, "
             "so extra workers can only share jobs through PostgreSQL"
         )
+    show_job_events()
     launch(service_config(opts))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
