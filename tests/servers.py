@@ -273,9 +273,12 @@ class PostgreSQL:
 class VeilWorker:
     """``veil worker`` in its own process."""
 
-    def __init__(self, data: Path, *args: str) -> None:
+    def __init__(self, data: Path, *args: str, worker_id: str | None = None) -> None:
         self.data = data
-        self.args = [sys.executable, "-m", "veil.cli", "worker", "--data", str(data), *args]
+        self.worker_id = worker_id
+        """Its ID in the job database, where the test chose one."""
+        more = ["--worker-id", worker_id] if worker_id else []
+        self.args = [sys.executable, "-m", "veil.cli", "worker", "--data", str(data), *args, *more]
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> VeilWorker:
@@ -286,6 +289,15 @@ class VeilWorker:
             )
         return self
 
+    def log(self) -> str:
+        return (self.data / "worker.log").read_text(errors="replace")
+
     def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc, signal.SIGTERM, 15.0)
+
+    def kill(self) -> None:
+        """``kill -9``: no chance to tidy up or to say goodbye."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from veil import heartbeats
 from veil.errors import OptionError
 from veil.jobs import (
     FaceDetectionRequest,
@@ -65,6 +66,11 @@ class ServiceConfig:
     webhook_hosts: frozenset[str] = frozenset()
     """Hosts a webhook may reach even on a loopback, private or link-local address."""
     blur: BlurOptions = field(default_factory=BlurOptions)
+    heartbeat_interval: float = heartbeats.INTERVAL
+    """Seconds between this process's heartbeats in the job database."""
+    heartbeat_timeout: float = heartbeats.TIMEOUT
+    """Seconds of silence after which a live process takes another for dead and hands
+    its running jobs back to the queue (``veil.heartbeats``)."""
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,8 @@ def runtime() -> Runtime:
 
 
 def launch(config: ServiceConfig) -> Runtime:
-    """Start DBOS on the service's database, recover unfinished jobs and start workers."""
+    """Start DBOS on the service's database, recover unfinished jobs, start workers and
+    the heartbeats through which live processes recover dead ones' jobs."""
     from dbos import DBOS
 
     # The workflows register themselves with DBOS when imported; before launch they must.
@@ -96,6 +103,15 @@ def launch(config: ServiceConfig) -> Runtime:
 
     config.work_dir.mkdir(parents=True, exist_ok=True)
     progress = ProgressStore(config.database_url)
+    # Alive before DBOS may hand this process a job: nobody takes it for dead meanwhile.
+    beats = heartbeats.Heartbeats(
+        config.database_url,
+        config.worker_id,
+        interval=config.heartbeat_interval,
+        timeout=config.heartbeat_timeout,
+        work_dir=config.work_dir,
+    )
+    beats.beat()
     DBOS(
         config={
             "name": "veil",
@@ -111,12 +127,14 @@ def launch(config: ServiceConfig) -> Runtime:
         QUEUE_NAME, worker_concurrency=config.workers, polling_interval_sec=0.5
     )
     _running[-1] = Runtime(config, progress, queue)
+    beats.start()
     return _running[-1]
 
 
 def shutdown() -> None:
     from dbos import DBOS
 
+    heartbeats.stop()  # first: its watch asks DBOS, which is going
     DBOS.destroy(workflow_completion_timeout_sec=0)
     _running.clear()
 
