@@ -84,12 +84,7 @@ class Heartbeats:
             # The writer's clock, for people reading the table; liveness is judged on beats.
             sa.Column("beat_at", sa.Float, nullable=False),
         )
-        try:
-            self.table.metadata.create_all(self.engine)
-        except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-            # Processes starting together on a new database: PostgreSQL lets only one of
-            # two concurrent CREATE TABLEs succeed; the other finds the table now.
-            self.table.metadata.create_all(self.engine)
+        jobs.create_tables(self.table.metadata, self.engine)
         self._seen: dict[str, tuple[int, float]] = {}
         """Executor → (its count, when this process saw that count first, monotonic)."""
         self._beaten = False

@@ -301,6 +301,16 @@ def step_records(steps: Sequence[Mapping[str, Any]]) -> list[StepRecord]:
     return records
 
 
+def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
+    """Create veil's own tables beside DBOS's, if missing. Processes starting together on
+    a new PostgreSQL database race: only one of two concurrent CREATE TABLEs succeeds
+    (the other fails on the catalogue's unique index) and the loser then finds it."""
+    try:
+        metadata.create_all(engine)
+    except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+        metadata.create_all(engine)
+
+
 class ProgressStore:
     """Frames done per job, shared by every process through the job database.
 
@@ -319,7 +329,7 @@ class ProgressStore:
             sa.Column("duration", sa.Float, nullable=True),
             sa.Column("updated_at", sa.Float),
         )
-        self.table.metadata.create_all(self.engine)
+        create_tables(self.table.metadata, self.engine)
         self._last: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
