@@ -50,6 +50,13 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
     mkv.unlink()
     import av
     import numpy as np
+    from PIL import Image
+
+    # Still pictures renamed as videos: FFmpeg would read each as a one-frame video.
+    picture = Image.fromarray(np.full((48, 64, 3), 128, np.uint8))
+    files["jpeg"], files["png"] = folder / "photo.mp4", folder / "scan.mov"
+    picture.save(files["jpeg"], format="JPEG")
+    picture.save(files["png"], format="PNG")
 
     with av.open(str(files["audio_only"]), "w") as out:
         s = out.add_stream("aac", rate=48000)
@@ -73,6 +80,8 @@ def make_bad_inputs(folder: Path, clip: Path) -> dict[str, Path]:
         ("audio_only", "not a video (no video stream)"),
         ("unknown_codec", "unsupported video codec (unknown to FFmpeg)"),
         ("truncated_mkv", "truncated video: frames stop at"),
+        ("jpeg", "a still JPEG picture, not a video"),
+        ("png", "a still PNG picture, not a video"),
     ],
 )
 def test_bad_input_one_clear_line(clip, tmp_path, case, message):

@@ -197,7 +197,7 @@ def _open_input(path: Path) -> Any:
     if size == 0:
         raise NotAVideoError(path, "empty file (0 bytes)")
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), metadata_errors="ignore")
     except PermissionError as exc:
         raise InputAccessError(path, "permission denied") from exc
     except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:
@@ -207,6 +207,13 @@ def _open_input(path: Path) -> Any:
                 path, f"corrupt or truncated {kind} file (cannot read its header or index)"
             ) from exc
         raise NotAVideoError(path, "not a video (unrecognised file format)") from exc
+    kind = container.format.name
+    if kind.endswith("_pipe") or kind == "image2":
+        # FFmpeg reads a picture as a one-frame video; whatever its name says, it is not one.
+        container.close()
+        image = kind.removesuffix("_pipe").upper() if kind != "image2" else "image"
+        raise NotAVideoError(path, f"a still {image} picture, not a video")
+    return container
 
 
 def _container_signature(path: Path) -> str | None:
