@@ -303,3 +303,18 @@ def test_serve_refuses_keys_that_keep_no_one_out(tmp_path, args, env, file, mess
     for secret in ("short:secret", "short-key", LONG_KEY):  # keys never reach the logs
         assert secret not in result.stderr
     assert not (tmp_path / "data").exists()  # refused before anything started
+
+
+def test_names_at_the_file_system_limit(clip, tmp_path):
+    """255-byte names: the temporary output and the default output name must fit too."""
+    src = tmp_path / ("é" * 124 + "abc.mp4")  # 124 two-byte characters + 7 bytes
+    assert len(src.name.encode()) == 255
+    src.write_bytes(clip.path.read_bytes())
+    out = tmp_path / "out" / ("o" * 251 + ".mp4")
+    out.parent.mkdir()
+    assert invoke("blur", src, "-o", out, "-q").exit_code == 0
+    assert out.stat().st_size > 0
+    assert invoke("blur", src, "-q").exit_code == 0
+    (default,) = [p for p in tmp_path.iterdir() if ".blurred" in p.name]
+    assert len(default.name.encode()) <= 255 and default.name.endswith(".blurred.mp4")
+    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]

@@ -511,10 +511,7 @@ def _options(opts: dict[str, Any]) -> BlurOptions:
 def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Path, Path]]:
     """(input, output) pairs: one file, or every video in a folder."""
     if not input_path.is_dir():
-        yield (
-            input_path,
-            output or input_path.with_name(f"{input_path.stem}{tag}{input_path.suffix}"),
-        )
+        yield input_path, output or _tagged(input_path, tag)
         return
     if output is not None and output.exists() and not output.is_dir():
         raise click.UsageError(f"{output}: INPUT is a folder, so -o must be a folder")
@@ -528,7 +525,20 @@ def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Pat
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
     for src in videos:
-        yield src, (output / src.name) if output else src.with_name(f"{src.stem}{tag}{src.suffix}")
+        yield src, (output / src.name) if output else _tagged(src, tag)
+
+
+NAME_MAX = 255
+"""Bytes in a file name on the file systems veil runs on."""
+
+
+def _tagged(src: Path, tag: str) -> Path:
+    """``src`` with ``tag`` before its suffix, the stem shortened if the name would pass
+    the file system's limit (a name already at the limit has no room for the tag)."""
+    stem = src.stem
+    while len(f"{stem}{tag}{src.suffix}".encode()) > NAME_MAX:
+        stem = stem[:-1]
+    return src.with_name(f"{stem}{tag}{src.suffix}")
 
 
 def _faces_path(faces_out: Path | None, src: Path, many: bool) -> Path | None:

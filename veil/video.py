@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import struct
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -406,8 +407,9 @@ class VideoWriter:
     def __init__(self, path: str | Path, reader: VideoReader, options: EncodeOptions) -> None:
         self.path = Path(path)
         self._info = reader.info
+        # Not named after the output: a name at the file system's limit has no room for more.
         self._tmp = self.path.with_name(
-            f".{self.path.stem}.veil-{os.getpid()}.part{self.path.suffix}"
+            f".veil-{os.getpid()}-{uuid.uuid4().hex[:8]}.part{self.path.suffix}"
         )
         container_name = _CONTAINER_BY_EXT.get(self.path.suffix.lower())
         if container_name is None:
