@@ -47,7 +47,7 @@ MAX_INPUT_BYTES = 10 * 1024**3
 """Bytes: the largest input ``veil serve`` accepts by default (``--max-size``), as the
 cloud API does."""
 
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts")
 
 # Output video codec per container; veil writes the same container it reads.
 # AVI stores no presentation times and H.264 in AVI comes back shifted by a frame, so
@@ -75,6 +75,7 @@ _AUDIO_CODECS = {
     "mov": ("aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_s16be"),
     "webm": ("opus", "vorbis"),
     "avi": ("mp3", "ac3", "pcm_s16le", "aac"),
+    "mpegts": ("aac", "mp3", "mp2", "ac3", "eac3", "opus"),
 }
 _CONTAINER_BY_EXT = {
     ".mp4": "mp4",
@@ -83,11 +84,19 @@ _CONTAINER_BY_EXT = {
     ".mkv": "matroska",
     ".webm": "webm",
     ".avi": "avi",
+    # Camcorder and broadcast files: MPEG transport streams; .mts and .m2ts are the
+    # Blu-ray/AVCHD flavour, with a 4-byte timestamp before each 188-byte packet.
+    ".ts": "mpegts",
+    ".mts": "mpegts",
+    ".m2ts": "mpegts",
 }
+_M2TS_EXTENSIONS = (".mts", ".m2ts")
 _SIGNATURES = (
     (4, b"ftyp", "MP4/MOV"),
     (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
     (8, b"AVI ", "AVI"),
+    (0, b"\x47", "MPEG-TS"),
+    (4, b"\x47", "M2TS"),
 )
 
 
@@ -416,8 +425,18 @@ class VideoWriter:
             raise OutputError(
                 self.path, f"unsupported output extension; use one of {', '.join(VIDEO_EXTENSIONS)}"
             )
+        container_options = {}
+        if container_name == "mpegts":
+            # Timestamps as they were, even before zero: a transport stream's clock wraps
+            # (every 26.5 hours), and a stream cut just before a wrap reads back with
+            # negative times, which the muxer would otherwise shift.
+            container_options["avoid_negative_ts"] = "disabled"
+            if self.path.suffix.lower() in _M2TS_EXTENSIONS:
+                container_options["mpegts_m2ts_mode"] = "1"
         try:
-            self._container = av.open(str(self._tmp), "w", format=container_name)
+            self._container = av.open(
+                str(self._tmp), "w", format=container_name, options=container_options
+            )
         except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(self.path, f"cannot write here ({_reason(exc)})") from exc
         self._committed = False
