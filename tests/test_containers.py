@@ -62,3 +62,24 @@ def test_transport_stream_whose_clock_wraps(tmp_path):
     assert len(times) == 60 and times[0] < 0 < times[-1]  # read across the wrap
     blur(src, tmp_path / "out.ts")
     assert frame_times(tmp_path / "out.ts") == times
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mov", ".mkv"])
+def test_non_square_pixels_keep_their_display_shape(tmp_path, suffix):
+    """427x240 coded, shown 4:3 (320x240) by players: the output must show the same."""
+    src = tmp_path / f"anamorphic{suffix}"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 427, 240, "yuv444p"
+        stream.codec_context.sample_aspect_ratio = Fraction(320, 427)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((240, 427, 3), i * 20, np.uint8), "rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    out_path = tmp_path / f"out{suffix}"
+    blur(src, out_path)
+    with av.open(str(out_path)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (427, 240)
+        assert video.display_aspect_ratio == Fraction(4, 3)

@@ -459,6 +459,12 @@ class VideoWriter:
         stream = cast(av.video.stream.VideoStream, self._container.add_stream(codec, rate=rate))
         coded_w, coded_h = src.codec_context.width, src.codec_context.height
         stream.width, stream.height = coded_w, coded_h
+        # Non-square pixels (anamorphic DV, some phones' and broadcast files) display at
+        # another shape than coded: keep the ratio, or players show the output distorted.
+        aspect = src.sample_aspect_ratio or src.codec_context.sample_aspect_ratio
+        if aspect and aspect != 1:
+            stream.codec_context.sample_aspect_ratio = aspect
+            stream.sample_aspect_ratio = aspect  # the container's copy (Matroska's display size)
         pix_fmt = _FULL_RANGE_ALIASES.get(info.pix_fmt, info.pix_fmt)
         if codec != _DEFAULT_VIDEO_CODEC or pix_fmt not in _X264_PIX_FMTS:
             pix_fmt = "yuv420p"
