@@ -83,3 +83,66 @@ def test_non_square_pixels_keep_their_display_shape(tmp_path, suffix):
         video = container.streams.video[0]
         assert (video.codec_context.width, video.codec_context.height) == (427, 240)
         assert video.display_aspect_ratio == Fraction(4, 3)
+
+
+HLG = {"color_primaries": 9, "color_trc": 18, "colorspace": 9}  # BT.2020, ARIB STD-B67
+PQ = {"color_primaries": 9, "color_trc": 16, "colorspace": 9}  # BT.2020, SMPTE ST 2084
+
+
+def phone_clip(path: Path, encoder: str, pix_fmt: str, colour: dict[str, int]) -> Path:
+    """What phones record by default: 10-bit video with an HDR colour description."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(encoder, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 128, 96, pix_fmt
+        for name, value in colour.items():
+            setattr(stream.codec_context, name, value)
+        if encoder == "libx265":
+            stream.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
+        for i in range(8):
+            rgb = np.full((96, 128, 3), i * 30, np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def video_description(path: Path) -> tuple[object, ...]:
+    with av.open(str(path)) as container:
+        context = container.streams.video[0].codec_context
+        return (
+            context.name,
+            context.pix_fmt,
+            context.color_primaries,
+            context.color_trc,
+            context.colorspace,
+        )
+
+
+@pytest.mark.parametrize(
+    ("encoder", "pix_fmt", "colour", "codec", "expected"),
+    [
+        ("libx265", "yuv420p10le", HLG, "auto", "hevc"),
+        ("libx265", "yuv420p10le", PQ, "auto", "hevc"),
+        ("libx264", "yuv420p10le", HLG, "auto", "h264"),
+        ("libx265", "yuv420p10le", PQ, "h264", "h264"),  # H.264 High 10, still HDR
+    ],
+    ids=["hevc-hlg", "hevc-pq", "h264-10bit-hlg", "hevc-pq-as-h264"],
+)
+def test_hdr_stays_hdr(tmp_path, encoder, pix_fmt, colour, codec, expected):
+    src = phone_clip(tmp_path / "phone.mp4", encoder, pix_fmt, colour)
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(main, ["blur", str(src), "-o", str(out), "-q", "--codec", codec])
+    assert result.exit_code == 0, result.output
+    assert video_description(out) == (expected, pix_fmt, *colour.values())
+    assert len(frame_times(out)) == 8
+
+
+def test_a_codec_the_container_cannot_hold_is_refused(tmp_path):
+    src = phone_clip(tmp_path / "phone.mp4", "libx265", "yuv420p10le", HLG)
+    result = CliRunner().invoke(
+        main, ["blur", str(src), "-o", str(tmp_path / "out.avi"), "--codec", "hevc"]
+    )
+    assert result.exit_code != 0
+    assert "--codec hevc: the avi container cannot hold it (it holds mpeg4)" in result.output
+    assert not list(tmp_path.glob("*.avi")) and not list(tmp_path.glob(".*part*"))

@@ -23,7 +23,7 @@ from veil.pipeline import (
     detect_video,
     redact_video,
 )
-from veil.video import MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
+from veil.video import CODECS, MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
 
 if TYPE_CHECKING:  # the service pulls DBOS and FastAPI: imported only when it runs
     from veil.service import ServeOptions
@@ -98,8 +98,15 @@ _redaction_options = _option_group(
         click.FloatRange(1, 4),
         "Grow each face box by this factor before hiding it.",
     ),
-    _blur_option("--crf", click.IntRange(0, 51), "x264 quality: lower is better and bigger."),
-    _blur_option("--preset", click.Choice(PRESETS), "x264 speed preset."),
+    _blur_option(
+        "--codec",
+        click.Choice(CODECS),
+        "Output video codec. auto keeps the input's (H.264, HEVC, VP9, AV1) where the output container holds it, so a phone's 10-bit HDR HEVC stays HDR HEVC; otherwise the container's usual one (H.264; VP9 for .webm; MPEG-4 for .avi).",
+    ),
+    _blur_option(
+        "--crf", click.IntRange(0, 51), "Quality (x264's scale): lower is better and bigger."
+    ),
+    _blur_option("--preset", click.Choice(PRESETS), "Encoder speed preset (x264, x265)."),
     click.option(
         "--keep-audio/--no-audio",
         default=True,

@@ -61,7 +61,7 @@ class BlurOptions:
     seconds a box stays before a face's first and after its last detection, ``max_gap``
     seconds a face may go undetected and stay covered.
     Redaction: ``mode``, ``box_scale`` (how much each box is grown, 1.3 = 30%). Encoding:
-    ``crf``, ``preset``, ``keep_audio``.
+    ``crf``, ``preset``, ``codec`` (``veil.video.CODECS``), ``keep_audio``.
     """
 
     mode: str = "blur"
@@ -75,6 +75,7 @@ class BlurOptions:
     max_gap: float = 1.0
     crf: int = 20
     preset: str = "veryfast"
+    codec: str = "auto"
     keep_audio: bool = True
     threads: int | None = None
 
@@ -120,7 +121,9 @@ class BlurOptions:
         )
 
     def encode_options(self) -> EncodeOptions:
-        return EncodeOptions(crf=self.crf, preset=self.preset, keep_audio=self.keep_audio)
+        return EncodeOptions(
+            crf=self.crf, preset=self.preset, keep_audio=self.keep_audio, codec=self.codec
+        )
 
     def detector(self) -> CenterFace:
         """The detector, reporting faces down to ``KEEP_RATIO * threshold``; the tracker

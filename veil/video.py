@@ -31,6 +31,7 @@ from veil.errors import (
     InputAccessError,
     InputNotFoundError,
     NotAVideoError,
+    OptionError,
     OutputError,
     UnsupportedCodecError,
 )
@@ -49,11 +50,22 @@ cloud API does."""
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts")
 
-# Output video codec per container; veil writes the same container it reads.
-# AVI stores no presentation times and H.264 in AVI comes back shifted by a frame, so
-# AVI gets MPEG-4 Part 2, its classic codec, without B-frames.
-_VIDEO_CODEC = {"webm": "libvpx-vp9", "avi": "mpeg4"}
-_DEFAULT_VIDEO_CODEC = "libx264"
+CODECS = ("auto", "h264", "hevc", "vp9", "av1")
+"""Output video codecs (``--codec``). ``auto`` keeps the input's family where the output
+container holds it (a phone's 10-bit HEVC stays HEVC, so HDR stays HDR as recorded),
+and otherwise takes the container's usual codec."""
+_ENCODERS = {"h264": "libx264", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
+# Codecs each container holds, its usual one first. AVI stores no presentation times
+# and H.264 in AVI comes back shifted by a frame, so AVI gets MPEG-4 Part 2, its classic
+# codec, without B-frames.
+_CONTAINER_CODECS = {
+    "mp4": ("h264", "hevc", "vp9", "av1"),
+    "mov": ("h264", "hevc"),
+    "matroska": ("h264", "hevc", "vp9", "av1"),
+    "webm": ("vp9", "av1"),
+    "mpegts": ("h264", "hevc"),
+    "avi": ("mpeg4",),
+}
 # Pixel formats x264 encodes as they are; others are converted to yuv420p.
 _X264_PIX_FMTS = {
     "yuv420p",
@@ -63,6 +75,14 @@ _X264_PIX_FMTS = {
     "yuv422p10le",
     "yuv444p10le",
     "gray",
+}
+# Pixel formats each other encoder takes as they are (the first: its fallback).
+_PIX_FMTS = {
+    "libx264": _X264_PIX_FMTS,
+    "libx265": _X264_PIX_FMTS | {"yuv420p12le", "yuv422p12le", "yuv444p12le"},
+    "libvpx-vp9": {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"},
+    "libsvtav1": {"yuv420p", "yuv420p10le"},
+    "mpeg4": {"yuv420p"},
 }
 # Pictures larger than 1440p get a shorter x264 look-ahead (_LOOKAHEAD_PIXELS in all)
 # and one B-frame.
@@ -404,6 +424,25 @@ class EncodeOptions:
     preset: str = "veryfast"
     keep_audio: bool = True
     threads: int = 0
+    codec: str = "auto"
+    """One of ``CODECS``."""
+
+
+def output_encoder(codec: str, container_name: str, input_codec: str) -> str:
+    """The FFmpeg encoder for ``codec`` (``CODECS``) in ``container_name``, given the
+    input's codec; ``OptionError`` for a codec the container cannot hold."""
+    allowed = _CONTAINER_CODECS.get(container_name, ("h264",))
+    if codec == "auto":
+        family = {"h264": "h264", "hevc": "hevc", "vp9": "vp9", "av1": "av1"}.get(input_codec)
+        chosen = family if family in allowed else allowed[0]
+    elif codec in allowed:
+        chosen = codec
+    else:
+        raise OptionError(
+            f"--codec {codec}: the {container_name} container cannot hold it "
+            f"(it holds {', '.join(allowed)})"
+        )
+    return _ENCODERS.get(chosen, chosen)
 
 
 class VideoWriter:
@@ -454,7 +493,7 @@ class VideoWriter:
     ) -> Any:
         src = reader.video_stream
         info = self._info
-        codec = _VIDEO_CODEC.get(container_name, _DEFAULT_VIDEO_CODEC)
+        codec = output_encoder(options.codec, container_name, src.codec_context.name)
         rate = src.average_rate or src.guessed_rate or Fraction(30)
         stream = cast(av.video.stream.VideoStream, self._container.add_stream(codec, rate=rate))
         coded_w, coded_h = src.codec_context.width, src.codec_context.height
@@ -466,20 +505,30 @@ class VideoWriter:
             stream.codec_context.sample_aspect_ratio = aspect
             stream.sample_aspect_ratio = aspect  # the container's copy (Matroska's display size)
         pix_fmt = _FULL_RANGE_ALIASES.get(info.pix_fmt, info.pix_fmt)
-        if codec != _DEFAULT_VIDEO_CODEC or pix_fmt not in _X264_PIX_FMTS:
-            pix_fmt = "yuv420p"
+        if pix_fmt not in _PIX_FMTS[codec]:
+            # Keep 10 bits where the encoder has them (HDR needs them), else 8.
+            deep = "p10" in pix_fmt or "p12" in pix_fmt
+            pix_fmt = "yuv420p10le" if deep and "yuv420p10le" in _PIX_FMTS[codec] else "yuv420p"
         if (coded_w % 2 or coded_h % 2) and pix_fmt.startswith(("yuv420", "yuv422")):
             # 4:2:0 cannot code an odd size exactly; 4:4:4 keeps the picture's size.
-            pix_fmt = "yuv444p" if codec == _DEFAULT_VIDEO_CODEC else pix_fmt
+            odd = pix_fmt.replace("420", "444").replace("422", "444")
+            pix_fmt = odd if odd in _PIX_FMTS[codec] else pix_fmt
         stream.pix_fmt = pix_fmt
         full_range = info.color_range == 2 or info.pix_fmt in _FULL_RANGE_ALIASES
         self._color_range = 2 if full_range else 1
         stream.codec_context.color_range = self._color_range
+        # The colour description (primaries, transfer, matrix): without it an HDR (HLG,
+        # PQ) or BT.2020 picture plays washed out. The encoders write it in their headers.
+        source = src.codec_context
+        for name in ("color_primaries", "color_trc", "colorspace"):
+            value = getattr(source, name, None)
+            if value and value != 2:  # 2: unspecified
+                setattr(stream.codec_context, name, value)
         # Keep the input's clock so every frame keeps its exact timestamp (variable rate too).
         stream.time_base = src.time_base
         stream.codec_context.time_base = src.time_base
         stream.thread_count = options.threads
-        if codec == _DEFAULT_VIDEO_CODEC:
+        if codec == "libx264":
             stream.options = {"crf": str(options.crf), "preset": options.preset}
             if coded_w * coded_h > _LARGE_PICTURE:
                 # x264 keeps its look-ahead and B-frames in memory: half a gigabyte at 4K
@@ -491,6 +540,14 @@ class VideoWriter:
                     "rc-lookahead": str(frames),
                     "x264-params": "bframes=1",
                 }
+        elif codec == "libx265":
+            stream.options = {
+                "crf": str(options.crf + 2),  # x265's scale: crf 22 looks like x264's 20
+                "preset": options.preset,
+                "x265-params": "log-level=error",
+            }
+        elif codec == "libsvtav1":
+            stream.options = {"crf": str(options.crf + 10), "preset": "10"}
         elif codec == "mpeg4":
             # A fixed quantiser (crf 20 maps to 3, visually clean), pinned through qmin and
             # qmax because PyAV cannot set the per-frame quality the qscale flag reads.
