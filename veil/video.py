@@ -35,6 +35,7 @@ from veil.errors import (
     OutputError,
     UnsupportedCodecError,
 )
+from veil.streams import ExtraStreams, RemovedMetadata, packet_streams
 
 Frame = npt.NDArray[np.uint8]
 
@@ -351,8 +352,8 @@ def from_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
 class VideoReader:
     """Demuxes a video once: decoded video frames and the audio packets to copy.
 
-    Iterating yields ``DecodedFrame`` for video and PyAV packets for audio, in file
-    order. Use as a context manager.
+    Iterating yields ``DecodedFrame`` for video and PyAV packets for audio, subtitles
+    and cover art (``extra_streams``), in file order. Use as a context manager.
     """
 
     def __init__(self, path: str | Path, *, decode_threads: int = 0) -> None:
@@ -363,6 +364,8 @@ class VideoReader:
         self.video_stream.thread_type = "AUTO"
         self.video_stream.codec_context.thread_count = decode_threads
         self.audio_streams = list(self._container.streams.audio)
+        # Subtitles and cover art, for the writer's ExtraStreams to copy or drop.
+        self.extra_streams = packet_streams(self._container, self.video_stream)
         self.frames_decoded = 0
 
     def __enter__(self) -> VideoReader:
@@ -379,9 +382,13 @@ class VideoReader:
         rate = self.info.fps or 30.0
         last_time = 0.0
         try:
-            for packet in self._container.demux(stream, *self.audio_streams):
+            for packet in self._container.demux(stream, *self.audio_streams, *self.extra_streams):
                 if packet.stream.type == "audio":
                     if packet.dts is not None:
+                        yield packet
+                    continue
+                if packet.stream.index != stream.index:
+                    if packet.size:  # cover art has no timestamps; end-of-stream is empty
                         yield packet
                     continue
                 for frame in packet.decode():
@@ -426,6 +433,10 @@ class EncodeOptions:
     threads: int = 0
     codec: str = "auto"
     """One of ``CODECS``."""
+    keep_metadata: bool = False
+    """Copy every tag and the cover art; by default only ``veil.streams.KEPT_TAGS``."""
+    strip_time: bool = False
+    """Drop the creation time too (``veil.streams.TIME_TAGS``)."""
 
 
 def output_encoder(codec: str, container_name: str, input_codec: str) -> str:
@@ -483,6 +494,17 @@ class VideoWriter:
             self._video = self._add_video_stream(reader, container_name, options)
             self._audio_map = (
                 self._add_audio_streams(reader, container_name) if options.keep_audio else {}
+            )
+            mapped = {reader.video_stream.index: self._video} | {
+                index: target.stream if isinstance(target, _Reencoder) else target
+                for index, target in self._audio_map.items()
+            }
+            self._extras = ExtraStreams.add(
+                reader._container,
+                self._container,
+                mapped,
+                keep_metadata=options.keep_metadata,
+                strip_time=options.strip_time,
             )
         except BaseException:
             self.close()
@@ -603,9 +625,16 @@ class VideoWriter:
         picture.pict_type = av.video.frame.PictureType.NONE
         self._mux(self._encode(picture))
 
+    @property
+    def metadata_removed(self) -> RemovedMetadata:
+        """The input's tags and streams this output lacks by the metadata policy."""
+        return self._extras.removed
+
     def write_audio(self, packet: Any) -> None:
+        """Copy (or re-encode) an audio packet; other packets go to ``ExtraStreams``."""
         target = self._audio_map.get(packet.stream.index)
         if target is None:
+            self._mux(self._extras.write(packet))
             return
         if isinstance(target, _Reencoder):
             self._mux(target.encode(packet))
