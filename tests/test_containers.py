@@ -146,3 +146,25 @@ def test_a_codec_the_container_cannot_hold_is_refused(tmp_path):
     assert result.exit_code != 0
     assert "--codec hevc: the avi container cannot hold it (it holds mpeg4)" in result.output
     assert not list(tmp_path.glob("*.avi")) and not list(tmp_path.glob(".*part*"))
+
+
+def test_edit_list_starting_mid_gop(tmp_path):
+    """An MP4 trimmed without re-encoding: the frames before the cut stay in the file
+    for the decoder, and an edit list starts playback after them. Players show only
+    what follows the cut; so must veil, not call the file truncated."""
+    source = write_video(
+        tmp_path / "long.mp4", Scene(width=160, height=120, frames=90), audio=False
+    )
+    trimmed = tmp_path / "trimmed.mp4"
+    with av.open(str(source.path)) as src, av.open(str(trimmed), "w") as out:
+        video = src.streams.video[0]
+        stream = out.add_stream_from_template(video)
+        cut = 45 * round(1 / (video.average_rate * video.time_base))  # mid-GOP: 250 frames
+        for packet in src.demux(video):
+            if packet.dts is not None:
+                packet.pts, packet.dts, packet.stream = packet.pts - cut, packet.dts - cut, stream
+                out.mux(packet)
+    shown = frame_times(trimmed)
+    assert len(shown) == 45 and shown[0] == 0
+    blur(trimmed, tmp_path / "out.mp4")
+    assert frame_times(tmp_path / "out.mp4") == shown

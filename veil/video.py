@@ -303,13 +303,26 @@ def probe(path: str | Path) -> VideoInfo:
             height=height,
             rotation=rotation,
             fps=float(rate),
-            frame_count=stream.frames or None,
+            frame_count=_shown_frames(stream, rate, duration),
             duration=duration,
             pix_fmt=cc.pix_fmt or "yuv420p",
             color_range=int(cc.color_range or 0),
             audio_codecs=tuple(a.codec_context.name for a in container.streams.audio),
             display_matrix=matrix,
         )
+
+
+def _shown_frames(stream: Any, rate: Fraction, duration: float) -> int | None:
+    """Frames a player shows: the header's count, unless an edit list hides some. An MP4
+    cut without re-encoding (trimmed at a point inside a GOP) keeps the frames before the
+    cut, which its decoder needs, and an edit list that starts playback after them; the
+    header counts them all, its duration only those shown."""
+    stored = stream.frames or None
+    if stored and duration and rate:
+        shown = round(duration * float(rate))
+        if shown < stored * 0.98:
+            return shown
+    return stored
 
 
 def _check_frame_size(path: Path, width: int, height: int) -> None:
