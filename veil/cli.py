@@ -113,6 +113,18 @@ _redaction_options = _option_group(
         show_default=True,
         help="Copy the audio streams.",
     ),
+    click.option(
+        "--keep-metadata",
+        is_flag=True,
+        default=_DEFAULTS.keep_metadata,
+        help="Copy every tag of the input as it was, and its cover art. By default only the tags players need are kept (language, timecode, creation time) and the rest is removed: location, device make, model and serial numbers, owner, software, titles, cover art and data tracks (telemetry). The faces file (--faces-out, a job's faces.json) lists what was removed.",
+    ),
+    click.option(
+        "--strip-time",
+        is_flag=True,
+        default=_DEFAULTS.strip_time,
+        help="Remove the creation time too (also with --keep-metadata).",
+    ),
 )
 _quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 

@@ -66,7 +66,13 @@ def video_metadata(info: VideoInfo) -> dict[str, Any]:
 class FacesWriter:
     """Writes faces.json incrementally to a temporary name; ``commit()`` moves it into place."""
 
-    def __init__(self, path: str | Path, info: VideoInfo) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        info: VideoInfo,
+        *,
+        metadata_removed: dict[str, list[str]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self._info = info
         self._tmp = self.path.with_name(f".{self.path.name}.veil-{os.getpid()}.part")
@@ -76,7 +82,10 @@ class FacesWriter:
             raise OutputError(self.path, f"cannot write here ({exc.strerror or exc})") from exc
         self._first = True
         self._digits = ratio_digits(info.width, info.height)
-        head = {"JobStatus": "SUCCEEDED", "VideoMetadata": video_metadata(info)}
+        head: dict[str, Any] = {"JobStatus": "SUCCEEDED", "VideoMetadata": video_metadata(info)}
+        if metadata_removed is not None:
+            # veil's own field (``veil.streams.RemovedMetadata``); cloud clients ignore it.
+            head["MetadataRemoved"] = metadata_removed
         self._write(json.dumps(head, separators=_COMPACT)[:-1] + ',"Faces":[')
 
     def _write(self, text: str) -> None:

@@ -61,7 +61,9 @@ class BlurOptions:
     seconds a box stays before a face's first and after its last detection, ``max_gap``
     seconds a face may go undetected and stay covered.
     Redaction: ``mode``, ``box_scale`` (how much each box is grown, 1.3 = 30%). Encoding:
-    ``crf``, ``preset``, ``codec`` (``veil.video.CODECS``), ``keep_audio``.
+    ``crf``, ``preset``, ``codec`` (``veil.video.CODECS``), ``keep_audio``. Metadata
+    (``veil.streams``): ``keep_metadata`` copies every tag and the cover art instead of
+    the few players need; ``strip_time`` drops the creation time too.
     """
 
     mode: str = "blur"
@@ -77,6 +79,8 @@ class BlurOptions:
     preset: str = "veryfast"
     codec: str = "auto"
     keep_audio: bool = True
+    keep_metadata: bool = False
+    strip_time: bool = False
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -122,7 +126,12 @@ class BlurOptions:
 
     def encode_options(self) -> EncodeOptions:
         return EncodeOptions(
-            crf=self.crf, preset=self.preset, keep_audio=self.keep_audio, codec=self.codec
+            crf=self.crf,
+            preset=self.preset,
+            keep_audio=self.keep_audio,
+            codec=self.codec,
+            keep_metadata=self.keep_metadata,
+            strip_time=self.strip_time,
         )
 
     def detector(self) -> CenterFace:
@@ -306,7 +315,9 @@ def _run(
                 writer = VideoWriter(output, reader, options.encode_options())
                 encoder = _EncoderThread(writer, _queue_frames(info))
             if faces_out is not None:
-                faces = FacesWriter(faces_out, info)
+                # The faces file says what the output lost of the input's metadata.
+                removed = writer.metadata_removed.to_json() if writer is not None else None
+                faces = FacesWriter(faces_out, info, metadata_removed=removed)
             for item in _background(iter(reader), maxsize=_queue_frames(info)):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
