@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
 import pytest
+from av.video.stream import VideoStream
 from click.testing import CliRunner
 
 from veil.cli import main
@@ -19,7 +21,7 @@ SCENE = Scene(width=160, height=120, frames=30, faces=(MovingFace(height=48),))
 
 def frame_times(path: Path) -> list[int]:
     with av.open(str(path)) as container:
-        return [frame.pts for frame in container.decode(video=0)]
+        return [cast(int, frame.pts) for frame in container.decode(video=0)]
 
 
 def blur(src: Path, dst: Path) -> None:
@@ -92,7 +94,7 @@ PQ = {"color_primaries": 9, "color_trc": 16, "colorspace": 9}  # BT.2020, SMPTE 
 def phone_clip(path: Path, encoder: str, pix_fmt: str, colour: dict[str, int]) -> Path:
     """What phones record by default: 10-bit video with an HDR colour description."""
     with av.open(str(path), "w") as out:
-        stream = out.add_stream(encoder, rate=30)
+        stream = cast(VideoStream, out.add_stream(encoder, rate=30))
         stream.width, stream.height, stream.pix_fmt = 128, 96, pix_fmt
         for name, value in colour.items():
             setattr(stream.codec_context, name, value)
@@ -159,9 +161,10 @@ def test_edit_list_starting_mid_gop(tmp_path):
     with av.open(str(source.path)) as src, av.open(str(trimmed), "w") as out:
         video = src.streams.video[0]
         stream = out.add_stream_from_template(video)
+        assert video.average_rate is not None and video.time_base is not None
         cut = 45 * round(1 / (video.average_rate * video.time_base))  # mid-GOP: 250 frames
         for packet in src.demux(video):
-            if packet.dts is not None:
+            if packet.dts is not None and packet.pts is not None:
                 packet.pts, packet.dts, packet.stream = packet.pts - cut, packet.dts - cut, stream
                 out.mux(packet)
     shown = frame_times(trimmed)
