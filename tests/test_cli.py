@@ -130,8 +130,8 @@ def test_folder_reports_failures_and_goes_on(clip, tmp_path):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.mp4"]
     assert visible_faces(tmp_path / "out" / "good.mp4", clip.scene) == []
     errors = [line for line in result.output.splitlines() if line.startswith("veil: error:")]
-    assert len(errors) == 6
-    assert "6 of 7 videos failed" in result.output
+    assert len(errors) == 8
+    assert "8 of 9 videos failed" in result.output
 
 
 def test_detect_and_redact_commands(clip, tmp_path):

@@ -32,7 +32,7 @@ from veil.synthetic import face_visibility
 
 # Valid files (builders of corpus.VALID) that veil blurs as players show them. The rest of
 # corpus.VALID waits for fixes of issue 10: mjpeg.avi (BT.601 matrix and full range
-# lost), open_gop.mp4 (refused as truncated).
+# lost).
 PASSING = [
     "h264.mp4",
     "h264.mov",
@@ -52,6 +52,7 @@ PASSING = [
     "av1.mp4",
     "prores.mov",
     "edit_list_mid_gop.mp4",
+    "open_gop.mp4",
     "negative_cts.mp4",
     "vfr.mp4",
     "vfr.mkv",
@@ -82,8 +83,8 @@ SERVED = [name for name in PASSING if name != LONG_NAME]
 REFUSED = {
     "truncated_10.mp4": "corrupt or truncated MP4/MOV file",
     "truncated_50.mp4": "corrupt or truncated MP4/MOV file",
-    "truncated_50_faststart.mp4": "truncated video: decoded",
-    "truncated_90_faststart.mp4": "truncated video: decoded",
+    "truncated_50_faststart.mp4": "truncated video: the file holds",
+    "truncated_90_faststart.mp4": "truncated video: the file holds",
     "truncated_50.mkv": "truncated video: frames stop at",
     # FFmpeg lists no track for an MP4 track without samples, or a garbled index.
     "zero_frames.mp4": "not a video (no video stream)",

@@ -394,6 +394,7 @@ class VideoReader:
         stream = self.video_stream
         rate = self.info.fps or 30.0
         last_time = 0.0
+        stored = 0  # the video's packets read: what the file holds, decodable or not
         try:
             for packet in self._container.demux(stream, *self.audio_streams, *self.extra_streams):
                 if packet.stream.type == "audio":
@@ -404,6 +405,7 @@ class VideoReader:
                     if packet.size:  # cover art has no timestamps; end-of-stream is empty
                         yield packet
                     continue
+                stored += packet.size > 0
                 for frame in packet.decode():
                     time = frame.time if frame.time is not None else self.frames_decoded / rate
                     yield DecodedFrame(
@@ -419,19 +421,21 @@ class VideoReader:
         except av.error.FFmpegError as exc:
             at = f" after frame {self.frames_decoded}" if self.frames_decoded else ""
             raise CorruptVideoError(self.path, f"corrupt or truncated video{at} ({exc})") from exc
-        expected = self.info.frame_count
+        expected = stream.frames or None
         # A header that promises more frames than the file holds means the file was cut.
-        if expected and self.frames_decoded < expected * 0.98 - 1:
+        # Counted in packets, not decoded frames: a stream that starts on an open GOP
+        # holds leading pictures no decoder (and no player) can show, and an edit list
+        # hides frames it keeps for the decoder; neither is a cut file.
+        if expected and stored < expected * 0.98 - 1:
             raise CorruptVideoError(
-                self.path,
-                f"truncated video: decoded {self.frames_decoded} of {expected} frames",
+                self.path, f"truncated video: the file holds {stored} of {expected} frames"
             )
         if self.frames_decoded == 0:
             raise CorruptVideoError(self.path, "no decodable video frame")
         # Containers without a frame count (Matroska, WebM) still state a duration; video
         # that stops well before it was cut off. The slack allows an audio track to run on.
         ends = last_time + 1 / rate
-        if not expected and self.info.duration > ends + max(0.5, 0.05 * self.info.duration):
+        if not self.info.frame_count and self.info.duration > ends + max(0.5, 0.05 * self.info.duration):
             raise CorruptVideoError(
                 self.path,
                 f"truncated video: frames stop at {ends:.1f} s of {self.info.duration:.1f} s",
