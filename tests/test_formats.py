@@ -315,6 +315,17 @@ def test_broken_file_is_refused_in_one_line(corpus, tmp_path, name, reason):
     assert digest(path) == before
 
 
+def test_folder_named_like_a_video_is_refused_in_one_line(tmp_path):
+    path = BROKEN["folder.mp4"](tmp_path)
+    result = blur(path, tmp_path / "out.mp4")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"veil: error: {path}: a folder with no videos "
+        "(.mp4, .m4v, .mov, .mkv, .webm, .avi, .ts, .mts, .m2ts) in it"
+    ]
+    assert not (tmp_path / "out.mp4").exists()
+
+
 # --- veil serve ------------------------------------------------------------------------------------
 
 

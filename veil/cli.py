@@ -14,7 +14,7 @@ import click
 
 from veil.anonymizers import MODES
 from veil.detector import DEVICES, PRECISIONS
-from veil.errors import OptionError, VeilError
+from veil.errors import NotAVideoError, OptionError, VeilError
 from veil.pipeline import (
     BlurOptions,
     ProgressCallback,
@@ -156,7 +156,7 @@ def blur(
 ) -> None:
     """Write a copy of INPUT (a video, or a folder of videos) with every face anonymized."""
     options = _options(opts)
-    jobs = list(_plan(input_path, output, ".blurred"))
+    jobs = _planned(input_path, output, ".blurred")
     detector = options.detector() if jobs else None
 
     def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult:
@@ -219,7 +219,7 @@ def redact(
     options = _options({**opts, "detect_every": 1})
     if input_path.is_dir():
         raise click.UsageError("veil redact takes one video file")
-    jobs = list(_plan(input_path, output, ".blurred"))
+    jobs = _planned(input_path, output, ".blurred")
     _run_all(
         jobs,
         lambda s, d, p: redact_video(s, faces_path, d, options, progress=p),
@@ -527,6 +527,14 @@ def _options(opts: dict[str, Any]) -> BlurOptions:
         raise click.UsageError(str(exc)) from exc
 
 
+def _planned(input_path: Path, output: Path | None, tag: str) -> list[tuple[Path, Path]]:
+    """``_plan``'s pairs, or exit with its refusal in the one-line form of every error."""
+    try:
+        return list(_plan(input_path, output, tag))
+    except (VeilError, click.UsageError) as exc:
+        sys.exit(_report(exc))
+
+
 def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Path, Path]]:
     """(input, output) pairs: one file, or every video in a folder."""
     if not input_path.is_dir():
@@ -538,8 +546,8 @@ def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Pat
         p for p in input_path.iterdir() if p.is_file() and is_video_path(p) and tag not in p.stem
     )
     if not videos:
-        raise click.ClickException(
-            f"{input_path}: no videos ({', '.join(VIDEO_EXTENSIONS)}) in this folder"
+        raise NotAVideoError(
+            input_path, f"a folder with no videos ({', '.join(VIDEO_EXTENSIONS)}) in it"
         )
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
