@@ -83,8 +83,9 @@ SERVED = [name for name in PASSING if name != LONG_NAME]
 REFUSED = {
     "truncated_10.mp4": "corrupt or truncated MP4/MOV file",
     "truncated_50.mp4": "corrupt or truncated MP4/MOV file",
-    "truncated_50_faststart.mp4": "truncated video: the file holds",
-    "truncated_90_faststart.mp4": "truncated video: the file holds",
+    # Cut files whose index comes first: the index promises data the file lacks.
+    "truncated_50_faststart.mp4": "corrupt or truncated MP4/MOV file (its 'mdat' box runs past",
+    "truncated_90_faststart.mp4": "corrupt or truncated MP4/MOV file (its 'mdat' box runs past",
     "truncated_50.mkv": "truncated video: frames stop at",
     # FFmpeg lists no track for an MP4 track without samples, or a garbled index.
     "zero_frames.mp4": "not a video (no video stream)",
@@ -93,6 +94,7 @@ REFUSED = {
     "garbled_index.mp4": "not a video (no video stream)",
     "garbled.mkv": "corrupt or truncated Matroska/WebM file",
     "mdat_past_end.mp4": "corrupt or truncated MP4/MOV file",
+    "truncated_index.mp4": "corrupt or truncated MP4/MOV file (its 'moov' box runs past the end)",
     "huge.mkv": "picture too large (16000x16000)",
     "photo.mp4": "a still JPEG picture, not a video",
     "drawing.mp4": "a still PNG picture, not a video",

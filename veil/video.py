@@ -238,6 +238,12 @@ def _open_input(path: Path) -> Any:
                 path, f"corrupt or truncated {kind} file (cannot read its header or index)"
             ) from exc
         raise NotAVideoError(path, "not a video (unrecognised file format)") from exc
+    if _container_signature(path) == "MP4/MOV":
+        try:
+            _check_boxes(path)
+        except CorruptVideoError:
+            container.close()
+            raise
     kind = container.format.name
     if kind.endswith("_pipe") or kind == "image2":
         # FFmpeg reads a picture as a one-frame video; whatever its name says, it is not one.
@@ -245,6 +251,29 @@ def _open_input(path: Path) -> Any:
         image = kind.removesuffix("_pipe").upper() if kind != "image2" else "image"
         raise NotAVideoError(path, f"a still {image} picture, not a video")
     return container
+
+
+def _check_boxes(path: Path) -> None:
+    """An MP4/MOV file's top-level boxes must all end inside the file. FFmpeg reads what
+    it can of a box cut short: an index (moov) cut in its middle loses the tracks it no
+    longer describes, without an error, and the output would silently lack them."""
+    size = path.stat().st_size
+    offset = 0
+    with path.open("rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            head = f.read(16)
+            length, kind = struct.unpack(">I4s", head[:8])
+            if length == 1 and len(head) == 16:  # a 64-bit size follows
+                length = struct.unpack(">Q", head[8:16])[0]
+            elif length == 0:  # the last box, to the end of the file
+                return
+            name = kind.decode("latin-1")
+            if length < 8 or offset + length > size:
+                raise CorruptVideoError(
+                    path, f"corrupt or truncated MP4/MOV file (its {name!r} box runs past the end)"
+                )
+            offset += length
 
 
 def _container_signature(path: Path) -> str | None:
@@ -435,7 +464,9 @@ class VideoReader:
         # Containers without a frame count (Matroska, WebM) still state a duration; video
         # that stops well before it was cut off. The slack allows an audio track to run on.
         ends = last_time + 1 / rate
-        if not self.info.frame_count and self.info.duration > ends + max(0.5, 0.05 * self.info.duration):
+        if not self.info.frame_count and self.info.duration > ends + max(
+            0.5, 0.05 * self.info.duration
+        ):
             raise CorruptVideoError(
                 self.path,
                 f"truncated video: frames stop at {ends:.1f} s of {self.info.duration:.1f} s",
