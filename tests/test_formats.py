@@ -31,8 +31,8 @@ from veil.cli import main
 from veil.synthetic import face_visibility
 
 # Valid files (builders of corpus.VALID) that veil blurs as players show them. The rest of
-# corpus.VALID waits for fixes of issue 10: mjpeg.avi (BT.601 matrix and full range
-# lost).
+# Files whose output container cannot describe their colour (see the test).
+UNDESCRIBED_COLOUR = {"mjpeg.avi"}
 PASSING = [
     "h264.mp4",
     "h264.mov",
@@ -40,6 +40,7 @@ PASSING = [
     "h264.mkv",
     "vp9.webm",
     "mpeg4.avi",
+    "mjpeg.avi",
     "h264.ts",
     "h264.mts",
     "h264.m2ts",
@@ -287,7 +288,13 @@ def test_valid_file_comes_out_as_it_went_in(corpus, tmp_path, name):
     tick = max(src.time_base, dst.time_base)
     assert same_times(dst.times, src.times, tick), (dst.times[:4], src.times[:4])
     assert dst.display == src.display
-    assert dst.colour == src.colour
+    if name in UNDESCRIBED_COLOUR:
+        # AVI's MPEG-4 cannot describe its colour; players take it as limited-range
+        # BT.601, so veil converts the picture to that and it looks as it did.
+        assert dst.colour[3:] == (1, src.colour[4])
+        assert picture_difference(sample.path, out) < 3
+    else:
+        assert dst.colour == src.colour
     assert dst.audio == src.audio
     assert dst.subtitles == src.subtitles
     assert dst.timecode == src.timecode
@@ -328,6 +335,21 @@ def test_folder_named_like_a_video_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def picture_difference(a: Path, b: Path) -> float:
+    """Mean absolute RGB difference (0-255) of two videos' top-left corners, where the
+    corpus's pictures hold no face (the blur changes the face, not the rest)."""
+
+    def corners(path: Path) -> list[Any]:
+        with av.open(str(path)) as container:
+            return [
+                f.to_ndarray(format="rgb24")[:16, :16].astype(float)
+                for f in container.decode(video=0)
+            ]
+
+    pairs = list(zip(corners(a), corners(b), strict=True))
+    return float(sum(abs(x - y).mean() for x, y in pairs) / len(pairs))
+
+
 # --- veil serve ------------------------------------------------------------------------------------
 
 
@@ -362,10 +384,15 @@ def test_service_gives_valid_file_back_as_it_went_in(served, corpus, name):
     server, jobs = served
     job = jobs[name]
     assert job["status"] == "SUCCEEDED", job
-    src, dst = shown(corpus[name].path), shown(server.data / "output" / name)
+    out = server.data / "output" / name
+    src, dst = shown(corpus[name].path), shown(out)
     assert same_times(dst.times, src.times, max(src.time_base, dst.time_base))
     assert dst.display == src.display
-    assert dst.colour == src.colour
+    if name in UNDESCRIBED_COLOUR:  # as in test_valid_file_comes_out_as_it_went_in
+        assert dst.colour[3:] == (1, src.colour[4])
+        assert picture_difference(corpus[name].path, out) < 3
+    else:
+        assert dst.colour == src.colour
     assert dst.audio == src.audio
 
 

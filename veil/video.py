@@ -585,7 +585,9 @@ class VideoWriter:
             pix_fmt = odd if odd in _PIX_FMTS[codec] else pix_fmt
         stream.pix_fmt = pix_fmt
         full_range = info.color_range == 2 or info.pix_fmt in _FULL_RANGE_ALIASES
-        self._color_range = 2 if full_range else 1
+        # MPEG-4 Part 2 in AVI cannot say its range, and players take it as limited: a
+        # full-range picture (an MJPEG camera's) is converted, not mislabelled.
+        self._color_range = 2 if full_range and codec != "mpeg4" else 1
         stream.codec_context.color_range = self._color_range
         # The colour description (primaries, transfer, matrix): without it an HDR (HLG,
         # PQ) or BT.2020 picture plays washed out. The encoders write it in their headers.
