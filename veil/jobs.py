@@ -146,6 +146,7 @@ class Job:
     output_key: str | None = None
     output_etag: str | None = None
     """The version of the output this job published (a later job may replace it)."""
+    faces_key: str | None = None
     faces_etag: str | None = None
     etag: str = ""
     """The version of the input this job read."""
@@ -277,6 +278,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         faces=output.get("faces"),
         output_key=output.get("output_key"),
         output_etag=output.get("output_etag"),
+        faces_key=output.get("faces_key"),
         faces_etag=output.get("faces_etag"),
         etag=str(request.get("etag", "")),
     )

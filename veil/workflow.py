@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import shutil
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from veil.errors import (
 from veil.jobs import WORKFLOW_NAME, FaceDetectionRequest, JobRequest, ProgressStore
 from veil.pipeline import blur_video, detect_video
 from veil.storage import Storage, bucket_store
+from veil.storage.local import NAME_MAX
 from veil.video import VIDEO_EXTENSIONS, probe
 from veil.webhooks import WebhookError, post_json
 
@@ -220,10 +222,31 @@ def publish(job_id: str, request: JobRequest) -> dict[str, str]:
         redact(job_id, request)
     store = _config().output
     # The faces file first: once the video is there, everything about it is.
-    faces_info = store.upload(faces, f"{key}.faces.json")
+    faces_key = faces_file_key(key)
+    faces_info = store.upload(faces, faces_key)
     output_info = store.upload(output, key)
     _progress_store().set(job_id, "Publish", 1, 1, force=True)
-    return {"output_key": key, "output_etag": output_info.etag, "faces_etag": faces_info.etag}
+    return {
+        "output_key": key,
+        "output_etag": output_info.etag,
+        "faces_key": faces_key,
+        "faces_etag": faces_info.etag,
+    }
+
+
+def faces_file_key(key: str) -> str:
+    """Where a blur job's faces file goes: ``KEY.faces.json``, beside the output. A name
+    with no room left for the suffix (a folder store's names end at 255 bytes) is
+    shortened and keeps a digest of the whole name, so it stays the output's own."""
+    folder, _, name = key.rpartition("/")
+    faces = f"{name}.faces.json"
+    if len(faces.encode()) > NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        stem = name
+        while len(f"{stem}-{digest}.faces.json".encode()) > NAME_MAX:
+            stem = stem[:-1]
+        faces = f"{stem}-{digest}.faces.json"
+    return f"{folder}/{faces}" if folder else faces
 
 
 @DBOS.step(name="Cleanup")

@@ -181,7 +181,7 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no result yet")
         if faces:
             key, etag, what = (
-                job.output_key + ".faces.json",
+                job.faces_key or job.output_key + ".faces.json",  # older jobs: beside it
                 job.faces_etag,
                 "this job's faces file",
             )
