@@ -3,6 +3,8 @@ camcorder/Blu-ray .mts/.m2ts with their 192-byte packets), timestamps that wrap.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import cast
@@ -128,8 +130,9 @@ def video_description(path: Path) -> tuple[object, ...]:
         ("libx265", "yuv420p10le", PQ, "auto", "hevc"),
         ("libx264", "yuv420p10le", HLG, "auto", "h264"),
         ("libx265", "yuv420p10le", PQ, "h264", "h264"),  # H.264 High 10, still HDR
+        ("libx265", "yuv420p10le", HLG, "av1", "libdav1d"),  # SVT-AV1, read by dav1d
     ],
-    ids=["hevc-hlg", "hevc-pq", "h264-10bit-hlg", "hevc-pq-as-h264"],
+    ids=["hevc-hlg", "hevc-pq", "h264-10bit-hlg", "hevc-pq-as-h264", "hevc-hlg-as-av1"],
 )
 def test_hdr_stays_hdr(tmp_path, encoder, pix_fmt, colour, codec, expected):
     src = phone_clip(tmp_path / "phone.mp4", encoder, pix_fmt, colour)
@@ -171,3 +174,13 @@ def test_edit_list_starting_mid_gop(tmp_path):
     assert len(shown) == 45 and shown[0] == 0
     blur(trimmed, tmp_path / "out.mp4")
     assert frame_times(tmp_path / "out.mp4") == shown
+
+
+def test_av1_output_is_quiet(tmp_path):
+    """SVT-AV1 prints its whole configuration on stderr when an encoder opens; veil's
+    console shows veil's lines only (a separate process: the chatter is native)."""
+    src = phone_clip(tmp_path / "phone.mp4", "libx265", "yuv420p10le", HLG)
+    command = [sys.executable, "-m", "veil.cli", "blur", str(src), "-o", str(tmp_path / "o.mkv")]
+    done = subprocess.run([*command, "-q", "--codec", "av1"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""

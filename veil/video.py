@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import os
 import struct
 import uuid
@@ -38,6 +39,10 @@ from veil.errors import (
 from veil.streams import ExtraStreams, RemovedMetadata, packet_streams
 
 Frame = npt.NDArray[np.uint8]
+
+# SVT-AV1 prints its whole configuration to stderr each time an encoder opens; 1 keeps
+# its errors only. Set before the first AV1 encoder starts; a user's own setting wins.
+os.environ.setdefault("SVT_LOG", "1")
 
 MAX_SIDE = 8192
 """Pixels: the longest picture side veil processes (8K is 7680)."""
@@ -66,24 +71,6 @@ _CONTAINER_CODECS = {
     "webm": ("vp9", "av1"),
     "mpegts": ("h264", "hevc"),
     "avi": ("mpeg4",),
-}
-# Pixel formats x264 encodes as they are; others are converted to yuv420p.
-_X264_PIX_FMTS = {
-    "yuv420p",
-    "yuv422p",
-    "yuv444p",
-    "yuv420p10le",
-    "yuv422p10le",
-    "yuv444p10le",
-    "gray",
-}
-# Pixel formats each other encoder takes as they are (the first: its fallback).
-_PIX_FMTS = {
-    "libx264": _X264_PIX_FMTS,
-    "libx265": _X264_PIX_FMTS | {"yuv420p12le", "yuv422p12le", "yuv444p12le"},
-    "libvpx-vp9": {"yuv420p", "yuv422p", "yuv444p", "yuv420p10le", "yuv422p10le", "yuv444p10le"},
-    "libsvtav1": {"yuv420p", "yuv420p10le"},
-    "mpeg4": {"yuv420p"},
 }
 # Pictures larger than 1440p get a shorter x264 look-ahead (_LOOKAHEAD_PIXELS in all)
 # and one B-frame.
@@ -487,6 +474,13 @@ class EncodeOptions:
     """Drop the creation time too (``veil.streams.TIME_TAGS``)."""
 
 
+@functools.cache
+def _encoder_formats(encoder: str) -> frozenset[str]:
+    """The pixel formats ``encoder`` takes as they are, as this FFmpeg build has it (its
+    libvpx, for one, has no 10-bit VP9)."""
+    return frozenset(f.name for f in av.codec.Codec(encoder, "w").video_formats or ())
+
+
 def output_encoder(codec: str, container_name: str, input_codec: str) -> str:
     """The FFmpeg encoder for ``codec`` (``CODECS``) in ``container_name``, given the
     input's codec; ``OptionError`` for a codec the container cannot hold."""
@@ -575,14 +569,15 @@ class VideoWriter:
             stream.codec_context.sample_aspect_ratio = aspect
             stream.sample_aspect_ratio = aspect  # the container's copy (Matroska's display size)
         pix_fmt = _FULL_RANGE_ALIASES.get(info.pix_fmt, info.pix_fmt)
-        if pix_fmt not in _PIX_FMTS[codec]:
+        formats = _encoder_formats(codec)
+        if pix_fmt not in formats:
             # Keep 10 bits where the encoder has them (HDR needs them), else 8.
             deep = "p10" in pix_fmt or "p12" in pix_fmt
-            pix_fmt = "yuv420p10le" if deep and "yuv420p10le" in _PIX_FMTS[codec] else "yuv420p"
+            pix_fmt = "yuv420p10le" if deep and "yuv420p10le" in formats else "yuv420p"
         if (coded_w % 2 or coded_h % 2) and pix_fmt.startswith(("yuv420", "yuv422")):
             # 4:2:0 cannot code an odd size exactly; 4:4:4 keeps the picture's size.
             odd = pix_fmt.replace("420", "444").replace("422", "444")
-            pix_fmt = odd if odd in _PIX_FMTS[codec] else pix_fmt
+            pix_fmt = odd if odd in formats else pix_fmt
         stream.pix_fmt = pix_fmt
         full_range = info.color_range == 2 or info.pix_fmt in _FULL_RANGE_ALIASES
         # MPEG-4 Part 2 in AVI cannot say its range, and players take it as limited: a
