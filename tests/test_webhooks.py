@@ -3,18 +3,22 @@ loopback stand for the internal services a caller's URL could aim at."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import logging
 import re
+import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from veil import webhooks
 from veil.webhooks import WebhookError, WebhookURLError, check_webhook_url, post_json, safe_url
 from veil.workflow import notify
 
@@ -105,6 +109,40 @@ def test_a_redirect_is_not_followed(hook):
         outside.close()
 
 
+def test_a_receiver_that_drips_is_cut_off_at_the_deadline(monkeypatch):
+    """The socket timeout bounds each read only: a receiver sending a byte a second
+    would hold the job's worker for as long as it liked."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                if stop.wait(0.5):
+                    return
+                with contextlib.suppress(OSError):
+                    conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    monkeypatch.setattr(webhooks, "DEADLINE", 2.0)
+    started = time.monotonic()
+    try:
+        with pytest.raises(WebhookError, match="not delivered in time"):
+            post_json(
+                f"http://127.0.0.1:{server.getsockname()[1]}/", {}, allowed_hosts={"127.0.0.1"}
+            )
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+
+
 def test_an_error_answer_is_a_failed_delivery():
     failing = Hook(status=500)
     try:
@@ -137,6 +175,9 @@ def test_an_error_answer_is_a_failed_delivery():
         ("http://0.0.0.0:8000/", "is an unspecified address"),
         ("http://224.0.0.1/", "is a multicast address"),
         ("http://100.64.0.1/", "is a non-public address"),  # carrier-grade NAT
+        ("http://[2002:7f00:1::]/", "is a loopback address"),  # 6to4 around 127.0.0.1
+        ("http://[2002:a9fe:a9fe::]/", "is a link-local address"),  # ...around 169.254.169.254
+        ("http://a\ud800.example/", "not a valid URL"),
     ],
 )
 def test_refused_urls_say_why(url, message):

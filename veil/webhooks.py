@@ -13,11 +13,13 @@ messages show only ``safe_url``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import ipaddress
 import json
 import socket
 import ssl
+import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +29,8 @@ from veil.errors import VeilError
 
 TIMEOUT = 10.0
 """Seconds a webhook may take to accept the connection, and then to answer."""
+DEADLINE = 20.0
+"""Seconds a whole webhook call may take, however its receiver paces its bytes."""
 
 SCHEMES = {"http": 80, "https": 443}
 """The schemes a webhook may use, and their default ports."""
@@ -88,10 +92,11 @@ def check_webhook_url(url: str, allowed_hosts: Collection[str] | None) -> Target
     check altogether: only for a URL the operator configured, never one a caller gave.
     """
     try:
+        url.encode("utf-8")  # lone surrogates (JSON's \ud800) are no URL
         parts = urlsplit(url)
         scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
-    except ValueError as exc:
-        raise WebhookURLError(url, f"not a valid URL ({exc})") from exc
+    except (ValueError, UnicodeError) as exc:
+        raise WebhookURLError(url, "not a valid URL") from exc
     if scheme not in SCHEMES:
         given = f"not {scheme}" if scheme else "and this URL names no scheme"
         raise WebhookURLError(url, f"only http and https webhooks are allowed, {given}")
@@ -134,16 +139,30 @@ def post_json(
     if target.authorization:
         headers["Authorization"] = target.authorization
     connection = _connection(target)
+    # The socket timeout bounds each read; a receiver that drips a byte at a time would
+    # hold the job's worker for ever. At the deadline the connection is cut.
+    deadline = threading.Timer(DEADLINE, _cut, args=(connection,))
+    deadline.start()
     try:
         connection.request("POST", target.target, body=body, headers=headers)
         response = connection.getresponse()  # its body does not matter, only its status
     except (OSError, http.client.HTTPException) as exc:
-        raise WebhookError(url, f"not delivered: {exc or type(exc).__name__}") from exc
+        late = " in time" if not deadline.is_alive() else ""
+        raise WebhookError(url, f"not delivered{late}: {exc or type(exc).__name__}") from exc
     finally:
+        deadline.cancel()
         connection.close()
     if not 200 <= response.status < 300:
         moved = " (redirects are not followed)" if 300 <= response.status < 400 else ""
         raise WebhookError(url, f"answered {response.status} {response.reason}{moved}")
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    """End a webhook call that passed its deadline: reads on its socket fail at once."""
+    sock = connection.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _allowed(host: str, addresses: tuple[str, ...], allowed_hosts: Collection[str]) -> bool:
@@ -165,8 +184,12 @@ def _normal(host: str) -> str:
 def _not_public(address: str) -> str | None:
     """What kind of non-public address ``address`` is ("a loopback"), or None if public."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address):
+        # Forms that carry an IPv4 address: ::ffff:127.0.0.1 reaches 127.0.0.1; 6to4
+        # (2002::/16) and Teredo addresses route to the address they embed.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            ip = embedded
     checks = (
         ("an unspecified", ip.is_unspecified),
         ("a loopback", ip.is_loopback),

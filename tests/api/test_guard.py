@@ -258,3 +258,125 @@ def test_errors_name_the_bucket_not_the_server_path(open_server, tmp_path):
         assert r.json()["detail"].startswith("invalid key")
     finally:
         (open_server.data / "input" / "link.mp4").unlink()
+
+
+# --- Found by an attacker's review -------------------------------------------------------
+
+
+def test_a_refused_upload_leaves_nothing_behind(open_server):
+    before = files_in(open_server.data / "input")
+    r = httpx.post(
+        f"{open_server.url}/api/uploads", files={"file": ("a" * 300 + ".mp4", b"x" * 50_000)}
+    )
+    assert r.status_code == 400, r.text
+    (open_server.data / "input" / "big5.mp4").write_bytes(b"a file, not a folder")
+    r = httpx.post(
+        f"{open_server.url}/api/uploads",
+        params={"key": "big5.mp4/sub.mp4"},
+        files={"file": ("sub.mp4", b"x" * 1000)},
+    )
+    assert r.status_code == 400, r.text
+    (open_server.data / "input" / "big5.mp4").unlink()
+    assert files_in(open_server.data / "input") == before
+    assert files_in(open_server.data / "work" / "uploads") == []
+
+
+def test_a_key_that_is_no_video_is_refused_before_the_body(open_server):
+    head = (
+        f"POST /api/uploads?key=notes.txt HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
+        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
+    ).encode()
+    assert status_of(raw_request(open_server, head)) == 400
+
+
+def test_a_cut_short_upload_is_not_stored(open_server):
+    before = files_in(open_server.data / "input")
+    form = b'--b\r\nContent-Disposition: form-data; name="file"; filename="cut.mp4"\r\n\r\n'
+    r = httpx.post(
+        f"{open_server.url}/api/uploads",
+        content=form + b"x" * 1000,  # no closing boundary
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 400 and "cut short" in r.json()["detail"]
+    assert files_in(open_server.data / "input") == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"key": "a\ud800.mp4"},
+        {"key": "z\n13:09:00 job-0000  SUCCEEDED \x1b[31mRED\x1b[0m.mp4"},
+        {"key": "x.mp4", "webhook_url": "http://a\ud800.com/"},
+    ],
+    ids=["lone-surrogate", "control-characters", "surrogate-webhook"],
+)
+def test_keys_and_urls_that_are_not_text_are_400(open_server, body):
+    raw = json.dumps(body).encode()  # json escapes the surrogate as \ud800
+    r = httpx.post(
+        f"{open_server.url}/api/jobs", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    event = {"Records": [{"s3": {"bucket": {"name": ""}, "object": {"key": body["key"]}}}]}
+    r = httpx.post(
+        f"{open_server.url}/events/s3",
+        content=json.dumps(event).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code < 500, r.text
+
+
+def test_an_overlong_multipart_boundary_is_400(open_server):
+    r = httpx.post(
+        f"{open_server.url}/api/uploads",
+        content=b"x",
+        headers={"Content-Type": "multipart/form-data; boundary=" + "b" * 300},
+    )
+    assert r.status_code == 400, r.text
+
+
+def test_a_non_text_access_token_is_401(keyed):
+    r = httpx.get(f"{keyed.url}/api/jobs?access_token=%FF%FE")
+    assert r.status_code == 401
+
+
+def test_a_chunked_json_body_past_the_limit_is_413(open_server):
+    def body():
+        yield b'{"key": "'
+        for _ in range(10):
+            yield b"a" * 65536
+        yield b'"}'
+
+    r = httpx.post(
+        f"{open_server.url}/api/jobs", content=body(), headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 413, r.text
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [("Origin", "https://evil.example"), ("Origin", "http://127.0.0.1")],
+        [("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Site", "same-origin")],
+    ],
+    ids=["origin-twice", "fetch-site-twice"],
+)
+def test_repeated_deciding_headers_are_refused(open_server, extra):
+    lines = ["POST /api/jobs/job-1/retry HTTP/1.1", f"Host: 127.0.0.1:{open_server.port}"]
+    lines += [f"{name}: {value}" for name, value in extra]
+    head = ("\r\n".join([*lines, "Content-Length: 0", "Connection: close"]) + "\r\n\r\n").encode()
+    assert status_of(raw_request(open_server, head)) == 400
+
+
+@pytest.mark.parametrize("host", ["evil.example@localhost", "localhost/x", "localhost#x"])
+def test_hosts_with_more_than_a_name_are_refused(open_server, host):
+    r = httpx.get(f"{open_server.url}/api/jobs", headers={"Host": host})
+    assert r.status_code == 421
+
+
+def test_no_third_party_script_pages_and_no_framing(open_server):
+    for path in ("/docs", "/redoc"):
+        assert httpx.get(f"{open_server.url}{path}").status_code == 404
+    r = httpx.get(f"{open_server.url}/")
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"

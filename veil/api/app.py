@@ -78,9 +78,17 @@ def _job(job_id: str, *, with_steps: bool = False) -> Job:
 
 
 def create_app(service: Service) -> FastAPI:
+    # No /docs or /redoc: FastAPI's pages load scripts from a CDN into veil's origin,
+    # where they could read the page's key. The schema stays at /openapi.json.
     app = FastAPI(
-        title="veil", version=veil.__version__, description="Anonymize every face in a video."
+        title="veil",
+        version=veil.__version__,
+        description="Anonymize every face in a video.",
+        docs_url=None,
+        redoc_url=None,
     )
+    # Uploads a previous run of this service was receiving when it stopped are no one's.
+    shutil.rmtree(service.config.work_dir / "uploads", ignore_errors=True)
 
     app.add_middleware(
         Guard,
@@ -94,7 +102,9 @@ def create_app(service: Service) -> FastAPI:
     @app.exception_handler(VeilError)
     async def veil_error(_: Request, exc: VeilError) -> JSONResponse:
         status = getattr(exc, "status_code", 400)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        # A message may quote the caller's own text, lone surrogates included: encodable.
+        detail = str(exc).encode("utf-8", "replace").decode("utf-8")
+        return JSONResponse({"detail": detail}, status_code=status)
 
     static = Path(__file__).with_name("static")
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -130,18 +140,17 @@ def create_app(service: Service) -> FastAPI:
         """Store a video in the input bucket and start its job. The form's ``file`` part
         is written straight to the service's work folder as it arrives and refused at
         ``--max-size``."""
-        if key is not None:
-            check_key(key)
+        if key is not None and not is_video_key(check_key(key)):
+            raise HTTPException(400, f"{key}: not a video file type")  # before the body
         config = service.config
         received = await receive_upload(request, config.work_dir / "uploads", config.max_bytes)
         try:
             name = check_key(key or Path(received.filename).name)
             if not is_video_key(name):
                 raise HTTPException(400, f"{name}: not a video file type")
-        except BaseException:
-            received.path.unlink(missing_ok=True)
-            raise
-        info = await run_in_threadpool(config.input.upload_moving, received.path, name)
+            info = await run_in_threadpool(config.input.upload_moving, received.path, name)
+        finally:
+            received.path.unlink(missing_ok=True)  # moved or copied by now, or refused
         return {
             "id": await run_in_threadpool(
                 service.submit, JobRequest(info.key, info.etag, info.size)

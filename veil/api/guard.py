@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -44,8 +45,12 @@ FORM_ALLOWANCE = 64 * 1024
 """Bytes an upload's multipart form may add around the file itself."""
 UPLOAD_PATH = "/api/uploads"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json", "/docs", "/redoc"})
+_PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json"})
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+_DECIDING = frozenset(
+    {"host", "origin", "sec-fetch-site", "authorization", "content-length", "transfer-encoding"}
+)
+"""Headers the checks below decide on: each may be sent once."""
 
 
 def _public(method: str, path: str) -> bool:
@@ -90,13 +95,32 @@ class Policy:
         return any(hmac.compare_digest(token, key.encode()) for key in self.api_keys)
 
 
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+(%[\w.]+)?\]|[\w.-]+)(:\d{1,5})?")
+"""What a ``Host`` header may be: a name or an address, and a port. Nothing else (no
+userinfo, path or query), so no parser can read another host out of it."""
+
+
 def _host_name(host: str) -> str | None:
     """The name or address in a ``Host`` header, without the port; None if malformed."""
+    if not _HOST.fullmatch(host):
+        return None
     try:
-        parts = urlsplit(f"//{host}")
-        return parts.hostname  # lower-cased; brackets of an IPv6 address removed
+        return urlsplit(f"//{host}").hostname  # lower-cased; an IPv6 address unbracketed
     except ValueError:
         return None
+
+
+def _too_large(limit: int) -> str:
+    return f"the request body is larger than {limit:,} bytes"
+
+
+_HARDENING = [
+    # The page may not be framed by another site (its clicks would pass as same-origin),
+    # and nothing is sniffed into a type it was not sent as.
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+]
 
 
 class BodyTooLarge(Exception):
@@ -120,31 +144,46 @@ class Guard:
             return
         limit = self.policy.body_limit(scope["path"])
         received = 0
-        started = False
+        too_large = False
+        answered = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise BodyTooLarge()
             return message
 
-        async def watched_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
+        async def guarded_send(message: Message) -> None:
+            nonlocal answered
+            if too_large:
+                # However the app reported the cut-off body (FastAPI: "error parsing the
+                # body", a 400), the caller learns what happened: 413.
+                if not answered:
+                    answered = True
+                    await _answer(send, scope, 413, _too_large(limit))
+                return
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *_HARDENING]}
             await send(message)
 
         try:
-            await self.app(scope, counted_receive, watched_send)
+            await self.app(scope, counted_receive, guarded_send)
         except BodyTooLarge:
-            if started:
-                raise
-            await _answer(send, scope, 413, f"the request body is larger than {limit:,} bytes")
+            if not answered:
+                answered = True
+                await _answer(send, scope, 413, _too_large(limit))
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:
         """Why the request is refused, from its headers alone; None if it may go on."""
+        names = [k.decode("latin-1").lower() for k, _ in scope["headers"]]
+        repeated = sorted({n for n in _DECIDING if names.count(n) > 1})
+        if repeated:
+            # Which copy would count differs between proxies and servers: none does.
+            return 400, f"the {', '.join(repeated)} header is repeated", {}
         headers = _headers(scope)
         method, path = scope["method"], scope["path"]
         if not self.policy.host_allowed(headers.get("host", "")):
@@ -169,7 +208,7 @@ class Guard:
         if not length.isdigit():
             return 400, "malformed Content-Length", {}
         if int(length) > limit:
-            return 413, f"the request body is larger than {limit:,} bytes", {}
+            return 413, _too_large(limit), {}
         return None
 
 
@@ -195,7 +234,9 @@ def _bearer(headers: dict[str, str], scope: Scope, method: str) -> bytes | None:
         return token.encode("latin-1") if scheme.lower() == "bearer" else None
     if method in ("GET", "HEAD"):
         query = bytes(scope.get("query_string", b"")).decode("latin-1")
-        for name, value in parse_qsl(query):
+        # Decoded byte for byte (Latin-1), so any token, even one that is not text,
+        # is just a wrong token.
+        for name, value in parse_qsl(query, encoding="latin-1"):
             if name == "access_token":
                 return value.encode("latin-1")
     return None
@@ -224,6 +265,7 @@ async def _answer(
         body = json.dumps({"detail": detail}).encode()
         content_type = b"application/json"
     raw = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    raw += _HARDENING
     raw += [(k.encode(), v.encode()) for k, v in extra.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})

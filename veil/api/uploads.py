@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -52,8 +52,10 @@ class _FormReader:
                 "on_header_end": self._header_end,
                 "on_headers_finished": self._headers_finished,
                 "on_part_data": self._part_data,
+                "on_end": self._end,
             },
         )
+        self.ended = False
         self._field = b""
         self._value = b""
         self._disposition = b""
@@ -88,6 +90,9 @@ class _FormReader:
         if self._in_file:
             self.pending += data[start:end]
 
+    def _end(self) -> None:
+        self.ended = True
+
     def take(self) -> bytes:
         data, self.pending = bytes(self.pending), bytearray()
         return data
@@ -100,7 +105,10 @@ async def receive_upload(request: Request, folder: Path, max_bytes: int) -> Rece
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise UploadError(f"send the video as multipart/form-data in a part named {FIELD!r}")
-    reader = _FormReader(boundary)
+    try:
+        reader = _FormReader(boundary)
+    except FormParserError as exc:  # a boundary longer than the standard allows
+        raise UploadError(f"malformed multipart form: {exc}") from None
     folder.mkdir(parents=True, exist_ok=True)
     out: IO[bytes] = tempfile.NamedTemporaryFile(dir=folder, prefix="upload-", delete=False)  # noqa: SIM115
     path, size = Path(out.name), 0
@@ -115,6 +123,8 @@ async def receive_upload(request: Request, folder: Path, max_bytes: int) -> Rece
                 await _write(out, data)
         _parse(lambda _: reader.parser.finalize(), b"")
         await _write(out, None)
+        if not reader.ended:  # the body stopped before the form's closing boundary
+            raise UploadError("the upload was cut short: the form does not end")
         if reader.files != 1:
             raise UploadError(f"the form must have exactly one part named {FIELD!r}")
     except BaseException:

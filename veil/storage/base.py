@@ -22,8 +22,15 @@ class ObjectInfo:
 
 def check_key(key: str) -> str:
     """``key`` if it names an object inside the store; ``InvalidKeyError`` otherwise."""
-    if not key or len(key) > 1024:
-        raise InvalidKeyError(key, "keys must be 1 to 1024 characters")
+    try:
+        encoded = key.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from JSON's \ud800 escapes
+        raise InvalidKeyError(key, "keys must be valid Unicode text") from None
+    if not key or len(encoded) > 1024:
+        raise InvalidKeyError(key, "keys must be 1 to 1024 bytes (UTF-8)")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in key):
+        # Line breaks and terminal escapes in a key would forge lines on a console.
+        raise InvalidKeyError(key, "keys may not contain control characters")
     if "\x00" in key or "\\" in key:
         raise InvalidKeyError(key, "keys may not contain NUL or backslashes")
     if key.startswith("/"):

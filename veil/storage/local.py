@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -95,18 +96,27 @@ class LocalStorage(Storage):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, partial)
             os.replace(partial, target)
+        except (NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
+            # A file is where the key needs a folder, or a folder where it needs a file.
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
+            raise InvalidKeyError(key, "another object of the store is in its way") from exc
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                partial.unlink(missing_ok=True)
             raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc
         return self._info(key, target)
 
     def upload_moving(self, path: Path, key: str) -> ObjectInfo:
         # A rename when the file is on the same file system (the upload folder is in the
         # service's data folder, as the input folder is by default): written once.
-        target = self._path(key)
         try:
+            target = self._path(key)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
+        except InvalidKeyError:
+            path.unlink(missing_ok=True)
+            raise
         except OSError:
             return super().upload_moving(path, key)
         return self._info(key, target)
