@@ -448,8 +448,15 @@ def signed_post(
         ),
         (lambda srv: signed_post(srv, GET, signature=b"\xe9\xff"), "InvalidSignatureException"),
         (lambda srv: signed_post(srv, b"[" * 100_000), "SerializationException"),
+        (
+            lambda srv: signed_post(
+                srv,
+                b'{"Video": {"S3Object": {"Bucket": "rk-videos", "Name": "a\\ud800.mp4"}}}',
+            ),
+            "InvalidS3ObjectException",
+        ),
     ],
-    ids=["replayed-body", "unsigned-payload", "non-ascii-signature", "deep-json"],
+    ids=["replayed-body", "unsigned-payload", "non-ascii-signature", "deep-json", "surrogate"],
 )
 def test_hostile_requests_get_a_modelled_4xx(server, send, code):
     answer = send(server)

@@ -162,8 +162,10 @@ def _handle(
 
 def _error(exc: ApiError, request_id: str) -> Response:
     """An error as SDK clients parse it: ``__type`` in the body and the header."""
+    # A message may quote the caller's own text, lone surrogates included: encodable.
+    message = str(exc).encode("utf-8", "replace").decode("utf-8")
     return JSONResponse(
-        {"__type": exc.code, "Message": str(exc)},
+        {"__type": exc.code, "Message": message},
         status_code=exc.status,
         media_type=CONTENT_TYPE,
         headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": exc.code},
