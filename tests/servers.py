@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +270,21 @@ class PostgreSQL:
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "pgdata"), "-m", "immediate", "stop")
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[PostgreSQL]:
+    """A new PostgreSQL cluster, started, and removed afterwards."""
+    # Not under pytest's folder: the server runs as another user, who must reach its files.
+    root = Path(tempfile.mkdtemp(prefix="veil-pg-"))
+    root.chmod(0o755)
+    pg = PostgreSQL(root / "cluster")
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class VeilWorker:

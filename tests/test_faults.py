@@ -7,14 +7,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from servers import PostgreSQL, VeilWorker, wait_for
+from servers import VeilWorker, postgres_cluster, wait_for
 
 from veil.jobs import WORKFLOW_NAME, JobRequest, job_id_for
 from veil.service import QUEUE_NAME
@@ -35,14 +34,8 @@ def fast_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def postgres():
     """A new cluster for each test: the tests count every job and heartbeat in it."""
-    # Not under pytest's folder: the server runs as another user, who must reach its files.
-    root = Path(tempfile.mkdtemp(prefix="veil-pg-"))
-    root.chmod(0o755)
-    pg = PostgreSQL(root / "cluster")
-    pg.start()
-    yield pg
-    pg.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with postgres_cluster() as pg:
+        yield pg
 
 
 def query(url: str, sql: str, **params: Any) -> list[Any]:

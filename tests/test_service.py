@@ -352,19 +352,11 @@ def test_seaweedfs_webhook_starts_jobs(seaweed, clip, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    import tempfile
+def postgres():
+    from servers import postgres_cluster
 
-    from servers import PostgreSQL
-
-    # Not under pytest's folder: the server runs as another user, who must reach its files.
-    root = Path(tempfile.mkdtemp(prefix="veil-pg-"))
-    root.chmod(0o755)
-    pg = PostgreSQL(root / "cluster")
-    pg.start()
-    yield pg
-    pg.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with postgres_cluster() as pg:
+        yield pg
 
 
 def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):
