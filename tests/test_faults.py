@@ -21,14 +21,8 @@ from veil.storage import LocalStorage
 from veil.synthetic import MovingFace, Scene, write_video
 
 # A dead worker is noticed after 4 s of silence instead of 30 s.
-HEARTBEAT_ENV = {"VEIL_HEARTBEAT_INTERVAL": "0.5", "VEIL_HEARTBEAT_TIMEOUT": "4"}
-
-
-@pytest.fixture
-def fast_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every process the test starts inherits the short heartbeat timing."""
-    for name, value in HEARTBEAT_ENV.items():
-        monkeypatch.setenv(name, value)
+# Short heartbeats, so a dead worker is noticed in seconds.
+HEARTBEAT = ["--heartbeat-interval", "0.5", "--heartbeat-timeout", "4"]
 
 
 @pytest.fixture
@@ -91,7 +85,7 @@ def launched(database: str, worker_id: str | None) -> bool:
     return bool(rows and rows[0][0] > 0)
 
 
-def test_dead_workers_job_is_finished_by_another(postgres, fast_heartbeats, tmp_path):
+def test_dead_workers_job_is_finished_by_another(postgres, tmp_path):
     """Worker A is killed with SIGKILL in the middle of a job and no process with its ID
     ever comes back; of two workers started afterwards, exactly one takes A for dead and
     hands its job back to the queue, and the job finishes once, without redoing the step
@@ -108,7 +102,7 @@ def test_dead_workers_job_is_finished_by_another(postgres, fast_heartbeats, tmp_
     video = write_video(inbox / "long.mp4", scene, audio=False)
     before = digest(video.path)
     db = postgres.url
-    shared = ["--input", str(inbox), "--output", str(outbox), "--database", db]
+    shared = ["--input", str(inbox), "--output", str(outbox), "--database", db, *HEARTBEAT]
 
     doomed = VeilWorker(tmp_path / "a", *shared, worker_id="worker-a").start()
     watchers: list[VeilWorker] = []
@@ -213,7 +207,7 @@ def tiny_scene(i: int) -> Scene:
     )
 
 
-def test_uploads_finish_once_while_workers_are_killed(postgres, fast_heartbeats, tmp_path):
+def test_uploads_finish_once_while_workers_are_killed(postgres, tmp_path):
     """50 small uploads through the API and the input bucket at once; veil serve and two
     veil workers on PostgreSQL; every second or two a worker busy with a job is killed
     with SIGKILL and replaced by one under a new ID, so only the heartbeats can recover
@@ -235,7 +229,7 @@ def test_uploads_finish_once_while_workers_are_killed(postgres, fast_heartbeats,
         write_video(src / key, tiny_scene(i), audio=i % 3 == 0)
     digests = {key: digest(src / key) for key in frames}
     db = postgres.url
-    shared = ["--input", str(inbox), "--output", str(outbox), "--database", db]
+    shared = ["--input", str(inbox), "--output", str(outbox), "--database", db, *HEARTBEAT]
 
     def worker(slot: int, generation: int) -> VeilWorker:
         # The slot's data folder is reused (a new process on the same machine), its ID never.

@@ -283,6 +283,20 @@ _service_options = _option_group(
         callback=lambda _ctx, _param, value: frozenset(value),
         help="A host that job webhooks may reach even on a loopback, private or link-local address; repeatable.",
     ),
+    click.option(
+        "--heartbeat-interval",
+        type=click.FloatRange(min=0, min_open=True),
+        default=5.0,
+        show_default=True,
+        help="Seconds between this process's heartbeats in the job database.",
+    ),
+    click.option(
+        "--heartbeat-timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        default=30.0,
+        show_default=True,
+        help="Seconds of silence after which a live process takes another for dead and hands its unfinished jobs back to the queue (the same on every process).",
+    ),
     _detection_options,
     _redaction_options,
 )

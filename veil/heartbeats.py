@@ -32,7 +32,6 @@ killed mid-job leaves its files behind, and the job ends elsewhere.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import threading
 import time
@@ -45,12 +44,12 @@ from veil.errors import OptionError
 
 log = logging.getLogger("veil.heartbeats")
 
-# There is no command-line flag for these (yet): the environment lets tests shorten them.
-INTERVAL = float(os.environ.get("VEIL_HEARTBEAT_INTERVAL", "5"))
-"""Seconds between a process's heartbeats."""
-TIMEOUT = float(os.environ.get("VEIL_HEARTBEAT_TIMEOUT", "30"))
+INTERVAL = 5.0
+"""Seconds between a process's heartbeats (``--heartbeat-interval``)."""
+TIMEOUT = 30.0
 """Seconds without a heartbeat after which a process is taken for dead. Several
-intervals, so a process busy for a moment (or a slow database) is not."""
+intervals, so a process busy for a moment (or a slow database) is not
+(``--heartbeat-timeout``)."""
 
 
 class Heartbeats:
@@ -68,8 +67,8 @@ class Heartbeats:
         if not 0 < interval < timeout:
             raise OptionError(
                 f"the heartbeat interval ({interval} s) must be above 0 and under the "
-                f"heartbeat timeout ({timeout} s): check VEIL_HEARTBEAT_INTERVAL and "
-                "VEIL_HEARTBEAT_TIMEOUT"
+                f"heartbeat timeout ({timeout} s): check --heartbeat-interval and "
+                "--heartbeat-timeout"
             )
         self.executor_id = executor_id
         self.interval = interval

@@ -190,6 +190,8 @@ class ServeOptions:
     poll_interval: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
     webhook_hosts: frozenset[str] = frozenset()
+    heartbeat_interval: float = heartbeats.INTERVAL
+    heartbeat_timeout: float = heartbeats.TIMEOUT
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -215,6 +217,8 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         worker_id=opts.worker_id or f"{socket.gethostname()}:{data}",
         max_bytes=opts.max_bytes,
         webhook_hosts=opts.webhook_hosts,
+        heartbeat_interval=opts.heartbeat_interval,
+        heartbeat_timeout=opts.heartbeat_timeout,
         # Jobs running side by side share the cores instead of each claiming all of them.
         blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
     )
