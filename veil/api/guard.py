@@ -145,7 +145,8 @@ class Guard:
         limit = self.policy.body_limit(scope["path"])
         received = 0
         too_large = False
-        answered = False
+        answered = False  # the caller has its 413
+        started = False  # the app began its own answer
 
         async def counted_receive() -> Message:
             nonlocal received, too_large
@@ -158,8 +159,8 @@ class Guard:
             return message
 
         async def guarded_send(message: Message) -> None:
-            nonlocal answered
-            if too_large:
+            nonlocal answered, started
+            if too_large and not started:
                 # However the app reported the cut-off body (FastAPI: "error parsing the
                 # body", a 400), the caller learns what happened: 413.
                 if not answered:
@@ -167,12 +168,15 @@ class Guard:
                     await _answer(send, scope, 413, _too_large(limit))
                 return
             if message["type"] == "http.response.start":
+                started = True
                 message = {**message, "headers": [*message.get("headers", []), *_HARDENING]}
             await send(message)
 
         try:
             await self.app(scope, counted_receive, guarded_send)
         except BodyTooLarge:
+            if started:
+                raise  # too late for another answer: the server closes the connection
             if not answered:
                 answered = True
                 await _answer(send, scope, 413, _too_large(limit))
