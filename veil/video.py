@@ -103,9 +103,9 @@ _SIGNATURES = (
     (4, b"ftyp", "MP4/MOV"),
     (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
     (8, b"AVI ", "AVI"),
-    (0, b"\x47", "MPEG-TS"),
-    (4, b"\x47", "M2TS"),
 )
+# A transport stream has no header, only its sync byte at the start of every packet.
+_TS_PACKETS = ((0, 188, "MPEG-TS"), (4, 192, "M2TS"))
 
 
 @dataclass(frozen=True)
@@ -265,10 +265,13 @@ def _check_boxes(path: Path) -> None:
 
 def _container_signature(path: Path) -> str | None:
     with path.open("rb") as f:
-        head = f.read(16)
+        head = f.read(3 * 192)
     for offset, magic, name in _SIGNATURES:
         if head[offset : offset + len(magic)] == magic:
             return name
+    for first, size, name in _TS_PACKETS:
+        if all(head[i : i + 1] == b"\x47" for i in range(first, len(head), size)):
+            return name if len(head) > first + 2 * size else None
     return None
 
 
