@@ -23,6 +23,7 @@ from veil.pipeline import (
     detect_video,
     redact_video,
 )
+from veil.storage.local import fitting_name
 from veil.video import CODECS, MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
 
 if TYPE_CHECKING:  # the service pulls DBOS and FastAPI: imported only when it runs
@@ -569,17 +570,9 @@ def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Pat
         yield src, (output / src.name) if output else _tagged(src, tag)
 
 
-NAME_MAX = 255
-"""Bytes in a file name on the file systems veil runs on."""
-
-
 def _tagged(src: Path, tag: str) -> Path:
-    """``src`` with ``tag`` before its suffix, the stem shortened if the name would pass
-    the file system's limit (a name already at the limit has no room for the tag)."""
-    stem = src.stem
-    while len(f"{stem}{tag}{src.suffix}".encode()) > NAME_MAX:
-        stem = stem[:-1]
-    return src.with_name(f"{stem}{tag}{src.suffix}")
+    """``src`` with ``tag`` before its suffix, within the file system's name limit."""
+    return src.with_name(fitting_name(src.stem, f"{tag}{src.suffix}"))
 
 
 def _faces_path(faces_out: Path | None, src: Path, many: bool) -> Path | None:

@@ -42,7 +42,7 @@ from veil.errors import (
 from veil.jobs import WORKFLOW_NAME, FaceDetectionRequest, JobRequest, ProgressStore
 from veil.pipeline import blur_video, detect_video
 from veil.storage import Storage, bucket_store
-from veil.storage.local import NAME_MAX
+from veil.storage.local import NAME_MAX, fitting_name
 from veil.video import VIDEO_EXTENSIONS, probe
 from veil.webhooks import WebhookError, post_json
 
@@ -242,10 +242,7 @@ def faces_file_key(key: str) -> str:
     faces = f"{name}.faces.json"
     if len(faces.encode()) > NAME_MAX:
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-        stem = name
-        while len(f"{stem}-{digest}.faces.json".encode()) > NAME_MAX:
-            stem = stem[:-1]
-        faces = f"{stem}-{digest}.faces.json"
+        faces = fitting_name(name, f"-{digest}.faces.json")
     return f"{folder}/{faces}" if folder else faces
 
 

@@ -31,6 +31,18 @@ def raw_request(server: VeilServer, head: bytes, body: bytes = b"", wait: float 
         return answer
 
 
+def announced_only(
+    server: VeilServer, target: str, length: int, content_type: str = "application/json"
+) -> int:
+    """The status of a POST that announces ``length`` bytes of body and sends none: only
+    an answer given from the headers alone can arrive."""
+    head = (
+        f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+    return status_of(raw_request(server, head))
+
+
 def status_of(answer: bytes) -> int:
     assert answer.startswith(b"HTTP/1.1 "), answer[:200]
     return int(answer.split(b" ", 2)[1])
@@ -73,12 +85,28 @@ def open_server(tmp_path_factory):
 
 @pytest.mark.parametrize("path", ["/api/uploads", "/events/s3", "/api/jobs"])
 def test_no_key_is_refused_before_the_body_is_read(keyed, path):
-    # The request announces 5 GB and sends none of it: the answer comes from the headers.
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{keyed.port}\r\n"
-        "Content-Type: application/json\r\nContent-Length: 5000000000\r\n\r\n"
-    ).encode()
-    assert status_of(raw_request(keyed, head)) == 401
+    assert announced_only(keyed, path, 5_000_000_000) == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/jobs",
+        "/api/objects",
+        "/api/jobs/job-1",
+        "/api/jobs/job-1/input",
+        "/api/jobs/job-1/result",
+        "/api/jobs/job-1/faces",
+    ],
+)
+def test_reading_needs_a_key_too(keyed, path):
+    assert httpx.get(f"{keyed.url}{path}").status_code == 401
+    assert (
+        httpx.get(f"{keyed.url}{path}", headers={"Authorization": "Bearer wrong"}).status_code
+        == 401
+    )
+    r = httpx.delete(f"{keyed.url}/api/jobs/job-1")
+    assert r.status_code == 401
 
 
 def test_non_ascii_bearer_token_is_a_401(keyed):
@@ -100,11 +128,7 @@ def test_access_token_in_the_url_only_reads(keyed):
     [("/api/uploads", MAX_SIZE + 100_000), ("/api/jobs", 300_000), ("/events/s3", 300_000)],
 )
 def test_announced_oversized_bodies_are_refused_unread(open_server, path, size):
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {size}\r\n\r\n"
-    ).encode()
-    assert status_of(raw_request(open_server, head)) == 413
+    assert announced_only(open_server, path, size) == 413
 
 
 def test_chunked_upload_is_stopped_at_the_limit(open_server):
@@ -282,11 +306,8 @@ def test_a_refused_upload_leaves_nothing_behind(open_server):
 
 
 def test_a_key_that_is_no_video_is_refused_before_the_body(open_server):
-    head = (
-        f"POST /api/uploads?key=notes.txt HTTP/1.1\r\nHost: 127.0.0.1:{open_server.port}\r\n"
-        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
-    ).encode()
-    assert status_of(raw_request(open_server, head)) == 400
+    form = "multipart/form-data; boundary=b"
+    assert announced_only(open_server, "/api/uploads?key=notes.txt", 100_000, form) == 400
 
 
 def test_a_cut_short_upload_is_not_stored(open_server):

@@ -28,7 +28,7 @@ import json
 import re
 import socket
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -74,8 +74,9 @@ class Policy:
     service on loopback unless the operator insisted)."""
     max_upload: int = 10 * 1024**3
     """Bytes of video an upload may carry (``--max-size``)."""
-    host_names: frozenset[str] = field(default_factory=lambda: _LOOPBACK_NAMES)
-    """Names (not addresses: any address is accepted) the service may be reached by."""
+    host_names: frozenset[str] = frozenset()
+    """Names besides ``localhost`` (not addresses: any address is accepted) the service
+    may be reached by."""
 
     def body_limit(self, path: str) -> int:
         return self.max_upload + FORM_ALLOWANCE if path == UPLOAD_PATH else JSON_LIMIT

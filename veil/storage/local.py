@@ -17,6 +17,14 @@ NAME_MAX = 255
 """Bytes in one file name on the file systems veil runs on (ext4, XFS, APFS, NTFS)."""
 
 
+def fitting_name(stem: str, tail: str) -> str:
+    """``stem + tail``, the stem cut short (whole characters) where the name would pass
+    ``NAME_MAX`` bytes: a name already at the limit has no room for a tail."""
+    while len(f"{stem}{tail}".encode()) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + tail
+
+
 class LocalStorage(Storage):
     """Objects are files under ``root``; a key's ``/`` separates folders.
 
