@@ -45,6 +45,13 @@ class FaceDetector(Protocol):
         ...
 
 
+def resolved_precision(precision: str, device: str) -> str:
+    """``auto`` as it resolves: int8 on the CPU, fp32 elsewhere."""
+    if precision == "auto":
+        return "int8" if device == "cpu" else "fp32"
+    return precision
+
+
 def default_model_path(precision: str = "fp32") -> Path:
     """The shipped model: ``fp32`` as published, or ``int8``, quantized from it by
     ``scripts/make_int8_model.py`` (about 1.8x faster on CPUs, same recall in our tests)."""
@@ -91,9 +98,7 @@ class CenterFace:
             raise OptionError(
                 f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}"
             )
-        if precision == "auto":
-            precision = "int8" if device == "cpu" else "fp32"
-        self.precision = precision
+        self.precision = precision = resolved_precision(precision, device)
         self.threshold = threshold
         self.scale = scale
         self.device = device

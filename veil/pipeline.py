@@ -13,16 +13,17 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from veil.anonymizers import MODES, Anonymizer, get_anonymizer
 from veil.detections import Detections
-from veil.detector import DEVICES, PRECISIONS, CenterFace, FaceDetector
+from veil.detector import DEVICES, PRECISIONS, CenterFace, FaceDetector, resolved_precision
 from veil.errors import OptionError
 from veil.faces_file import FacesWriter, read_faces
 from veil.motion import DetectionSchedule
+from veil.thumbnails import Thumbnails
 from veil.tracker import Tracker, TrackerOptions
 from veil.video import (
     DecodedFrame,
@@ -134,6 +135,10 @@ class BlurOptions:
             strip_time=self.strip_time,
         )
 
+    def detector_name(self) -> str:
+        """The model the detector runs, as reports name it (``centerface-int8``...)."""
+        return f"centerface-{resolved_precision(self.precision, self.device)}"
+
     def detector(self) -> CenterFace:
         """The detector, reporting faces down to ``KEEP_RATIO * threshold``; the tracker
         starts tracks only at ``threshold``."""
@@ -148,11 +153,17 @@ class BlurOptions:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a run did: the video's facts, frames written and face tracks found."""
+    """What a run did: the video's facts, frames written and face tracks found; for
+    detecting runs, the frames the detector analysed whole (``analysed``) and those it
+    looked at only near tracked faces (``followed``); what the output lost of the input's
+    metadata (``veil.streams.RemovedMetadata.to_json``), when an output was written."""
 
     info: VideoInfo
     frames: int
     tracks: int
+    analysed: int = 0
+    followed: int = 0
+    metadata_removed: dict[str, list[str]] | None = None
 
 
 _DONE = object()
@@ -273,6 +284,7 @@ def _run(
     output: Path | None,
     faces_out: Path | None,
     progress: ProgressCallback | None,
+    thumbnails: Thumbnails | None = None,
 ) -> RunResult:
     """The shared loop of blur, detect and redact: ``analyse_for`` gives what finds each
     frame's faces and feeds them to the tracker."""
@@ -302,7 +314,10 @@ def _run(
                 if faces is not None and len(detections):
                     faces.add(frame.time_ms, detections)
                 if encoder is not None and len(detections):
-                    image = anonymizer.apply(frame.rgb(), detections.grown(options.box_scale))
+                    image = frame.rgb()
+                    if thumbnails is not None:  # from the original, before it is hidden
+                        thumbnails.offer(image, detections)
+                    image = anonymizer.apply(image, detections.grown(options.box_scale))
                     encoder.put(_Redacted(image, frame.pts))
                 elif encoder is not None:
                     encoder.put(frame)  # no face: encoded as decoded, no trip through RGB
@@ -340,19 +355,33 @@ def _run(
                 writer.close()
             if faces is not None:
                 faces.close()
-        return RunResult(info, done, tracker.tracks_started)
+        removed = writer.metadata_removed.to_json() if writer is not None else None
+        return RunResult(info, done, tracker.tracks_started, metadata_removed=removed)
 
 
-def _detect_with(detector: FaceDetector, every: int) -> Callable[[VideoReader], Analyse]:
-    def analyse_for(_: VideoReader) -> Analyse:
-        schedule = DetectionSchedule(detector, every)
-
-        def analyse(frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
-            return schedule.analyse(frame, tracker)
-
-        return analyse
-
-    return analyse_for
+def _detecting(
+    input_path: Path,
+    detector: FaceDetector,
+    options: BlurOptions,
+    *,
+    output: Path | None,
+    faces_out: Path | None,
+    progress: ProgressCallback | None,
+    thumbnails: Thumbnails | None = None,
+) -> RunResult:
+    """A run that detects: the motion-aware schedule decides what the detector sees."""
+    schedule = DetectionSchedule(detector, options.detect_every)
+    result = _run(
+        input_path,
+        lambda _: schedule.analyse,
+        options,
+        detecting=True,
+        output=output,
+        faces_out=faces_out,
+        progress=progress,
+        thumbnails=thumbnails,
+    )
+    return replace(result, analysed=schedule.full_analyses, followed=schedule.follow_ups)
 
 
 def blur_video(
@@ -363,18 +392,20 @@ def blur_video(
     faces_out: str | Path | None = None,
     detector: FaceDetector | None = None,
     progress: ProgressCallback | None = None,
+    thumbnails: Thumbnails | None = None,
 ) -> RunResult:
-    """Write a copy of ``input_path`` with every face anonymized to ``output_path``."""
+    """Write a copy of ``input_path`` with every face anonymized to ``output_path``;
+    ``thumbnails`` collects a picture of each tracked face from the original."""
     options = options or BlurOptions()
     detector = detector or options.detector()
-    return _run(
+    return _detecting(
         Path(input_path),
-        _detect_with(detector, options.detect_every),
+        detector,
         options,
-        detecting=True,
         output=Path(output_path),
         faces_out=Path(faces_out) if faces_out else None,
         progress=progress,
+        thumbnails=thumbnails,
     )
 
 
@@ -389,11 +420,10 @@ def detect_video(
     """Write the tracked detections of ``input_path`` as a faces.json file."""
     options = options or BlurOptions()
     detector = detector or options.detector()
-    return _run(
+    return _detecting(
         Path(input_path),
-        _detect_with(detector, options.detect_every),
+        detector,
         options,
-        detecting=True,
         output=None,
         faces_out=Path(faces_out),
         progress=progress,

@@ -1,0 +1,168 @@
+"""Review edits: parsing, applying them to a faces file, and the same edits from the
+command line (``veil redact --faces edited.json``) on a real video."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import SMALL_SCENE
+
+from veil.cli import main
+from veil.review import Edit, apply_edits, parse_edits, read_faces_file, tracks, write_faces_file
+from veil.synthetic import SyntheticVideo, visible_faces
+
+BOX = {"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"action": "show", "track": 3}, Edit(action="show", track=3)),
+        (
+            {"action": "remove", "track": 0, "note": "a poster"},
+            Edit(action="remove", track=0, note="a poster"),
+        ),
+        (
+            {"action": "add", "start_ms": 0, "end_ms": 500, "box": BOX},
+            Edit(action="add", start_ms=0, end_ms=500, box=(0.1, 0.2, 0.3, 0.4)),
+        ),
+        ({"action": "show", "track": 2.0}, Edit(action="show", track=2)),
+    ],
+)
+def test_edits_parse(data: dict[str, Any], expected: Edit) -> None:
+    (edit,) = parse_edits([data])
+    assert edit == expected
+    assert parse_edits([edit.to_json()]) == [edit]  # what the store keeps reads back
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"action": "blur", "track": 1}, "unknown action 'blur'"),
+        ({"action": "show"}, "needs the track's number"),
+        ({"action": "show", "track": -1}, "needs the track's number"),
+        ({"action": "show", "track": True}, "track must be a whole number"),
+        ({"action": "show", "track": 1.5}, "track must be a whole number"),
+        ({"action": "show", "track": 1, "shell": "rm"}, "unknown edit field(s): shell"),
+        ({"action": "add", "start_ms": 0, "end_ms": 9}, "needs box, start_ms and end_ms"),
+        ({"action": "add", "start_ms": 9, "end_ms": 0, "box": BOX}, "at most end_ms"),
+        ({"action": "add", "start_ms": 0, "end_ms": 9, "box": {**BOX, "left": 0.9}}, "inside"),
+        ({"action": "add", "start_ms": 0, "end_ms": 9, "box": {**BOX, "width": 0}}, "positive"),
+        ({"action": "add", "start_ms": 0, "end_ms": 9, "box": {**BOX, "top": "x"}}, "numbers"),
+        ({"action": "add", "start_ms": 0, "end_ms": 9, "box": [1, 2]}, "box is an object"),
+        ({"action": "show", "track": 1, "note": "x" * 201}, "at most 200 characters"),
+        ("show 1", "an edit is an object"),
+    ],
+)
+def test_bad_edits_say_what_is_wrong(data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match="edit 0: ") as caught:
+        parse_edits([data])
+    assert message in str(caught.value)
+
+
+def test_edits_are_a_bounded_list() -> None:
+    with pytest.raises(ValueError, match="edits is a list"):
+        parse_edits({"action": "show"})
+    with pytest.raises(ValueError, match="at most 1000 edits"):
+        parse_edits([{"action": "show", "track": 1}] * 1001)
+
+
+def _face(track: int, left: float = 0.1, confidence: float = 90.0) -> dict[str, Any]:
+    box = {"Width": 0.1, "Height": 0.2, "Left": left, "Top": 0.3}
+    return {"BoundingBox": box, "Confidence": confidence, "TrackId": track}
+
+
+FACES = {
+    "VideoMetadata": {"FrameRate": 10.0, "DurationMillis": 1000},
+    "Faces": [
+        {"Timestamp": 0, "Face": _face(0)},
+        {"Timestamp": 0, "Face": _face(1, 0.5)},
+        {"Timestamp": 100, "Face": _face(0, confidence=99.0)},
+        {"Timestamp": 100, "Face": _face(1, 0.5)},
+        {"Timestamp": 200, "Face": _face(1, 0.5)},
+    ],
+}
+
+
+def test_shown_and_removed_tracks_lose_their_boxes_and_added_ones_cover_each_frame() -> None:
+    edits = parse_edits(
+        [
+            {"action": "show", "track": 0},
+            {"action": "add", "start_ms": 50, "end_ms": 250, "box": BOX},
+        ]
+    )
+    edited = apply_edits(FACES, edits)
+    assert edited["VideoMetadata"] == FACES["VideoMetadata"]
+    assert [(e["Timestamp"], e["Face"]["TrackId"]) for e in edited["Faces"]] == [
+        (0, 1),
+        (50, 2),  # a new track, one entry a frame (10 fps) over the range
+        (100, 1),
+        (150, 2),
+        (200, 1),
+        (250, 2),
+    ]
+    added = edited["Faces"][1]["Face"]
+    assert added["BoundingBox"] == {"Width": 0.3, "Height": 0.4, "Left": 0.1, "Top": 0.2}
+    removed = apply_edits(FACES, parse_edits([{"action": "remove", "track": 1}]))
+    assert {e["Face"]["TrackId"] for e in removed["Faces"]} == {0}
+    assert apply_edits(FACES, []) == FACES
+
+
+def test_tracks_summarise_each_track_at_its_best_frame() -> None:
+    assert tracks(FACES) == [
+        {
+            "id": 0,
+            "start_ms": 0,
+            "end_ms": 100,
+            "frames": 2,
+            "score": 99.0,
+            "best_ms": 100,
+            "box": {"left": 0.1, "top": 0.3, "width": 0.1, "height": 0.2},
+        },
+        {
+            "id": 1,
+            "start_ms": 0,
+            "end_ms": 200,
+            "frames": 3,
+            "score": 90.0,
+            "best_ms": 0,
+            "box": {"left": 0.5, "top": 0.3, "width": 0.1, "height": 0.2},
+        },
+    ]
+
+
+def _invoke(*args: object) -> Any:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_an_edited_faces_file_leaves_a_shown_track_visible_and_hides_an_added_box(
+    clip: SyntheticVideo, tmp_path
+) -> None:
+    faces_path = tmp_path / "faces.json"
+    assert _invoke("detect", clip.path, "-o", faces_path, "-q").exit_code == 0
+    faces = read_faces_file(faces_path)
+    # The largest face of the clip (72 px, scene face 3) is the track with the tallest box.
+    biggest = max(tracks(faces), key=lambda t: t["box"]["height"])
+    shown = tmp_path / "shown.json"
+    write_faces_file(apply_edits(faces, [Edit(action="show", track=biggest["id"])]), shown)
+    out = tmp_path / "shown.mp4"
+    assert _invoke("redact", clip.path, "--faces", shown, "-o", out, "-q").exit_code == 0
+    visible = visible_faces(out, SMALL_SCENE)
+    assert {face for _, face, _ in visible} == {3}  # that person, and nobody else
+    assert len(visible) >= 20  # of its 26 frames; the rest are partly covered by others
+
+    # The same face drawn by hand instead, over its whole time on screen, is hidden.
+    first, last = SMALL_SCENE.faces[3].first_frame, SMALL_SCENE.faces[3].last_frame
+    assert first is not None and last is not None
+    box = {"left": 0.55, "top": 0.1, "width": 0.35, "height": 0.6}
+    data = json.loads(shown.read_text())
+    span = {"start_ms": first * 1000 // 30, "end_ms": last * 1000 // 30 + 34}
+    drawn = apply_edits(data, parse_edits([{"action": "add", "box": box, **span}]))
+    drawn_path = tmp_path / "drawn.json"
+    write_faces_file(drawn, drawn_path)
+    out = tmp_path / "drawn.mp4"
+    assert _invoke("redact", clip.path, "--faces", drawn_path, "-o", out, "-q").exit_code == 0
+    assert visible_faces(out, SMALL_SCENE) == []

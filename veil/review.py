@@ -1,0 +1,357 @@
+"""Review: a person's edits to a job's detections, and the held jobs that wait for them.
+
+An edit says what to do with one track of faces.json (each face carries a ``TrackId``)
+or adds a box over a time range:
+
+- ``show``: leave a track visible (a person who agreed to be shown);
+- ``remove``: a false box: the track is not a face;
+- ``add``: a box the detector missed (a face, a name badge, a screen), held from
+  ``start_ms`` to ``end_ms``.
+
+``apply_edits`` turns a faces file and a list of edits into the faces file that
+``veil redact --faces`` (and the service's re-render) anonymizes: the same edits work
+from the page and from the command line.
+
+A blur job whose audit finds a face waits for review instead of publishing
+(``--on-audit-finding hold``). What a reviewer needs, and what a re-render reads, is kept
+in the job database (``ReviewStore``), so any machine can show it and any worker can
+render it: the faces file the job made (compressed), a thumbnail per track, the edits
+and the latest re-render.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from veil.errors import FacesFileError, JobStateError
+from veil.jobs import create_tables, database_errors
+
+ACTIONS = ("show", "remove", "add")
+"""What an edit does: leave a track visible, drop a false track, add a box."""
+
+MAX_EDITS = 1000
+"""Edits one review may hold: plenty for a person, a bound for a request."""
+
+_NOTE_CHARS = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class Edit:
+    """One reviewer's change. ``track`` names a faces.json ``TrackId`` (``show``,
+    ``remove``); ``add`` gives ``box`` (left, top, width, height as ratios of the
+    displayed frame) from ``start_ms`` to ``end_ms``."""
+
+    action: str
+    track: int | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; choose one of {', '.join(ACTIONS)}")
+        if self.action == "add":
+            if self.box is None or self.start_ms is None or self.end_ms is None:
+                raise ValueError("an added box needs box, start_ms and end_ms")
+            left, top, width, height = self.box
+            if not all(math.isfinite(v) for v in self.box):
+                raise ValueError("box values must be numbers")
+            if width <= 0 or height <= 0 or left < 0 or top < 0:
+                raise ValueError("box needs a positive size inside the frame")
+            if left + width > 1.0001 or top + height > 1.0001:
+                raise ValueError("box must lie inside the frame (ratios 0-1)")
+            if not 0 <= self.start_ms <= self.end_ms:
+                raise ValueError("start_ms must be 0 or more and at most end_ms")
+        elif self.track is None or self.track < 0:
+            raise ValueError(f"a {self.action} edit needs the track's number (TrackId)")
+        if len(self.note) > _NOTE_CHARS:
+            raise ValueError(f"note must be at most {_NOTE_CHARS} characters")
+
+    @classmethod
+    def from_json(cls, data: Any) -> Edit:
+        """Parse one edit; ``ValueError`` with a plain message on anything malformed."""
+        if not isinstance(data, Mapping):
+            raise ValueError("an edit is an object with an action")
+        unknown = set(data) - {"action", "track", "start_ms", "end_ms", "box", "note"}
+        if unknown:
+            raise ValueError(f"unknown edit field(s): {', '.join(sorted(map(str, unknown)))}")
+        box = data.get("box")
+        if box is not None:
+            if not isinstance(box, Mapping):
+                raise ValueError("box is an object with left, top, width and height")
+            try:
+                box = tuple(float(box[k]) for k in ("left", "top", "width", "height"))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError("box needs numbers left, top, width and height") from exc
+        return cls(
+            action=str(data.get("action")),
+            track=_int_or_none(data.get("track"), "track"),
+            start_ms=_int_or_none(data.get("start_ms"), "start_ms"),
+            end_ms=_int_or_none(data.get("end_ms"), "end_ms"),
+            box=box,
+            note=str(data.get("note") or ""),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"action": self.action}
+        if self.track is not None:
+            data["track"] = self.track
+        if self.action == "add" and self.box is not None:
+            left, top, width, height = self.box
+            data.update(
+                start_ms=self.start_ms,
+                end_ms=self.end_ms,
+                box={"left": left, "top": top, "width": width, "height": height},
+            )
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def _int_or_none(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        raise ValueError(f"{name} must be a whole number")
+    return int(value)
+
+
+def parse_edits(data: Any) -> list[Edit]:
+    """A list of edits from JSON; ``ValueError`` naming the first bad one."""
+    if not isinstance(data, list):
+        raise ValueError("edits is a list")
+    if len(data) > MAX_EDITS:
+        raise ValueError(f"at most {MAX_EDITS} edits")
+    edits = []
+    for n, item in enumerate(data):
+        try:
+            edits.append(Edit.from_json(item))
+        except ValueError as exc:
+            raise ValueError(f"edit {n}: {exc}") from None
+    return edits
+
+
+def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, Any]:
+    """The faces file ``faces`` (a parsed faces.json) with ``edits`` applied.
+
+    Shown and removed tracks lose their entries; an added box gets an entry on every
+    frame of its range (at the video's frame rate), under a new ``TrackId``, so redaction
+    covers it frame by frame and a later review can name it.
+    """
+    hidden = {e.track for e in edits if e.action in ("show", "remove")}
+    entries = [
+        entry
+        for entry in faces.get("Faces", [])
+        if entry.get("Face", {}).get("TrackId") not in hidden
+    ]
+    used = [int(e["Face"]["TrackId"]) for e in faces.get("Faces", []) if "TrackId" in e["Face"]]
+    next_track = max(used, default=-1) + 1
+    fps = float(faces.get("VideoMetadata", {}).get("FrameRate") or 30.0)
+    step = 1000.0 / (fps if math.isfinite(fps) and fps > 0 else 30.0)
+    for edit in edits:
+        if edit.action != "add":
+            continue
+        assert edit.box is not None and edit.start_ms is not None and edit.end_ms is not None
+        left, top, width, height = edit.box
+        face = {
+            "BoundingBox": {"Width": width, "Height": height, "Left": left, "Top": top},
+            "Confidence": 100.0,
+            "TrackId": next_track,
+        }
+        count = int((edit.end_ms - edit.start_ms) / step) + 1
+        entries += [
+            {"Timestamp": round(edit.start_ms + k * step), "Face": face} for k in range(count)
+        ]
+        next_track += 1
+    entries.sort(key=lambda entry: int(entry["Timestamp"]))
+    return {**faces, "Faces": entries}
+
+
+def read_faces_file(path: Path) -> dict[str, Any]:
+    """A faces.json parsed whole, for editing."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise FacesFileError(path, "no such file") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FacesFileError(path, f"not a JSON faces file ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("Faces"), list):
+        raise FacesFileError(path, 'no "Faces" list; expected the output of veil detect')
+    return data
+
+
+def write_faces_file(data: Mapping[str, Any], path: Path) -> None:
+    """Write a faces file in faces.json's layout: one entry a line."""
+    head = {k: v for k, v in data.items() if k != "Faces"}
+    lines = ",\n".join(json.dumps(e, separators=(",", ":")) for e in data.get("Faces", []))
+    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"Faces":[\n' + lines + "\n]}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def tracks(faces: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each track of a faces file: its id, first and last timestamp, frames, and the box
+    of its most confident frame (where a thumbnail shows the face best)."""
+    found: dict[int, dict[str, Any]] = {}
+    for entry in faces.get("Faces", []):
+        face = entry.get("Face", {})
+        if "TrackId" not in face:
+            continue
+        track = int(face["TrackId"])
+        time_ms = int(entry["Timestamp"])
+        score = float(face.get("Confidence", 0.0))
+        row = found.get(track)
+        if row is None:
+            found[track] = row = {"id": track, "start_ms": time_ms, "frames": 0, "score": -1.0}
+        row["end_ms"] = time_ms
+        row["frames"] += 1
+        if score > row["score"]:
+            box = face["BoundingBox"]
+            row.update(
+                score=score,
+                best_ms=time_ms,
+                box={k.lower(): box[k] for k in ("Left", "Top", "Width", "Height")},
+            )
+    return sorted(found.values(), key=lambda row: (row["start_ms"], row["id"]))
+
+
+@dataclass(frozen=True)
+class Review:
+    """A job's review state: the edits made, and the re-render that is the job's latest
+    (``render_id``, a workflow; None before the first)."""
+
+    job_id: str
+    edits: list[Edit]
+    render_id: str | None
+    renders: int
+    updated_at: float
+
+
+class ReviewStore:
+    """What review needs of each blur job, in the job database beside DBOS's tables:
+    its detections (compressed), a thumbnail per track, the edits and the latest
+    re-render."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        metadata = sa.MetaData()
+        self.table = sa.Table(
+            "veil_reviews",
+            metadata,
+            sa.Column("job_id", sa.String(64), primary_key=True),
+            sa.Column("faces", sa.LargeBinary),
+            sa.Column("edits", sa.Text),
+            sa.Column("render_id", sa.String(80), nullable=True),
+            sa.Column("renders", sa.Integer),
+            sa.Column("updated_at", sa.Float),
+        )
+        self.thumbnails = sa.Table(
+            "veil_thumbnails",
+            metadata,
+            sa.Column("job_id", sa.String(64), primary_key=True),
+            sa.Column("track", sa.Integer, primary_key=True),
+            sa.Column("picture", sa.LargeBinary),
+        )
+        create_tables(metadata, self.engine)
+
+    def keep(self, job_id: str, faces_path: Path, thumbnails: Mapping[int, bytes]) -> None:
+        """Keep a job's faces file and thumbnails, so a reviewer can see and edit them
+        (held or published). Done again (a re-run step) it replaces them."""
+        faces = gzip.compress(faces_path.read_bytes(), compresslevel=6)
+        now = time.time()
+        with database_errors(), self.engine.begin() as conn:
+            updated = conn.execute(
+                self.table.update()
+                .where(self.table.c.job_id == job_id)
+                .values(faces=faces, updated_at=now)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    self.table.insert().values(
+                        job_id=job_id,
+                        faces=faces,
+                        edits="[]",
+                        render_id=None,
+                        renders=0,
+                        updated_at=now,
+                    )
+                )
+            conn.execute(self.thumbnails.delete().where(self.thumbnails.c.job_id == job_id))
+            if thumbnails:
+                conn.execute(
+                    self.thumbnails.insert(),
+                    [
+                        {"job_id": job_id, "track": track, "picture": picture}
+                        for track, picture in thumbnails.items()
+                    ],
+                )
+
+    def get(self, job_id: str) -> Review | None:
+        return self.get_many([job_id]).get(job_id)
+
+    def get_many(self, job_ids: Iterable[str]) -> dict[str, Review]:
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        c = self.table.c
+        columns = [c.job_id, c.edits, c.render_id, c.renders, c.updated_at]
+        with database_errors(), self.engine.connect() as conn:
+            rows = conn.execute(sa.select(*columns).where(c.job_id.in_(ids))).all()
+        return {
+            row.job_id: Review(
+                job_id=row.job_id,
+                edits=parse_edits(json.loads(row.edits or "[]")),
+                render_id=row.render_id,
+                renders=int(row.renders or 0),
+                updated_at=float(row.updated_at or 0.0),
+            )
+            for row in rows
+        }
+
+    def faces(self, job_id: str) -> dict[str, Any]:
+        """The job's own faces file (before any edit), parsed."""
+        with database_errors(), self.engine.connect() as conn:
+            blob = conn.execute(
+                sa.select(self.table.c.faces).where(self.table.c.job_id == job_id)
+            ).scalar()
+        if blob is None:
+            raise JobStateError(job_id, "has no detections kept for review")
+        data: dict[str, Any] = json.loads(gzip.decompress(blob))
+        return data
+
+    def thumbnail(self, job_id: str, track: int) -> bytes | None:
+        t = self.thumbnails.c
+        with database_errors(), self.engine.connect() as conn:
+            picture = conn.execute(
+                sa.select(t.picture).where(t.job_id == job_id, t.track == track)
+            ).scalar()
+        return bytes(picture) if picture is not None else None
+
+    def start_render(self, job_id: str, edits: Sequence[Edit], renders: int) -> str:
+        """Record ``edits`` and claim the next re-render's ID; refused (``JobStateError``)
+        when another re-render was claimed since the caller read ``renders``."""
+        render_id = f"{job_id}-r{renders + 1}"
+        c = self.table.c
+        with database_errors(), self.engine.begin() as conn:
+            claimed = conn.execute(
+                self.table.update()
+                .where(c.job_id == job_id, c.renders == renders)
+                .values(
+                    edits=json.dumps([e.to_json() for e in edits]),
+                    render_id=render_id,
+                    renders=renders + 1,
+                    updated_at=time.time(),
+                )
+            ).rowcount
+        if not claimed:
+            raise JobStateError(job_id, "was re-rendered by someone else meanwhile; reload it")
+        return render_id
