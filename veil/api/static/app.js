@@ -3,13 +3,24 @@
 "use strict";
 
 // A blur job's steps (veil.jobs.STEPS) as the graph shows them. Redact is one pass over
-// the video: faces are detected and tracked in the same decode that hides them.
+// the video: faces are detected and tracked in the same decode that hides them. Audit
+// looks for faces left in the output; when it finds one the job is held for review and
+// Publish does not run until a reviewer re-renders (or approves) it.
 const STEPS = [
   { name: "Validate", label: "Validate", what: "type, size, decodable" },
   { name: "Redact", label: "Detect + redact", what: "one pass over the video" },
+  { name: "Audit", label: "Audit", what: "looks for faces left visible" },
   { name: "Publish", label: "Publish", what: "video and faces.json" },
 ];
-const stepLabel = (name) => (STEPS.find((s) => s.name === name) || { label: name }).label;
+// A reviewer's re-render: the job's own detections with the edits, no detection again.
+const RERENDER_STEPS = [
+  { name: "Rerender", label: "Redact from edits", what: "reviewed boxes, no new detection" },
+  { name: "Audit", label: "Audit", what: "looks for faces left visible" },
+  { name: "Publish", label: "Publish", what: "video and faces.json" },
+];
+const ENDED = ["SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW"];
+const REVIEWABLE = ["NEEDS_REVIEW", "SUCCEEDED"];
+const stepLabel = (name) => ([...STEPS, ...RERENDER_STEPS].find((s) => s.name === name) || { label: name }).label;
 const $ = (sel) => document.querySelector(sel);
 let apiKey = sessionStorage.getItem("veil-key") || "";
 let timer = null;
@@ -38,7 +49,7 @@ async function api(path, options = {}) {
 }
 
 function show(id) {
-  for (const section of ["auth", "home", "job"]) $(`#${section}`).hidden = section !== id;
+  for (const section of ["auth", "home", "job", "review"]) $(`#${section}`).hidden = section !== id;
 }
 
 function showAuth() {
@@ -84,9 +95,9 @@ function timeLeft(job) {
 }
 
 function progressCell(job) {
-  const done = job.status === "SUCCEEDED";
+  const done = job.status === "SUCCEEDED" || job.status === "NEEDS_REVIEW";
   const fraction = done ? 1 : job.frames_total ? Math.min(1, job.frames_done / job.frames_total) : 0;
-  const bar = el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(fraction * 100)), "aria-label": `progress of ${job.key}` }, el("span"));
+  const bar = el("div", { class: job.status === "NEEDS_REVIEW" ? "bar held" : "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(fraction * 100)), "aria-label": `progress of ${job.key}` }, el("span"));
   bar.firstChild.style.width = `${fraction * 100}%`;
   const detail = job.status === "RUNNING" && job.step
     ? `${stepLabel(job.step)}: ${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames ${timeLeft(job)}`
@@ -103,6 +114,9 @@ async function refreshJobs() {
   for (const job of jobs) {
     const link = el("a", { href: `#/jobs/${job.id}` }, job.key);
     const status = el("td", {}, el("span", { class: `status ${job.status}` }, job.status));
+    if (job.status === "NEEDS_REVIEW") {
+      status.append(el("div", { class: "small" }, `${heldReason(job)}; nothing published. `, el("a", { href: `#/jobs/${job.id}/review` }, "Review")));
+    }
     if (job.error) status.append(el("div", { class: "error small" }, job.error));
     const row = el("tr", { "data-job": job.id }, el("td", {}, link), el("td", {}, bytes(job.size)), el("td", {}, seconds(job.duration)), status, progressCell(job), el("td", {}, job.faces == null ? "" : String(job.faces)));
     row.addEventListener("click", (event) => { if (event.target.tagName !== "A") location.hash = `#/jobs/${job.id}`; });
@@ -158,30 +172,106 @@ function setupUploads() {
   $("#bucket").addEventListener("toggle", () => { if ($("#bucket").open) refreshObjects().catch(() => {}); });
 }
 
-function drawGraph(job) {
-  const graph = $("#graph");
-  graph.replaceChildren();
-  const byName = Object.fromEntries(job.steps.map((s) => [s.name, s]));
-  const failedStep = job.status === "FAILED" ? (job.steps.find((s) => s.error) || {}).name : null;
-  for (const { name, label, what } of STEPS) {
+// One run's steps: ``recorded`` are those DBOS finished (in order); ``active`` says this
+// run is the job's latest, so the job's status and current step belong to it.
+function drawSteps(list, steps, recorded, job, active) {
+  list.replaceChildren();
+  const byName = Object.fromEntries(recorded.map((s) => [s.name, s]));
+  const failedStep = active && job.status === "FAILED" ? (recorded.find((s) => s.error) || {}).name : null;
+  // Audited but not published: held, either now (the latest run) or before a re-render.
+  const held = byName.Audit && !byName.Publish && (active ? job.status === "NEEDS_REVIEW" : true);
+  const running = active && job.status === "RUNNING";
+  for (const { name, label, what } of steps) {
     const step = byName[name];
     let state = "pending";
     if (name === failedStep) state = "failed";
     else if (step) state = "done";
-    else if (job.status === "RUNNING" && job.step === name) state = "current";
-    else if (job.status === "RUNNING" && !job.step && name === "Validate") state = "current";
+    else if (name === "Publish" && held) state = "held";
+    else if (running && job.step === name) state = "current";
+    else if (running && !job.step && name === steps[0].name) state = "current";
     const time = step ? `${((step.ended_at - step.started_at) || 0).toFixed(1)} s` : state === "current" ? "running…" : "";
-    graph.append(el("li", { class: state, "data-step": name, "aria-label": `${label} (${what}): ${state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, label), el("span", { class: "what" }, what), el("span", { class: "time" }, time || state)));
+    const shown = state === "held" ? (active ? "held: waiting for review" : "held for review") : time || state;
+    list.append(el("li", { class: state, "data-step": name, "aria-label": `${label} (${what}): ${state === "held" ? shown : state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, label), el("span", { class: "what" }, what), el("span", { class: "time" }, shown)));
   }
 }
 
+function drawGraph(job) {
+  // A re-render's steps (Rerender, Audit, Publish) follow the job's own in job.steps.
+  const cut = job.steps.findIndex((s) => s.name === "Rerender");
+  const own = cut < 0 ? job.steps : job.steps.slice(0, cut);
+  const again = cut < 0 ? [] : job.steps.slice(cut);
+  const rerendered = job.renders > 0;
+  drawSteps($("#graph"), STEPS, own, job, !rerendered);
+  $("#rerender-wrap").hidden = !rerendered;
+  if (rerendered) {
+    text($("#rerender-title"), `Re-render ${job.renders} with the reviewer's edits (${job.edits.length})`);
+    drawSteps($("#graph-rerender"), RERENDER_STEPS, again, job, true);
+  }
+}
+
+function heldReason(job) {
+  const found = job.audit ? job.audit.findings.length : 0;
+  return `held: the audit found ${found} face${found === 1 ? "" : "s"} left visible`;
+}
+
+function range(startMs, endMs) {
+  return `${(startMs / 1000).toFixed(2)}–${(endMs / 1000).toFixed(2)} s`;
+}
+
+function percent(ratio) {
+  return `${(100 * ratio).toFixed(1)}%`;
+}
+
+function describeEdit(edit) {
+  const note = edit.note ? ` (“${edit.note}”)` : "";
+  if (edit.action === "show") return `Face ${edit.track} kept visible${note}`;
+  if (edit.action === "remove") return `Face ${edit.track} removed: not a face${note}`;
+  const b = edit.box;
+  return `Box added at ${percent(b.left)} from the left, ${percent(b.top)} from the top, ${percent(b.width)} × ${percent(b.height)}, ${range(edit.start_ms, edit.end_ms)}${note}`;
+}
+
+function drawAudit(job) {
+  const audit = job.audit;
+  $("#audit").hidden = !audit;
+  if (!audit) return;
+  const checked = `${audit.frames_checked} of ${audit.frames_total} frames checked`;
+  const n = audit.findings.length;
+  text($("#audit-summary"), audit.passed
+    ? `Passed: no face left visible (${checked}).`
+    : `Found ${n} face${n === 1 ? "" : "s"} left visible in the output (${checked}).`);
+  $("#audit-summary").className = audit.passed ? "ok" : "error";
+  const body = $("#findings tbody");
+  body.replaceChildren();
+  for (const f of audit.findings) {
+    const b = f.box;
+    body.append(el("tr", {}, el("td", {}, `${(f.start_ms / 1000).toFixed(2)} s`), el("td", {}, `${(f.end_ms / 1000).toFixed(2)} s`), el("td", {}, String(f.frames)), el("td", {}, `${percent(b.left)}, ${percent(b.top)}, ${percent(b.width)}, ${percent(b.height)}`), el("td", {}, f.score == null ? "" : Number(f.score).toFixed(2))));
+  }
+  $("#findings").hidden = n === 0;
+}
+
+function drawEdits(job) {
+  $("#edits-wrap").hidden = !job.edits.length;
+  $("#edits-list").replaceChildren(...job.edits.map((e) => el("li", {}, describeEdit(e))));
+}
+
+function drawReport(job) {
+  const details = $("#report");
+  details.hidden = !job.report;
+  if (!job.report) return;
+  text($("#report-json"), JSON.stringify(job.report, null, 2));
+  const link = $("#report-download");
+  link.href = withKey(`/api/jobs/${job.id}/report`);
+  link.setAttribute("download", `${job.key.split("/").pop()}.veil.json`);
+}
+
 async function drawTimeline(job) {
-  if (job.status !== "SUCCEEDED" || $("#timeline").dataset.job === job.id) return;
+  const version = `${job.id}:${job.output_etag}`;
+  if (job.status !== "SUCCEEDED" || $("#timeline").dataset.job === version) return;
   const faces = await api(`/api/jobs/${job.id}/faces`);
   const duration = (faces.VideoMetadata.DurationMillis || 1);
   const strip = $("#timeline");
   strip.replaceChildren();
-  strip.dataset.job = job.id;
+  strip.dataset.job = version;
   const stamps = [...new Set(faces.Faces.map((f) => f.Timestamp))].sort((a, b) => a - b);
   const frame = 1000 / (faces.VideoMetadata.FrameRate || 30);
   for (const t of stamps) {
@@ -216,6 +306,14 @@ async function refreshJob(id) {
   const error = $("#job-error");
   error.hidden = !job.error;
   text(error, job.error || "");
+  const held = job.status === "NEEDS_REVIEW";
+  $("#held").hidden = !held;
+  if (held) text($("#held-text"), `Held for review: ${heldReason(job).replace("held: ", "")} in the output, so nothing was published. Review the faces, add a box over what was missed, and re-render (or approve it if what the audit saw is not a face).`);
+  const review = $("#review-link");
+  review.hidden = !(job.reviewable && REVIEWABLE.includes(job.status));
+  review.href = `#/jobs/${job.id}/review`;
+  review.className = held ? "button" : "button secondary";
+  text(review, held ? "Review" : "Review faces and edits");
   const done = job.status === "SUCCEEDED";
   for (const [sel, path] of [["#download", "result"], ["#download-faces", "faces"]]) {
     const link = $(sel);
@@ -226,12 +324,18 @@ async function refreshJob(id) {
   $("#retry").hidden = !["FAILED", "CANCELLED"].includes(job.status);
   $("#cancel").onclick = async () => { await api(`/api/jobs/${job.id}`, { method: "DELETE" }); refreshJob(job.id); };
   $("#retry").onclick = async () => { const again = await api(`/api/jobs/${job.id}/retry`, { method: "POST" }); location.hash = `#/jobs/${again.id}`; };
-  if (done && $("#compare").dataset.job !== job.id) {
-    $("#compare").dataset.job = job.id;
+  drawAudit(job);
+  drawEdits(job);
+  drawReport(job);
+  // A re-render publishes a new version under the same URL: reload the players then.
+  const version = `${job.id}:${job.output_etag}`;
+  if (done && $("#compare").dataset.job !== version) {
+    $("#compare").dataset.job = version;
     $("#video-original").src = withKey(`/api/jobs/${job.id}/input`);
-    $("#video-result").src = withKey(`/api/jobs/${job.id}/result`);
+    $("#video-result").src = withKey(`/api/jobs/${job.id}/result?v=${encodeURIComponent(job.output_etag || "")}`);
     $("#compare").hidden = false;
   }
+  if (!done) $("#compare").hidden = true;
   if (done) await drawTimeline(job);
   return job;
 }
@@ -244,20 +348,397 @@ function poll(fn) {
 }
 
 function route() {
-  const match = location.hash.match(/^#\/jobs\/([\w-]+)$/);
-  if (match) {
+  const match = location.hash.match(/^#\/jobs\/([\w-]+)(\/review)?$/);
+  if (!(match && match[2])) closeReview();
+  if (match && match[2]) {
+    clearInterval(timer);
+    show("review");
+    openReview(match[1]).catch((e) => showReviewError(e.message));
+  } else if (match) {
     show("job");
+    for (const sel of ["#compare", "#timeline"]) $(sel).dataset.job = "";
     $("#compare").hidden = true;
     $("#timeline-wrap").hidden = true;
-    poll(async () => { const job = await refreshJob(match[1]); if (["SUCCEEDED", "FAILED", "CANCELLED"].includes(job.status)) clearInterval(timer); });
+    $("#rerender-wrap").hidden = true;
+    $("#review-link").hidden = true;
+    poll(async () => { const job = await refreshJob(match[1]); if (ENDED.includes(job.status)) clearInterval(timer); });
   } else {
     show("home");
     poll(refreshJobs);
   }
 }
 
+// Review: a person's edits to a job's detections (veil.review). Every request sends the
+// whole list of edits; they always apply to the job's own detections.
+const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30 };
+const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
+
+function showReviewError(message) {
+  const error = $("#review-error");
+  error.hidden = !message;
+  text(error, message || "");
+}
+
+async function openReview(id) {
+  showReviewError("");
+  review.id = id;
+  $("#review-back").href = `#/jobs/${id}`;
+  const [job, data] = await Promise.all([api(`/api/jobs/${id}`), api(`/api/jobs/${id}/review`)]);
+  if (review.id !== id) return; // the reader moved on meanwhile
+  review.job = job;
+  review.data = data;
+  review.edits = data.edits.map((e) => ({ ...e }));
+  review.draft = null;
+  const video = data.video || {};
+  review.duration = video.DurationMillis || (job.duration ? job.duration * 1000 : 1000);
+  review.fps = video.FrameRate || 30;
+  text($("#review-title"), `Review: ${job.key}`);
+  const renders = data.renders ? `, re-rendered ${data.renders} time${data.renders === 1 ? "" : "s"}` : "";
+  $("#review-status").replaceChildren(el("span", { class: `status ${job.status}` }, job.status), ` ${data.tracks.length} face${data.tracks.length === 1 ? "" : "s"} tracked${renders}`);
+  if (!REVIEWABLE.includes(job.status)) showReviewError(`This job is ${job.status.toLowerCase()}: wait for it to end before re-rendering.`);
+  const stage = $("#stage");
+  if (video.FrameWidth && video.FrameHeight) stage.style.aspectRatio = `${video.FrameWidth} / ${video.FrameHeight}`;
+  const player = reviewPlayer();
+  const source = withKey(`/api/jobs/${id}/input`);
+  if (player.dataset.src !== source) { player.dataset.src = source; player.src = source; }
+  const seek = $("#seek");
+  seek.max = String(review.duration);
+  seek.step = String(Math.max(1, Math.round(1000 / review.fps)));
+  const findings = (data.audit && data.audit.findings) || [];
+  if (findings.length) useFinding(findings[0], false);
+  else fillForm({ left: 0.4, top: 0.4, width: 0.2, height: 0.2 }, null, false);
+  drawTracks();
+  drawFindingsRow();
+  drawAdded();
+  drawOverlay();
+  updateClock();
+  $("#approve").hidden = job.status !== "NEEDS_REVIEW";
+  $("#approve-help").hidden = job.status !== "NEEDS_REVIEW";
+  $("#review-title").focus({ preventScroll: true });
+}
+
+function trackEdit(track) {
+  return review.edits.find((e) => e.action !== "add" && e.track === track);
+}
+
+function setTrackAction(track, action) {
+  const current = trackEdit(track);
+  review.edits = review.edits.filter((e) => e !== current);
+  if (!current || current.action !== action) {
+    const edit = { action, track };
+    if (current && current.note) edit.note = current.note;
+    review.edits.push(edit);
+  }
+  drawTracks();
+  countEdits();
+  const button = document.querySelector(`#tracks li[data-track="${track}"] button[data-action="${action}"]`);
+  if (button) button.focus();
+}
+
+function bar(startMs, endMs, cls) {
+  const span = el("span", { class: cls });
+  span.style.left = `${(100 * startMs) / review.duration}%`;
+  span.style.width = `${Math.max(0.4, (100 * (endMs - startMs)) / review.duration)}%`;
+  return span;
+}
+
+function trackBar(...spans) {
+  return el("div", { class: "track-bar", "aria-hidden": "true" }, ...spans, el("span", { class: "playhead" }));
+}
+
+function seekTo(ms) {
+  const player = reviewPlayer();
+  player.pause();
+  player.currentTime = clamp(ms / 1000, 0, review.duration / 1000);
+  updateClock();
+}
+
+function drawTracks() {
+  const list = $("#tracks");
+  list.replaceChildren();
+  const tracks = review.data.tracks;
+  $("#tracks-empty").hidden = tracks.length > 0;
+  for (const t of tracks) {
+    const edit = trackEdit(t.id);
+    const titleId = `track-${t.id}-title`;
+    const picture = el("img", { class: "thumb", alt: `Face ${t.id}, from the original`, src: withKey(`/api/jobs/${review.id}/tracks/${t.id}/thumbnail`), referrerpolicy: "no-referrer", decoding: "async" });
+    picture.addEventListener("error", () => picture.replaceWith(el("span", { class: "thumb none" }, "no picture")));
+    const state = edit ? (edit.action === "show" ? "kept visible" : "removed") : "hidden";
+    const head = el("div", { class: "track-head" }, picture, el("div", {}, el("strong", { id: titleId }, `Face ${t.id}`), el("span", { class: `small state ${state.replace(" ", "-")}` }, ` ${state}`), el("div", { class: "small" }, `${range(t.start_ms, t.end_ms)} · ${t.frames} frame${t.frames === 1 ? "" : "s"} · score ${Math.round(t.score)}`)));
+    const keep = el("button", { type: "button", class: "secondary", "data-action": "show", "aria-pressed": String(!!edit && edit.action === "show"), "aria-describedby": titleId }, "Keep visible");
+    const remove = el("button", { type: "button", class: "secondary", "data-action": "remove", "aria-pressed": String(!!edit && edit.action === "remove"), "aria-describedby": titleId }, "Remove (not a face)");
+    const go = el("button", { type: "button", class: "secondary", "aria-describedby": titleId }, `Show at ${((t.best_ms ?? t.start_ms) / 1000).toFixed(2)} s`);
+    keep.addEventListener("click", () => setTrackAction(t.id, "show"));
+    remove.addEventListener("click", () => setTrackAction(t.id, "remove"));
+    go.addEventListener("click", () => seekTo(t.best_ms ?? t.start_ms));
+    const note = el("input", { type: "text", maxlength: "200", "aria-describedby": titleId });
+    note.value = (edit && edit.note) || "";
+    note.disabled = !edit;
+    note.addEventListener("input", () => { const e = trackEdit(t.id); if (e) { if (note.value.trim()) e.note = note.value.trim(); else delete e.note; } });
+    const actions = el("div", { class: "track-actions" }, keep, remove, go, el("label", { class: "note" }, "Note ", note));
+    list.append(el("li", { class: `track-row ${state.replace(" ", "-")}`, "data-track": String(t.id) }, head, trackBar(bar(t.start_ms, t.end_ms, "span")), actions));
+  }
+  countEdits();
+}
+
+function drawFindingsRow() {
+  const findings = (review.data.audit && review.data.audit.findings) || [];
+  $("#findings-row").hidden = findings.length === 0;
+  const strip = $("#findings-bar");
+  strip.replaceChildren(...findings.map((f) => bar(f.start_ms, f.end_ms, "span finding")), el("span", { class: "playhead" }));
+  const n = findings.length;
+  text($("#findings-summary"), ` ${n} place${n === 1 ? "" : "s"} where the audit saw a face in the output`);
+  const buttons = $("#findings-buttons");
+  buttons.replaceChildren(...findings.map((f, i) => {
+    const button = el("button", { type: "button", class: "secondary" }, `Use finding ${i + 1}: ${range(f.start_ms, f.end_ms)}`);
+    button.addEventListener("click", () => useFinding(f, true));
+    return button;
+  }));
+}
+
+// The add-box form holds a box as percentages; the draft on the picture follows it.
+function fillForm(box, times, focus) {
+  const pct = (v) => (100 * v).toFixed(1);
+  $("#box-left").value = pct(box.left);
+  $("#box-top").value = pct(box.top);
+  $("#box-width").value = pct(box.width);
+  $("#box-height").value = pct(box.height);
+  const [start, end] = times || aroundNow();
+  $("#box-start").value = (start / 1000).toFixed(2);
+  if (!$("#box-to-end").checked) $("#box-end").value = (end / 1000).toFixed(2);
+  if (focus) $("#box-left").focus();
+}
+
+function aroundNow() {
+  const now = reviewPlayer().currentTime * 1000 || 0;
+  return [Math.max(0, now - 1000), Math.min(review.duration, now + 1000)];
+}
+
+function useFinding(finding, focus) {
+  fillForm(finding.box, [Math.max(0, finding.start_ms - 1000), Math.min(review.duration, finding.end_ms + 1000)], focus);
+  review.draft = { ...finding.box };
+  if (focus) seekTo(finding.start_ms);
+  drawOverlay();
+}
+
+function formBox() {
+  const value = (sel) => Number.parseFloat($(sel).value);
+  const [left, top, width, height] = ["#box-left", "#box-top", "#box-width", "#box-height"].map((sel) => value(sel) / 100);
+  if (![left, top, width, height].every(Number.isFinite)) return { error: "Give the box's left, top, width and height in percent." };
+  if (left < 0 || top < 0 || width <= 0 || height <= 0) return { error: "The box needs a positive width and height, and left and top of 0 or more." };
+  if (left >= 1 || top >= 1) return { error: "The box must start inside the picture (left and top under 100%)." };
+  return { box: { left, top, width: Math.min(width, 1 - left), height: Math.min(height, 1 - top) } };
+}
+
+function formTimes() {
+  const start = Number.parseFloat($("#box-start").value);
+  const end = $("#box-to-end").checked ? review.duration / 1000 : Number.parseFloat($("#box-end").value);
+  if (!Number.isFinite(start) || !Number.isFinite(end)) return { error: "Give the start and end in seconds." };
+  const startMs = Math.round(clamp(start * 1000, 0, review.duration));
+  const endMs = Math.round(clamp(end * 1000, 0, review.duration));
+  if (endMs < startMs) return { error: "The end must not be before the start." };
+  return { start_ms: startMs, end_ms: endMs };
+}
+
+function addBox(event) {
+  event.preventDefault();
+  const error = $("#add-error");
+  const { box, error: boxError } = formBox();
+  const times = formTimes();
+  const problem = boxError || times.error;
+  error.hidden = !problem;
+  text(error, problem || "");
+  if (problem) return;
+  const round = (v) => Math.round(v * 10000) / 10000;
+  const edit = { action: "add", start_ms: times.start_ms, end_ms: times.end_ms, box: { left: round(box.left), top: round(box.top), width: round(box.width), height: round(box.height) } };
+  const note = $("#box-note").value.trim();
+  if (note) edit.note = note;
+  review.edits.push(edit);
+  $("#box-note").value = "";
+  review.draft = null;
+  drawAdded();
+  drawOverlay();
+  countEdits();
+}
+
+function drawAdded() {
+  const list = $("#added");
+  list.replaceChildren();
+  const added = review.edits.filter((e) => e.action === "add");
+  $("#added-empty").hidden = added.length > 0;
+  added.forEach((edit, i) => {
+    const titleId = `added-${i}-title`;
+    const remove = el("button", { type: "button", class: "secondary", "aria-describedby": titleId }, "Delete");
+    remove.addEventListener("click", () => {
+      review.edits = review.edits.filter((e) => e !== edit);
+      drawAdded();
+      drawOverlay();
+      countEdits();
+      const next = $("#added button") || $("#box-left");
+      next.focus();
+    });
+    const go = el("button", { type: "button", class: "secondary", "aria-describedby": titleId }, "Show");
+    go.addEventListener("click", () => seekTo(edit.start_ms));
+    const head = el("div", { class: "track-head" }, el("div", {}, el("strong", { id: titleId }, `Added box ${i + 1}`), el("div", { class: "small" }, describeEdit(edit))));
+    list.append(el("li", { class: "track-row added" }, head, trackBar(bar(edit.start_ms, edit.end_ms, "span")), el("div", { class: "track-actions" }, go, remove)));
+  });
+}
+
+function countEdits() {
+  const edits = review.edits;
+  const n = (action) => edits.filter((e) => e.action === action).length;
+  const parts = [[n("show"), "kept visible"], [n("remove"), "removed"], [n("add"), "added"]].filter(([k]) => k).map(([k, what]) => `${k} ${what}`);
+  const same = JSON.stringify(edits) === JSON.stringify(review.data.edits);
+  text($("#edit-count"), `${edits.length ? `${edits.length} edit${edits.length === 1 ? "" : "s"}: ${parts.join(", ")}` : "No edits"}${same && review.data.renders ? " (as in the latest re-render)" : ""}.`);
+  const open = review.job && REVIEWABLE.includes(review.job.status);
+  $("#rerender").disabled = !open;
+  $("#approve").disabled = !open;
+}
+
+function boxAt(box, cls, label) {
+  const node = el("div", { class: `box ${cls}` }, label ? el("span", {}, label) : "");
+  node.style.left = `${100 * box.left}%`;
+  node.style.top = `${100 * box.top}%`;
+  node.style.width = `${100 * box.width}%`;
+  node.style.height = `${100 * box.height}%`;
+  return node;
+}
+
+function drawOverlay() {
+  if (!review.data) return;
+  const now = reviewPlayer().currentTime * 1000;
+  const frame = 1000 / review.fps;
+  const overlay = $("#overlay");
+  overlay.replaceChildren();
+  const findings = (review.data.audit && review.data.audit.findings) || [];
+  findings.forEach((f, i) => { if (now >= f.start_ms - frame && now <= f.end_ms + frame) overlay.append(boxAt(f.box, "finding", `finding ${i + 1}`)); });
+  review.edits.filter((e) => e.action === "add").forEach((e, i) => { if (now >= e.start_ms && now <= e.end_ms) overlay.append(boxAt(e.box, "added", `added ${i + 1}`)); });
+  if (review.draft) overlay.append(boxAt(review.draft, "draft", "new box"));
+}
+
+function updateClock() {
+  const player = reviewPlayer();
+  const ms = player.currentTime * 1000;
+  $("#seek").value = String(Math.round(ms));
+  text($("#clock"), `${(ms / 1000).toFixed(2)} s / ${(review.duration / 1000).toFixed(2)} s`);
+  $("#review").style.setProperty("--playhead", `${clamp(ms / review.duration) * 100}%`);
+  text($("#play"), player.paused ? "Play" : "Pause");
+  drawOverlay();
+}
+
+function draftFromForm() {
+  const { box } = formBox();
+  review.draft = box || null;
+  drawOverlay();
+}
+
+function setDraft(box) {
+  review.draft = box;
+  fillForm(box, aroundNow(), false);
+  drawOverlay();
+}
+
+// The original plays in the review screen only: made when it opens, dropped when it
+// closes, so no other page holds (or streams) it.
+function reviewPlayer() {
+  let player = $("#review-video");
+  if (player) return player;
+  player = el("video", { id: "review-video", preload: "auto", muted: "", playsinline: "" });
+  player.muted = true;
+  for (const name of ["timeupdate", "seeked", "loadedmetadata", "play", "pause"]) player.addEventListener(name, updateClock);
+  $("#stage").prepend(player);
+  return player;
+}
+
+function closeReview() {
+  const player = $("#review-video");
+  if (player) { player.pause(); player.removeAttribute("src"); player.load(); player.remove(); }
+  review.id = null;
+  review.data = null;
+}
+
+function setupReview() {
+  const player = { pause: () => { const p = $("#review-video"); if (p) p.pause(); } };
+  const overlay = $("#overlay");
+  $("#play").addEventListener("click", () => { const p = reviewPlayer(); if (p.paused) p.play().catch(() => {}); else p.pause(); });
+  $("#frame-back").addEventListener("click", () => seekTo(reviewPlayer().currentTime * 1000 - 1000 / review.fps));
+  $("#frame-next").addEventListener("click", () => seekTo(reviewPlayer().currentTime * 1000 + 1000 / review.fps));
+  $("#seek").addEventListener("input", () => seekTo(Number($("#seek").value)));
+  $("#add-form").addEventListener("submit", addBox);
+  $("#box-here").addEventListener("click", () => { const [a, b] = aroundNow(); $("#box-start").value = (a / 1000).toFixed(2); if (!$("#box-to-end").checked) $("#box-end").value = (b / 1000).toFixed(2); });
+  for (const sel of ["#box-left", "#box-top", "#box-width", "#box-height"]) $(sel).addEventListener("input", draftFromForm);
+  $("#box-to-end").addEventListener("change", () => {
+    const end = $("#box-end");
+    end.disabled = $("#box-to-end").checked;
+    if (end.disabled) end.value = (review.duration / 1000).toFixed(2);
+  });
+  // Drawing: press on the paused frame, drag, release.
+  const at = (event) => {
+    const r = overlay.getBoundingClientRect();
+    return [clamp((event.clientX - r.left) / r.width), clamp((event.clientY - r.top) / r.height)];
+  };
+  overlay.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    player.pause();
+    overlay.setPointerCapture(event.pointerId);
+    review.drag = at(event);
+    overlay.focus({ preventScroll: true });
+  });
+  overlay.addEventListener("pointermove", (event) => {
+    if (!review.drag) return;
+    const [x0, y0] = review.drag;
+    const [x1, y1] = at(event);
+    review.draft = { left: Math.min(x0, x1), top: Math.min(y0, y1), width: Math.abs(x1 - x0), height: Math.abs(y1 - y0) };
+    drawOverlay();
+  });
+  const finish = () => {
+    if (!review.drag) return;
+    review.drag = null;
+    const box = review.draft;
+    if (box && box.width > 0.005 && box.height > 0.005) setDraft(box);
+    else { review.draft = null; drawOverlay(); }
+  };
+  overlay.addEventListener("pointerup", finish);
+  overlay.addEventListener("pointercancel", finish);
+  // Keyboard: arrows move the new box by 1% of the picture (Shift: resize it).
+  overlay.addEventListener("keydown", (event) => {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    const move = moves[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const box = { ...(review.draft || formBox().box || { left: 0.4, top: 0.4, width: 0.2, height: 0.2 }) };
+    const [dx, dy] = move.map((v) => v / 100);
+    if (event.shiftKey) {
+      box.width = clamp(box.width + dx, 0.01, 1 - box.left);
+      box.height = clamp(box.height + dy, 0.01, 1 - box.top);
+    } else {
+      box.left = clamp(box.left + dx, 0, 1 - box.width);
+      box.top = clamp(box.top + dy, 0, 1 - box.height);
+    }
+    review.draft = box;
+    fillForm(box, [Number($("#box-start").value) * 1000, Number($("#box-end").value) * 1000], false);
+    drawOverlay();
+  });
+  const send = async (approve) => {
+    const buttons = [$("#rerender"), $("#approve")];
+    buttons.forEach((b) => { b.disabled = true; });
+    showReviewError("");
+    try {
+      await api(`/api/jobs/${review.id}/review`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ edits: review.edits, renders: review.data.renders, approve }) });
+      location.hash = `#/jobs/${review.id}`;
+    } catch (e) {
+      showReviewError(`${approve ? "Approval" : "Re-render"} refused: ${e.message}`);
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  };
+  $("#rerender").addEventListener("click", () => send(false));
+  $("#approve").addEventListener("click", () => send(true));
+}
+
 window.addEventListener("DOMContentLoaded", () => {
   setupUploads();
+  setupReview();
   linkVideos();
   $("#auth-form").addEventListener("submit", (event) => {
     event.preventDefault();
