@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from servers import VeilServer, wait_for
@@ -316,3 +317,77 @@ def test_keyboard_only_review(
     assert server.job(job_id)["edits"] == [edit]
     expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
     assert errors == []
+
+
+KEY = "review-key-0123456789"
+
+
+def test_keep_a_track_visible_then_approve(
+    browser: Browser, one_face: SyntheticVideo, tmp_path: Path
+):
+    """A finished job's tracks, with thumbnails that only the key opens; a person kept
+    visible is what the audit then finds, so the job is held until the reviewer
+    approves it."""
+    server = VeilServer(
+        tmp_path / "data", "--poll-interval", "0", "--api-key", KEY, api_key=KEY
+    ).start()
+    try:
+        job_id = upload(server, one_face, "talk.mp4")
+        job = wait_status(server, job_id, "SUCCEEDED")
+        assert job["faces"] == 1 and job["reviewable"]
+        (track,) = server.get(f"/api/jobs/{job_id}/review").json()["tracks"]
+        thumbnail = f"/api/jobs/{job_id}/tracks/{track['id']}/thumbnail"
+        assert httpx.get(server.url + thumbnail).status_code == 401
+        picture = server.get(thumbnail)
+        assert picture.headers["content-type"] == "image/jpeg"
+        assert "no-store" in picture.headers["cache-control"]
+
+        page, errors = new_page(browser)
+        page.goto(f"{server.url}/#/jobs/{job_id}")
+        page.fill("#auth-key", KEY)
+        page.click("#auth-form button")
+        expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED")
+        expect(page.locator("#audit-summary")).to_contain_text("Passed")
+        page.click("#review-link")
+        row = page.locator(f"#tracks li[data-track='{track['id']}']")
+        expect(row).to_contain_text(f"Face {track['id']}")
+        thumb = row.locator("img.thumb")
+        expect(thumb).to_have_attribute("src", re.compile("access_token="))
+        page.wait_for_function("document.querySelector('#tracks img.thumb').naturalWidth > 0")
+        expect(page.locator("#approve")).to_be_hidden()  # nothing is held
+
+        keep = row.locator("button[data-action=show]")
+        remove = row.locator("button[data-action=remove]")
+        remove.click()
+        expect(remove).to_have_attribute("aria-pressed", "true")
+        keep.click()
+        expect(keep).to_have_attribute("aria-pressed", "true")
+        expect(remove).to_have_attribute("aria-pressed", "false")
+        row.locator("input").fill("agreed to be filmed")
+        expect(page.locator("#edit-count")).to_have_text("1 edit: 1 kept visible.")
+        page.click("#rerender")
+
+        shown = {"action": "show", "track": track["id"], "note": "agreed to be filmed"}
+        expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW", timeout=180_000)
+        expect(page.locator("#graph-rerender li[data-step=Publish]")).to_have_class("held")
+        expect(page.locator("#edits-list li")).to_have_text(
+            f"Face {track['id']} kept visible (“agreed to be filmed”)"
+        )
+        page.click("#review-link")
+        expect(row.locator("button[data-action=show]")).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#approve")).to_be_visible()
+        with page.expect_request(lambda r: r.method == "POST") as post:
+            page.click("#approve")
+        assert post.value.post_data_json == {"edits": [shown], "renders": 1, "approve": True}
+        expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
+        expect(page.locator("#rerender-title")).to_contain_text("Re-render 2")
+
+        report = server.get(f"/api/jobs/{job_id}/report").json()
+        assert report["edits"] == [shown]
+        assert not report["audit"]["passed"]  # published by the reviewer's word
+        output = server.data / "output" / "talk.mp4"
+        assert visible_faces(output, SCENE) != []  # the person who agreed is shown
+        assert page.evaluate("localStorage.length") == 0
+        assert errors == []
+    finally:
+        server.stop()

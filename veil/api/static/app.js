@@ -322,8 +322,9 @@ async function refreshJob(id) {
   }
   $("#cancel").hidden = !["QUEUED", "RUNNING"].includes(job.status);
   $("#retry").hidden = !["FAILED", "CANCELLED"].includes(job.status);
-  $("#cancel").onclick = async () => { await api(`/api/jobs/${job.id}`, { method: "DELETE" }); refreshJob(job.id); };
-  $("#retry").onclick = async () => { const again = await api(`/api/jobs/${job.id}/retry`, { method: "POST" }); location.hash = `#/jobs/${again.id}`; };
+  const refused = (e) => { error.hidden = false; text(error, e.message); };
+  $("#cancel").onclick = () => api(`/api/jobs/${job.id}`, { method: "DELETE" }).then(() => refreshJob(job.id)).catch(refused);
+  $("#retry").onclick = () => api(`/api/jobs/${job.id}/retry`, { method: "POST" }).then((again) => { location.hash = `#/jobs/${again.id}`; }).catch(refused);
   drawAudit(job);
   drawEdits(job);
   drawReport(job);
@@ -381,6 +382,7 @@ function showReviewError(message) {
 
 async function openReview(id) {
   showReviewError("");
+  $("#review-body").hidden = true;
   review.id = id;
   $("#review-back").href = `#/jobs/${id}`;
   const [job, data] = await Promise.all([api(`/api/jobs/${id}`), api(`/api/jobs/${id}/review`)]);
@@ -414,6 +416,7 @@ async function openReview(id) {
   updateClock();
   $("#approve").hidden = job.status !== "NEEDS_REVIEW";
   $("#approve-help").hidden = job.status !== "NEEDS_REVIEW";
+  $("#review-body").hidden = false;
   $("#review-title").focus({ preventScroll: true });
 }
 
