@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
 from servers import VeilServer, wait_for
 
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
@@ -125,6 +125,13 @@ def new_page(browser: Browser) -> tuple[Page, list[str]]:
     return page, errors
 
 
+def sent_body(request: Request) -> dict[str, Any]:
+    """The JSON the page posted."""
+    body = request.post_data_json
+    assert isinstance(body, dict), body
+    return body
+
+
 def open_held_job(page: Page, server: VeilServer, job_id: str, findings: int) -> None:
     page.goto(f"{server.url}/#/jobs/{job_id}")
     expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW")
@@ -197,7 +204,7 @@ def test_reviewer_draws_a_box_over_a_missed_face(
 
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/review")) as post:
         page.click("#rerender")
-    sent = post.value.post_data_json
+    sent = sent_body(post.value)
     assert sent["renders"] == 0 and sent["approve"] is False
     (edit,) = sent["edits"]
     duration = round(SCENE.frames / SCENE.fps * 1000)
@@ -307,7 +314,7 @@ def test_keyboard_only_review(
     with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/review")) as post:
         tab_to(page, "#rerender")
         page.keyboard.press("Enter")
-    sent = post.value.post_data_json
+    sent = sent_body(post.value)
     duration = round(SCENE.frames / SCENE.fps * 1000)
     (edit,) = sent["edits"]
     assert_same_edit(edit, expected_edit(box, edit["end_ms"]), tolerance=0.0006)
@@ -378,7 +385,7 @@ def test_keep_a_track_visible_then_approve(
         expect(page.locator("#approve")).to_be_visible()
         with page.expect_request(lambda r: r.method == "POST") as post:
             page.click("#approve")
-        assert post.value.post_data_json == {"edits": [shown], "renders": 1, "approve": True}
+        assert sent_body(post.value) == {"edits": [shown], "renders": 1, "approve": True}
         expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
         expect(page.locator("#rerender-title")).to_contain_text("Re-render 2")
 

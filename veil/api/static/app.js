@@ -189,9 +189,10 @@ function drawSteps(list, steps, recorded, job, active) {
     else if (name === "Publish" && held) state = "held";
     else if (running && job.step === name) state = "current";
     else if (running && !job.step && name === steps[0].name) state = "current";
+    else if (!active || ENDED.includes(job.status)) state = "skipped"; // never ran in this run
     const time = step ? `${((step.ended_at - step.started_at) || 0).toFixed(1)} s` : state === "current" ? "running…" : "";
-    const shown = state === "held" ? (active ? "held: waiting for review" : "held for review") : time || state;
-    list.append(el("li", { class: state, "data-step": name, "aria-label": `${label} (${what}): ${state === "held" ? shown : state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, label), el("span", { class: "what" }, what), el("span", { class: "time" }, shown)));
+    const shown = state === "held" ? (active ? "held: waiting for review" : "held for review") : state === "skipped" ? "not run" : time || state;
+    list.append(el("li", { class: state, "data-step": name, "aria-label": `${label} (${what}): ${["held", "skipped"].includes(state) ? shown : state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, label), el("span", { class: "what" }, what), el("span", { class: "time" }, shown)));
   }
 }
 
@@ -466,7 +467,7 @@ function drawTracks() {
     const titleId = `track-${t.id}-title`;
     const picture = el("img", { class: "thumb", alt: `Face ${t.id}, from the original`, src: withKey(`/api/jobs/${review.id}/tracks/${t.id}/thumbnail`), referrerpolicy: "no-referrer", decoding: "async" });
     picture.addEventListener("error", () => picture.replaceWith(el("span", { class: "thumb none" }, "no picture")));
-    const state = edit ? (edit.action === "show" ? "kept visible" : "removed") : "hidden";
+    const state = edit ? (edit.action === "show" ? "kept visible" : "removed") : "blurred";
     const head = el("div", { class: "track-head" }, picture, el("div", {}, el("strong", { id: titleId }, `Face ${t.id}`), el("span", { class: `small state ${state.replace(" ", "-")}` }, ` ${state}`), el("div", { class: "small" }, `${range(t.start_ms, t.end_ms)} · ${t.frames} frame${t.frames === 1 ? "" : "s"} · score ${Math.round(t.score)}`)));
     const keep = el("button", { type: "button", class: "secondary", "data-action": "show", "aria-pressed": String(!!edit && edit.action === "show"), "aria-describedby": titleId }, "Keep visible");
     const remove = el("button", { type: "button", class: "secondary", "data-action": "remove", "aria-pressed": String(!!edit && edit.action === "remove"), "aria-describedby": titleId }, "Remove (not a face)");
