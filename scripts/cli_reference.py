@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from veil.cli import main
 
-COMMANDS = ["", "blur", "detect", "redact", "serve", "worker", "sample"]
+COMMANDS = ["", "blur", "detect", "redact", "audit", "serve", "worker", "sample"]
 
 
 def render() -> str:

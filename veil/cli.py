@@ -229,6 +229,73 @@ def redact(
     )
 
 
+AUDIT_FINDINGS_EXIT = 3
+"""``veil audit``'s exit status when it finds a face (0: none, 1: an error)."""
+
+
+@main.command()
+@click.argument("input_path", metavar="VIDEO", type=click.Path(path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (see docs/audit.md)."
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Check one frame in N (1: every frame). Every frame is decoded either way.",
+)
+@_blur_option("--device", click.Choice(DEVICES), "Where the detector runs.")
+@_quiet_option
+def audit(input_path: Path, as_json: bool, every: int, device: str, quiet: bool) -> None:
+    """List the faces in VIDEO that are still recognisable (a second opinion on an output).
+
+    A more sensitive detector than veil blur's looks at sampled frames; a face counts only
+    if a second look finds it again and it still shows fine detail, so the faces veil
+    blurred, pixelated or covered do not. Exit status: 0 when none is found, 3 when any
+    is, 1 on error.
+    """
+    import json
+
+    from veil.audit import audit_video
+    from veil.video import probe
+
+    try:
+        info = probe(input_path)
+        with _progress(input_path, not quiet and sys.stderr.isatty()) as progress:
+            result = audit_video(input_path, every=every, device=device, progress=progress)
+    except Exception as exc:  # one line, exit 1 (2 for a bad option)
+        sys.exit(_report(exc, input_path))
+    if as_json:
+        click.echo(json.dumps({"video": str(input_path), **result.to_json()}, indent=2))
+    else:
+        for finding in result.findings:
+            left, top, width, height = finding.pixels(info.width, info.height)
+            click.echo(
+                f"{_clock(finding.start_ms)}-{_clock(finding.end_ms)}  "
+                f"box {width}x{height} at {left},{top}  score {finding.score:.2f}  "
+                f"seen on {finding.frames} checked frame{'s' if finding.frames != 1 else ''}"
+            )
+        if not quiet:
+            verdict = (
+                "no recognisable face found"
+                if result.passed
+                else f"{len(result.findings)} face(s) still recognisable"
+            )
+            click.echo(
+                f"{input_path}: {verdict} ({result.frames_checked} of "
+                f"{result.frames_total} frames checked)",
+                err=True,
+            )
+    sys.exit(0 if result.passed else AUDIT_FINDINGS_EXIT)
+
+
+def _clock(ms: int) -> str:
+    """``ms`` as ``M:SS.mmm``."""
+    minutes, rest = divmod(ms, 60_000)
+    return f"{minutes}:{rest / 1000:06.3f}"
+
+
 # Their parameter names are ServeOptions' field names, so they pass through as they are.
 _service_options = _option_group(
     click.option(

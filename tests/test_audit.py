@@ -1,0 +1,336 @@
+"""veil audit: faces found in an unblurred clip, none in veil's outputs of it (every
+mode), and the one track deliberately left visible; sampling, track edges, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from veil.anonymizers import MODES, get_anonymizer
+from veil.audit import (
+    _CHECK_COST,
+    _DECODE_SHARE,
+    AUDIT_SHARE,
+    FOCUS_MS,
+    MIN_DETAIL,
+    AuditDetector,
+    AuditResult,
+    Finding,
+    audit_video,
+    face_detail,
+    planned_frames,
+    service_sampling,
+    track_edges,
+)
+from veil.cli import AUDIT_FINDINGS_EXIT, main
+from veil.detections import Detections, box_iou
+from veil.errors import FacesFileError, InputError, OptionError
+from veil.pipeline import BlurOptions, detect_video, redact_video
+from veil.synthetic import MovingFace, Scene, SyntheticVideo, write_video
+
+# Three faces large enough to recognise, drifting; the third leaves before the end.
+SCENE = Scene(
+    width=640,
+    height=360,
+    frames=45,
+    fps=30,
+    faces=(
+        MovingFace(photo="astronaut", height=32, start=(0.15, 0.3), end=(0.2, 0.35)),
+        MovingFace(photo="cameraman", height=56, start=(0.75, 0.3), end=(0.7, 0.35), angle=10),
+        MovingFace(
+            photo="grace_hopper", height=96, start=(0.45, 0.6), end=(0.5, 0.6), last_frame=35
+        ),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def detector() -> AuditDetector:
+    return AuditDetector()
+
+
+@pytest.fixture(scope="module")
+def scene_clip(tmp_path_factory: pytest.TempPathFactory) -> SyntheticVideo:
+    return write_video(tmp_path_factory.mktemp("audit") / "faces.mp4", SCENE)
+
+
+@pytest.fixture(scope="module")
+def faces_json(scene_clip: SyntheticVideo) -> Path:
+    out = scene_clip.path.with_name("faces.json")
+    detect_video(scene_clip.path, out)
+    return out
+
+
+def faces_of(findings: list[Finding], scene: Scene) -> list[int | None]:
+    """Which face of ``scene`` each finding is (by its box at the start and end of its
+    span), or None for a finding on no face."""
+    found: list[int | None] = []
+    for finding in findings:
+        left, top, width, height = finding.box
+        cx = (left + width / 2) * scene.width
+        cy = (top + height / 2) * scene.height
+        which = None
+        for ms in (finding.start_ms, finding.end_ms):
+            _, boxes, ids = scene.render(round(ms * scene.fps / 1000))
+            # The best sighting lies between the two: a face's box grown by its motion.
+            for (x1, y1, x2, y2), face in zip(boxes, ids, strict=True):
+                margin = 0.5 * (y2 - y1)
+                if x1 - margin <= cx <= x2 + margin and y1 - margin <= cy <= y2 + margin:
+                    which = face
+        found.append(which)
+    return found
+
+
+def test_finds_every_face_in_the_unblurred_clip(scene_clip, detector):
+    result = audit_video(scene_clip.path, detector=detector)
+    assert not result.passed
+    assert sorted(faces_of(result.findings, SCENE), key=str) == [0, 1, 2]
+    assert (result.frames_total, result.frames_checked) == (45, 9)
+    by_face = dict(zip(faces_of(result.findings, SCENE), result.findings, strict=True))
+    # The third face leaves after frame 35 (1167 ms): seen on the checks up to it only.
+    assert by_face[2].end_ms == 1167 and by_face[2].frames == 8
+    assert by_face[0].frames == 9 and by_face[0].start_ms == 0
+    assert all(0.5 <= f.score <= 1 for f in result.findings)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_finds_no_face_in_veils_output(scene_clip, faces_json, detector, tmp_path, mode):
+    out = tmp_path / f"{mode}.mp4"
+    redact_video(scene_clip.path, faces_json, out, BlurOptions(mode=mode))
+    result = audit_video(out, every=3, detector=detector)
+    assert result.passed, result.findings
+    assert result.frames_checked == 15
+
+
+def test_finds_the_track_left_visible(scene_clip, faces_json, detector, tmp_path):
+    # A reviewer keeps the cameraman (face 1) visible: his track is dropped from the file.
+    data = json.loads(faces_json.read_text())
+    kept = tracks_on_face(data, 1)
+    assert len(kept) == 1
+    data["Faces"] = [e for e in data["Faces"] if e["Face"]["TrackId"] not in kept]
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    out = tmp_path / "one_visible.mp4"
+    redact_video(scene_clip.path, edited, out)
+
+    result = audit_video(out, detector=detector)
+    assert faces_of(result.findings, SCENE) == [1]
+    (finding,) = result.findings
+    # From the first checks to the last (veil also made a short track on his ear, whose
+    # held box hides half his face on the first frames: not every check sees him whole).
+    assert finding.start_ms <= 333 and finding.end_ms == 1333 and finding.frames >= 7
+    assert finding.box[3] * SCENE.height == pytest.approx(56, rel=0.35)
+
+
+def tracks_on_face(data: dict, face: int) -> set[int]:
+    """The track ids of a faces.json whose boxes lie on ``face`` of ``SCENE``."""
+    tracks = set()
+    for entry in data["Faces"]:
+        _, boxes, ids = SCENE.render(round(entry["Timestamp"] * SCENE.fps / 1000))
+        if face not in ids:
+            continue
+        b = entry["Face"]["BoundingBox"]
+        x1, y1 = b["Left"] * SCENE.width, b["Top"] * SCENE.height
+        box = np.array([[x1, y1, x1 + b["Width"] * SCENE.width, y1 + b["Height"] * SCENE.height]])
+        if box_iou(box.astype(np.float32), boxes[[ids.index(face)]])[0, 0] > 0.3:
+            tracks.add(entry["Face"]["TrackId"])
+    return tracks
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_anonymized_faces_are_not_found_on_a_frame(detector, mode):
+    frame, boxes, _ = SCENE.render(0)
+    assert len(detector.detect_frame(frame)) == 3
+    hidden = get_anonymizer(mode).apply(frame.copy(), Detections.from_boxes(boxes).grown(1.3))
+    assert len(detector.detect_frame(hidden)) == 0
+    grey, hidden_grey = (np.asarray(f.mean(axis=2), np.uint8) for f in (frame, hidden))
+    for box in boxes:
+        assert face_detail(grey, box) >= 2 * MIN_DETAIL
+        # A mosaic's cell borders are sharp detail: the detector and its second look
+        # are what turn mosaics down.
+        if mode != "pixelate":
+            assert face_detail(hidden_grey, box) < MIN_DETAIL
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ((10, 10, 10, 50), 0.0),  # no width
+        ((-50, -50, -10, -10), 0.0),  # outside the frame
+        ((0, 0, 40, 40), 0.0),  # a flat picture
+    ],
+)
+def test_face_detail_of_degenerate_boxes(box, expected):
+    assert face_detail(np.full((60, 80), 90, np.uint8), box) == pytest.approx(expected, abs=1e-3)
+
+
+def test_max_frames_caps_the_checks_and_progress_counts_every_frame(scene_clip, detector):
+    seen: list[tuple[int, int | None]] = []
+    result = audit_video(
+        scene_clip.path,
+        every=1,
+        max_frames=4,
+        detector=detector,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert result.frames_checked == 4
+    assert seen[0] == (1, 45) and seen[-1] == (45, 45) and len(seen) == 45
+    assert result.settings["max_frames"] == 4 and result.settings["precision"] == "fp32"
+
+
+@pytest.mark.parametrize(
+    ("total", "every", "focus", "cap", "expected"),
+    [
+        (10, 5, (), None, [0, 5]),
+        (10, 1, (), 3, [0, 4, 9]),
+        (10, 20, (), None, [0]),
+        # Within FOCUS_MS of a focus time, one frame in every // FOCUS_DENSITY: at 10 fps,
+        # a focus at 2 s, the 10 frames each side.
+        (40, 20, (2000,), None, [0, 10, 15, 20, 25, 30]),
+        (40, 8, (2000,), None, [0, 8, *range(10, 31, 2), 32]),
+        (40, 3, (2000,), None, [0, 3, 6, 9, *range(10, 31), 33, 36, 39]),
+        # Thinned evenly along the list: the focus stretch keeps most of the checks.
+        (40, 8, (2000,), 5, [0, 12, 18, 26, 32]),
+        (40, 20, (-5000, 99000), None, [0, 20]),  # focus times outside the video
+    ],
+)
+def test_planned_frames(total, every, focus, cap, expected):
+    assert FOCUS_MS == 1000
+    plan = planned_frames(total, 10.0, every=every, focus_ms=focus, max_frames=cap)
+    assert plan == expected
+
+
+def test_focus_times_are_checked_densely(scene_clip, detector):
+    plain = audit_video(scene_clip.path, every=15, detector=detector)
+    focused = audit_video(scene_clip.path, every=15, focus_ms=[1167], detector=detector)
+    assert (plain.frames_checked, focused.frames_checked) == (3, 17)
+    assert focused.settings["focus_points"] == 1
+
+
+@pytest.mark.parametrize(
+    ("frames", "fps"),
+    [(1, 30.0), (45, 30.0), (300, 30.0), (1800, 30.0), (108_000, 30.0), (3600, 60.0), (500, 0.0)],
+)
+def test_service_sampling_stays_within_the_budget(frames, fps):
+    sampling = service_sampling(frames, fps)
+    checks, every = sampling["max_frames"], sampling["every"]
+    assert set(sampling) == {"every", "max_frames"} and every >= 1 and 1 <= checks <= frames
+    seconds = frames / (fps or 30.0)
+    if seconds > 60:  # long enough for the job's own frames to dominate its time
+        assert checks * _CHECK_COST / frames + _DECODE_SHARE <= AUDIT_SHARE + 1e-9
+    else:  # short videos get a check a second, up to 10
+        assert checks >= min(frames, math.ceil(min(10, seconds)))
+    assert len(planned_frames(frames, fps, every=every, max_frames=checks)) <= checks
+
+
+def faces_file(tmp_path: Path, entries: list[tuple[int, int | None]]) -> Path:
+    faces = []
+    for time_ms, track in entries:
+        face: dict = {
+            "BoundingBox": {"Left": 0.1, "Top": 0.1, "Width": 0.2, "Height": 0.2},
+            "Confidence": 90.0,
+        }
+        if track is not None:
+            face["TrackId"] = track
+        faces.append({"Timestamp": time_ms, "Face": face})
+    path = tmp_path / "faces.json"
+    path.write_text(json.dumps({"JobStatus": "SUCCEEDED", "Faces": faces}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        ([], []),
+        ([(0, 1), (33, 1), (67, 1)], [0, 67]),
+        ([(0, 1), (100, 2), (200, 1), (500, 2)], [0, 100, 200, 500]),
+        ([(40, 3)], [40]),  # a track seen once starts and ends there
+        ([(0, None), (900, None), (300, 5), (400, 5)], [300, 400]),  # hand-drawn boxes
+    ],
+)
+def test_track_edges(tmp_path, entries, expected):
+    assert track_edges(faces_file(tmp_path, entries)) == expected
+
+
+def test_track_edges_of_a_real_faces_file(faces_json):
+    edges = track_edges(faces_json)
+    assert edges[0] == 0 and 1167 <= edges[-1] <= 1500 and len(edges) >= 3
+
+
+def test_track_edges_refuses_a_file_that_is_not_a_faces_file(tmp_path):
+    with pytest.raises(FacesFileError):
+        track_edges(tmp_path / "missing.json")
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(FacesFileError):
+        track_edges(tmp_path / "list.json")
+
+
+def test_json_shapes():
+    finding = Finding(start_ms=100, end_ms=400, frames=3, box=(0.1, 0.2, 0.05, 0.1), score=0.9)
+    result = AuditResult([finding], frames_checked=10, frames_total=50, settings={"every": 5})
+    assert result.to_json() == {
+        "passed": False,
+        "frames_checked": 10,
+        "frames_total": 50,
+        "settings": {"every": 5},
+        "findings": [
+            {
+                "start_ms": 100,
+                "end_ms": 400,
+                "frames": 3,
+                "box": {"left": 0.1, "top": 0.2, "width": 0.05, "height": 0.1},
+                "score": 0.9,
+            }
+        ],
+    }
+    assert AuditResult([], 1, 1, {}).passed
+    assert finding.pixels(640, 360) == (64, 72, 32, 36)
+
+
+def test_bad_options_and_inputs(scene_clip, detector, tmp_path):
+    with pytest.raises(OptionError):
+        audit_video(scene_clip.path, every=0, detector=detector)
+    with pytest.raises(OptionError):
+        audit_video(scene_clip.path, max_frames=0, detector=detector)
+    with pytest.raises(OptionError):
+        AuditDetector(confirm_threshold=1.5)
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    with pytest.raises(InputError):
+        audit_video(tmp_path / "notes.mp4", detector=detector)
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_lists_findings_and_exits_3(scene_clip):
+    result = invoke("audit", scene_clip.path, "--every", "15")
+    assert result.exit_code == AUDIT_FINDINGS_EXIT == 3
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and all("score" in line and " at " in line for line in lines)
+    assert lines[0].startswith("0:00.000-0:01.000  box ")
+    assert "3 face(s) still recognisable (3 of 45 frames checked)" in result.stderr
+
+
+def test_cli_json_and_a_clean_output_exits_0(scene_clip, faces_json, tmp_path):
+    out = tmp_path / "blurred.mp4"
+    redact_video(scene_clip.path, faces_json, out)
+    result = invoke("audit", out, "--json", "--every", "15", "-q")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["video"] == str(out) and data["passed"] is True and data["findings"] == []
+    assert (data["frames_checked"], data["frames_total"]) == (3, 45)
+    assert data["settings"]["threshold"] < BlurOptions().threshold
+
+
+@pytest.mark.parametrize("name", ["missing.mp4", "notes.mp4"])
+def test_cli_errors_exit_1(tmp_path, name):
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    result = invoke("audit", tmp_path / name)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("veil: error: ") and result.stdout == ""

@@ -1,0 +1,451 @@
+"""A second opinion on an anonymized video: faces that are still recognisable.
+
+``audit_video`` decodes every frame and checks a sample of them with a detector set up
+differently from the one that made the boxes (``AuditDetector``): the fp32 model
+instead of int8, a lower threshold, and two tests a blurred face fails. A detection
+counts as a recognisable face only when all three hold:
+
+- **found**: CenterFace (fp32, the tiled pyramid at scale 2) scores it at least
+  ``FIND_THRESHOLD`` (0.1; veil blur starts tracks at 0.2);
+- **found again**: a second look at a different tiling, the detector's own small tile
+  around the box (``CenterFace.detect_near``, the face at about 64 input pixels),
+  scores a box overlapping it at least ``CONFIRM_THRESHOLD`` (0.2). Blurred heads that the
+  pyramid's finest level takes for faces are rarely found again this way;
+- **detailed**: ``face_detail``, the median strength of detail at the scale of eyes and
+  mouth inside the box, is at least ``MIN_DETAIL`` (2) grey levels. veil's anonymizers
+  leave next to none: a blur is smooth, a solid box flat. (A mosaic's cell borders are
+  sharp, so its detail can pass; mosaics are turned down by the first two tests.)
+
+Sightings on sampled frames are linked into ``Finding``s by overlap and time. The
+measured hit rates (faces found on unblurred clips, false findings on veil's outputs in
+every mode) are in ``docs/benchmarks.md``; what the audit does not check is in
+``docs/audit.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from veil.detections import Detections, FloatArray, box_iou
+from veil.detector import CenterFace, Frame
+from veil.errors import OptionError
+from veil.faces_file import ratio_digits, read_faces
+from veil.video import DecodedFrame, VideoReader
+
+FIND_THRESHOLD = 0.1
+"""Lowest score of the audit's whole-frame pass (veil blur starts tracks at 0.2)."""
+CONFIRM_THRESHOLD = 0.2
+"""Lowest score of the second look near the box for a detection to count. Measured:
+veil's anonymized faces found again reach 0.15 to 0.28; unblurred faces 0.19 or more in
+99 cases of 100."""
+MIN_DETAIL = 2.0
+"""Lowest ``face_detail`` (grey levels, 0-255) for a detection to count as a visible
+face. Measured: up to 1.55 on veil's anonymized faces (x264's noise in a blurred box);
+2.2 or more on 99 in 100 unblurred faces, also at a third of full contrast."""
+AUDIT_SCALE = 2.0
+"""The audit pass's finest detector scale: faces from 16 px."""
+
+FOCUS_MS = 1000
+"""How far either side of a focus time (a track's start or end) frames are checked densely."""
+FOCUS_DENSITY = 4
+"""Around a focus time, frames are checked this many times as often as elsewhere."""
+LINK_MS = 1000
+"""Sightings this far apart in time (or two sampling intervals, if longer) can be one finding."""
+_LINK_IOU = 0.2
+_LINK_SIZE = 2.0
+"""Sightings whose heights differ more than this factor are different faces."""
+_LINK_SPEED = 15.0
+"""Face heights a second a face may move between sightings and still be the same face
+(the benchmark's fastest crosses the frame at half its height a frame)."""
+_SAME_FACE_IOU = 0.3
+
+AUDIT_SHARE = 0.2
+"""The share of a service job's time the audit may take (``service_sampling``)."""
+_CHECK_COST = 8.0
+"""One checked frame costs about this many frames of ``veil blur`` at its defaults:
+the fp32 whole-frame pass (483 ms at 720p on 2 cores) against 59 ms a frame for the
+whole blur job (decode, detect every 10th frame with int8, track, encode), measured by
+``bench/audit_rates.py --timing``; the ratio holds across frame sizes because both are
+dominated by detector pixels."""
+_DECODE_SHARE = 0.05
+"""Decoding every frame for the audit costs about 5% of the blur job (2.8 of 59 ms at 720p)."""
+_MIN_CHECKS_SECONDS = 10
+"""A short video gets at least one check a second, up to this many seconds' worth."""
+
+Progress = Callable[[int, int | None], None]
+"""Called with (frames decoded, frames expected or None)."""
+
+
+def face_detail(grey: npt.NDArray[np.uint8], box: Sequence[float]) -> float:
+    """How much fine detail a face box holds: the median absolute difference of Gaussians
+    (sigma ``height / 60`` and three times that: the scale of eyes, nostrils and lips)
+    over the middle 80% of ``box`` (``x1, y1, x2, y2`` pixels of ``grey``, an
+    ``(h, w)`` luma image), in grey levels (0-255).
+
+    The median ignores thin lines (the edge of a blurred box), so blurred, ellipse and
+    solid faces measure about 0.2 to 1.6 and visible faces 2 to 25; a mosaic's cell
+    borders can measure as much as a face."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    width, height = x2 - x1, y2 - y1
+    frame_h, frame_w = grey.shape[:2]
+    a = max(0, int(x1 + 0.1 * width))
+    b = max(0, int(y1 + 0.1 * height))
+    c = min(frame_w, math.ceil(x2 - 0.1 * width))
+    d = min(frame_h, math.ceil(y2 - 0.1 * height))
+    if c <= a or d <= b:
+        return 0.0
+    sigma = max(0.5, height / 60)
+    pad = math.ceil(9 * sigma)  # the wider Gaussian's reach: the core's detail is exact
+    left, top = max(0, a - pad), max(0, b - pad)
+    region = grey[top : min(frame_h, d + pad), left : min(frame_w, c + pad)].astype(np.float32)
+    dog = cv2.GaussianBlur(region, (0, 0), sigma) - cv2.GaussianBlur(region, (0, 0), 3 * sigma)
+    return float(np.median(np.abs(dog[b - top : d - top, a - left : c - left])))
+
+
+class AuditDetector:
+    """A ``FaceDetector`` that reports only faces that are still recognisable: found by
+    CenterFace (fp32) at ``threshold``, found again by a second look near the box at
+    ``confirm_threshold``, and holding at least ``min_detail`` of ``face_detail``.
+
+    Boxes are pixels of the frame given; ``confidence`` is the whole-frame pass's score.
+    """
+
+    def __init__(
+        self,
+        *,
+        threshold: float = FIND_THRESHOLD,
+        confirm_threshold: float = CONFIRM_THRESHOLD,
+        min_detail: float = MIN_DETAIL,
+        scale: float = AUDIT_SCALE,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        if not 0.0 < confirm_threshold < 1.0:
+            raise OptionError(f"confirm threshold must be between 0 and 1, got {confirm_threshold}")
+        if min_detail < 0:
+            raise OptionError(f"min detail must be 0 or more, got {min_detail}")
+        self.centerface = CenterFace(
+            threshold=threshold, scale=scale, device=device, precision="fp32", threads=threads
+        )
+        self.confirm_threshold = confirm_threshold
+        self.min_detail = min_detail
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What shaped the audit, for the privacy report."""
+        return {
+            "detector": "CenterFace",
+            "precision": self.centerface.precision,
+            "scale": self.centerface.scale,
+            "threshold": self.centerface.threshold,
+            "confirm_threshold": self.confirm_threshold,
+            "min_detail": self.min_detail,
+        }
+
+    def detect_frame(self, frame: Frame) -> Detections:
+        """The recognisable faces on ``frame`` (RGB, ``(h, w, 3)``)."""
+        return self._recognisable(frame, self.centerface.detect_frame(frame))
+
+    def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
+        """The recognisable faces near ``boxes`` ``(k, 4)``."""
+        return self._recognisable(frame, self.centerface.detect_near(frame, boxes))
+
+    def _recognisable(self, frame: Frame, found: Detections) -> Detections:
+        if not len(found):
+            return found
+        grey = np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), np.uint8)
+        keep = np.zeros(len(found), bool)
+        for i, box in enumerate(found.xyxy):
+            # The cheap test first: most blurred faces stop here.
+            if face_detail(grey, box) < self.min_detail:
+                continue
+            again = self.centerface.detect_near(frame, box[None])
+            if len(again):
+                same = box_iou(again.xyxy, box[None])[:, 0] > _SAME_FACE_IOU
+                keep[i] = bool(same.any()) and float(again.confidence[same].max()) >= (
+                    self.confirm_threshold
+                )
+        return found[keep]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One face still recognisable in the video.
+
+    ``start_ms``/``end_ms``: the first and last sampled frame it was seen on (ms);
+    ``frames``: how many sampled frames it was seen on; ``box``: ``left, top, width,
+    height`` as ratios of the displayed frame, at its most confident sighting;
+    ``score``: that sighting's detector score, 0-1.
+    """
+
+    start_ms: int
+    end_ms: int
+    frames: int
+    box: tuple[float, float, float, float]
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        left, top, width, height = self.box
+        return {
+            "start_ms": self.start_ms,
+            "end_ms": self.end_ms,
+            "frames": self.frames,
+            "box": {"left": left, "top": top, "width": width, "height": height},
+            "score": self.score,
+        }
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """``box`` in pixels of a ``width`` x ``height`` frame: ``left, top, width, height``."""
+        left, top, w, h = self.box
+        return round(left * width), round(top * height), round(w * width), round(h * height)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """What an audit found: ``findings`` sorted by time, ``frames_checked`` (frames the
+    detector looked at), ``frames_total`` (frames decoded), and the ``settings`` used."""
+
+    findings: list[Finding]
+    frames_checked: int
+    frames_total: int
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """No face was found."""
+        return not self.findings
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "frames_checked": self.frames_checked,
+            "frames_total": self.frames_total,
+            "settings": self.settings,
+            "findings": [finding.to_json() for finding in self.findings],
+        }
+
+
+def planned_frames(
+    total: int,
+    fps: float,
+    *,
+    every: int,
+    focus_ms: Iterable[int] = (),
+    max_frames: int | None = None,
+) -> list[int]:
+    """The indices of the frames to check among ``total``: one in ``every``, and one in
+    ``every / FOCUS_DENSITY`` within ``FOCUS_MS`` of each of ``focus_ms``. Over
+    ``max_frames`` they are thinned evenly along the list, so focus stretches stay
+    denser than the rest."""
+    rate = fps if math.isfinite(fps) and fps > 0 else 30.0
+    chosen = set(range(0, total, every))
+    step = max(1, every // FOCUS_DENSITY)
+    reach = round(FOCUS_MS / 1000 * rate)
+    for time_ms in focus_ms:
+        centre = round(time_ms / 1000 * rate)
+        chosen.update(range(max(0, centre - reach), min(total, centre + reach + 1), step))
+    frames = sorted(chosen)
+    if max_frames is not None and len(frames) > max_frames:
+        picks = np.unique(np.linspace(0, len(frames) - 1, max_frames).round().astype(np.int64))
+        frames = [frames[i] for i in picks]
+    return frames
+
+
+@dataclass
+class _Sighting:
+    """Consecutive sightings of one face, linked across sampled frames."""
+
+    first_ms: int
+    last_ms: int
+    last_box: FloatArray
+    best_box: FloatArray
+    best_score: float
+    frames: int = 1
+
+    def matches(self, box: FloatArray, time_ms: int, link_ms: float) -> float:
+        """How well ``box`` at ``time_ms`` continues this face: 0 (not at all) to 2."""
+        if time_ms - self.last_ms > link_ms:
+            return 0.0
+        last_h = float(self.last_box[3] - self.last_box[1])
+        new_h = float(box[3] - box[1])
+        if max(last_h, new_h) > _LINK_SIZE * max(1.0, min(last_h, new_h)):
+            return 0.0
+        iou = float(box_iou(self.last_box[None], box[None])[0, 0])
+        shift = (box[:2] + box[2:]) / 2 - (self.last_box[:2] + self.last_box[2:]) / 2
+        reach = max(last_h, new_h, 1.0) * (1.0 + _LINK_SPEED * (time_ms - self.last_ms) / 1000)
+        near = max(0.0, 1.0 - float(np.hypot(*shift)) / reach)
+        return iou + near if iou >= _LINK_IOU or near > 0 else 0.0
+
+    def add(self, box: FloatArray, score: float, time_ms: int) -> None:
+        self.last_ms, self.last_box = time_ms, box
+        self.frames += 1
+        if score > self.best_score:
+            self.best_score, self.best_box = score, box
+
+
+def _link(sightings: list[_Sighting], found: Detections, time_ms: int, link_ms: float) -> None:
+    """Add the detections of one checked frame to ``sightings``: each continues the face
+    it matches best (one detection per face and frame) or starts a new one."""
+    taken: set[int] = set()
+    for i in np.argsort(-found.confidence, kind="stable"):
+        box, score = found.xyxy[i], float(found.confidence[i])
+        best, best_match = None, 0.0
+        for n, sighting in enumerate(sightings):
+            if n in taken:
+                continue
+            match = sighting.matches(box, time_ms, link_ms)
+            if match > best_match:
+                best, best_match = n, match
+        if best is None:
+            sightings.append(_Sighting(time_ms, time_ms, box, box, score))
+            taken.add(len(sightings) - 1)
+        else:
+            sightings[best].add(box, score, time_ms)
+            taken.add(best)
+
+
+def audit_video(
+    path: str | Path,
+    *,
+    every: int = 5,
+    focus_ms: Sequence[int] = (),
+    max_frames: int | None = None,
+    progress: Progress | None = None,
+    device: str = "cpu",
+    detector: AuditDetector | None = None,
+) -> AuditResult:
+    """Look for faces still recognisable in the video at ``path``.
+
+    Every frame is decoded; the detector checks one in ``every`` (1 = all), and one in
+    ``every / FOCUS_DENSITY`` within ``FOCUS_MS`` of each of ``focus_ms`` (ms: where
+    tracks start and end, ``track_edges``). ``max_frames`` caps the frames checked:
+    sampling thins out evenly to fit (for a video whose frame count cannot be known
+    before decoding, checking stops at the cap). ``progress`` gets (frames decoded,
+    frames expected). ``detector`` replaces the default ``AuditDetector(device=device)``.
+    Raises ``InputError`` for a video that cannot be read, ``OptionError`` for bad options.
+    """
+    if every < 1:
+        raise OptionError(f"every must be 1 or more, got {every}")
+    if max_frames is not None and max_frames < 1:
+        raise OptionError(f"max frames must be 1 or more, got {max_frames}")
+    checker = detector or AuditDetector(device=device)
+    with VideoReader(path) as reader:
+        info = reader.info
+        fps = info.fps if math.isfinite(info.fps) and info.fps > 0 else 30.0
+        expected = info.frame_count or (round(info.duration * fps) or None)
+        plan = (
+            set(
+                planned_frames(expected, fps, every=every, focus_ms=focus_ms, max_frames=max_frames)
+            )
+            if expected
+            else None
+        )
+        checks = len(plan) if plan is not None else max(1, (expected or 0) // every)
+        # Checked frames this far apart (or closer) may show the same face.
+        link_ms = max(LINK_MS, 2.0 * (expected or every) / max(1, checks) * 1000 / fps)
+        focus = sorted(focus_ms)
+        sightings: list[_Sighting] = []
+        checked = decoded = 0
+        for item in reader:
+            if not isinstance(item, DecodedFrame):
+                continue  # audio and other streams
+            decoded += 1
+            if _wanted(item, plan, expected, every, focus, fps) and (
+                max_frames is None or checked < max_frames
+            ):
+                checked += 1
+                _link(sightings, checker.detect_frame(item.rgb()), item.time_ms, link_ms)
+            if progress is not None:
+                progress(decoded, expected)
+    digits = ratio_digits(info.width, info.height)
+    findings = [
+        Finding(
+            start_ms=s.first_ms,
+            end_ms=s.last_ms,
+            frames=s.frames,
+            box=_ratios(s.best_box, info.width, info.height, digits),
+            score=round(s.best_score, 3),
+        )
+        for s in sorted(sightings, key=lambda s: (s.first_ms, float(s.best_box[0])))
+    ]
+    settings = {
+        **checker.settings,
+        "every": every,
+        "focus_points": len(focus),
+        "focus_window_ms": FOCUS_MS,
+        "max_frames": max_frames,
+    }
+    return AuditResult(findings, checked, decoded, settings)
+
+
+def _wanted(
+    frame: DecodedFrame,
+    plan: set[int] | None,
+    expected: int | None,
+    every: int,
+    focus: Sequence[int],
+    fps: float,
+) -> bool:
+    """Whether ``frame`` is one to check: in the plan, or, past the frames the plan
+    covers (a frame count that was only an estimate), by the same rule on the fly."""
+    if plan is not None and expected is not None and frame.index < expected:
+        return frame.index in plan
+    step = max(1, every // FOCUS_DENSITY)
+    near_focus = any(abs(frame.time_ms - t) <= FOCUS_MS for t in focus)
+    return frame.index % (step if near_focus else every) == 0
+
+
+def _ratios(
+    box: FloatArray, width: int, height: int, digits: int
+) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (
+        round(x1 / width, digits),
+        round(y1 / height, digits),
+        round((x2 - x1) / width, digits),
+        round((y2 - y1) / height, digits),
+    )
+
+
+def track_edges(faces_path: str | Path) -> list[int]:
+    """The times (ms) where the tracks of a faces.json start and end, sorted: where a
+    face is most likely to show before its box does, or after it is gone. Entries
+    without a ``TrackId`` (boxes added by hand) are not tracks and add nothing. Raises
+    ``FacesFileError`` for a file that is not a faces.json."""
+    spans: dict[int, tuple[int, int]] = {}
+    for time_ms, detections in read_faces(faces_path, 1, 1):
+        for track in detections.track_id.tolist():
+            if track < 0:
+                continue
+            first, last = spans.get(track, (time_ms, time_ms))
+            spans[track] = (min(first, time_ms), max(last, time_ms))
+    return sorted({edge for span in spans.values() for edge in span})
+
+
+def service_sampling(frame_count: int, fps: float) -> dict[str, int]:
+    """The ``audit_video`` keyword arguments (``every``, ``max_frames``) that keep an
+    audit within ``AUDIT_SHARE`` (about 20%) of a service job's time.
+
+    A checked frame costs about ``_CHECK_COST`` (8) frames of the blur job and decoding
+    every frame about ``_DECODE_SHARE`` (5%) of it (measured: ``bench/audit_rates.py
+    --timing``), so ``(0.20 - 0.05) / 8``, about one frame in 53, can be checked:
+    ``max_frames``. ``every`` spreads that many over the video; the frames checked
+    densely near track edges come out of the same budget (``planned_frames`` thins
+    evenly). A short video is checked at least once a second, up to
+    ``_MIN_CHECKS_SECONDS`` checks, where the job's fixed costs (starting, probing,
+    publishing) dwarf these frames anyway."""
+    if frame_count < 1:
+        return {"every": 1, "max_frames": 1}
+    rate = fps if math.isfinite(fps) and fps > 0 else 30.0
+    budget = math.floor(frame_count * (AUDIT_SHARE - _DECODE_SHARE) / _CHECK_COST)
+    floor = min(frame_count, math.ceil(min(_MIN_CHECKS_SECONDS, frame_count / rate)))
+    checks = max(1, budget, floor)
+    return {"every": max(1, frame_count // checks), "max_frames": checks}
