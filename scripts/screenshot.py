@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     target = ROOT / "docs" / "screenshot-job.png"
     env = {**os.environ, "VEIL_SCREENSHOT": str(target)}
-    test = "tests/test_web.py::test_upload_watch_compare_download"
+    test = "tests/api/test_web.py::test_upload_watch_compare_download"
     code = subprocess.call([sys.executable, "-m", "pytest", "-q", test], cwd=ROOT, env=env)
     if code == 0:
         print(f"wrote {target}")

@@ -161,11 +161,11 @@ def test_dead_workers_job_is_finished_by_another(postgres, tmp_path):
     steps = query(
         db,
         "SELECT function_name, completed_at_epoch_ms FROM dbos.operation_outputs"
-        " WHERE workflow_uuid = :id AND function_name IN ('Validate', 'Redact', 'Publish')"
+        " WHERE workflow_uuid = :id AND function_name IN ('Validate', 'Redact', 'Audit', 'Publish')"
         " ORDER BY function_id",
         id=job_id,
     )
-    assert [name for name, _ in steps] == ["Validate", "Redact", "Publish"]
+    assert [name for name, _ in steps] == ["Validate", "Redact", "Audit", "Publish"]
     done = dict(steps)
     # Validate, finished before the kill, was not done again; Redact, cut short, was.
     assert done["Validate"] / 1000 < killed_at < done["Redact"] / 1000
@@ -331,10 +331,10 @@ def test_uploads_finish_once_while_workers_are_killed(postgres, tmp_path):
     steps = query(
         db,
         "SELECT workflow_uuid, function_name, count(*) FROM dbos.operation_outputs"
-        " WHERE function_name IN ('Validate', 'Redact', 'Publish')"
+        " WHERE function_name IN ('Validate', 'Redact', 'Audit', 'Publish')"
         " GROUP BY workflow_uuid, function_name",
     )
-    assert len(steps) == 3 * UPLOADS and {r[2] for r in steps} == {1}
+    assert len(steps) == 4 * UPLOADS and {r[2] for r in steps} == {1}
     # Killed workers' jobs were taken over through the heartbeats: dequeued again. (Runs
     # here: 6 to 10 kills, 4 to 7 jobs recovered, in 21 to 34 s.)
     recovered = sum(1 for r in rows if r[2] >= 2)

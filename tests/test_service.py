@@ -15,7 +15,7 @@ from servers import SeaweedFS, VeilServer, free_port, wait_for
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 
 # Redact detects, tracks and anonymizes in one decode of the video.
-STEPS = ["Validate", "Redact", "Publish"]
+STEPS = ["Validate", "Redact", "Audit", "Publish"]
 
 
 def digest(path: Path) -> str:
@@ -109,6 +109,47 @@ def test_job_gives_what_veil_blur_gives(local_server, clip, tmp_path):
     local_frames = decoded_frames(blurred)
     assert len(served_frames) == len(local_frames) == clip.scene.frames
     assert all(np.array_equal(a, b) for a, b in zip(served_frames, local_frames, strict=True))
+
+
+def test_privacy_report_beside_the_output_and_from_veil_blur(clip, tmp_path):
+    """--write-report publishes the job's report as KEY.veil.json; veil blur --report
+    writes the same report for the same file (same hashes, audit and settings)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from veil.cli import main
+
+    server = VeilServer(tmp_path / "data", "--write-report", "--poll-interval", "0.3").start()
+    try:
+        shutil.copy(clip.path, server.data / "input" / "party.mp4")
+        job = server.wait_job(job_for(server, "party.mp4")["id"])
+        assert job["status"] == "SUCCEEDED", job
+        served = server.get(f"/api/jobs/{job['id']}/report").json()
+    finally:
+        server.stop()
+    outbox = server.data / "output"
+    assert sorted(p.name for p in outbox.iterdir()) == [
+        "party.mp4",
+        "party.mp4.faces.json",
+        "party.mp4.veil.json",
+    ]
+    assert json.loads((outbox / "party.mp4.veil.json").read_text()) == served
+    assert served["input"] == {"name": "party.mp4", "sha256": digest(clip.path)}
+    assert served["output"]["sha256"] == digest(outbox / "party.mp4")
+    assert served["audit"]["passed"] and served["edits"] == []
+    assert served["tracks"] == job["faces"] and served["frames"] == clip.scene.frames
+    assert 0 < served["frames_analysed"] < clip.scene.frames
+
+    out, report = tmp_path / "party.blurred.mp4", tmp_path / "party.veil.json"
+    args = ["blur", str(clip.path), "-o", str(out), "--report", str(report), "-q"]
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    local = json.loads(report.read_text())
+    assert local["input"]["sha256"] == served["input"]["sha256"]
+    assert local["output"]["sha256"] == digest(out)
+    for field in ("detector", "audit", "frames", "frames_analysed", "tracks", "metadata_removed"):
+        assert local[field] == served[field], field
+    assert local["settings"] == served["settings"]
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,8 @@ PostgreSQL, Chromium, a ``veil serve`` process) are in ``test_service.py`` and
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +22,10 @@ from veil import service
 from veil.api import Service, create_app
 from veil.service import ServiceConfig
 from veil.storage import MemoryStorage
-from veil.synthetic import SyntheticVideo, visible_faces
+from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 
-STEPS = ["Validate", "Redact", "Publish"]
+STEPS = ["Validate", "Redact", "Audit", "Publish"]
+ENDED = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW")
 
 
 class InProcess:
@@ -53,7 +56,7 @@ class InProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job: dict[str, Any] = self.call("GET", f"/api/jobs/{job_id}").json()
-            if job["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            if job["status"] in ENDED:
                 return job
             time.sleep(0.2)
         raise AssertionError(f"job {job_id} did not finish in {timeout} s")
@@ -113,9 +116,101 @@ def test_a_broken_video_fails_its_job_in_plain_words_and_publishes_nothing(veil)
         ("POST", "/api/jobs", {"key": "../outside.mp4"}, 400),
         ("POST", "/api/jobs", {"key": "missing.mp4"}, 404),
         ("GET", "/api/jobs?limit=0", None, 422),
+        ("GET", "/api/jobs/job-unknown/review", None, 404),
+        ("GET", "/api/jobs/job-unknown/report", None, 404),
+        ("GET", "/api/jobs/job-unknown/tracks/0/thumbnail", None, 404),
+        ("POST", "/api/jobs/job-unknown/review", {"edits": [], "renders": 0}, 404),
     ],
 )
 def test_bad_requests_get_a_4xx_that_says_why(veil, method, url, body, status):
     answer = veil.call(method, url, json=body) if body else veil.call(method, url)
     assert answer.status_code == status, answer.text
     assert answer.json()["detail"]
+
+
+def _rerender(veil: InProcess, job_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = veil.call("POST", f"/api/jobs/{job_id}/review", json=body)
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["render_id"] == f"{job_id}-r{body['renders'] + 1}"
+    return veil.finished(job_id)
+
+
+# Two people on screen the whole clip: one who agreed to be shown, one who did not.
+REVIEW_SCENE = Scene(
+    width=320,
+    height=240,
+    frames=60,
+    faces=(
+        MovingFace(photo="astronaut", height=80, start=(0.3, 0.45), end=(0.32, 0.45)),
+        MovingFace(photo="grace_hopper", height=48, start=(0.75, 0.5), end=(0.7, 0.55)),
+    ),
+)
+
+
+def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_path):
+    clip = write_video(tmp_path / "review.mp4", REVIEW_SCENE)
+    veil.input.objects["review.mp4"] = clip.path.read_bytes()
+    job = veil.finished(veil.call("POST", "/api/jobs", json={"key": "review.mp4"}).json()["id"])
+    job_id = job["id"]
+    assert job["status"] == "SUCCEEDED", job
+    assert job["audit"]["passed"] and job["audit"]["frames_checked"] > 0
+    assert job["reviewable"] and job["renders"] == 0 and job["edits"] == []
+    report = veil.call("GET", f"/api/jobs/{job_id}/report").json()
+    assert report["audit"] == job["audit"] and report["edits"] == []
+    assert report["input"]["sha256"] == hashlib.sha256(clip.path.read_bytes()).hexdigest()
+    first = veil.output.objects["review.mp4"]
+    assert report["output"]["sha256"] == hashlib.sha256(first).hexdigest()
+
+    review = veil.call("GET", f"/api/jobs/{job_id}/review").json()
+    assert len(review["tracks"]) == 2
+    biggest = max(review["tracks"], key=lambda t: t["box"]["height"])
+    picture = veil.call("GET", f"/api/jobs/{job_id}/tracks/{biggest['id']}/thumbnail")
+    assert picture.status_code == 200
+    assert picture.headers["content-type"] == "image/jpeg"
+    assert picture.content[:2] == b"\xff\xd8"
+    assert "no-store" in picture.headers["cache-control"]
+    assert veil.call("GET", f"/api/jobs/{job_id}/tracks/9999/thumbnail").status_code == 404
+
+    # A reviewer leaves the biggest face visible: its audit finds it, so the re-render is
+    # held and the first output stays published.
+    show = [{"action": "show", "track": biggest["id"], "note": "agreed to be filmed"}]
+    held = _rerender(veil, job_id, {"edits": show, "renders": 0})
+    assert held["status"] == "NEEDS_REVIEW", held
+    assert held["audit"]["findings"] and held["edits"] == show and held["renders"] == 1
+    assert [s["name"] for s in held["steps"]] == [*STEPS, "Rerender", "Audit"]
+    assert veil.output.objects["review.mp4"] == first
+    stale = veil.call("POST", f"/api/jobs/{job_id}/review", json={"edits": [], "renders": 0})
+    assert stale.status_code == 409 and "re-rendered by someone else" in stale.text
+    bad = veil.call(
+        "POST", f"/api/jobs/{job_id}/review", json={"edits": [{"action": "x"}], "renders": 1}
+    )
+    assert bad.status_code == 400 and "edit 0: unknown action" in bad.text
+
+    # Approved as it is: published with that face visible, and the report says why.
+    approved = _rerender(veil, job_id, {"edits": show, "renders": 1, "approve": True})
+    assert approved["status"] == "SUCCEEDED", approved
+    published = tmp_path / "approved.mp4"
+    published.write_bytes(veil.output.objects["review.mp4"])
+    assert {face for _, face, _ in visible_faces(published, REVIEW_SCENE)} == {0}
+    report = veil.call("GET", f"/api/jobs/{job_id}/report").json()
+    assert report["edits"] == show and report["redacted_from"] == "reviewed detections"
+    assert not report["audit"]["passed"]
+    faces = json.loads(veil.output.objects["review.mp4.faces.json"])
+    assert biggest["id"] not in {f["Face"].get("TrackId") for f in faces["Faces"]}
+
+    # A re-render cancelled before it ran is retried, with the same edits.
+    answer = veil.call("POST", f"/api/jobs/{job_id}/review", json={"edits": [], "renders": 2})
+    assert answer.status_code == 202, answer.text
+    cancelled = veil.call("DELETE", f"/api/jobs/{job_id}").json()
+    assert veil.finished(job_id)["status"] == "CANCELLED", cancelled
+    assert veil.output.objects["review.mp4"] == published.read_bytes()  # still the approved
+    retried = veil.call("POST", f"/api/jobs/{job_id}/retry")
+    assert retried.status_code == 202 and retried.json() == {"id": job_id}, retried.text
+    again = veil.finished(job_id)
+    # Edits replace, not add to, the earlier ones: with none, every face is hidden again.
+    assert again["status"] == "SUCCEEDED" and again["audit"]["passed"], again
+    assert again["renders"] == 4 and again["edits"] == []
+    published.write_bytes(veil.output.objects["review.mp4"])
+    assert visible_faces(published, REVIEW_SCENE) == []
+    history = [h["state"] for h in again["history"]]
+    assert history[:3] == ["QUEUED", "RUNNING", "SUCCEEDED"] and history[-1] == "SUCCEEDED"

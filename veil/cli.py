@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from veil.pipeline import (
     detect_video,
     redact_video,
 )
+from veil.report import audit_and_report, run_summary, write_report
 from veil.storage.local import fitting_name
 from veil.video import CODECS, MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
 
@@ -149,20 +151,59 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="Also write the detections to this faces.json (for a folder: a folder).",
 )
+@click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path),
+    help="Also audit the output for faces left visible and write a privacy report (JSON: versions, settings, what was found, the audit, SHA-256 of input and output) to this file (for a folder: a folder).",
+)
 @_detection_options
 @_redaction_options
 @_quiet_option
 def blur(
-    input_path: Path, output: Path | None, faces_out: Path | None, quiet: bool, **opts: Any
+    input_path: Path,
+    output: Path | None,
+    faces_out: Path | None,
+    report_out: Path | None,
+    quiet: bool,
+    **opts: Any,
 ) -> None:
     """Write a copy of INPUT (a video, or a folder of videos) with every face anonymized."""
     options = _options(opts)
     jobs = _planned(input_path, output, ".blurred")
     detector = options.detector() if jobs else None
+    many = input_path.is_dir()
 
     def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult:
-        faces = _faces_path(faces_out, src, input_path.is_dir())
-        return blur_video(src, dst, options, faces_out=faces, detector=detector, progress=progress)
+        faces = _beside(faces_out, src, many, ".faces.json")
+        report = _beside(report_out, src, many, ".veil.json")
+        if report is None:
+            return blur_video(
+                src, dst, options, faces_out=faces, detector=detector, progress=progress
+            )
+        with tempfile.TemporaryDirectory(prefix="veil-") as tmp:
+            faces = faces or Path(tmp) / "faces.json"  # the audit looks where tracks end
+            result = blur_video(
+                src, dst, options, faces_out=faces, detector=detector, progress=progress
+            )
+            made = audit_and_report(
+                input_path=src,
+                output_path=dst,
+                faces_path=faces,
+                input_name=src.name,
+                output_name=dst.name,
+                options=options,
+                run=run_summary(result),
+            )
+        write_report(made, report)
+        if not made["audit"]["passed"]:
+            found = len(made["audit"]["findings"])
+            click.echo(
+                f"veil: warning: {dst}: the audit found {found} face(s) that may still be "
+                f"visible; see {report} and check them (veil audit {dst})",
+                err=True,
+            )
+        return result
 
     _run_all(jobs, run, quiet, verb="blurred")
 
@@ -364,6 +405,19 @@ _service_options = _option_group(
         default=30.0,
         show_default=True,
         help="Seconds of silence after which a live process takes another for dead and hands its unfinished jobs back to the queue (the same on every process).",
+    ),
+    click.option(
+        "--on-audit-finding",
+        type=click.Choice(("hold", "publish")),  # veil.service.AUDIT_FINDING_POLICIES
+        default="hold",
+        show_default=True,
+        help="When a job's audit finds a face left in its output: hold the job for review in the page (nothing is published until a reviewer re-renders or approves it), or publish it anyway.",
+    ),
+    click.option(
+        "--write-report/--no-write-report",
+        default=False,
+        show_default=True,
+        help="Also publish each job's privacy report beside its output, as KEY.veil.json.",
     ),
     _detection_options,
     _redaction_options,
@@ -642,13 +696,15 @@ def _tagged(src: Path, tag: str) -> Path:
     return src.with_name(fitting_name(src.stem, f"{tag}{src.suffix}"))
 
 
-def _faces_path(faces_out: Path | None, src: Path, many: bool) -> Path | None:
-    if faces_out is None:
+def _beside(out: Path | None, src: Path, many: bool, suffix: str) -> Path | None:
+    """Where a side file (faces.json, report) of ``src`` goes: ``out`` itself, or for a
+    folder of videos ``out/NAME`` + ``suffix``."""
+    if out is None:
         return None
     if many:
-        faces_out.mkdir(parents=True, exist_ok=True)
-        return faces_out / f"{src.name}.faces.json"
-    return faces_out
+        out.mkdir(parents=True, exist_ok=True)
+        return out / f"{src.name}{suffix}"
+    return out
 
 
 Runner = Callable[[Path, Path, ProgressCallback], RunResult]

@@ -22,19 +22,26 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import sqlalchemy as sa
 from dbos import DBOS
 
 from veil.errors import DatabaseError, JobNotFoundError, JobStateError
 
-STEPS = ("Validate", "Redact", "Publish")
-"""A blur job's steps, in order. Redact detects, tracks and anonymizes in one decode."""
-# Steps a job may have recorded: a face-detection job's (Validate, DetectFaces,
-# StoreFaces), and DetectFaces in blur jobs run before Redact took detection in.
-_RECORDED_STEPS = frozenset(STEPS) | {"DetectFaces", "StoreFaces"}
+if TYPE_CHECKING:
+    from veil.review import Review, ReviewStore
+
+STEPS = ("Validate", "Redact", "Audit", "Publish")
+"""A blur job's steps, in order. Redact detects, tracks and anonymizes in one decode;
+Audit looks for faces left in the output. A job whose audit finds one waits for review
+instead of publishing; a reviewer's re-render runs Rerender, Audit and Publish."""
+# Steps a job may have recorded: a re-render's, a face-detection job's (Validate,
+# DetectFaces, StoreFaces), and DetectFaces in blur jobs run before Redact took
+# detection in.
+_RECORDED_STEPS = frozenset(STEPS) | {"Rerender", "DetectFaces", "StoreFaces"}
 WORKFLOW_NAME = "veil.anonymize"
+RERENDER_WORKFLOW = "veil.rerender"
 FACE_DETECTION_WORKFLOW = "veil.face_detection"
 
 
@@ -44,6 +51,9 @@ class JobStatus(StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+    """The audit found a face in the output: nothing is published until a reviewer
+    re-renders or approves it (``veil.review``)."""
 
 
 _FROM_DBOS = {
@@ -150,6 +160,16 @@ class Job:
     faces_etag: str | None = None
     etag: str = ""
     """The version of the input this job read."""
+    audit: dict[str, Any] | None = None
+    """The audit of the latest output (``veil.audit.AuditResult.to_json``)."""
+    report: dict[str, Any] | None = None
+    """The privacy report of the latest output (``veil.report``)."""
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    """A reviewer's edits the latest output was rendered with."""
+    renders: int = 0
+    """Re-renders a reviewer started."""
+    reviewable: bool = False
+    """Its detections are kept, so a reviewer may edit and re-render it."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -182,34 +202,71 @@ def find(job_id: str, workflow: str = WORKFLOW_NAME) -> Any | None:
     return status if status is not None and status.name == workflow else None
 
 
-def get(job_id: str, progress: ProgressStore, *, with_steps: bool = False) -> Job:
-    """The blur job ``job_id``; ``JobNotFoundError`` if there is none."""
+def get(
+    job_id: str,
+    progress: ProgressStore,
+    reviews: ReviewStore | None = None,
+    *,
+    with_steps: bool = False,
+) -> Job:
+    """The blur job ``job_id`` as its latest re-render left it; ``JobNotFoundError`` if
+    there is none."""
     status = find(job_id)
     if status is None:
         raise JobNotFoundError(job_id)
+    review = reviews.get(job_id) if reviews is not None else None
+    renders = _renders([review] if review else [])
     job = job_from_status(status, progress.get([job_id]).get(job_id))
+    render = renders.get(review.render_id) if review and review.render_id else None
+    job = with_review(job, review, render)
     if with_steps:
         with database_errors():
             job.steps = step_records(DBOS.list_workflow_steps(job_id))
+            if review is not None and review.render_id in renders:
+                job.steps += step_records(DBOS.list_workflow_steps(review.render_id))
     return job
 
 
-def list_jobs(progress: ProgressStore, limit: int = 100) -> list[Job]:
+def _renders(reviews: Sequence[Review]) -> dict[str, Any]:
+    """The DBOS statuses of the re-renders ``reviews`` point to, by workflow ID."""
+    ids = [r.render_id for r in reviews if r.render_id]
+    if not ids:
+        return {}
+    with database_errors():
+        found = DBOS.list_workflows(workflow_ids=ids, load_output=True)
+    return {s.workflow_id: s for s in found}
+
+
+def list_jobs(
+    progress: ProgressStore, reviews: ReviewStore | None = None, limit: int = 100
+) -> list[Job]:
     """The newest ``limit`` blur jobs, newest first."""
     with database_errors():
         statuses = DBOS.list_workflows(
             name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
         )
-    rows = progress.get([s.workflow_id for s in statuses])
-    return [job_from_status(s, rows.get(s.workflow_id)) for s in statuses]
+    ids = [s.workflow_id for s in statuses]
+    rows = progress.get(ids)
+    found = reviews.get_many(ids) if reviews is not None else {}
+    renders = _renders(list(found.values()))
+    jobs = []
+    for status in statuses:
+        review = found.get(status.workflow_id)
+        render = renders.get(review.render_id) if review and review.render_id else None
+        jobs.append(
+            with_review(job_from_status(status, rows.get(status.workflow_id)), review, render)
+        )
+    return jobs
 
 
-def cancel(job_id: str, progress: ProgressStore) -> Job:
-    """Cancel a blur job: it stops after the step it is in."""
+def cancel(job_id: str, progress: ProgressStore, reviews: ReviewStore | None = None) -> Job:
+    """Cancel a blur job (its re-render, if one is the latest): it stops after the step
+    it is in."""
     get(job_id, progress)
+    review = reviews.get(job_id) if reviews is not None else None
     with database_errors():
-        DBOS.cancel_workflow(job_id)
-    return get(job_id, progress)
+        DBOS.cancel_workflow(review.render_id if review and review.render_id else job_id)
+    return get(job_id, progress, reviews)
 
 
 def retry(job_id: str, progress: ProgressStore) -> str:
@@ -254,13 +311,15 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
     progress = progress or {}
     error = str(status.error) if status.error is not None else None
     state = state_of(status)
+    if state is JobStatus.SUCCEEDED and output.get("status") == JobStatus.NEEDS_REVIEW:
+        state = JobStatus.NEEDS_REVIEW
     if state is JobStatus.QUEUED and progress.get("step"):
         state = JobStatus.RUNNING  # dequeued and working, DBOS has not said so yet
     history = [StateChange(JobStatus.QUEUED, _seconds(status.created_at))]
     started = getattr(status, "dequeued_at", None)
     if state is not JobStatus.QUEUED and (started or state is JobStatus.RUNNING):
         history.append(StateChange(JobStatus.RUNNING, _seconds(started)))
-    if state in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+    if state in _ENDED:
         history.append(StateChange(state, _seconds(status.updated_at)))
     return Job(
         id=status.workflow_id,
@@ -281,7 +340,35 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         faces_key=output.get("faces_key"),
         faces_etag=output.get("faces_etag"),
         etag=str(request.get("etag", "")),
+        audit=output.get("audit"),
+        report=output.get("report"),
     )
+
+
+_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.NEEDS_REVIEW)
+
+
+def with_review(job: Job, review: Review | None, render: Any | None) -> Job:
+    """``job`` as its review left it: the latest re-render (``render``, its DBOS status)
+    decides its state, and what it published replaces what the job first did."""
+    if review is None:
+        return job
+    job.reviewable = True
+    job.edits = [edit.to_json() for edit in review.edits]
+    job.renders = review.renders
+    if render is None:
+        return job
+    latest = job_from_status(render)
+    job.status = latest.status
+    job.error = latest.error
+    job.updated_at = latest.updated_at
+    job.history += latest.history
+    for name in ("output_key", "output_etag", "faces_key", "faces_etag", "audit", "report"):
+        if getattr(latest, name) is not None:
+            setattr(job, name, getattr(latest, name))
+    if latest.faces is not None:
+        job.faces = latest.faces
+    return job
 
 
 def step_records(steps: Sequence[Mapping[str, Any]]) -> list[StepRecord]:

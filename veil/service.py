@@ -29,6 +29,7 @@ from veil.jobs import (
     job_id_for,
 )
 from veil.pipeline import BlurOptions
+from veil.review import Edit, ReviewStore
 from veil.storage import LocalStorage, Storage, storage_from_url
 from veil.triggers import Poller
 from veil.video import MAX_INPUT_BYTES
@@ -66,6 +67,11 @@ class ServiceConfig:
     webhook_hosts: frozenset[str] = frozenset()
     """Hosts a webhook may reach even on a loopback, private or link-local address."""
     blur: BlurOptions = field(default_factory=BlurOptions)
+    on_audit_finding: str = "hold"
+    """What a job does when its audit finds a face in the output: ``hold`` it for review
+    (``NEEDS_REVIEW``, nothing published) or ``publish`` it anyway."""
+    write_report: bool = False
+    """Also publish each job's privacy report beside its output, as ``KEY.veil.json``."""
     heartbeat_interval: float = heartbeats.INTERVAL
     """Seconds between this process's heartbeats in the job database."""
     heartbeat_timeout: float = heartbeats.TIMEOUT
@@ -79,6 +85,7 @@ class Runtime:
 
     config: ServiceConfig
     progress: ProgressStore
+    reviews: ReviewStore
     queue: Any
 
 
@@ -103,6 +110,7 @@ def launch(config: ServiceConfig) -> Runtime:
 
     config.work_dir.mkdir(parents=True, exist_ok=True)
     progress = ProgressStore(config.database_url)
+    reviews = ReviewStore(config.database_url)
     # Alive before DBOS may hand this process a job: nobody takes it for dead meanwhile.
     beats = heartbeats.Heartbeats(
         config.database_url,
@@ -121,12 +129,12 @@ def launch(config: ServiceConfig) -> Runtime:
         }
     )
     # Steps of recovered jobs may run as soon as DBOS launches: the runtime comes first.
-    _running.append(Runtime(config, progress, None))
+    _running.append(Runtime(config, progress, reviews, None))
     DBOS.launch()
     queue = DBOS.register_queue(
         QUEUE_NAME, worker_concurrency=config.workers, polling_interval_sec=0.5
     )
-    _running[-1] = Runtime(config, progress, queue)
+    _running[-1] = Runtime(config, progress, reviews, queue)
     beats.start()
     return _running[-1]
 
@@ -150,6 +158,29 @@ def submit(request: JobRequest) -> str:
         runtime().queue.enqueue(anonymize, request.to_dict())
     events.info("%s  queued  %s", job_id, request.key)
     return job_id
+
+
+def submit_rerender(
+    job_id: str, request: JobRequest, edits: list[Edit], *, approve: bool, renders: int
+) -> str:
+    """Queue a reviewer's re-render of blur job ``job_id`` with ``edits`` (the whole
+    list, applied to the job's own detections); ``renders`` is how many the reviewer saw,
+    so two reviewers' concurrent re-renders cannot both start. Returns its ID."""
+    from dbos import SetWorkflowID
+
+    from veil.workflow import rerender_job
+
+    render_id = runtime().reviews.start_render(job_id, edits, renders)
+    data = {
+        "job_id": job_id,
+        "request": request.to_dict(),
+        "edits": [edit.to_json() for edit in edits],
+        "approve": approve,
+    }
+    with database_errors(), SetWorkflowID(render_id):
+        runtime().queue.enqueue(rerender_job, data)
+    events.info("%s  queued  re-render of %s (%d edits)", render_id, request.key, len(edits))
+    return render_id
 
 
 def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
@@ -192,7 +223,12 @@ class ServeOptions:
     webhook_hosts: frozenset[str] = frozenset()
     heartbeat_interval: float = heartbeats.INTERVAL
     heartbeat_timeout: float = heartbeats.TIMEOUT
+    on_audit_finding: str = "hold"
+    write_report: bool = False
     blur: BlurOptions = field(default_factory=BlurOptions)
+
+
+AUDIT_FINDING_POLICIES = ("hold", "publish")
 
 
 def service_config(opts: ServeOptions) -> ServiceConfig:
@@ -207,6 +243,11 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
     database = opts.database or f"sqlite:///{data / 'veil.sqlite'}"
     if opts.workers < 1:
         raise OptionError("--workers must be 1 or more")
+    if opts.on_audit_finding not in AUDIT_FINDING_POLICIES:
+        raise OptionError(
+            f"unknown --on-audit-finding {opts.on_audit_finding!r}; "
+            f"choose one of {', '.join(AUDIT_FINDING_POLICIES)}"
+        )
     data.mkdir(parents=True, exist_ok=True)
     return ServiceConfig(
         input=input_store,
@@ -219,6 +260,8 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         webhook_hosts=opts.webhook_hosts,
         heartbeat_interval=opts.heartbeat_interval,
         heartbeat_timeout=opts.heartbeat_timeout,
+        on_audit_finding=opts.on_audit_finding,
+        write_report=opts.write_report,
         # Jobs running side by side share the cores instead of each claiming all of them.
         blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
     )

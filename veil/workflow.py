@@ -1,9 +1,13 @@
 """The blur job's durable workflow and the steps every job shares, on DBOS.
 
-A blur job is Validate → Redact → Publish. Redact decodes the video once: detection,
-tracking, redaction and encoding share that pass (``blur_video``), which writes the
-faces file beside the output, so a job's output and faces.json are those of
-``veil blur --faces-out`` with the same options. A face-detection job (the cloud API's
+A blur job is Validate → Redact → Audit → Publish. Redact decodes the video once:
+detection, tracking, redaction and encoding share that pass (``blur_video``), which
+writes the faces file beside the output, so a job's output and faces.json are those of
+``veil blur --faces-out`` with the same options. Audit looks for faces left in the
+output and writes the privacy report; a finding holds the job (``NEEDS_REVIEW``, nothing
+published) unless ``--on-audit-finding publish``. A reviewer's re-render is a workflow of
+its own (``rerender_job``): Rerender (the job's kept detections with the edits, no
+detection) → Audit → Publish. A face-detection job (the cloud API's
 ``StartFaceDetection``, ``veil.face_detection``) is Validate → DetectFaces → StoreFaces.
 
 Each step is a DBOS step: its result is checkpointed, so a worker killed mid-job
@@ -20,6 +24,7 @@ set by ``veil.service.launch``: DBOS offers no other way to hand it to them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -39,10 +44,20 @@ from veil.errors import (
     StorageError,
     VeilError,
 )
-from veil.jobs import WORKFLOW_NAME, FaceDetectionRequest, JobRequest, ProgressStore
-from veil.pipeline import blur_video, detect_video
+from veil.jobs import (
+    RERENDER_WORKFLOW,
+    WORKFLOW_NAME,
+    FaceDetectionRequest,
+    JobRequest,
+    JobStatus,
+    ProgressStore,
+)
+from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
+from veil.report import audit_and_report, run_summary, write_report
+from veil.review import ReviewStore, apply_edits, parse_edits, write_faces_file
 from veil.storage import Storage, bucket_store
 from veil.storage.local import NAME_MAX, fitting_name
+from veil.thumbnails import Thumbnails
 from veil.video import VIDEO_EXTENSIONS, probe
 from veil.webhooks import WebhookError, post_json
 
@@ -64,6 +79,10 @@ def _config() -> ServiceConfig:
 
 def _progress_store() -> ProgressStore:
     return service.runtime().progress
+
+
+def _reviews() -> ReviewStore:
+    return service.runtime().reviews
 
 
 def _transient(exc: BaseException) -> bool:
@@ -187,18 +206,18 @@ def detect_faces(job_id: str, request: JobRequest) -> int:
     return result.tracks
 
 
-def _results(job_id: str, key: str) -> tuple[Path, Path]:
-    """Where Redact leaves a blur job's output and faces file in its work folder."""
-    work = work_dir(job_id)
+def _results(work_id: str, key: str) -> tuple[Path, Path]:
+    """Where a blur job (or a re-render: ``work_id``) leaves its output and faces file."""
+    work = work_dir(work_id)
     return work / f"output{_suffix(key)}", work / "faces.json"
 
 
-@retrying_step("Redact", attempts=4)
-def redact(job_id: str, request: JobRequest) -> int:
-    """Detect, track and anonymize in one decode of the video, writing the output and
-    its faces file; returns the number of faces tracked."""
+def _detect_and_redact(job_id: str, request: JobRequest) -> dict[str, Any]:
+    """The job's one pass: detect, track and anonymize, writing the output and faces
+    file; the detections and a thumbnail of each face are kept for review."""
     local = _fetch_input(job_id, request)
     output, faces = _results(job_id, request.key)
+    thumbnails = Thumbnails()
     with _failing_job(request.key):
         result = blur_video(
             local,
@@ -206,24 +225,121 @@ def redact(job_id: str, request: JobRequest) -> int:
             _config().blur,
             faces_out=faces,
             progress=_progress(job_id, "Redact"),
+            thumbnails=thumbnails,
         )
-    return result.tracks
+    _reviews().keep(job_id, faces, thumbnails.pictures)
+    return run_summary(result)
+
+
+def _render_options(options: BlurOptions) -> BlurOptions:
+    """Redaction from reviewed detections: the faces file already holds every box the
+    tracker held and filled in, so no hold is added again."""
+    return dataclasses.replace(options, detect_every=1, hold=0.0)
+
+
+def _redact_reviewed(
+    job_id: str, render_id: str, request: JobRequest, edits: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A re-render: the job's kept detections with a reviewer's edits, anonymized
+    without detecting again; the edited faces file is the one published."""
+    local = _fetch_input(render_id, request)
+    output, faces = _results(render_id, request.key)
+    write_faces_file(apply_edits(_reviews().faces(job_id), parse_edits(edits)), faces)
+    with _failing_job(request.key):
+        result = redact_video(
+            local,
+            faces,
+            output,
+            _render_options(_config().blur),
+            progress=_progress(job_id, "Rerender"),
+        )
+    return run_summary(result)
+
+
+def _ensure_results(
+    job_id: str, work_id: str, request: JobRequest, edits: list[dict[str, Any]] | None
+) -> tuple[Path, Path]:
+    """The output and faces file, made again if the work folder was lost (another machine
+    resumed the job)."""
+    output, faces = _results(work_id, request.key)
+    if not (output.exists() and faces.exists()):
+        if edits is None:
+            _detect_and_redact(job_id, request)
+        else:
+            _redact_reviewed(job_id, work_id, request, edits)
+    return output, faces
+
+
+@retrying_step("Redact", attempts=4)
+def redact(job_id: str, request: JobRequest) -> dict[str, Any]:
+    """Detect, track and anonymize in one decode of the video, writing the output and
+    its faces file; returns what the pass saw (``veil.report.run_summary``)."""
+    return _detect_and_redact(job_id, request)
+
+
+@retrying_step("Rerender", attempts=4)
+def rerender(
+    job_id: str, render_id: str, request: JobRequest, edits: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Anonymize the job's detections as a reviewer edited them."""
+    return _redact_reviewed(job_id, render_id, request, edits)
+
+
+@retrying_step("Audit", attempts=4)
+def audit(
+    job_id: str,
+    work_id: str,
+    request: JobRequest,
+    edits: list[dict[str, Any]] | None,
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    """Look for faces left in the output (a second opinion, ``veil.audit``, within the
+    budget ``service_sampling`` sets) and write the privacy report. Returns the audit,
+    the report, and whether the job is held for review (decided here, by the settings of
+    the process that ran the audit, so a replay decides the same)."""
+    output, faces = _ensure_results(job_id, work_id, request, edits)
+    with _failing_job(request.key):
+        report = audit_and_report(
+            input_path=_fetch_input(work_id, request),
+            output_path=output,
+            faces_path=faces,
+            input_name=request.key,
+            output_name=request.key,
+            options=_config().blur if edits is None else _render_options(_config().blur),
+            run=run,
+            edits=edits or [],
+            redacted_from="detections" if edits is None else "reviewed detections",
+            progress=_progress(job_id, "Audit"),
+        )
+    found = report["audit"]
+    return {
+        "audit": found,
+        "report": report,
+        "hold": not found["passed"] and _config().on_audit_finding == "hold",
+    }
 
 
 @retrying_step("Publish", attempts=8)
-def publish(job_id: str, request: JobRequest) -> dict[str, str]:
-    """Upload the output and faces file; returns their key and versions, which the job's
-    downloads ask for, so a later job's output under the same key is never served as
-    this one's."""
+def publish(
+    job_id: str,
+    work_id: str,
+    request: JobRequest,
+    edits: list[dict[str, Any]] | None,
+    report: dict[str, Any],
+) -> dict[str, str]:
+    """Upload the output and faces file (and the privacy report, with
+    ``--write-report``); returns their key and versions, which the job's downloads ask
+    for, so a later job's output under the same key is never served as this one's."""
     key = request.key
-    output, faces = _results(job_id, key)
-    if not (output.exists() and faces.exists()):
-        # The work folder was lost (another machine resumed the job): redo the pass.
-        redact(job_id, request)
+    output, faces = _ensure_results(job_id, work_id, request, edits)
     store = _config().output
     # The faces file first: once the video is there, everything about it is.
     faces_key = faces_file_key(key)
     faces_info = store.upload(faces, faces_key)
+    if _config().write_report:
+        path = work_dir(work_id) / "report.json"
+        write_report(report, path)
+        store.upload(path, report_key(key))
     output_info = store.upload(output, key)
     _progress_store().set(job_id, "Publish", 1, 1, force=True)
     return {
@@ -234,16 +350,44 @@ def publish(job_id: str, request: JobRequest) -> dict[str, str]:
     }
 
 
+def _publish_or_hold(
+    job_id: str,
+    work_id: str,
+    request: JobRequest,
+    edits: list[dict[str, Any]] | None,
+    run: dict[str, Any],
+    checked: dict[str, Any],
+    *,
+    approved: bool = False,
+) -> dict[str, Any]:
+    """Publish, unless the audit found a face and nobody approved publishing it anyway:
+    then the job ends held, ``NEEDS_REVIEW``, with nothing published."""
+    found = {"faces": run.get("tracks"), "audit": checked["audit"], "report": checked["report"]}
+    if checked["hold"] and not approved:
+        return {"status": JobStatus.NEEDS_REVIEW.value, **found}
+    return {**publish(job_id, work_id, request, edits, checked["report"]), **found}
+
+
 def faces_file_key(key: str) -> str:
-    """Where a blur job's faces file goes: ``KEY.faces.json``, beside the output. A name
-    with no room left for the suffix (a folder store's names end at 255 bytes) is
-    shortened and keeps a digest of the whole name, so it stays the output's own."""
+    """Where a blur job's faces file goes: ``KEY.faces.json``, beside the output."""
+    return _beside(key, ".faces.json")
+
+
+def report_key(key: str) -> str:
+    """Where ``--write-report`` puts a job's privacy report: ``KEY.veil.json``."""
+    return _beside(key, ".veil.json")
+
+
+def _beside(key: str, suffix: str) -> str:
+    """``KEY`` + ``suffix``. A name with no room left for the suffix (a folder store's
+    names end at 255 bytes) is shortened and keeps a digest of the whole name, so it
+    stays the output's own."""
     folder, _, name = key.rpartition("/")
-    faces = f"{name}.faces.json"
-    if len(faces.encode()) > NAME_MAX:
+    beside = f"{name}{suffix}"
+    if len(beside.encode()) > NAME_MAX:
         digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-        faces = fitting_name(name, f"-{digest}.faces.json")
-    return f"{folder}/{faces}" if folder else faces
+        beside = fitting_name(name, f"-{digest}{suffix}")
+    return f"{folder}/{beside}" if folder else beside
 
 
 @DBOS.step(name="Cleanup")
@@ -277,14 +421,40 @@ def anonymize(data: dict[str, Any]) -> dict[str, Any]:
 
     def steps() -> dict[str, Any]:
         validate(job_id, request)
-        faces = redact(job_id, request)
-        return {**publish(job_id, request), "faces": faces}
+        run = redact(job_id, request)
+        checked = audit(job_id, job_id, request, None, run)
+        return _publish_or_hold(job_id, job_id, request, None, run, checked)
 
     def message(status: str, result: dict[str, Any], error: str | None) -> dict[str, Any]:
         body = {"job_id": job_id, "key": request.key, "status": status, **result}
         return {**body, "error": error} if error else body
 
     return run_job(job_id, request, steps, message)
+
+
+@DBOS.workflow(name=RERENDER_WORKFLOW)
+def rerender_job(data: dict[str, Any]) -> dict[str, Any]:
+    """A reviewer's re-render of blur job ``data["job_id"]``: its kept detections with
+    ``data["edits"]``, then Audit and Publish as in the job itself; ``data["approve"]``
+    publishes even if the audit finds a face (the reviewer says it is none)."""
+    render_id = DBOS.workflow_id
+    assert render_id is not None
+    job_id = str(data["job_id"])
+    request = JobRequest.from_dict(data["request"])
+    edits = list(data["edits"])
+    parse_edits(edits)  # refuses malformed edits before anything runs
+
+    def steps() -> dict[str, Any]:
+        run = rerender(job_id, render_id, request, edits)
+        checked = audit(job_id, render_id, request, edits, run)
+        approved = bool(data.get("approve"))
+        return _publish_or_hold(job_id, render_id, request, edits, run, checked, approved=approved)
+
+    def message(status: str, result: dict[str, Any], error: str | None) -> dict[str, Any]:
+        body = {"job_id": job_id, "key": request.key, "status": status, **result}
+        return {**body, "error": error} if error else body
+
+    return run_job(render_id, request, steps, message)
 
 
 def run_job(
@@ -307,8 +477,17 @@ def run_job(
             notify(request.webhook_url, message("FAILED", {}, str(exc)), operator=operator)
         raise
     faces = result.get("faces")
-    events.info("%s  SUCCEEDED  %s (%s faces tracked)", job_id, request.key, faces)
+    status = str(result.get("status", "SUCCEEDED"))
+    if status == JobStatus.NEEDS_REVIEW:
+        findings = len(result["audit"]["findings"])
+        events.info(
+            "%s  NEEDS_REVIEW  %s (audit: %s faces left visible)", job_id, request.key, findings
+        )
+    else:
+        events.info("%s  SUCCEEDED  %s (%s faces tracked)", job_id, request.key, faces)
     cleanup(job_id)
     if request.webhook_url:
-        notify(request.webhook_url, message("SUCCEEDED", result, None), operator=operator)
+        # The webhook hears the job's outcome, not the report: that is the API's.
+        public = {k: v for k, v in result.items() if k != "report"}
+        notify(request.webhook_url, message(status, public, None), operator=operator)
     return result

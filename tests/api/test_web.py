@@ -61,8 +61,8 @@ def test_upload_watch_compare_download(browser, server, clip, tmp_path):
     expect(row).to_contain_text("4")  # faces found
     row.locator("a").click()
     graph = page.locator("#graph li")
-    expect(graph).to_have_count(3)
-    for step in ("Validate", "Redact", "Publish"):
+    expect(graph).to_have_count(4)
+    for step in ("Validate", "Redact", "Audit", "Publish"):
         expect(page.locator(f"#graph li[data-step={step}]")).to_have_class("done", timeout=30_000)
     # Detection happens in the Redact step (one pass), and the graph says so.
     expect(page.locator("#graph li[data-step=Redact] .name")).to_have_text("Detect + redact")

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
@@ -23,8 +23,9 @@ from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
 from veil.errors import ObjectChangedError, StorageError, VeilError
-from veil.jobs import Job, JobRequest
-from veil.service import ServiceConfig, runtime
+from veil.jobs import Job, JobRequest, JobStatus
+from veil.review import Edit, parse_edits, tracks
+from veil.service import ServiceConfig, runtime, submit_rerender
 from veil.storage import Storage, check_key
 from veil.triggers import (
     is_video_key,
@@ -73,8 +74,26 @@ class SubmitBody(BaseModel):
     webhook_url: str | None = None
 
 
+class ReviewBody(BaseModel):
+    edits: list[dict[str, Any]]
+    """The whole list of edits (``veil.review.Edit``), applied to the job's own
+    detections: a later re-render replaces, not adds to, an earlier one's edits."""
+    renders: int
+    """Re-renders the reviewer saw (``renders`` of the job): refused if another began."""
+    approve: bool = False
+    """Publish even if the audit finds a face (the reviewer checked: it is none)."""
+
+
+_ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)
+_REVIEWABLE = (JobStatus.NEEDS_REVIEW, JobStatus.SUCCEEDED, *_ENDED_BADLY)
+"""States a reviewer may re-render from: held, finished, or a re-render that failed
+(``reviewable`` says the job's own pass kept its detections)."""
+_PRIVATE = {"Cache-Control": "no-store, private"}
+"""For pictures of faces from the original: never kept by a browser or a proxy."""
+
+
 def _job(job_id: str, *, with_steps: bool = False) -> Job:
-    return jobs.get(job_id, runtime().progress, with_steps=with_steps)
+    return jobs.get(job_id, runtime().progress, runtime().reviews, with_steps=with_steps)
 
 
 def create_app(service: Service) -> FastAPI:
@@ -120,7 +139,8 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/api/jobs")
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
-        return [job.to_dict() for job in jobs.list_jobs(runtime().progress, limit)]
+        found = jobs.list_jobs(runtime().progress, runtime().reviews, limit)
+        return [job.to_dict() for job in found]
 
     @app.post("/api/jobs", status_code=202)
     def submit_job(body: SubmitBody) -> dict[str, str]:
@@ -164,7 +184,21 @@ def create_app(service: Service) -> FastAPI:
 
     @app.delete("/api/jobs/{job_id}", status_code=202)
     def cancel_job(job_id: str) -> dict[str, Any]:
-        return jobs.cancel(job_id, runtime().progress).to_dict()
+        return jobs.cancel(job_id, runtime().progress, runtime().reviews).to_dict()
+
+    def _rerender_job(
+        job: Job, edits: list[Edit], *, approve: bool, renders: int | None = None
+    ) -> str:
+        request = JobRequest.from_dict(jobs.workflow_request(jobs.find(job.id)))
+        seen = job.renders if renders is None else renders
+        return submit_rerender(job.id, request, edits, approve=approve, renders=seen)
+
+    def _still_current(job: Job) -> None:
+        """Refuse (409) to run a job's video again once a newer upload replaced it."""
+        if job.etag and service.config.input.stat(job.key).etag != job.etag:
+            raise HTTPException(
+                409, f"{job.key} was replaced by a newer upload, which has a job of its own"
+            )
 
     def _send(store: Storage, key: str, etag: str | None, what: str) -> FileResponse:
         """The version ``etag`` of ``key`` (what the job read or wrote), never newer bytes
@@ -209,11 +243,65 @@ def create_app(service: Service) -> FastAPI:
         """Run a failed or cancelled job again from the start, as a new job, on the same
         version of its video; refused (409) once a newer upload replaced it."""
         job = _job(job_id)
-        if job.etag and service.config.input.stat(job.key).etag != job.etag:
-            raise HTTPException(
-                409, f"{job.key} was replaced by a newer upload, which has a job of its own"
-            )
+        _still_current(job)
+        if job.renders and job.status in _ENDED_BADLY:
+            # The latest re-render failed or was cancelled: run it again, same edits.
+            _rerender_job(job, parse_edits(job.edits), approve=False)
+            return {"id": job_id}
         return {"id": jobs.retry(job_id, runtime().progress)}
+
+    @app.get("/api/jobs/{job_id}/report")
+    def report(job_id: str) -> dict[str, Any]:
+        """The privacy report of the job's latest output (``veil.report``)."""
+        job = _job(job_id)
+        if job.report is None:
+            raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; no report yet")
+        return job.report
+
+    @app.get("/api/jobs/{job_id}/review")
+    def review(job_id: str) -> dict[str, Any]:
+        """What a reviewer works on: the job's tracks (from its own detections), the
+        edits of its latest re-render, and its audit."""
+        job = _job(job_id)
+        if not job.reviewable:
+            raise HTTPException(409, f"job {job_id} has no detections to review yet")
+        faces = runtime().reviews.faces(job_id)
+        return {
+            "id": job_id,
+            "status": job.status.value,
+            "video": faces.get("VideoMetadata", {}),
+            "tracks": tracks(faces),
+            "edits": job.edits,
+            "renders": job.renders,
+            "audit": job.audit,
+        }
+
+    @app.get("/api/jobs/{job_id}/tracks/{track}/thumbnail")
+    def thumbnail(job_id: str, track: int) -> Response:
+        """A small picture of a tracked face, from the original video: shown to those who
+        may read the original (the API's key holders), and never cached."""
+        _job(job_id)
+        picture = runtime().reviews.thumbnail(job_id, track)
+        if picture is None:
+            raise HTTPException(404, f"no thumbnail of track {track} in job {job_id}")
+        return Response(picture, media_type="image/jpeg", headers=_PRIVATE)
+
+    @app.post("/api/jobs/{job_id}/review", status_code=202)
+    def rerender(job_id: str, body: ReviewBody) -> dict[str, str]:
+        """Re-render a held or finished job from its detections with a reviewer's edits,
+        without detecting again; then audit and publish it as the job itself does."""
+        job = _job(job_id)
+        if job.status not in _REVIEWABLE or not job.reviewable:
+            raise HTTPException(
+                409, f"job {job_id} is {job.status.value.lower()}; only held or finished jobs"
+            )
+        try:
+            edits = parse_edits(body.edits)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        _still_current(job)
+        render_id = _rerender_job(job, edits, approve=body.approve, renders=body.renders)
+        return {"id": job_id, "render_id": render_id}
 
     @app.get("/api/objects")
     def objects(limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict[str, Any]]:

@@ -1,0 +1,147 @@
+"""The privacy report: what veil did to one video, in a small JSON file a person or a
+program can check.
+
+It names the input and output by SHA-256 (so the report proves which files it speaks
+of), the veil version, detector and settings, what the detector saw (frames analysed,
+tracks), the audit's result, every reviewer's edit and the metadata removed. ``veil blur
+--report FILE`` writes one; each service job has one (``GET /api/jobs/{id}/report``, and
+``KEY.veil.json`` beside the output with ``--write-report``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import veil
+from veil.pipeline import BlurOptions, RunResult
+
+FORMAT = "veil-privacy-report/1"
+
+_CHUNK = 1024 * 1024
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_summary(result: RunResult) -> dict[str, Any]:
+    """What a run saw, as plain data (a service step's result)."""
+    info = result.info
+    return {
+        "frames": result.frames,
+        "frames_analysed": result.analysed,
+        "frames_followed": result.followed,
+        "tracks": result.tracks,
+        "metadata_removed": result.metadata_removed,
+        "video": {
+            "width": info.width,
+            "height": info.height,
+            "fps": info.fps,
+            "duration_s": info.duration,
+            "codec": info.codec,
+        },
+    }
+
+
+def settings(options: BlurOptions) -> dict[str, Any]:
+    """The options that shaped the output (not how many threads ran it)."""
+    data = dataclasses.asdict(options)
+    data.pop("threads", None)
+    return data
+
+
+def privacy_report(
+    *,
+    input_name: str,
+    input_sha256: str,
+    output_name: str,
+    output_sha256: str,
+    options: BlurOptions,
+    run: Mapping[str, Any],
+    audit: Mapping[str, Any] | None,
+    edits: Sequence[Mapping[str, Any]] = (),
+    redacted_from: str = "detections",
+) -> dict[str, Any]:
+    """The report as a JSON-ready dict. ``run`` is ``run_summary`` of the pass that
+    made the output; ``redacted_from`` says whether that pass detected faces
+    (``"detections"``) or applied a reviewed faces file (``"reviewed detections"``)."""
+    detector = options.detector_name()
+    return {
+        "format": FORMAT,
+        "veil_version": veil.__version__,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "input": {"name": input_name, "sha256": input_sha256},
+        "output": {"name": output_name, "sha256": output_sha256},
+        "detector": {
+            "model": detector,
+            "threshold": options.threshold,
+            "scale": options.scale,
+            "detect_every": options.detect_every,
+            "device": options.device,
+        },
+        "settings": settings(options),
+        "redacted_from": redacted_from,
+        "video": run.get("video"),
+        "frames": run.get("frames"),
+        "frames_analysed": run.get("frames_analysed"),
+        "frames_followed": run.get("frames_followed"),
+        "tracks": run.get("tracks"),
+        "audit": dict(audit) if audit is not None else None,
+        "edits": [dict(e) for e in edits],
+        "metadata_removed": run.get("metadata_removed"),
+    }
+
+
+def audit_and_report(
+    *,
+    input_path: Path,
+    output_path: Path,
+    faces_path: Path,
+    input_name: str,
+    output_name: str,
+    options: BlurOptions,
+    run: Mapping[str, Any],
+    edits: Sequence[Mapping[str, Any]] = (),
+    redacted_from: str = "detections",
+    progress: Callable[[int, int | None], None] | None = None,
+) -> dict[str, Any]:
+    """Audit an output within the service's budget (``veil.audit.service_sampling``,
+    looking hardest where the faces file's tracks start and end) and report on it: the
+    one way ``veil blur --report`` and a service job make their report."""
+    from veil.audit import audit_video, service_sampling, track_edges
+
+    video = run.get("video") or {}
+    sampling = service_sampling(int(run.get("frames") or 0), float(video.get("fps") or 30.0))
+    audit = audit_video(
+        output_path,
+        focus_ms=track_edges(faces_path),
+        progress=progress,
+        device=options.device,
+        every=sampling["every"],
+        max_frames=sampling["max_frames"],
+    ).to_json()
+    return privacy_report(
+        input_name=input_name,
+        input_sha256=sha256_file(input_path),
+        output_name=output_name,
+        output_sha256=sha256_file(output_path),
+        options=options,
+        run=run,
+        audit=audit,
+        edits=edits,
+        redacted_from=redacted_from,
+    )
+
+
+def write_report(report: Mapping[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
