@@ -223,8 +223,8 @@ def test_service_sampling_stays_within_the_budget(frames, fps):
     seconds = frames / (fps or 30.0)
     if seconds > 60:  # long enough for the job's own frames to dominate its time
         assert checks * _CHECK_COST / frames + _DECODE_SHARE <= AUDIT_SHARE + 1e-9
-    else:  # short videos get a check a second, up to 10
-        assert checks >= min(frames, math.ceil(min(10, seconds)))
+    else:  # short videos get a check every 2 s, up to 5
+        assert checks >= min(frames, math.ceil(min(10, seconds) / 2))
     assert len(planned_frames(frames, fps, every=every, max_frames=checks)) <= checks
 
 

@@ -28,7 +28,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -69,16 +69,18 @@ _SAME_FACE_IOU = 0.3
 
 AUDIT_SHARE = 0.2
 """The share of a service job's time the audit may take (``service_sampling``)."""
-_CHECK_COST = 8.0
+_CHECK_COST = 10.0
 """One checked frame costs about this many frames of ``veil blur`` at its defaults:
-the fp32 whole-frame pass (483 ms at 720p on 2 cores) against 59 ms a frame for the
-whole blur job (decode, detect every 10th frame with int8, track, encode), measured by
-``bench/audit_rates.py --timing``; the ratio holds across frame sizes because both are
+the fp32 whole-frame pass and the second looks (557 ms on a 720p frame with eight
+faces, 2 cores) against 55 ms a frame for the whole blur job (decode, detect every
+10th frame with int8, track, encode), measured by ``bench/audit_rates.py --timing``
+(8 to 10 over several runs); the ratio holds across frame sizes because both are
 dominated by detector pixels."""
-_DECODE_SHARE = 0.05
-"""Decoding every frame for the audit costs about 5% of the blur job (2.8 of 59 ms at 720p)."""
-_MIN_CHECKS_SECONDS = 10
-"""A short video gets at least one check a second, up to this many seconds' worth."""
+_DECODE_SHARE = 0.06
+"""Decoding every frame for the audit costs about 6% of the blur job (3.5 of 55 ms at 720p)."""
+_MIN_CHECKS = 5
+"""A short video gets at least one check every ``_MIN_CHECK_SECONDS``, up to this many."""
+_MIN_CHECK_SECONDS = 2.0
 
 Progress = Callable[[int, int | None], None]
 """Called with (frames decoded, frames expected or None)."""
@@ -430,22 +432,29 @@ def track_edges(faces_path: str | Path) -> list[int]:
     return sorted({edge for span in spans.values() for edge in span})
 
 
-def service_sampling(frame_count: int, fps: float) -> dict[str, int]:
+class Sampling(TypedDict):
+    """``audit_video``'s sampling keywords: pass as ``audit_video(path, **sampling)``."""
+
+    every: int
+    max_frames: int
+
+
+def service_sampling(frame_count: int, fps: float) -> Sampling:
     """The ``audit_video`` keyword arguments (``every``, ``max_frames``) that keep an
     audit within ``AUDIT_SHARE`` (about 20%) of a service job's time.
 
-    A checked frame costs about ``_CHECK_COST`` (8) frames of the blur job and decoding
-    every frame about ``_DECODE_SHARE`` (5%) of it (measured: ``bench/audit_rates.py
-    --timing``), so ``(0.20 - 0.05) / 8``, about one frame in 53, can be checked:
+    A checked frame costs about ``_CHECK_COST`` (10) frames of the blur job and decoding
+    every frame about ``_DECODE_SHARE`` (6%) of it (measured: ``bench/audit_rates.py
+    --timing``), so ``(0.20 - 0.06) / 10``, one frame in about 71, can be checked:
     ``max_frames``. ``every`` spreads that many over the video; the frames checked
     densely near track edges come out of the same budget (``planned_frames`` thins
-    evenly). A short video is checked at least once a second, up to
-    ``_MIN_CHECKS_SECONDS`` checks, where the job's fixed costs (starting, probing,
-    publishing) dwarf these frames anyway."""
+    evenly). A video under about 12 s would get fewer than ``_MIN_CHECKS`` (5) checks:
+    it gets one every 2 s up to that many instead: 23% of a 10 s video's blur time,
+    40% of a 1 s one's (a few seconds at most)."""
     if frame_count < 1:
         return {"every": 1, "max_frames": 1}
     rate = fps if math.isfinite(fps) and fps > 0 else 30.0
     budget = math.floor(frame_count * (AUDIT_SHARE - _DECODE_SHARE) / _CHECK_COST)
-    floor = min(frame_count, math.ceil(min(_MIN_CHECKS_SECONDS, frame_count / rate)))
-    checks = max(1, budget, floor)
+    floor = min(_MIN_CHECKS, math.ceil(frame_count / rate / _MIN_CHECK_SECONDS))
+    checks = min(frame_count, max(1, budget, floor))
     return {"every": max(1, frame_count // checks), "max_frames": checks}
