@@ -10,7 +10,9 @@ For each face height, a 640x360 clip of ``--frames`` frames shows three faces of
 height (the three package photos), drifting. On the clip as written (unblurred), the
 audit's detector (``AuditDetector``) checks every third frame: a face-frame is *hit*
 when a reported box has its centre inside the face and is at least half its height; a
-face is *found* when ``audit_video`` (defaults: one frame in 5) lists a finding on it.
+face is *found* when it is hit on one of the frames ``audit_video`` checks by default
+(one in 5). ``audit_video`` itself links the hits into findings (a face that leaves
+and a new one where it was can make one finding).
 Then the clip goes through ``veil blur`` in every mode and ``audit_video`` runs on each
 output: any finding there is a false one. The benchmark scenes (``demo_scene``,
 ``action_scene``, ``closeup_scene`` at 640x360: faces from 8 to 190 px, motion blur,
@@ -24,7 +26,7 @@ import argparse
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -88,45 +90,43 @@ def dimmed(scene: Scene, contrast: float) -> Scene:
     )
 
 
-def face_frames_hit(
-    path: Path, scene: Scene, detector: AuditDetector, step: int
-) -> tuple[int, int, Counter[int]]:
-    """(face-frames hit, face-frames checked, heights of the faces missed, rounded) on
-    every ``step``-th frame of ``path``."""
-    hits = total = 0
-    missed: Counter[int] = Counter()
+@dataclass
+class Hits:
+    """What the audit's detector found on an unblurred clip."""
+
+    face_frames: int = 0
+    """Face-frames hit, of ``checked`` (every third frame)."""
+    checked: int = 0
+    missed: Counter[int] = field(default_factory=Counter)
+    """Heights of the face-frames missed (rounded to 10 px from 20 px)."""
+    faces: set[int] = field(default_factory=set)
+    """Faces hit on at least one of the frames ``audit_video`` checks by default (one in 5)."""
+
+
+def hits_on(path: Path, scene: Scene, detector: AuditDetector) -> Hits:
+    """A hit: a reported box whose centre lies in the face and which is at least half
+    its height."""
+    hits = Hits()
     with VideoReader(path) as reader:
         for frame in reader:
-            if not isinstance(frame, DecodedFrame) or frame.index % step:
+            if not isinstance(frame, DecodedFrame) or (frame.index % 3 and frame.index % 5):
                 continue
             found = detector.detect_frame(frame.rgb())
-            _, truth, _ = scene.render(frame.index)
+            _, truth, ids = scene.render(frame.index)
             cx = (found.xyxy[:, 0] + found.xyxy[:, 2]) / 2
             cy = (found.xyxy[:, 1] + found.xyxy[:, 3]) / 2
-            for x1, y1, x2, y2 in truth:
+            for (x1, y1, x2, y2), face in zip(truth, ids, strict=True):
                 inside = (cx > x1) & (cx < x2) & (cy > y1) & (cy < y2)
                 hit = bool((inside & (found.height >= 0.5 * (y2 - y1))).any())
-                hits += hit
-                total += 1
-                if not hit:
-                    missed[int(round(float(y2 - y1), -1) if y2 - y1 >= 20 else y2 - y1)] += 1
-    return hits, total, missed
-
-
-def faces_found(path: Path, scene: Scene, detector: AuditDetector) -> tuple[int, int]:
-    """(faces with a finding on them, faces in the scene), ``audit_video`` at its defaults."""
-    result = audit_video(path, detector=detector)
-    found = set()
-    for finding in result.findings:
-        left, top, width, height = finding.box
-        cx, cy = (left + width / 2) * scene.width, (top + height / 2) * scene.height
-        for ms in range(finding.start_ms, finding.end_ms + 1, max(1, 1000 // scene.fps)):
-            _, truth, ids = scene.render(min(scene.frames - 1, round(ms * scene.fps / 1000)))
-            for (x1, y1, x2, y2), face in zip(truth, ids, strict=True):
-                margin = 0.5 * (y2 - y1)
-                if x1 - margin <= cx <= x2 + margin and y1 - margin <= cy <= y2 + margin:
-                    found.add(face)
-    return len(found), len(scene.faces)
+                if frame.index % 5 == 0 and hit:
+                    hits.faces.add(face)
+                if frame.index % 3 == 0:
+                    hits.face_frames += hit
+                    hits.checked += 1
+                    if not hit:
+                        height = float(y2 - y1)
+                        hits.missed[int(round(height, -1) if height >= 20 else height)] += 1
+    return hits
 
 
 def false_findings(
@@ -144,35 +144,25 @@ def false_findings(
 def rates(frames: int, contrast: float) -> None:
     detector = AuditDetector()
     blur_detector = BlurOptions().detector()
+    modes = ", ".join(MODES)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        print(f"640x360, {frames} frames, contrast {contrast:g}")
         print(
-            f"640x360, {frames} frames, contrast {contrast:g}; face-frames checked every 3rd frame"
+            "| face height px | face-frames hit | faces found | findings on the input "
+            f"| findings on veil's outputs ({modes}) |"
         )
-        print(
-            "| face height px | face-frames hit | faces found | findings on outputs ("
-            + ", ".join(MODES)
-            + ") |"
-        )
-        print("| ---: | ---: | ---: | --- |")
+        print("| ---: | ---: | ---: | ---: | --- |")
         for size in SIZES:
             scene = size_scene(size, frames, contrast)
             src = write_video(folder / f"face{size}.mp4", scene, audio=False).path
-            hit, checked, _ = face_frames_hit(src, scene, detector, 3)
-            found, faces = faces_found(src, scene, detector)
-            false = false_findings(src, folder, detector, blur_detector)
-            print(
-                f"| {size} | {hit}/{checked} | {found}/{faces} | "
-                + ", ".join(str(false[m]) for m in MODES)
-                + " |"
-            )
+            print(row(str(size), src, scene, detector, blur_detector, misses=False))
         print()
         print(
-            "| scene | face-frames hit | faces found | findings on outputs ("
-            + ", ".join(MODES)
-            + ") |"
+            "| scene | face-frames hit | face-frames missed (face height) | faces found "
+            f"| findings on the input | findings on veil's outputs ({modes}) |"
         )
-        print("| --- | ---: | ---: | --- |")
+        print("| --- | ---: | --- | ---: | ---: | --- |")
         for name, make in (
             ("demo", demo_scene),
             ("action", action_scene),
@@ -180,15 +170,27 @@ def rates(frames: int, contrast: float) -> None:
         ):
             scene = dimmed(make(640, 360, 60), contrast)
             src = write_video(folder / f"{name}.mp4", scene, audio=False).path
-            hit, checked, missed = face_frames_hit(src, scene, detector, 3)
-            found, faces = faces_found(src, scene, detector)
-            false = false_findings(src, folder, detector, blur_detector)
-            misses = ", ".join(f"{n} at {h} px" for h, n in sorted(missed.items()))
-            print(
-                f"| {name} | {hit}/{checked} | {misses or '-'} | {found}/{faces} | "
-                + ", ".join(str(false[m]) for m in MODES)
-                + " |"
-            )
+            print(row(name, src, scene, detector, blur_detector, misses=True))
+
+
+def row(
+    name: str,
+    src: Path,
+    scene: Scene,
+    detector: AuditDetector,
+    blur_detector: CenterFace,
+    *,
+    misses: bool,
+) -> str:
+    hits = hits_on(src, scene, detector)
+    findings = len(audit_video(src, detector=detector).findings)
+    false = false_findings(src, src.parent, detector, blur_detector)
+    cells = [name, f"{hits.face_frames}/{hits.checked}"]
+    if misses:
+        cells.append(", ".join(f"{n} at {h} px" for h, n in sorted(hits.missed.items())) or "-")
+    cells += [f"{len(hits.faces)}/{len(scene.faces)}", str(findings)]
+    cells.append(", ".join(str(false[m]) for m in MODES))
+    return "| " + " | ".join(cells) + " |"
 
 
 def timing(frames: int) -> None:

@@ -212,6 +212,15 @@ def test_focus_times_are_checked_densely(scene_clip, detector):
     assert focused.settings["focus_points"] == 1
 
 
+def test_a_cut_ends_a_finding(tmp_path, detector):
+    # The same face in the same place on both sides of a cut: two shots, two findings.
+    scene = Scene(width=320, height=240, frames=30, faces=(MovingFace(height=48),), cuts=(15,))
+    clip = write_video(tmp_path / "cut.mp4", scene, audio=False)
+    result = audit_video(clip.path, detector=detector)
+    spans = [(f.start_ms, f.end_ms, f.frames) for f in result.findings]
+    assert spans == [(0, 333, 3), (500, 833, 3)]  # checks every 5th frame; the cut at 15
+
+
 @pytest.mark.parametrize(
     ("frames", "fps"),
     [(1, 30.0), (45, 30.0), (300, 30.0), (1800, 30.0), (108_000, 30.0), (3600, 60.0), (500, 0.0)],

@@ -16,7 +16,8 @@ counts as a recognisable face only when all three hold:
   leave next to none: a blur is smooth, a solid box flat. (A mosaic's cell borders are
   sharp, so its detail can pass; mosaics are turned down by the first two tests.)
 
-Sightings on sampled frames are linked into ``Finding``s by overlap and time. The
+Sightings on sampled frames are linked into ``Finding``s by overlap and time, never
+across a cut (``veil.motion.PictureChange``). The
 measured hit rates (faces found on unblurred clips, false findings on veil's outputs in
 every mode) are in ``docs/benchmarks.md``; what the audit does not check is in
 ``docs/audit.md``.
@@ -38,6 +39,7 @@ from veil.detections import Detections, FloatArray, box_iou
 from veil.detector import CenterFace, Frame
 from veil.errors import OptionError
 from veil.faces_file import ratio_digits, read_faces
+from veil.motion import CUT_CHANGE, PictureChange
 from veil.video import DecodedFrame, VideoReader
 
 FIND_THRESHOLD = 0.1
@@ -293,10 +295,13 @@ class _Sighting:
             self.best_score, self.best_box = score, box
 
 
-def _link(sightings: list[_Sighting], found: Detections, time_ms: int, link_ms: float) -> None:
+def _link(
+    sightings: list[_Sighting], found: Detections, time_ms: int, link_ms: float, since_ms: int
+) -> None:
     """Add the detections of one checked frame to ``sightings``: each continues the face
-    it matches best (one detection per face and frame) or starts a new one."""
-    taken: set[int] = set()
+    it matches best (one detection per face and frame) or starts a new one. Sightings
+    last seen before ``since_ms`` (a cut) are over."""
+    taken = {n for n, sighting in enumerate(sightings) if sighting.last_ms < since_ms}
     for i in np.argsort(-found.confidence, kind="stable"):
         box, score = found.xyxy[i], float(found.confidence[i])
         best, best_match = None, 0.0
@@ -356,15 +361,20 @@ def audit_video(
         focus = sorted(focus_ms)
         sightings: list[_Sighting] = []
         checked = decoded = 0
+        # A cut ends every sighting: a face in the next shot where one was is another face.
+        change, last_cut_ms = PictureChange(), 0
         for item in reader:
             if not isinstance(item, DecodedFrame):
                 continue  # audio and other streams
             decoded += 1
+            if change(item.grey()) > CUT_CHANGE:
+                last_cut_ms = item.time_ms
             if _wanted(item, plan, expected, every, focus, fps) and (
                 max_frames is None or checked < max_frames
             ):
                 checked += 1
-                _link(sightings, checker.detect_frame(item.rgb()), item.time_ms, link_ms)
+                found = checker.detect_frame(item.rgb())
+                _link(sightings, found, item.time_ms, link_ms, last_cut_ms)
             if progress is not None:
                 progress(decoded, expected)
     digits = ratio_digits(info.width, info.height)
