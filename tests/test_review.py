@@ -11,7 +11,15 @@ from click.testing import CliRunner
 from conftest import SMALL_SCENE
 
 from veil.cli import main
-from veil.review import Edit, apply_edits, parse_edits, read_faces_file, tracks, write_faces_file
+from veil.review import (
+    Edit,
+    apply_edits,
+    check_edits,
+    parse_edits,
+    read_faces_file,
+    tracks,
+    write_faces_file,
+)
 from veil.synthetic import SyntheticVideo, visible_faces
 
 BOX = {"left": 0.1, "top": 0.2, "width": 0.3, "height": 0.4}
@@ -166,3 +174,17 @@ def test_an_edited_faces_file_leaves_a_shown_track_visible_and_hides_an_added_bo
     out = tmp_path / "drawn.mp4"
     assert _invoke("redact", clip.path, "--faces", drawn_path, "-o", out, "-q").exit_code == 0
     assert visible_faces(out, SMALL_SCENE) == []
+
+
+def test_added_boxes_stay_within_the_video_and_within_the_bound() -> None:
+    # A range past the end (a hostile or careless request) covers the video's frames only.
+    edit = Edit(action="add", start_ms=0, end_ms=10**15, box=(0.1, 0.1, 0.2, 0.2))
+    added = [e for e in apply_edits(FACES, [edit])["Faces"] if e["Face"]["TrackId"] == 2]
+    assert [e["Timestamp"] for e in added] == list(range(0, 1001, 100))
+    check_edits(FACES, [edit] * 1000)  # 11 frames each
+    long = {**FACES, "VideoMetadata": {"FrameRate": 30.0, "DurationMillis": 3_600_000}}
+    check_edits(long, [edit] * 9)  # one box over the whole hour, 9 times: 972,000 frames
+    with pytest.raises(ValueError, match="cover 1,080,000 frames; at most 1,000,000"):
+        check_edits(long, [edit] * 10)
+    with pytest.raises(ValueError, match="edit 1: no track 7 in this job's detections"):
+        check_edits(FACES, [Edit(action="show", track=0), Edit(action="remove", track=7)])

@@ -41,6 +41,11 @@ ACTIONS = ("show", "remove", "add")
 MAX_EDITS = 1000
 """Edits one review may hold: plenty for a person, a bound for a request."""
 
+MAX_ADDED_BOXES = 1_000_000
+"""Frames' worth of added boxes one review may hold (an added box is one entry a frame):
+a bound on the faces file a request can make the service write, about 9 hours of one
+box at 30 fps."""
+
 _NOTE_CHARS = 200
 
 
@@ -141,12 +146,42 @@ def parse_edits(data: Any) -> list[Edit]:
     return edits
 
 
+def _frame_ms(faces: Mapping[str, Any]) -> float:
+    fps = float(faces.get("VideoMetadata", {}).get("FrameRate") or 30.0)
+    return 1000.0 / (fps if math.isfinite(fps) and fps > 0 else 30.0)
+
+
+def _added_range(faces: Mapping[str, Any], edit: Edit) -> tuple[int, int]:
+    """The frames (first time in ms, count) an added box covers, within the video."""
+    assert edit.start_ms is not None and edit.end_ms is not None
+    step = _frame_ms(faces)
+    duration = faces.get("VideoMetadata", {}).get("DurationMillis")
+    end = edit.end_ms if not duration else min(edit.end_ms, int(duration))
+    if end < edit.start_ms:
+        return edit.start_ms, 0
+    return edit.start_ms, int((end - edit.start_ms) / step) + 1
+
+
+def check_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> None:
+    """Refuse (``ValueError``) edits that name tracks the faces file lacks, or add more
+    boxes than ``MAX_ADDED_BOXES``."""
+    known = {int(e["Face"]["TrackId"]) for e in faces.get("Faces", []) if "TrackId" in e["Face"]}
+    for n, edit in enumerate(edits):
+        if edit.track is not None and edit.track not in known:
+            raise ValueError(f"edit {n}: no track {edit.track} in this job's detections")
+    added = sum(_added_range(faces, e)[1] for e in edits if e.action == "add")
+    if added > MAX_ADDED_BOXES:
+        raise ValueError(
+            f"the added boxes cover {added:,} frames; at most {MAX_ADDED_BOXES:,} in all"
+        )
+
+
 def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, Any]:
     """The faces file ``faces`` (a parsed faces.json) with ``edits`` applied.
 
     Shown and removed tracks lose their entries; an added box gets an entry on every
-    frame of its range (at the video's frame rate), under a new ``TrackId``, so redaction
-    covers it frame by frame and a later review can name it.
+    frame of its range within the video (at the video's frame rate), under a new
+    ``TrackId``, so redaction covers it frame by frame and a later review can name it.
     """
     hidden = {e.track for e in edits if e.action in ("show", "remove")}
     entries = [
@@ -156,22 +191,19 @@ def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, An
     ]
     used = [int(e["Face"]["TrackId"]) for e in faces.get("Faces", []) if "TrackId" in e["Face"]]
     next_track = max(used, default=-1) + 1
-    fps = float(faces.get("VideoMetadata", {}).get("FrameRate") or 30.0)
-    step = 1000.0 / (fps if math.isfinite(fps) and fps > 0 else 30.0)
+    step = _frame_ms(faces)
     for edit in edits:
         if edit.action != "add":
             continue
-        assert edit.box is not None and edit.start_ms is not None and edit.end_ms is not None
+        assert edit.box is not None
         left, top, width, height = edit.box
         face = {
             "BoundingBox": {"Width": width, "Height": height, "Left": left, "Top": top},
             "Confidence": 100.0,
             "TrackId": next_track,
         }
-        count = int((edit.end_ms - edit.start_ms) / step) + 1
-        entries += [
-            {"Timestamp": round(edit.start_ms + k * step), "Face": face} for k in range(count)
-        ]
+        start, count = _added_range(faces, edit)
+        entries += [{"Timestamp": round(start + k * step), "Face": face} for k in range(count)]
         next_track += 1
     entries.sort(key=lambda entry: int(entry["Timestamp"]))
     return {**faces, "Faces": entries}

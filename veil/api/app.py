@@ -24,7 +24,7 @@ from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
 from veil.errors import ObjectChangedError, StorageError, VeilError
 from veil.jobs import Job, JobRequest, JobStatus
-from veil.review import Edit, parse_edits, tracks
+from veil.review import Edit, check_edits, parse_edits, tracks
 from veil.service import ServiceConfig, runtime, submit_rerender
 from veil.storage import Storage, check_key
 from veil.triggers import (
@@ -297,6 +297,7 @@ def create_app(service: Service) -> FastAPI:
             )
         try:
             edits = parse_edits(body.edits)
+            check_edits(runtime().reviews.faces(job_id), edits)
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         _still_current(job)
