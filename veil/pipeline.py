@@ -20,7 +20,7 @@ from typing import Any
 from veil.anonymizers import MODES, Anonymizer, get_anonymizer
 from veil.detections import Detections
 from veil.detector import DEVICES, PRECISIONS, CenterFace, FaceDetector, resolved_precision
-from veil.errors import OptionError
+from veil.errors import CorruptVideoError, OptionError
 from veil.faces_file import FacesWriter, read_faces
 from veil.motion import DetectionSchedule
 from veil.thumbnails import Thumbnails
@@ -29,6 +29,7 @@ from veil.video import (
     DecodedFrame,
     EncodeOptions,
     Frame,
+    Keyframe,
     VideoInfo,
     VideoReader,
     VideoWriter,
@@ -164,6 +165,34 @@ class RunResult:
     analysed: int = 0
     followed: int = 0
     metadata_removed: dict[str, list[str]] | None = None
+    decoded: int = 0
+    """Frames decoded: ``frames``, or for a ``Window`` its margins too."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Window:
+    """The part of a video a run reads and writes: one segment of a longer video
+    (``veil.segments``), its frames numbered as in the whole video.
+
+    Decoding starts at the keyframe ``start`` (``None``: the first frame); frames from
+    ``warm`` on only show the schedule how the picture changes; frames from ``analyse``
+    on are analysed and tracked (a margin that brings the run to the state a run from
+    the first frame has at ``first``); frames ``first`` to ``end`` (excluded; ``None``:
+    to the last) are written, the first checked to have the time ``first_pts``; reading
+    stops before frame ``stop`` (``None``: at the end of the video), the frames past
+    ``end`` only looked at for the boxes of the last ones written. With ``entry`` (a
+    run's state after frame ``first - 1``), the run goes on from it instead of analysing
+    a margin.
+    """
+
+    start: Keyframe | None
+    warm: int
+    analyse: int
+    first: int
+    end: int | None
+    stop: int | None
+    first_pts: int | None
+    entry: dict[str, Any] | None = None
 
 
 _DONE = object()
@@ -285,23 +314,40 @@ def _run(
     faces_out: Path | None,
     progress: ProgressCallback | None,
     thumbnails: Thumbnails | None = None,
+    window: Window | None = None,
+    schedule: DetectionSchedule | None = None,
+    states: dict[int, dict[str, Any] | None] | None = None,
 ) -> RunResult:
     """The shared loop of blur, detect and redact: ``analyse_for`` gives what finds each
-    frame's faces and feeds them to the tracker."""
+    frame's faces and feeds them to the tracker.
+
+    ``window`` (with the ``schedule`` that ``analyse_for`` uses): only that part of the
+    video. ``states``: the frame indices after which to record the run's state (tracker
+    and schedule, plain data); filled in as the run passes them."""
     anonymizer: Anonymizer = get_anonymizer(options.mode)
     return_frame_memory_to_the_system()
     with VideoReader(input_path) as reader:
         info = reader.info
         analyse = analyse_for(reader)
-        tracker = Tracker(
-            options.tracker_options(
-                info.fps, detecting=detecting, frame_pixels=info.width * info.height
-            )
+        tracker_options = options.tracker_options(
+            info.fps, detecting=detecting, frame_pixels=info.width * info.height
         )
+        if window is not None and window.entry is not None:
+            assert schedule is not None
+            tracker = Tracker.restore(tracker_options, window.entry["tracker"])
+            schedule.restore(window.entry["schedule"])
+        else:
+            tracker = Tracker(tracker_options, start=window.analyse if window else 0)
+        first = window.first if window else 0
+        end = window.end if window and window.end is not None else math.inf
         pending: deque[DecodedFrame] = deque()
         done = 0
         # Matroska and WebM headers carry no frame count; the duration gives an estimate.
-        expected = info.frame_count or (round(info.duration * info.fps) or None)
+        expected = (
+            window.end - window.first
+            if window and window.end is not None
+            else info.frame_count or (round(info.duration * info.fps) or None)
+        )
         writer: VideoWriter | None = None
         faces: FacesWriter | None = None
         encoder: _EncoderThread | None = None
@@ -309,6 +355,8 @@ def _run(
         def emit(ready: list[tuple[int, Detections]]) -> None:
             nonlocal done
             for index, detections in ready:
+                if not first <= index < end:
+                    continue  # a window's margin: looked at, not written
                 frame = pending.popleft()
                 assert frame.index == index
                 if faces is not None and len(detections):
@@ -325,22 +373,63 @@ def _run(
                 if progress is not None:
                     progress(done, expected)
 
+        def record(index: int) -> None:
+            if states is not None and index in states:
+                states[index] = {
+                    "tracker": tracker.state(),
+                    "schedule": schedule.state() if schedule is not None else None,
+                }
+
         try:
             if output is not None:
-                writer = VideoWriter(output, reader, options.encode_options())
+                writer = VideoWriter(
+                    output, reader, options.encode_options(), video_only=window is not None
+                )
                 encoder = _EncoderThread(writer, _queue_frames(info))
             if faces_out is not None:
                 # The faces file says what the output lost of the input's metadata.
                 removed = writer.metadata_removed.to_json() if writer is not None else None
                 faces = FacesWriter(faces_out, info, metadata_removed=removed)
-            for item in _background(iter(reader), maxsize=_queue_frames(info)):
+            source = iter(reader) if window is None else reader.frames(window.start)
+            record(tracker.seen)
+            at_end = True
+            for item in _background(source, maxsize=_queue_frames(info)):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
                         encoder.put(item)
                     continue
-                pending.append(item)
+                if window is not None:
+                    if (
+                        item.index == window.first
+                        and window.first_pts is not None
+                        and item.pts != window.first_pts
+                    ):
+                        raise CorruptVideoError(
+                            input_path,
+                            f"frame {window.first} has time {item.pts}, "
+                            f"not {window.first_pts}: the decoder skipped or added frames",
+                        )
+                    if window.entry is None and window.warm <= item.index < window.analyse:
+                        assert schedule is not None
+                        schedule.observe(item)
+                        continue
+                    if item.index <= tracker.seen:
+                        continue  # before the warm-up, or already in the entry state
+                if first <= item.index < end:
+                    pending.append(item)
                 emit(analyse(item, tracker))
-            emit(tracker.flush())
+                record(item.index)
+                if window and window.stop is not None and item.index == window.stop - 1:
+                    at_end = False  # the last written frame has its boxes
+                    break
+            if at_end:
+                emit(tracker.flush())
+            if window and window.end is not None and done != window.end - window.first:
+                raise CorruptVideoError(
+                    input_path,
+                    f"frames {window.first}-{window.end - 1}: the decoder gave {done} of "
+                    f"{window.end - window.first}",
+                )
             if encoder is not None and writer is not None:
                 encoder.finish()
                 writer.commit()
@@ -356,7 +445,13 @@ def _run(
             if faces is not None:
                 faces.close()
         removed = writer.metadata_removed.to_json() if writer is not None else None
-        return RunResult(info, done, tracker.tracks_started, metadata_removed=removed)
+        return RunResult(
+            info,
+            done,
+            tracker.tracks_started,
+            metadata_removed=removed,
+            decoded=reader.frames_decoded,
+        )
 
 
 def _detecting(
@@ -368,6 +463,8 @@ def _detecting(
     faces_out: Path | None,
     progress: ProgressCallback | None,
     thumbnails: Thumbnails | None = None,
+    window: Window | None = None,
+    states: dict[int, dict[str, Any] | None] | None = None,
 ) -> RunResult:
     """A run that detects: the motion-aware schedule decides what the detector sees."""
     schedule = DetectionSchedule(detector, options.detect_every)
@@ -380,6 +477,9 @@ def _detecting(
         faces_out=faces_out,
         progress=progress,
         thumbnails=thumbnails,
+        window=window,
+        schedule=schedule,
+        states=states,
     )
     return replace(result, analysed=schedule.full_analyses, followed=schedule.follow_ups)
 
@@ -406,6 +506,37 @@ def blur_video(
         faces_out=Path(faces_out) if faces_out else None,
         progress=progress,
         thumbnails=thumbnails,
+    )
+
+
+def blur_window(
+    input_path: str | Path,
+    output_path: str | Path | None,
+    window: Window,
+    options: BlurOptions | None = None,
+    *,
+    faces_out: str | Path | None = None,
+    detector: FaceDetector | None = None,
+    progress: ProgressCallback | None = None,
+    thumbnails: Thumbnails | None = None,
+    states: dict[int, dict[str, Any] | None] | None = None,
+) -> RunResult:
+    """``blur_video`` of the frames ``window`` writes (a segment, ``veil.segments``):
+    the picture alone goes to ``output_path`` (``None``: none), their faces to
+    ``faces_out``; ``states``
+    asks for the run's state after the frames it names (filled in)."""
+    options = options or BlurOptions()
+    detector = detector or options.detector()
+    return _detecting(
+        Path(input_path),
+        detector,
+        options,
+        output=Path(output_path) if output_path else None,
+        faces_out=Path(faces_out) if faces_out else None,
+        progress=progress,
+        thumbnails=thumbnails,
+        window=window,
+        states=states,
     )
 
 

@@ -13,14 +13,20 @@ fixed number of frames later (``latency``), which lets it:
   below what was detected).
 
 Memory is bounded by ``latency``: observations older than that are dropped.
+
+The state is plain data (``state``/``restore``), so a run can hand it to another, and a
+run that starts part-way through a video (a segment, ``veil.segments``) can tell whether
+it reached the same state as a run from the start (``same_state``).
 """
 
 from __future__ import annotations
 
-import itertools
+import json
+import math
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -146,20 +152,57 @@ class Tracker:
     """Streaming tracker: ``update()`` each frame in order, then ``flush()`` at the end.
 
     Both return ``(frame_index, Detections)`` pairs for frames whose boxes are final,
-    in frame order, each frame exactly once.
+    in frame order, each frame exactly once. ``start``: the index of the first frame
+    (a run that begins part-way through a video).
     """
 
-    def __init__(self, options: TrackerOptions | None = None) -> None:
+    def __init__(self, options: TrackerOptions | None = None, *, start: int = 0) -> None:
         self.options = options or TrackerOptions()
         self._tracks: list[_Track] = []
-        self._ids = itertools.count()
-        self._next_out = 0
-        self._seen = -1
+        self._next_id = 0
+        self._next_out = start
+        self._seen = start - 1
         self.tracks_started = 0
+
+    def state(self) -> dict[str, Any]:
+        """Everything later boxes depend on, as plain data (JSON: NaN as ``None``):
+        the frames seen and returned, the next track id, and each track's flags and kept
+        observations ``[frame, x1, y1, x2, y2, score, 10 landmark coordinates]``."""
+        return {
+            "seen": self._seen,
+            "next_out": self._next_out,
+            "next_id": self._next_id,
+            "tracks": [
+                {
+                    "id": t.id,
+                    "closed": t.closed,
+                    "confirmed": t.confirmed,
+                    "observations": [_observation_data(o) for o in t.observations],
+                }
+                for t in self._tracks
+            ],
+        }
+
+    @classmethod
+    def restore(cls, options: TrackerOptions, state: Mapping[str, Any]) -> Tracker:
+        """A tracker that goes on from ``state`` (another tracker's ``state()``)."""
+        tracker = cls(options, start=int(state["next_out"]))
+        tracker._seen = int(state["seen"])
+        tracker._next_id = int(state["next_id"])
+        for data in state["tracks"]:
+            track = _Track(int(data["id"]), closed=data["closed"], confirmed=data["confirmed"])
+            track.observations.extend(_observation_from(o) for o in data["observations"])
+            tracker._tracks.append(track)
+        return tracker
 
     @property
     def latency(self) -> int:
         return self.options.latency
+
+    @property
+    def seen(self) -> int:
+        """The index of the last frame given to ``update`` (one before the first: none yet)."""
+        return self._seen
 
     def update(
         self,
@@ -270,7 +313,8 @@ class Tracker:
             weak = score < opts.start_threshold
             if only is not None or (weak and (tentative is None or score < tentative)):
                 continue
-            track = _Track(next(self._ids), confirmed=not weak)
+            track = _Track(self._next_id, confirmed=not weak)
+            self._next_id += 1
             self.tracks_started += track.confirmed
             track.observations.append(self._observation(frame, detections, di))
             self._tracks.append(track)
@@ -380,3 +424,44 @@ class Tracker:
                 track.observations.popleft()
             keep.append(track)
         self._tracks = keep
+
+
+def _observation_data(o: _Observation) -> list[float | None]:
+    values = [float(v) for v in (*o.box, o.score, *o.landmarks.ravel())]
+    return [o.frame, *(None if math.isnan(v) else v for v in values)]
+
+
+def _observation_from(data: list[Any]) -> _Observation:
+    values = np.asarray([math.nan if v is None else v for v in data[1:]], np.float64)
+    return _Observation(
+        int(data[0]),
+        values[:4].astype(np.float32),
+        float(values[4]),
+        values[5:15].reshape(5, 2).astype(np.float32),
+    )
+
+
+def same_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two trackers' ``state()`` will give the same boxes from here on: equal but
+    for the track ids (numbered by each run from its own start) and their order."""
+
+    def canonical(state: Mapping[str, Any]) -> tuple[Any, ...]:
+        tracks = sorted(
+            json.dumps([t["closed"], t["confirmed"], t["observations"]]) for t in state["tracks"]
+        )
+        return state["seen"], state["next_out"], tracks
+
+    return canonical(a) == canonical(b)
+
+
+def matching_tracks(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[int, int]:
+    """For two states that are ``same_state``: the id in ``a`` of each track of ``b``."""
+    by_content: dict[str, list[int]] = {}
+    for t in a["tracks"]:
+        key = json.dumps([t["closed"], t["confirmed"], t["observations"]])
+        by_content.setdefault(key, []).append(int(t["id"]))
+    ids = {}
+    for t in b["tracks"]:
+        key = json.dumps([t["closed"], t["confirmed"], t["observations"]])
+        ids[int(t["id"])] = by_content[key].pop(0)
+    return ids

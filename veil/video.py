@@ -16,7 +16,7 @@ import functools
 import os
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -381,6 +381,112 @@ def from_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
     return np.ascontiguousarray(np.rot90(unflipped, k=-(rotation // 90)))
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    """A frame decoding can start at: its presentation and decoding times (in the video
+    stream's time base) and its index among the frames a player shows."""
+
+    pts: int
+    dts: int | None
+    index: int
+
+
+@dataclass(frozen=True)
+class VideoIndex:
+    """Where a video's frames are, read from its packets (``index_video``)."""
+
+    time_base: Fraction
+    pts: tuple[int, ...]
+    """Each shown frame's presentation time, in order: ``pts[i]`` is frame ``i``'s."""
+    keyframes: tuple[Keyframe, ...]
+    """The frames decoding can start at, in order."""
+
+    def seconds(self, index: int) -> float:
+        """Frame ``index``'s time from the first frame, in seconds."""
+        return float((self.pts[index] - self.pts[0]) * self.time_base)
+
+
+def index_video(path: str | Path) -> VideoIndex | None:
+    """Every frame's timestamp and the keyframes, from the packets (decoding only the
+    first frame), or ``None`` when the video cannot be entered part-way by timestamp:
+    a packet without one, two frames with the same one, or no keyframe.
+
+    The frames are numbered as ``VideoReader`` numbers them: in presentation order,
+    without those an edit list hides (FFmpeg marks their packets to discard) or a decoder
+    cannot show (leading pictures of an open GOP at the very start). A truncated file is
+    refused as ``VideoReader`` refuses it (``CorruptVideoError``).
+    """
+    path = Path(path)
+    with contextlib.closing(_open_input(path)) as container:
+        stream = _video_stream(container, path)
+        pts: list[int] = []
+        keyframes: list[tuple[int, int | None]] = []
+        timed = True
+        stored = 0
+        try:
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                stored += 1
+                if packet.is_discard:
+                    continue
+                if packet.pts is None:
+                    timed = False
+                    continue
+                pts.append(packet.pts)
+                if packet.is_keyframe:
+                    keyframes.append((packet.pts, packet.dts))
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(path, f"corrupt or truncated video ({exc})") from exc
+        expected = stream.frames or None
+        if expected and stored < expected * 0.98 - 1:
+            raise CorruptVideoError(
+                path, f"truncated video: the file holds {stored} of {expected} frames"
+            )
+        time_base = stream.time_base
+    shown = sorted(pts)
+    if not timed or not shown or not keyframes or len(set(shown)) < len(shown):
+        return None
+    first = _first_shown_pts(path)
+    if first is None:
+        return None
+    shown = [p for p in shown if p >= first]
+    position = {p: i for i, p in enumerate(shown)}
+    starts = tuple(Keyframe(p, d, position[p]) for p, d in sorted(set(keyframes)) if p in position)
+    if not starts:
+        return None
+    return VideoIndex(time_base, tuple(shown), starts)
+
+
+def _first_shown_pts(path: Path) -> int | None:
+    """The timestamp of the first frame a decoder shows (``None``: it has none)."""
+    with contextlib.closing(_open_input(path)) as container:
+        try:
+            for frame in container.decode(_video_stream(container, path)):
+                return cast(int | None, frame.pts)
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(path, f"cannot decode the first frame ({exc})") from exc
+    return None
+
+
+def _packets_from(
+    packets: Iterator[Any], start: Keyframe, before: int | None
+) -> Generator[Any, None, bool]:
+    """Yield ``packets`` from the keyframe ``start`` on; returns whether it was found,
+    giving up at a packet decoded after it (``before``: its decoding time)."""
+    for packet in packets:
+        if not packet.size:
+            continue
+        if packet.is_keyframe and packet.pts == start.pts:
+            yield packet
+            yield from packets
+            return True
+        passed = packet.dts if packet.dts is not None else packet.pts
+        if before is not None and passed is not None and passed > before:
+            return False  # landed after the keyframe: seek earlier
+    return False
+
+
 class VideoReader:
     """Demuxes a video once: decoded video frames and the audio packets to copy.
 
@@ -408,6 +514,72 @@ class VideoReader:
 
     def close(self) -> None:
         self._container.close()
+
+    def frames(self, start: Keyframe | None = None) -> Iterator[DecodedFrame]:
+        """The video's frames alone (no other stream's packets), from the keyframe
+        ``start`` on, numbered from its index; frames with earlier timestamps that the
+        decoder gives after it (an open GOP's leading pictures) are skipped. Unlike
+        iterating, no check that the file is whole: a part of it is read."""
+        stream = self.video_stream
+        rate = self.info.fps or 30.0
+        index = 0 if start is None else start.index
+        try:
+            packets = (
+                self._demux_from(start) if start is not None else self._container.demux(stream)
+            )
+            for packet in packets:
+                for frame in packet.decode():
+                    if start is not None and frame.pts is not None and frame.pts < start.pts:
+                        continue
+                    time = frame.time if frame.time is not None else index / rate
+                    yield DecodedFrame(
+                        index, frame, frame.pts, time, self.info.rotation, self.info.mirrored
+                    )
+                    index += 1
+                    self.frames_decoded += 1
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(
+                self.path, f"corrupt or truncated video after frame {index} ({exc})"
+            ) from exc
+
+    def _demux_from(self, start: Keyframe) -> Generator[Any, None, None]:
+        """The video's packets from the keyframe ``start`` on. Seeking is exact in MP4 and
+        Matroska (an index) but a search by time in a transport stream, which may land
+        after the keyframe: each try seeks earlier (its decoding time, then a second
+        before), the last one reads from the beginning."""
+        stream = self.video_stream
+        second = round(1 / stream.time_base) if stream.time_base else 90000
+        before = start.dts if start.dts is not None else start.pts
+        for target in (start.pts, before, before - second):
+            self._container.seek(target, stream=stream, backward=True, any_frame=False)
+            found = yield from _packets_from(self._container.demux(stream), start, before)
+            if found:
+                return
+        # The last resort: from the beginning, in a container of its own (a seek to the
+        # start is by time too).
+        with contextlib.closing(_open_input(self.path)) as container:
+            again = _video_stream(container, self.path)
+            again.thread_type = "AUTO"
+            again.codec_context.thread_count = stream.codec_context.thread_count
+            if not (yield from _packets_from(container.demux(again), start, None)):
+                raise CorruptVideoError(self.path, f"no keyframe at time {start.pts}")
+
+    def other_packets(self) -> Iterator[Any]:
+        """The packets of the audio and the other streams a writer may copy (subtitles,
+        cover art), in file order, the video not decoded: what a join of separately
+        encoded parts copies from the input once."""
+        streams = [*self.audio_streams, *self.extra_streams]
+        if not streams:
+            return
+        try:
+            for packet in self._container.demux(*streams):
+                if packet.stream.type == "audio":
+                    if packet.dts is not None:
+                        yield packet
+                elif packet.size:
+                    yield packet
+        except av.error.FFmpegError as exc:
+            raise CorruptVideoError(self.path, f"corrupt or truncated file ({exc})") from exc
 
     def __iter__(self) -> Iterator[DecodedFrame | Any]:
         stream = self.video_stream
@@ -506,9 +678,22 @@ class VideoWriter:
 
     Writes to a temporary name next to ``path`` and renames it on ``commit()``; closing
     without committing removes the temporary file, so no half-written video is left.
+
+    ``video_only``: the picture alone, no audio, subtitles or tags (a segment of a longer
+    video, ``veil.segments``). ``copy_video``: a video stream (of another file) whose
+    packets ``write_packet`` copies instead of encoding frames; audio and the rest come
+    from ``reader`` as usual (the join of a segmented video).
     """
 
-    def __init__(self, path: str | Path, reader: VideoReader, options: EncodeOptions) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        reader: VideoReader,
+        options: EncodeOptions,
+        *,
+        video_only: bool = False,
+        copy_video: Any | None = None,
+    ) -> None:
         self.path = Path(path)
         self._info = reader.info
         # Not named after the output: a name at the file system's limit has no room for more.
@@ -535,21 +720,28 @@ class VideoWriter:
         except (OSError, av.error.FFmpegError) as exc:
             raise OutputError(self.path, f"cannot write here ({_reason(exc)})") from exc
         self._committed = False
+        self._copying = copy_video is not None
         try:
-            self._video = self._add_video_stream(reader, container_name, options)
-            self._audio_map = (
-                self._add_audio_streams(reader, container_name) if options.keep_audio else {}
-            )
+            if copy_video is not None:
+                self._video = self._copy_video_stream(reader, copy_video)
+            else:
+                self._video = self._add_video_stream(reader, container_name, options)
+            keep_audio = options.keep_audio and not video_only
+            self._audio_map = self._add_audio_streams(reader, container_name) if keep_audio else {}
             mapped = {reader.video_stream.index: self._video} | {
                 index: target.stream if isinstance(target, _Reencoder) else target
                 for index, target in self._audio_map.items()
             }
-            self._extras = ExtraStreams.add(
-                reader._container,
-                self._container,
-                mapped,
-                keep_metadata=options.keep_metadata,
-                strip_time=options.strip_time,
+            self._extras = (
+                ExtraStreams({}, RemovedMetadata())
+                if video_only
+                else ExtraStreams.add(
+                    reader._container,
+                    self._container,
+                    mapped,
+                    keep_metadata=options.keep_metadata,
+                    strip_time=options.strip_time,
+                )
             )
         except BaseException:
             self.close()
@@ -636,6 +828,25 @@ class VideoWriter:
             stream.set_display_matrix(list(info.display_matrix))
         return stream
 
+    def _copy_video_stream(self, reader: VideoReader, template: Any) -> Any:
+        """A video stream with ``template``'s codec parameters (extradata, size, colour,
+        display matrix), on the input's clock, for packets copied from it."""
+        try:
+            stream = self._container.add_stream_from_template(template)
+        except (ValueError, av.error.FFmpegError) as exc:
+            raise OutputError(self.path, f"cannot copy the encoded video ({exc})") from exc
+        src = reader.video_stream
+        stream.time_base = src.time_base
+        aspect = template.sample_aspect_ratio
+        if aspect and aspect != 1:
+            stream.sample_aspect_ratio = aspect
+        return stream
+
+    def write_packet(self, packet: Any) -> None:
+        """Copy an encoded video packet of the ``copy_video`` stream."""
+        packet.stream = self._video
+        self._mux([packet])
+
     def _add_audio_streams(self, reader: VideoReader, container_name: str) -> dict[int, Any]:
         allowed = _AUDIO_CODECS.get(container_name)
         mapping: dict[int, Any] = {}
@@ -707,7 +918,8 @@ class VideoWriter:
 
     def commit(self) -> None:
         """Flush the encoders, close the file and move it into place."""
-        self._mux(self._encode(None))
+        if not self._copying:
+            self._mux(self._encode(None))
         for target in self._audio_map.values():
             if isinstance(target, _Reencoder):
                 self._mux(target.flush())
