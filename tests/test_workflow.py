@@ -31,13 +31,14 @@ ENDED = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW")
 class InProcess:
     """The service launched in this process, and a client for its app."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, **settings: Any) -> None:
         self.input, self.output = MemoryStorage("in"), MemoryStorage("out")
         config = ServiceConfig(
             input=self.input,
             output=self.output,
             database_url=f"sqlite:///{work / 'jobs.sqlite'}",
             work_dir=work / "work",
+            **settings,
         )
         service.launch(config)
         self.app = create_app(Service(config=config, submit=service.submit))

@@ -414,6 +414,13 @@ _service_options = _option_group(
         help="When a job's audit finds a face left in its output: hold the job for review in the page (nothing is published until a reviewer re-renders or approves it), or publish it anyway.",
     ),
     click.option(
+        "--segment-seconds",
+        type=click.FloatRange(min=0),
+        default=60.0,
+        show_default=True,
+        help="Process videos longer than this in segments of about this length, cut at keyframes, so every worker sharing the job database works on one video at once; 0 processes each video in one piece. The output is the same either way.",
+    ),
+    click.option(
         "--write-report/--no-write-report",
         default=False,
         show_default=True,

@@ -1,5 +1,6 @@
 """The face-detection job's durable workflow (the cloud API's ``StartFaceDetection``):
-Validate → DetectFaces → StoreFaces, then the faces file waits in the output store for
+Validate → DetectFaces → StoreFaces (a long video: Validate → its segments → JoinFaces
+→ StoreFaces, ``veil.segment_jobs``), then the faces file waits in the output store for
 ``GetFaceDetection`` (``veil.api.rekognition``) to page through.
 
 It lives outside ``veil.api`` because every worker registers it with DBOS, and a worker
@@ -13,7 +14,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from veil import service
+from veil import segment_jobs, service
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest
 from veil.workflow import detect_faces, retrying_step, run_job, validate, work_dir
 
@@ -41,8 +42,12 @@ def face_detection(data: dict[str, Any]) -> dict[str, Any]:
     request = FaceDetectionRequest.from_dict(data)
 
     def steps() -> dict[str, Any]:
-        validate(job_id, request)
-        faces = detect_faces(job_id, request)
+        segments = validate(job_id, request)["segments"]
+        if segments is None:
+            faces = detect_faces(job_id, request)
+        else:
+            runs = segment_jobs.run_segments(job_id, request, segments, detect_only=True)
+            faces = segment_jobs.join_faces_only(job_id, request, segments, runs)
         return {"faces_key": str(store_faces(job_id)), "faces": faces}
 
     def message(status: str, _: dict[str, Any], error: str | None) -> dict[str, Any]:

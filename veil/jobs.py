@@ -39,9 +39,19 @@ instead of publishing; a reviewer's re-render runs Rerender, Audit and Publish."
 # Steps a job may have recorded: a re-render's, a face-detection job's (Validate,
 # DetectFaces, StoreFaces), and DetectFaces in blur jobs run before Redact took
 # detection in.
-_RECORDED_STEPS = frozenset(STEPS) | {"Rerender", "DetectFaces", "StoreFaces"}
+_RECORDED_STEPS = frozenset(STEPS) | {
+    "Join",
+    "JoinFaces",
+    "Rerender",
+    "DetectFaces",
+    "StoreFaces",
+}
 WORKFLOW_NAME = "veil.anonymize"
 RERENDER_WORKFLOW = "veil.rerender"
+SEGMENT_WORKFLOW = "veil.segment"
+SEGMENT_QUEUE = "veil-segments"
+"""Segments of long jobs (``veil.segment_jobs``) wait here, apart from the jobs: a job
+waiting for its segments must not hold the slot a segment needs."""
 FACE_DETECTION_WORKFLOW = "veil.face_detection"
 
 
@@ -110,6 +120,11 @@ def job_id_for(input_url: str, key: str, etag: str) -> str:
     return f"job-{digest[:24]}"
 
 
+def segment_id(job_id: str, index: int) -> str:
+    """The workflow (and work folder) of segment ``index`` of job ``job_id``."""
+    return f"{job_id}-s{index}"
+
+
 def face_detection_job_id(caller: str, token: str | None) -> str:
     """A face-detection job's ID: the same for the same caller and ``ClientRequestToken``
     (the cloud API's idempotency), a fresh one without a token."""
@@ -130,6 +145,21 @@ class StepRecord:
 class StateChange:
     state: JobStatus
     at: float | None
+
+
+@dataclass
+class SegmentState:
+    """One segment of a long job: its state, the process running or that ran it, and its
+    frames done of its own."""
+
+    index: int
+    status: JobStatus
+    worker: str | None
+    frames_done: int = 0
+    frames_total: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
 
 
 @dataclass
@@ -170,10 +200,13 @@ class Job:
     """Re-renders a reviewer started."""
     reviewable: bool = False
     """Its detections are kept, so a reviewer may edit and re-render it."""
+    segments: list[SegmentState] = field(default_factory=list)
+    """A long job's segments (``veil.segment_jobs``), in order; empty for one piece."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
+        data["segments"] = [segment.to_dict() for segment in self.segments]
         data["history"] = [{"state": c.state.value, "at": c.at} for c in self.history]
         return data
 
@@ -220,11 +253,49 @@ def get(
     render = renders.get(review.render_id) if review and review.render_id else None
     job = with_review(job, review, render)
     if with_steps:
+        add_segments(job, progress)
         with database_errors():
             job.steps = step_records(DBOS.list_workflow_steps(job_id))
             if review is not None and review.render_id in renders:
                 job.steps += step_records(DBOS.list_workflow_steps(review.render_id))
     return job
+
+
+def segments_of(job_id: str, *, active_only: bool = False) -> list[Any]:
+    """The DBOS statuses of a job's segment workflows, in order."""
+    status = [n for n, state in _FROM_DBOS.items() if state in _ACTIVE] if active_only else None
+    with database_errors():
+        found = DBOS.list_workflows(
+            workflow_id_prefix=f"{job_id}-s",
+            name=SEGMENT_WORKFLOW,
+            status=status,
+            load_input=False,
+            load_output=False,
+        )
+    return sorted(found, key=lambda s: int(s.workflow_id.rsplit("-s", 1)[1]))
+
+
+def add_segments(job: Job, progress: ProgressStore) -> None:
+    """Fill in a long job's segments and, while they run, its progress over all of them."""
+    found = segments_of(job.id)
+    if not found:
+        return
+    rows = progress.get([s.workflow_id for s in found])
+    job.segments = [
+        SegmentState(
+            index=int(s.workflow_id.rsplit("-s", 1)[1]),
+            status=state_of(s),
+            worker=getattr(s, "executor_id", None),
+            frames_done=int((rows.get(s.workflow_id) or {}).get("frames_done") or 0),
+            frames_total=(rows.get(s.workflow_id) or {}).get("frames_total"),
+        )
+        for s in found
+    ]
+    if any(s.status in _ACTIVE for s in job.segments):
+        job.step = "Segments"
+        job.frames_done = sum(s.frames_done for s in job.segments)
+        totals = [s.frames_total for s in job.segments]
+        job.frames_total = sum(t for t in totals if t) if all(totals) else job.frames_total
 
 
 def _renders(reviews: Sequence[Review]) -> dict[str, Any]:
@@ -266,6 +337,8 @@ def cancel(job_id: str, progress: ProgressStore, reviews: ReviewStore | None = N
     review = reviews.get(job_id) if reviews is not None else None
     with database_errors():
         DBOS.cancel_workflow(review.render_id if review and review.render_id else job_id)
+        for segment in segments_of(job_id, active_only=True):
+            DBOS.cancel_workflow(segment.workflow_id)
     return get(job_id, progress, reviews)
 
 

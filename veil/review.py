@@ -317,15 +317,26 @@ class ReviewStore:
                         updated_at=now,
                     )
                 )
-            conn.execute(self.thumbnails.delete().where(self.thumbnails.c.job_id == job_id))
+        self.keep_thumbnails(job_id, thumbnails)
+
+    def keep_thumbnails(self, owner: str, thumbnails: Mapping[int, bytes]) -> None:
+        """Keep thumbnails under ``owner`` alone (a segment's, by its own track ids, until
+        its job's Join numbers them: ``take_thumbnails``)."""
+        t = self.thumbnails.c
+        with database_errors(), self.engine.begin() as conn:
+            conn.execute(self.thumbnails.delete().where(t.job_id == owner))
             if thumbnails:
                 conn.execute(
                     self.thumbnails.insert(),
-                    [
-                        {"job_id": job_id, "track": track, "picture": picture}
-                        for track, picture in thumbnails.items()
-                    ],
+                    [{"job_id": owner, "track": k, "picture": v} for k, v in thumbnails.items()],
                 )
+
+    def thumbnails_of(self, owner: str) -> dict[int, bytes]:
+        """The thumbnails kept under ``owner``, by track."""
+        t = self.thumbnails.c
+        with database_errors(), self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.track, t.picture).where(t.job_id == owner)).all()
+        return {int(row.track): bytes(row.picture) for row in rows}
 
     def get(self, job_id: str) -> Review | None:
         return self.get_many([job_id]).get(job_id)

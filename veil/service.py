@@ -22,6 +22,7 @@ from typing import Any
 from veil import heartbeats
 from veil.errors import OptionError
 from veil.jobs import (
+    SEGMENT_QUEUE,
     FaceDetectionRequest,
     JobRequest,
     ProgressStore,
@@ -50,6 +51,10 @@ def show_job_events() -> None:
 
 QUEUE_NAME = "veil-jobs"
 
+SEGMENT_SECONDS = 60.0
+"""The default ``--segment-seconds``: see docs/benchmarks.md (segments) for the
+measurements behind it."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceConfig:
@@ -72,6 +77,9 @@ class ServiceConfig:
     (``NEEDS_REVIEW``, nothing published) or ``publish`` it anyway."""
     write_report: bool = False
     """Also publish each job's privacy report beside its output, as ``KEY.veil.json``."""
+    segment_seconds: float = SEGMENT_SECONDS
+    """Videos longer than this are processed in segments of about this length, spread
+    over every worker (``veil.segment_jobs``); 0: never."""
     heartbeat_interval: float = heartbeats.INTERVAL
     """Seconds between this process's heartbeats in the job database."""
     heartbeat_timeout: float = heartbeats.TIMEOUT
@@ -87,6 +95,7 @@ class Runtime:
     progress: ProgressStore
     reviews: ReviewStore
     queue: Any
+    segment_queue: Any = None
 
 
 _running: list[Runtime] = []
@@ -106,7 +115,7 @@ def launch(config: ServiceConfig) -> Runtime:
     from dbos import DBOS
 
     # The workflows register themselves with DBOS when imported; before launch they must.
-    from veil import face_detection, workflow  # noqa: F401
+    from veil import face_detection, segment_jobs, workflow  # noqa: F401
 
     config.work_dir.mkdir(parents=True, exist_ok=True)
     progress = ProgressStore(config.database_url)
@@ -134,7 +143,10 @@ def launch(config: ServiceConfig) -> Runtime:
     queue = DBOS.register_queue(
         QUEUE_NAME, worker_concurrency=config.workers, polling_interval_sec=0.5
     )
-    _running[-1] = Runtime(config, progress, reviews, queue)
+    segment_queue = DBOS.register_queue(
+        SEGMENT_QUEUE, worker_concurrency=config.workers, polling_interval_sec=0.5
+    )
+    _running[-1] = Runtime(config, progress, reviews, queue, segment_queue)
     beats.start()
     return _running[-1]
 
@@ -225,6 +237,7 @@ class ServeOptions:
     heartbeat_timeout: float = heartbeats.TIMEOUT
     on_audit_finding: str = "hold"
     write_report: bool = False
+    segment_seconds: float = SEGMENT_SECONDS
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -262,6 +275,7 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         heartbeat_timeout=opts.heartbeat_timeout,
         on_audit_finding=opts.on_audit_finding,
         write_report=opts.write_report,
+        segment_seconds=opts.segment_seconds,
         # Jobs running side by side share the cores instead of each claiming all of them.
         blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
     )

@@ -3,7 +3,9 @@
 A blur job is Validate → Redact → Audit → Publish. Redact decodes the video once:
 detection, tracking, redaction and encoding share that pass (``blur_video``), which
 writes the faces file beside the output, so a job's output and faces.json are those of
-``veil blur --faces-out`` with the same options. Audit looks for faces left in the
+``veil blur --faces-out`` with the same options. A video longer than ``--segment-seconds`` is cut into segments by Validate and spread
+over the workers (``veil.segment_jobs``), its Redact replaced by its segments and Join.
+Audit looks for faces left in the
 output and writes the privacy report; a finding holds the job (``NEEDS_REVIEW``, nothing
 published) unless ``--on-audit-finding publish``. A reviewer's re-render is a workflow of
 its own (``rerender_job``): Rerender (the job's kept detections with the edits, no
@@ -55,6 +57,7 @@ from veil.jobs import (
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.report import audit_and_report, run_summary, write_report
 from veil.review import ReviewStore, apply_edits, parse_edits, write_faces_file
+from veil.segments import plan_segments
 from veil.storage import Storage, bucket_store
 from veil.storage.local import NAME_MAX, fitting_name
 from veil.thumbnails import Thumbnails
@@ -183,14 +186,21 @@ def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
     if size > limit:
         raise JobFailed(f"{key}: too large ({size:,} bytes; the limit is {limit:,})")
     local = _fetch_input(job_id, request)
+    seconds = _config().segment_seconds
     with _failing_job(key):
         info = probe(local)
+        # Long videos are cut into segments here, from the packets alone (cheap): the
+        # decision is recorded with the step, so a replay decides the same.
+        plan = (
+            plan_segments(local, seconds, _config().blur) if 0 < seconds < info.duration else None
+        )
     _progress_store().set(job_id, "Validate", 1, 1, force=True, duration=info.duration)
     return {
         "width": info.width,
         "height": info.height,
         "frames": info.frame_count,
         "duration": info.duration,
+        "segments": plan.to_json() if plan is not None and len(plan.segments) > 1 else None,
     }
 
 
@@ -390,9 +400,20 @@ def _beside(key: str, suffix: str) -> str:
     return f"{folder}/{beside}" if folder else beside
 
 
+PIECES_PREFIX = ".veil/segments"
+"""Where a long job's segments leave their pieces in the output store, out of the way of
+published keys (``veil.segment_jobs``)."""
+
+
 @DBOS.step(name="Cleanup")
 def cleanup(job_id: str) -> None:
+    """Remove the job's work folder and any segment pieces it left in the output store
+    (best effort: what stays is hidden under ``.veil/`` and removed by the next try)."""
     shutil.rmtree(_config().work_dir / job_id, ignore_errors=True)
+    store = _config().output
+    with contextlib.suppress(VeilError, OSError):
+        for info in list(store.list(f"{PIECES_PREFIX}/{job_id}/")):
+            store.delete(info.key)
 
 
 @DBOS.step(name="Notify")
@@ -420,8 +441,14 @@ def anonymize(data: dict[str, Any]) -> dict[str, Any]:
     request = JobRequest.from_dict(data)  # refuses malformed input before anything runs
 
     def steps() -> dict[str, Any]:
-        validate(job_id, request)
-        run = redact(job_id, request)
+        from veil import segment_jobs  # imports this module
+
+        segments = validate(job_id, request)["segments"]
+        if segments is None:
+            run = redact(job_id, request)
+        else:
+            runs = segment_jobs.run_segments(job_id, request, segments)
+            run = segment_jobs.join(job_id, request, segments, runs)
         checked = audit(job_id, job_id, request, None, run)
         return _publish_or_hold(job_id, job_id, request, None, run, checked)
 

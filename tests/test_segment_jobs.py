@@ -1,0 +1,114 @@
+"""Long jobs in segments through the service, in-process (``create_app`` on in-memory
+buckets, DBOS on SQLite, as ``test_workflow``): a segmented job gives what a one-piece
+run gives, and a segmented face-detection job the faces a one-piece run finds. Workers
+sharing PostgreSQL, with one killed mid-segment, are in ``test_faults``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_segments import SCENE, SECONDS, SHORT, frame_times, keyed_clip
+from test_workflow import InProcess
+
+from veil import service
+from veil.jobs import FaceDetectionRequest
+from veil.pipeline import blur_video, detect_video
+from veil.synthetic import visible_faces
+
+
+@pytest.fixture(scope="module")
+def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    running = InProcess(tmp_path_factory.mktemp("segmented"), blur=SHORT, segment_seconds=SECONDS)
+    yield running
+    service.shutdown()
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return keyed_clip(tmp_path_factory.mktemp("long") / "long.mp4", SCENE)
+
+
+def test_a_segmented_job_gives_what_one_piece_gives(veil, long_clip, tmp_path):
+    veil.input.objects["long.mp4"] = long_clip.read_bytes()
+    job_id = veil.call("POST", "/api/jobs", json={"key": "long.mp4"}).json()["id"]
+    job = veil.finished(job_id, timeout=180)
+    assert job["status"] == "SUCCEEDED", job
+    names = [s["name"] for s in job["steps"]]
+    assert names == ["Validate", "Join", "Audit", "Publish"], names
+    assert [(s["index"], s["status"]) for s in job["segments"]] == [
+        (0, "SUCCEEDED"),
+        (1, "SUCCEEDED"),
+        (2, "SUCCEEDED"),
+    ]
+    assert all(s["worker"] and s["frames_done"] == s["frames_total"] for s in job["segments"]), job[
+        "segments"
+    ]
+    assert sum(s["frames_total"] for s in job["segments"]) == SCENE.frames
+
+    # The same video and faces file as one run over the whole video.
+    whole, whole_faces = tmp_path / "whole.mp4", tmp_path / "whole.faces.json"
+    blur_video(long_clip, whole, SHORT, faces_out=whole_faces)
+    joined = tmp_path / "joined.mp4"
+    joined.write_bytes(veil.output.objects["long.mp4"])
+    assert frame_times(joined) == frame_times(long_clip) == frame_times(whole)
+    served = json.loads(veil.output.objects["long.mp4.faces.json"])
+    assert served == json.loads(whole_faces.read_text())
+    assert visible_faces(joined, SCENE) == []
+    assert job["faces"] == len({f["Face"]["TrackId"] for f in served["Faces"]})
+
+    # The pieces are gone; every track has its thumbnail, by the job's own track ids.
+    assert [k for k in veil.output.objects if k.startswith(".veil/")] == []
+    review = veil.call("GET", f"/api/jobs/{job_id}/review").json()
+    assert [t["id"] for t in review["tracks"]] == sorted({t["id"] for t in review["tracks"]})
+    for track in review["tracks"]:
+        picture = veil.call("GET", f"/api/jobs/{job_id}/tracks/{track['id']}/thumbnail")
+        assert picture.status_code == 200, track
+
+
+def _face_detection(veil: InProcess, key: str) -> dict[str, Any]:
+    """Start a face-detection job as StartFaceDetection does; its DBOS result."""
+    from dbos import DBOS
+
+    info = veil.input.stat(key)
+    job_id = f"rk-test-{time.monotonic_ns()}"
+    request = FaceDetectionRequest(key, info.etag, info.size, caller="anonymous")
+    service.submit_face_detection(job_id, request)
+    status: Any = DBOS.retrieve_workflow(job_id).get_result(polling_interval_sec=0.2)
+    assert isinstance(status, dict)
+    return {"id": job_id, **status}
+
+
+def test_a_segmented_face_detection_job_finds_what_one_piece_finds(veil, long_clip, tmp_path):
+    veil.input.objects["talk.mp4"] = long_clip.read_bytes()
+    result = _face_detection(veil, "talk.mp4")
+    served = json.loads(veil.output.objects[result["faces_key"]])
+    whole = tmp_path / "whole.faces.json"
+    detect_video(long_clip, whole, SHORT)
+    assert served == json.loads(whole.read_text())
+    stamps = [f["Timestamp"] for f in served["Faces"]]
+    assert stamps == sorted(stamps) and len(set(stamps)) > SCENE.frames * 0.9
+    assert not any(k.startswith(".veil/segments") for k in veil.output.objects)
+
+
+def test_cancelling_a_job_cancels_its_segments(veil, long_clip):
+    veil.input.objects["stop.mp4"] = long_clip.read_bytes()
+    job_id = veil.call("POST", "/api/jobs", json={"key": "stop.mp4"}).json()["id"]
+    deadline = time.monotonic() + 60
+    while not veil.call("GET", f"/api/jobs/{job_id}").json()["segments"]:
+        assert time.monotonic() < deadline, "no segments started"
+        time.sleep(0.1)
+    assert veil.call("DELETE", f"/api/jobs/{job_id}").status_code == 202
+    job = veil.finished(job_id, timeout=60)
+    assert job["status"] == "CANCELLED", job
+    deadline = time.monotonic() + 60
+    while any(s["status"] in ("QUEUED", "RUNNING") for s in job["segments"]):
+        assert time.monotonic() < deadline, job["segments"]
+        time.sleep(0.2)
+        job = veil.call("GET", f"/api/jobs/{job_id}").json()
+    assert "CANCELLED" in {s["status"] for s in job["segments"]}, job["segments"]
+    assert "stop.mp4" not in veil.output.objects
