@@ -353,3 +353,90 @@ def test_uploads_finish_once_while_workers_are_killed(postgres, tmp_path):
     # No input changed.
     assert {key: digest(inbox / key) for key in frames} == digests
     assert sorted(p.name for p in inbox.iterdir()) == sorted(frames)
+
+
+def test_a_killed_workers_segment_is_redone_once_by_another(postgres, tmp_path):
+    """A long job in segments on two workers: worker A is killed with SIGKILL while it
+    processes a segment; worker B takes A for dead, finishes that segment (and the job,
+    if A held it), and every segment is recorded done exactly once; the output is the
+    one-piece run's, frame for frame and box for box."""
+    import json
+
+    from test_segments import keyed_clip
+
+    from veil.pipeline import BlurOptions, blur_video
+
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    outbox.mkdir()
+    scene = Scene(
+        width=640,
+        height=360,
+        frames=300,
+        faces=(MovingFace(height=48, start=(0.1, 0.4), end=(0.9, 0.5)),),
+    )
+    keyed_clip(inbox / "long.mp4", scene, every=30)
+    db = postgres.url
+    shared = [
+        "--input",
+        str(inbox),
+        "--output",
+        str(outbox),
+        "--database",
+        db,
+        "--segment-seconds",
+        "2",
+        *HEARTBEAT,
+    ]
+    doomed = VeilWorker(tmp_path / "a", *shared, worker_id="worker-a").start()
+    survivor = VeilWorker(tmp_path / "b", *shared, worker_id="worker-b").start()
+    try:
+        for worker_id in ("worker-a", "worker-b"):
+            wait_for(functools.partial(launched, db, worker_id), 60, f"{worker_id} to launch")
+        job_id = enqueue(db, inbox, "long.mp4")
+
+        def a_in_a_segment() -> bool:
+            rows = query(
+                db,
+                "SELECT p.frames_done FROM veil_progress p"
+                " JOIN dbos.workflow_status w ON w.workflow_uuid = p.job_id"
+                " WHERE w.name = 'veil.segment' AND w.executor_id = 'worker-a'"
+                " AND w.status = 'PENDING' AND p.step = 'Segment'",
+            )
+            return any(done > 0 for (done,) in rows)
+
+        wait_for(a_in_a_segment, 120, "worker A to be in a segment", interval=0.05)
+        doomed.kill()
+
+        def ended() -> Any:
+            rows = query(
+                db, "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id", id=job_id
+            )
+            return rows[0][0] if rows[0][0] not in ("ENQUEUED", "PENDING") else None
+
+        status = wait_for(ended, 240, "the job to end")
+    finally:
+        survivor.stop()
+        doomed.kill()
+
+    assert status == "SUCCESS", survivor.log()[-3000:]
+    segments = query(
+        db,
+        "SELECT workflow_uuid, status, executor_id, recovery_attempts FROM dbos.workflow_status"
+        " WHERE name = 'veil.segment' ORDER BY workflow_uuid",
+    )
+    assert len(segments) == 5 and {s[1] for s in segments} == {"SUCCESS"}, segments
+    assert any(s[3] >= 2 for s in segments), "no segment was taken over"  # A's, redone
+    recorded = query(
+        db,
+        "SELECT workflow_uuid, count(*) FROM dbos.operation_outputs"
+        " WHERE function_name = 'Segment' GROUP BY workflow_uuid",
+    )
+    assert len(recorded) == 5 and {n for _, n in recorded} == {1}, recorded
+
+    whole, whole_faces = tmp_path / "whole.mp4", tmp_path / "whole.faces.json"
+    blur_video(inbox / "long.mp4", whole, BlurOptions(), faces_out=whole_faces)
+    assert frame_count(outbox / "long.mp4") == scene.frames
+    served = json.loads((outbox / "long.mp4.faces.json").read_text())
+    assert served == json.loads(whole_faces.read_text())
+    assert not (outbox / ".veil").exists() or not list((outbox / ".veil").rglob("*.*"))

@@ -47,13 +47,13 @@ from veil.segments import (
 from veil.thumbnails import Thumbnails
 from veil.video import probe
 from veil.workflow import (
-    PIECES_PREFIX,
     _failing_job,
     _fetch_input,
     _progress,
     _results,
     _reviews,
     cleanup,
+    piece_keys,
     retrying_step,
     work_dir,
 )
@@ -63,12 +63,6 @@ log = logging.getLogger("veil.workflow")
 
 def _config() -> service.ServiceConfig:
     return service.runtime().config
-
-
-def piece_keys(job_id: str, index: int, suffix: str) -> tuple[str, str]:
-    """Where segment ``index`` of job ``job_id`` leaves its video and faces file."""
-    folder = f"{PIECES_PREFIX}/{job_id}"
-    return f"{folder}/{index}{suffix}", f"{folder}/{index}.faces.json"
 
 
 def _suffix(request: JobRequest) -> str:

@@ -53,6 +53,7 @@ from veil.jobs import (
     JobRequest,
     JobStatus,
     ProgressStore,
+    segments_of,
 )
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.report import audit_and_report, run_summary, write_report
@@ -405,15 +406,26 @@ PIECES_PREFIX = ".veil/segments"
 published keys (``veil.segment_jobs``)."""
 
 
+def piece_keys(job_id: str, index: int, suffix: str) -> tuple[str, str]:
+    """Where segment ``index`` of job ``job_id`` leaves its video and faces file."""
+    folder = f"{PIECES_PREFIX}/{job_id}"
+    return f"{folder}/{index}{suffix}", f"{folder}/{index}.faces.json"
+
+
 @DBOS.step(name="Cleanup")
-def cleanup(job_id: str) -> None:
-    """Remove the job's work folder and any segment pieces it left in the output store
-    (best effort: what stays is hidden under ``.veil/`` and removed by the next try)."""
+def cleanup(job_id: str, key: str | None = None) -> None:
+    """Remove the job's work folder and, for a job of video ``key`` that ran in segments,
+    the pieces they left in the output store (best effort: they are hidden under
+    ``.veil/`` and never published)."""
     shutil.rmtree(_config().work_dir / job_id, ignore_errors=True)
+    if key is None:
+        return
     store = _config().output
-    with contextlib.suppress(VeilError, OSError):
-        for info in list(store.list(f"{PIECES_PREFIX}/{job_id}/")):
-            store.delete(info.key)
+    for segment in segments_of(job_id):
+        index = int(segment.workflow_id.rsplit("-s", 1)[1])
+        for piece in piece_keys(job_id, index, _suffix(key)):
+            with contextlib.suppress(VeilError, OSError):
+                store.delete(piece)
 
 
 @DBOS.step(name="Notify")
@@ -499,7 +511,7 @@ def run_job(
         result = steps()
     except Exception as exc:
         events.info("%s  FAILED  %s", job_id, exc)
-        cleanup(job_id)
+        cleanup(job_id, request.key)
         if request.webhook_url:
             notify(request.webhook_url, message("FAILED", {}, str(exc)), operator=operator)
         raise
@@ -512,7 +524,7 @@ def run_job(
         )
     else:
         events.info("%s  SUCCEEDED  %s (%s faces tracked)", job_id, request.key, faces)
-    cleanup(job_id)
+    cleanup(job_id, request.key)
     if request.webhook_url:
         # The webhook hears the job's outcome, not the report: that is the API's.
         public = {k: v for k, v in result.items() if k != "report"}
