@@ -15,7 +15,7 @@ face is *found* when it is hit on one of the frames ``audit_video`` checks by de
 and a new one where it was can make one finding).
 Then the clip goes through ``veil blur`` in every mode and ``audit_video`` runs on each
 output: any finding there is a false one. The benchmark scenes (``demo_scene``,
-``action_scene``, ``closeup_scene`` at 640x360: faces from 8 to 190 px, motion blur,
+``action_scene``, ``closeup_scene`` at 640x360: faces from 8 to 340 px, motion blur,
 cuts, close-ups) get the same treatment. The same, with ``--contrast 0.35``, on
 pictures squeezed to a third of their contrast before encoding (a dim room).
 """
@@ -221,7 +221,7 @@ def timing(frames: int) -> None:
     print(f"one audit check: {check * 1000:.0f} ms ({check / blur:.1f} blurred frames)")
     print(
         f"audit_video at service_sampling({frames}): {audit * 1000:.1f} ms a frame "
-        f"({audit / blur:.0%} of blur; short clips are held to a check a second)"
+        f"({audit / blur:.0%} of blur; a short clip gets a check every 2 s, up to 5)"
     )
     print(f"service_sampling({frames * 20} frames, 30 fps) = {sampling}")
 

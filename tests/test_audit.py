@@ -54,6 +54,21 @@ def detector() -> AuditDetector:
     return AuditDetector()
 
 
+class NoFaces(AuditDetector):
+    """A detector that finds nothing at no cost: for tests of sampling alone."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    @property
+    def settings(self) -> dict:
+        return {"detector": "none"}
+
+    def detect_frame(self, frame: np.ndarray) -> Detections:
+        self.calls += 1
+        return Detections.empty()
+
+
 @pytest.fixture(scope="module")
 def scene_clip(tmp_path_factory: pytest.TempPathFactory) -> SyntheticVideo:
     return write_video(tmp_path_factory.mktemp("audit") / "faces.mp4", SCENE)
@@ -169,18 +184,19 @@ def test_face_detail_of_degenerate_boxes(box, expected):
     assert face_detail(np.full((60, 80), 90, np.uint8), box) == pytest.approx(expected, abs=1e-3)
 
 
-def test_max_frames_caps_the_checks_and_progress_counts_every_frame(scene_clip, detector):
+def test_max_frames_caps_the_checks_and_progress_counts_every_frame(scene_clip):
     seen: list[tuple[int, int | None]] = []
+    nothing = NoFaces()
     result = audit_video(
         scene_clip.path,
         every=1,
         max_frames=4,
-        detector=detector,
+        detector=nothing,
         progress=lambda done, total: seen.append((done, total)),
     )
-    assert result.frames_checked == 4
+    assert result.frames_checked == nothing.calls == 4
     assert seen[0] == (1, 45) and seen[-1] == (45, 45) and len(seen) == 45
-    assert result.settings["max_frames"] == 4 and result.settings["precision"] == "fp32"
+    assert result.settings["max_frames"] == 4 and result.passed
 
 
 @pytest.mark.parametrize(
@@ -205,9 +221,9 @@ def test_planned_frames(total, every, focus, cap, expected):
     assert plan == expected
 
 
-def test_focus_times_are_checked_densely(scene_clip, detector):
-    plain = audit_video(scene_clip.path, every=15, detector=detector)
-    focused = audit_video(scene_clip.path, every=15, focus_ms=[1167], detector=detector)
+def test_focus_times_are_checked_densely(scene_clip):
+    plain = audit_video(scene_clip.path, every=15, detector=NoFaces())
+    focused = audit_video(scene_clip.path, every=15, focus_ms=[1167], detector=NoFaces())
     assert (plain.frames_checked, focused.frames_checked) == (3, 17)
     assert focused.settings["focus_points"] == 1
 
@@ -335,6 +351,7 @@ def test_cli_json_and_a_clean_output_exits_0(scene_clip, faces_json, tmp_path):
     assert data["video"] == str(out) and data["passed"] is True and data["findings"] == []
     assert (data["frames_checked"], data["frames_total"]) == (3, 45)
     assert data["settings"]["threshold"] < BlurOptions().threshold
+    assert data["settings"]["precision"] == "fp32"
 
 
 @pytest.mark.parametrize("name", ["missing.mp4", "notes.mp4"])

@@ -50,8 +50,9 @@ veil's anonymized faces found again reach 0.15 to 0.28; unblurred faces 0.19 or 
 99 cases of 100."""
 MIN_DETAIL = 2.0
 """Lowest ``face_detail`` (grey levels, 0-255) for a detection to count as a visible
-face. Measured: up to 1.55 on veil's anonymized faces (x264's noise in a blurred box);
-2.2 or more on 99 in 100 unblurred faces, also at a third of full contrast."""
+face. Measured: up to 1.55 on those of veil's anonymized faces that the second look
+finds again (x264's noise in a blurred box); 2.2 or more on 99 in 100 unblurred faces,
+also at a third of full contrast."""
 AUDIT_SCALE = 2.0
 """The audit pass's finest detector scale: faces from 16 px."""
 
@@ -71,13 +72,13 @@ _SAME_FACE_IOU = 0.3
 
 AUDIT_SHARE = 0.2
 """The share of a service job's time the audit may take (``service_sampling``)."""
-_CHECK_COST = 10.0
+_CHECK_COST = 12.0
 """One checked frame costs about this many frames of ``veil blur`` at its defaults:
-the fp32 whole-frame pass and the second looks (557 ms on a 720p frame with eight
-faces, 2 cores) against 55 ms a frame for the whole blur job (decode, detect every
-10th frame with int8, track, encode), measured by ``bench/audit_rates.py --timing``
-(8 to 10 over several runs); the ratio holds across frame sizes because both are
-dominated by detector pixels."""
+the fp32 whole-frame pass and the second looks (557 to 931 ms on a 720p frame with
+eight faces, 2 shared cores) against 55 to 78 ms a frame for the whole blur job
+(decode, detect every 10th frame with int8, track, encode): 10 to 12 in four runs of
+``bench/audit_rates.py --timing``; the larger is taken. The ratio holds across frame
+sizes because both are dominated by detector pixels."""
 _DECODE_SHARE = 0.06
 """Decoding every frame for the audit costs about 6% of the blur job (3.5 of 55 ms at 720p)."""
 _MIN_CHECKS = 5
@@ -453,14 +454,14 @@ def service_sampling(frame_count: int, fps: float) -> Sampling:
     """The ``audit_video`` keyword arguments (``every``, ``max_frames``) that keep an
     audit within ``AUDIT_SHARE`` (about 20%) of a service job's time.
 
-    A checked frame costs about ``_CHECK_COST`` (10) frames of the blur job and decoding
+    A checked frame costs about ``_CHECK_COST`` (12) frames of the blur job and decoding
     every frame about ``_DECODE_SHARE`` (6%) of it (measured: ``bench/audit_rates.py
-    --timing``), so ``(0.20 - 0.06) / 10``, one frame in about 71, can be checked:
+    --timing``), so ``(0.20 - 0.06) / 12``, one frame in about 86, can be checked:
     ``max_frames``. ``every`` spreads that many over the video; the frames checked
     densely near track edges come out of the same budget (``planned_frames`` thins
-    evenly). A video under about 12 s would get fewer than ``_MIN_CHECKS`` (5) checks:
-    it gets one every 2 s up to that many instead: 23% of a 10 s video's blur time,
-    40% of a 1 s one's (a few seconds at most)."""
+    evenly). A video under about 14 s would get fewer than ``_MIN_CHECKS`` (5) checks:
+    it gets one every 2 s up to that many instead: about 26% of a 10 s video's blur
+    time, a third of a 3 s one's, 46% of a 1 s one's (a few seconds at most)."""
     if frame_count < 1:
         return {"every": 1, "max_frames": 1}
     rate = fps if math.isfinite(fps) and fps > 0 else 30.0
