@@ -12,6 +12,15 @@ const STEPS = [
   { name: "Audit", label: "Audit", what: "looks for faces left visible" },
   { name: "Publish", label: "Publish", what: "video and faces.json" },
 ];
+// A video longer than the service's --segment-seconds is cut at keyframes by Validate;
+// its segments (each detect + redact of its own piece) run on any worker, in parallel,
+// and Join puts the pieces back together in place of Redact.
+const SEGMENTED_STEPS = [
+  STEPS[0],
+  { name: "Segments", label: "Segments", what: "detect + redact, in parallel" },
+  { name: "Join", label: "Join", what: "pieces into one video" },
+  ...STEPS.slice(2),
+];
 // A reviewer's re-render: the job's own detections with the edits, no detection again.
 const RERENDER_STEPS = [
   { name: "Rerender", label: "Redact from edits", what: "reviewed boxes, no new detection" },
@@ -20,7 +29,12 @@ const RERENDER_STEPS = [
 ];
 const ENDED = ["SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW"];
 const REVIEWABLE = ["NEEDS_REVIEW", "SUCCEEDED"];
-const stepLabel = (name) => ([...STEPS, ...RERENDER_STEPS].find((s) => s.name === name) || { label: name }).label;
+// How the jobs list names the step a job is in.
+const PROGRESS_LABELS = { Segments: "Detect + redact in segments" };
+const stepLabel = (name) => PROGRESS_LABELS[name] || ([...STEPS, ...SEGMENTED_STEPS, ...RERENDER_STEPS].find((s) => s.name === name) || { label: name }).label;
+// A segment's state in words (the table says it in text, not in colour only).
+const SEGMENT_STATES = { QUEUED: "waiting", RUNNING: "running", SUCCEEDED: "done", FAILED: "failed", CANCELLED: "cancelled" };
+const ACTIVE = ["QUEUED", "RUNNING"];
 const $ = (sel) => document.querySelector(sel);
 let apiKey = sessionStorage.getItem("veil-key") || "";
 let timer = null;
@@ -83,25 +97,50 @@ function seconds(s) {
   return m ? `${m} min ${s % 60} s` : `${s} s`;
 }
 
-function timeLeft(job) {
-  if (job.status !== "RUNNING" || !job.frames_total || !job.frames_done) return "";
+// Time left from how fast ``fraction`` (0 to 1) of the job's current step has grown
+// since this page first saw the step.
+function timeLeft(job, fraction) {
+  if (job.status !== "RUNNING" || !(fraction > 0)) return "";
   const now = Date.now() / 1000;
   const key = `${job.id}:${job.step}`;
   const first = rates.get(key);
-  if (!first) { rates.set(key, { frames: job.frames_done, at: now }); return ""; }
-  const rate = (job.frames_done - first.frames) / Math.max(0.001, now - first.at);
+  if (!first) { rates.set(key, { fraction, at: now }); return ""; }
+  const rate = (fraction - first.fraction) / Math.max(0.001, now - first.at);
   if (rate <= 0) return "";
-  return `${seconds((job.frames_total - job.frames_done) / rate)} left`;
+  return `${seconds((1 - fraction) / rate)} left`;
+}
+
+// A segment's share of its own frames done; one whose count is not known yet counts as
+// not started.
+function segmentFraction(segment) {
+  if (segment.status === "SUCCEEDED") return 1;
+  return segment.frames_total ? Math.min(1, segment.frames_done / segment.frames_total) : 0;
+}
+
+const segmentsRunning = (job) => job.status === "RUNNING" && (job.segments || []).some((s) => ACTIVE.includes(s.status));
+
+// One overall progress: a segmented job's is its segments' shares averaged (they may run
+// at once, each on its own worker); anything else's is the frames of the step it is in.
+function progressOf(job) {
+  if (job.status === "SUCCEEDED" || job.status === "NEEDS_REVIEW") return { fraction: 1, detail: "" };
+  const segments = job.segments || [];
+  if (segmentsRunning(job)) {
+    const fraction = segments.reduce((sum, s) => sum + segmentFraction(s), 0) / segments.length;
+    const done = segments.filter((s) => s.status === "SUCCEEDED").length;
+    const frames = segments.reduce((sum, s) => sum + (s.frames_done || 0), 0);
+    return { fraction, detail: `${stepLabel("Segments")}: ${done} of ${segments.length} done, ${frames} frames ${timeLeft({ ...job, step: "Segments" }, fraction)}`.trim() };
+  }
+  const fraction = job.frames_total ? Math.min(1, job.frames_done / job.frames_total) : 0;
+  const detail = job.status === "RUNNING" && job.step
+    ? `${stepLabel(job.step)}: ${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames ${timeLeft(job, job.frames_total ? fraction : 0)}`.trim()
+    : "";
+  return { fraction, detail };
 }
 
 function progressCell(job) {
-  const done = job.status === "SUCCEEDED" || job.status === "NEEDS_REVIEW";
-  const fraction = done ? 1 : job.frames_total ? Math.min(1, job.frames_done / job.frames_total) : 0;
+  const { fraction, detail } = progressOf(job);
   const bar = el("div", { class: job.status === "NEEDS_REVIEW" ? "bar held" : "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(fraction * 100)), "aria-label": `progress of ${job.key}` }, el("span"));
   bar.firstChild.style.width = `${fraction * 100}%`;
-  const detail = job.status === "RUNNING" && job.step
-    ? `${stepLabel(job.step)}: ${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames ${timeLeft(job)}`
-    : "";
   return el("td", {}, bar, el("div", { class: "small" }, detail));
 }
 
@@ -177,22 +216,55 @@ function setupUploads() {
 function drawSteps(list, steps, recorded, job, active) {
   list.replaceChildren();
   const byName = Object.fromEntries(recorded.map((s) => [s.name, s]));
-  const failedStep = active && job.status === "FAILED" ? (recorded.find((s) => s.error) || {}).name : null;
+  const segments = job.segments || [];
+  const fanOut = steps.some((s) => s.name === "Segments");
+  // Segments are workflows of their own, not steps of the job's: once all are done they
+  // count as one step, from Validate's end to Join's start.
+  if (fanOut && segments.length && segments.every((s) => s.status === "SUCCEEDED")) {
+    byName.Segments = { name: "Segments", started_at: byName.Validate && byName.Validate.ended_at, ended_at: byName.Join && byName.Join.started_at };
+  }
+  let failedStep = null;
+  if (active && job.status === "FAILED") {
+    failedStep = (recorded.find((s) => s.error) || {}).name || null;
+    // A failed segment fails the job outside any step of the job's own.
+    if (!failedStep && fanOut && !byName.Segments) failedStep = "Segments";
+  }
   // Audited but not published: held, either now (the latest run) or before a re-render.
   const held = byName.Audit && !byName.Publish && (active ? job.status === "NEEDS_REVIEW" : true);
   const running = active && job.status === "RUNNING";
+  // The step the job reports progress for, unless that one is over (a step with no
+  // progress of its own, such as Join, leaves the one before named): then the first
+  // step not done yet.
+  const current = !running ? null
+    : steps.some((s) => s.name === job.step) && !byName[job.step] ? job.step
+      : (steps.find((s) => !byName[s.name]) || {}).name;
   for (const { name, label, what } of steps) {
     const step = byName[name];
     let state = "pending";
     if (name === failedStep) state = "failed";
     else if (step) state = "done";
     else if (name === "Publish" && held) state = "held";
-    else if (running && job.step === name) state = "current";
-    else if (running && !job.step && name === steps[0].name) state = "current";
+    else if (name === current) state = "current";
     else if (!active || ENDED.includes(job.status)) state = "skipped"; // never ran in this run
-    const time = step ? `${((step.ended_at - step.started_at) || 0).toFixed(1)} s` : state === "current" ? "running…" : "";
-    const shown = state === "held" ? (active ? "held: waiting for review" : "held for review") : state === "skipped" ? "not run" : time || state;
-    list.append(el("li", { class: state, "data-step": name, "aria-label": `${label} (${what}): ${["held", "skipped"].includes(state) ? shown : state}${time ? `, ${time}` : ""}` }, el("span", { class: "name" }, label), el("span", { class: "what" }, what), el("span", { class: "time" }, shown)));
+    const took = step && step.ended_at != null && step.started_at != null ? step.ended_at - step.started_at : null;
+    const time = took != null ? `${Math.max(0, took).toFixed(1)} s` : state === "current" ? "running…" : "";
+    let shown = state === "held" ? (active ? "held: waiting for review" : "held for review") : state === "skipped" ? "not run" : time || state;
+    let said = ["held", "skipped"].includes(state) ? shown : state;
+    let doing = what;
+    let pips = "";
+    if (name === "Segments" && segments.length) {
+      const n = segments.length;
+      const done = segments.filter((s) => s.status === "SUCCEEDED").length;
+      doing = `${n} × detect + redact`;
+      if (done < n) {
+        const how = state === "current" ? `${Math.round(100 * progressOf(job).fraction)}%` : state === "failed" ? "failed" : state === "skipped" ? "stopped" : "";
+        shown = `${done} of ${n} done${how ? `, ${how}` : ""}`;
+        said = shown;
+      }
+      pips = el("span", { class: "pips", "aria-hidden": "true" }, ...segments.map((s) => el("span", { class: `pip ${s.status}` })));
+    }
+    const parts = [el("span", { class: "name" }, label), el("span", { class: "what" }, doing), el("span", { class: "time" }, shown), pips];
+    list.append(el("li", { class: name === "Segments" ? `${state} fan-out` : state, "data-step": name, "aria-label": `${label} (${doing}): ${said}${time && said !== time ? `, ${time}` : ""}` }, ...parts));
   }
 }
 
@@ -202,12 +274,44 @@ function drawGraph(job) {
   const own = cut < 0 ? job.steps : job.steps.slice(0, cut);
   const again = cut < 0 ? [] : job.steps.slice(cut);
   const rerendered = job.renders > 0;
-  drawSteps($("#graph"), STEPS, own, job, !rerendered);
+  const segmented = (job.segments || []).length > 0 || own.some((s) => s.name === "Join");
+  drawSteps($("#graph"), segmented ? SEGMENTED_STEPS : STEPS, own, job, !rerendered);
   $("#rerender-wrap").hidden = !rerendered;
   if (rerendered) {
     text($("#rerender-title"), `Re-render ${job.renders} with the reviewer's edits (${job.edits.length})`);
     drawSteps($("#graph-rerender"), RERENDER_STEPS, again, job, true);
   }
+  drawSegments(job);
+}
+
+// A segmented job's segments: one card each with its state in words, the worker that has
+// it, and its frames done.
+function drawSegments(job) {
+  const segments = job.segments || [];
+  $("#segments-wrap").hidden = segments.length === 0;
+  if (!segments.length) return;
+  const n = segments.length;
+  const count = (status) => segments.filter((s) => s.status === status).length;
+  const workers = new Set(segments.filter((s) => s.status !== "QUEUED" && s.worker).map((s) => s.worker));
+  const parts = [[count("SUCCEEDED"), "done"], [count("RUNNING"), "running"], [count("QUEUED"), "waiting"], [count("FAILED"), "failed"], [count("CANCELLED"), "cancelled"]]
+    .filter(([k]) => k).map(([k, what]) => `${k} ${what}`);
+  const summary = `${n} segments: ${parts.join(", ")}${workers.size ? `; ${workers.size} worker${workers.size === 1 ? "" : "s"}` : ""}.`;
+  if ($("#segments-summary").textContent !== summary) text($("#segments-summary"), summary);
+  $("#segments").replaceChildren(...segments.map((s) => {
+    const state = SEGMENT_STATES[s.status] || s.status.toLowerCase();
+    const name = `Segment ${s.index + 1}`;
+    // A queued segment names the process that queued it, not one that will run it.
+    const worker = s.status === "QUEUED" || !s.worker ? null : s.worker;
+    const fraction = segmentFraction(s);
+    const frames = s.frames_total ? `${s.frames_done} / ${s.frames_total} frames` : s.frames_done ? `${s.frames_done} frames` : "no frames yet";
+    const bar = el("div", { class: "bar", role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(fraction * 100)), "aria-label": `${name} frames` }, el("span"));
+    bar.firstChild.style.width = `${fraction * 100}%`;
+    return el("li", { class: `segment ${s.status}`, "data-segment": String(s.index), "aria-label": `${name}: ${state}${worker ? `, on ${worker}` : ""}, ${frames}` },
+      el("div", { class: "segment-head" }, el("strong", {}, name), el("span", { class: `seg-state ${s.status}` }, state)),
+      el("div", { class: "small worker" }, worker ? `on ${worker}` : s.status === "QUEUED" ? "waiting for a worker" : s.status === "CANCELLED" ? "never started" : "no worker"),
+      bar,
+      el("div", { class: "small frames" }, frames));
+  }));
 }
 
 function heldReason(job) {
@@ -362,6 +466,7 @@ function route() {
     $("#compare").hidden = true;
     $("#timeline-wrap").hidden = true;
     $("#rerender-wrap").hidden = true;
+    $("#segments-wrap").hidden = true;
     $("#review-link").hidden = true;
     poll(async () => { const job = await refreshJob(match[1]); if (ENDED.includes(job.status)) clearInterval(timer); });
   } else {
