@@ -453,7 +453,9 @@ def join_segments(
                 if shift:
                     packet.pts = None if packet.pts is None else packet.pts + shift
                     packet.dts = None if packet.dts is None else packet.dts + shift
-                if packet.dts is not None and last_dts is not None and packet.dts <= last_dts:
+                if last_dts is not None and (packet.dts is None or packet.dts <= last_dts):
+                    # Matroska stores no decoding times: FFmpeg leaves a segment's first
+                    # ones unknown, and its muxer would guess them from the times before.
                     packet.dts = last_dts + 1
                     moved += 1
                     if packet.pts is not None and packet.dts > packet.pts:
