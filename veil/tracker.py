@@ -41,6 +41,9 @@ MAX_MOTION_GROWTH = 0.3
 """Most a box grows for its face's motion (``_motion_grown``)."""
 VELOCITY_SPAN = 4
 """Frames, at least, between the two observations a track's speed is measured over."""
+WEAK_REACH = 1.0
+"""Face sizes from its predicted centre within which a weak detection extends a track
+that it does not overlap."""
 FOLLOW_DISTANCE = 2.0
 """A track moving more than this many face heights between full analyses is followed
 frame by frame (``Tracker.followed``): its face could outrun the association."""
@@ -285,6 +288,10 @@ class Tracker:
             distance = np.linalg.norm(pc[:, None] - dc[None], axis=2) / size[:, None]
             allowance = 1.0 + 0.5 * np.array([frame - t.last for t in live], np.float32)
             near = distance < allowance[:, None]
+            # A weak detection (one that could not start a track) extends a track only
+            # near where it is predicted: it must not pull the box across the frame.
+            weak = detections.confidence < opts.start_threshold
+            near &= ~weak[None, :] | (distance < WEAK_REACH)
             similarity = np.where(
                 similarity >= opts.min_iou,
                 similarity,
