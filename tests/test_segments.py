@@ -1,0 +1,335 @@
+"""Segments: a video cut at keyframes, processed piece by piece and joined, is the video
+a run over the whole of it writes: the same frames at the same times, the same boxes on
+every frame (seams included), the audio copied once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, cast
+
+import av
+import av.logging
+import numpy as np
+import pytest
+from test_tracker import box
+
+from veil.detections import Detections
+from veil.pipeline import BlurOptions, blur_video
+from veil.segments import (
+    SegmentPlan,
+    SegmentRun,
+    blur_segment,
+    blur_segmented,
+    inexact_seams,
+    join_faces,
+    join_segments,
+    plan_segments,
+    track_ids,
+)
+from veil.synthetic import MovingFace, Scene, visible_faces
+from veil.tracker import Tracker, TrackerOptions, same_state
+from veil.video import from_display, probe
+
+# 6 s at 30 fps: segments of 2 s cut it at frames 60 and 120. One face crosses the whole
+# picture (both seams), one appears ten frames before the first seam, one leaves five
+# frames after the second.
+SCENE = Scene(
+    width=320,
+    height=240,
+    frames=180,
+    faces=(
+        MovingFace(photo="grace_hopper", height=40, start=(0.1, 0.45), end=(0.9, 0.55)),
+        MovingFace(
+            photo="astronaut", height=24, start=(0.75, 0.25), end=(0.55, 0.3), first_frame=50
+        ),
+        MovingFace(
+            photo="cameraman",
+            height=32,
+            start=(0.3, 0.75),
+            end=(0.35, 0.7),
+            first_frame=100,
+            last_frame=125,
+        ),
+    ),
+)
+SECONDS = 2.0
+# Frames wait less and margins are shorter than the defaults': no segment's margin then
+# reaches back to the first frame.
+SHORT = BlurOptions(detect_every=5, hold=0.3, max_gap=0.5)
+
+
+def keyed_clip(
+    path: Path,
+    scene: Scene,
+    *,
+    every: int = 30,
+    audio: bool = True,
+    hard: bool = False,
+) -> Path:
+    """``scene`` encoded by x264 with its B-frames and a keyframe every ``every`` frames
+    (``veil.synthetic.write_video`` leaves x264's 250), and a 440 Hz tone. ``hard``: open
+    GOPs (keyframes that are not IDR pictures, B-frames before them in time referring
+    to the GOP before), stored turned 90° with a display matrix, at a variable rate
+    (frames of one and two ticks alternating)."""
+    tick = Fraction(1, scene.fps * 2 if hard else scene.fps)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=scene.fps)
+        video.width, video.height = (
+            (scene.height, scene.width) if hard else (scene.width, scene.height)
+        )
+        video.pix_fmt = "yuv420p"
+        video.time_base = video.codec_context.time_base = tick
+        video.options = {"crf": "16", "preset": "veryfast", "g": str(every)}
+        if hard:
+            video.options = {**video.options, "x264-params": "open-gop=1"}
+            video.set_display_rotation(90)
+        sound = out.add_stream("aac", rate=48000) if audio else None
+        if sound is not None:
+            sound.layout = "mono"
+        samples = pts = 0
+        for i in range(scene.frames):
+            image, _, _ = scene.render(i)
+            coded = from_display(image, 90) if hard else image
+            frame = av.VideoFrame.from_ndarray(coded, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = pts, tick
+            pts += 1 + i % 2 if hard else 1
+            out.mux(video.encode(frame))
+            while sound is not None and samples < pts * tick * 48000:
+                t = np.arange(samples, samples + 1024) / 48000
+                tone = (0.2 * np.sin(2 * np.pi * 440 * t) * 32767).astype(np.int16)
+                chunk = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="s16", layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, samples
+                chunk.time_base = Fraction(1, 48000)
+                out.mux(sound.encode(chunk))
+                samples += 1024
+        out.mux(video.encode(None))
+        if sound is not None:
+            out.mux(sound.encode(None))
+    return path
+
+
+def frame_times(path: Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [cast(int, f.pts) for f in container.decode(video=0)]
+
+
+def boxes_by_time(faces_path: Path) -> dict[int, list[list[float]]]:
+    """Each timestamp's boxes, sorted, track ids left out."""
+    by_time: dict[int, list[list[float]]] = {}
+    for entry in json.loads(faces_path.read_text())["Faces"]:
+        b = entry["Face"]["BoundingBox"]
+        by_time.setdefault(entry["Timestamp"], []).append(
+            [b["Left"], b["Top"], b["Width"], b["Height"]]
+        )
+    return {t: sorted(v) for t, v in by_time.items()}
+
+
+def decoder_complaints(path: Path) -> list[str]:
+    """What FFmpeg's decoder says, at warning level and above, decoding the whole video."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.WARNING)
+    try:
+        with av.logging.Capture() as logs, av.open(str(path)) as container:
+            for frame in container.decode(video=0):
+                assert not frame.is_corrupt
+    finally:
+        av.logging.set_level(level)
+    return [message for _, _, message in logs]
+
+
+def packets(path: Path, kind: str) -> list[tuple[Any, ...]]:
+    with av.open(str(path)) as container:
+        stream = getattr(container.streams, kind)[0]
+        return [
+            (p.pts, p.dts, hashlib.sha256(bytes(p)).hexdigest())
+            for p in container.demux(stream)
+            if p.size
+        ]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("segments")
+
+
+def one_run(
+    folder: Path, suffix: str, options: BlurOptions, *, hard: bool = False
+) -> tuple[Path, Path, Path]:
+    """A clip and what a run over all of it writes: (clip, output, faces)."""
+    name = f"{suffix[1:]}-{options.detect_every}-{hard}"
+    clip = folder / f"clip-{name}{suffix}"
+    if not clip.exists():
+        keyed_clip(clip, SCENE, hard=hard)
+    out, faces = folder / f"one-{name}{suffix}", folder / f"one-{name}.json"
+    if not out.exists():
+        blur_video(clip, out, options, faces_out=faces)
+    return clip, out, faces
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options", "hard"),
+    [
+        (".mp4", BlurOptions(), False),
+        (".mp4", SHORT, False),
+        (".mp4", SHORT, True),
+        (".ts", SHORT, False),
+        (".mkv", SHORT, False),
+    ],
+)
+def test_a_segmented_run_is_the_run_over_the_whole_video(clips, tmp_path, suffix, options, hard):
+    clip, one, one_faces = one_run(clips, suffix, options, hard=hard)
+    out, faces = tmp_path / f"out{suffix}", tmp_path / "faces.json"
+    result = blur_segmented(clip, out, SECONDS, options, faces_out=faces, work=tmp_path)
+    plan = result.plan
+    # At a variable rate 2 s hold more frames; the keyframes are 30 frames apart.
+    cuts = [(0, 90), (90, 90)] if hard else [(0, 60), (60, 60), (120, 60)]
+    assert [(s.first_frame, s.frames) for s in plan.segments] == cuts
+    assert plan.segments[-1].analyse_from > 0  # a margin, not the whole past
+    assert result.redone == []  # every seam reached the state of the whole run
+    assert frame_times(out) == frame_times(clip) == frame_times(one)
+    assert boxes_by_time(faces) == boxes_by_time(one_faces)
+    # Track ids too: the faces file is the one the whole run writes.
+    assert json.loads(faces.read_text()) == json.loads(one_faces.read_text())
+    assert visible_faces(clip, SCENE)
+    assert visible_faces(out, SCENE) == []
+    assert decoder_complaints(out) == []
+    dts = [d for _, d, _ in packets(out, "video") if d is not None]
+    assert dts == sorted(set(dts))
+    assert packets(out, "audio") == packets(one, "audio")
+    with av.open(str(out)) as joined, av.open(str(clip)) as source:
+        assert joined.format.name == source.format.name
+        assert [s.type for s in joined.streams] == [s.type for s in source.streams]
+    assert probe(out).display_matrix == probe(clip).display_matrix
+
+
+def test_a_video_shorter_than_a_segment_is_one_segment(clips, tmp_path):
+    clip = keyed_clip(clips / "short.mp4", replace(SCENE, frames=45))
+    plan = plan_segments(clip, SECONDS, BlurOptions())
+    assert [(s.first_frame, s.frames, s.stop) for s in plan.segments] == [(0, 45, None)]
+    result = blur_segmented(clip, tmp_path / "out.mp4", SECONDS)
+    assert frame_times(tmp_path / "out.mp4") == frame_times(clip)
+    assert result.join.frames == 45
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cuts"), [(0, [0]), (1.0, [0, 30, 60, 90, 120, 150]), (2.5, [0, 90])]
+)
+def test_cuts_fall_on_keyframes_about_the_length_apart(clips, seconds, cuts):
+    clip, _, _ = one_run(clips, ".mp4", SHORT)
+    plan = plan_segments(clip, seconds, SHORT)
+    assert [s.first_frame for s in plan.segments] == cuts
+    assert sum(s.frames for s in plan.segments) == plan.frame_count == 180
+    for s in plan.segments:
+        assert s.keyframe_index % 30 == 0 and s.keyframe_index <= s.warm_from <= s.analyse_from
+        assert s.stop is None or s.stop == s.end + plan.latency
+
+
+def test_a_seam_the_margin_did_not_bring_together_is_found_and_run_again(clips, tmp_path):
+    """Without a margin a segment meets its seam with no tracks: the seam check finds it,
+    and run again from the state the segment before left, it is exact."""
+    clip, _, one_faces = one_run(clips, ".mp4", SHORT)
+    planned = plan_segments(clip, SECONDS, SHORT)
+    bare = replace(
+        planned,
+        segments=tuple(
+            replace(
+                s,
+                warm_from=s.first_frame,
+                analyse_from=s.first_frame,
+                keyframe_index=s.first_frame,
+                keyframe_pts=s.start_pts,
+                keyframe_dts=None,
+            )
+            for s in planned.segments
+        ),
+    )
+    videos = [tmp_path / f"{n}.mp4" for n in range(3)]
+    faces = [tmp_path / f"{n}.json" for n in range(3)]
+    detector = SHORT.detector()
+    runs = [
+        blur_segment(clip, bare, n, videos[n], SHORT, faces_out=faces[n], detector=detector)
+        for n in range(3)
+    ]
+    assert inexact_seams(runs) == [1, 2]
+    with pytest.raises(Exception, match="run it again"):
+        track_ids(runs)
+    for n in inexact_seams(runs):  # in order: each is run again from the one before's exit
+        runs[n] = blur_segment(
+            clip,
+            bare,
+            n,
+            videos[n],
+            SHORT,
+            faces_out=faces[n],
+            detector=detector,
+            entry=runs[n - 1].exit,
+        )
+    assert inexact_seams(runs) == []
+    joined = join_segments(clip, bare, videos, tmp_path / "out.mp4", SHORT)
+    join_faces(runs, faces, tmp_path / "faces.json", metadata_removed=joined.metadata_removed)
+    assert json.loads((tmp_path / "faces.json").read_text()) == json.loads(one_faces.read_text())
+
+
+def test_plans_and_runs_are_plain_data(clips, tmp_path):
+    clip, _, _ = one_run(clips, ".mp4", SHORT)
+    plan = plan_segments(clip, SECONDS, SHORT)
+    assert SegmentPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+    run = blur_segment(clip, plan, 1, None, SHORT, faces_out=tmp_path / "f.json")
+    assert run.entry is not None and run.exit is not None
+    assert SegmentRun.from_json(json.loads(json.dumps(run.to_json()))) == run
+    assert run.frames == 60 and run.decoded > run.frames
+
+
+def test_options_that_make_frames_wait_longer_are_refused(clips, tmp_path):
+    clip, _, _ = one_run(clips, ".mp4", SHORT)
+    plan = plan_segments(clip, SECONDS, SHORT)
+    with pytest.raises(Exception, match="plan again"):
+        blur_segment(clip, plan, 0, tmp_path / "o.mp4", BlurOptions())
+
+
+# The tracker's state, in the picture-like patterns of test_tracker: D a detection of a
+# face moving 2 px a frame, "." a frame without one.
+OPTS = TrackerOptions(max_gap=4, pre_roll=2, post_roll=2, smooth=1)
+
+
+def feed(tracker: Tracker, pattern: str, start: int) -> list[tuple[int, Detections]]:
+    out = []
+    for i, c in enumerate(pattern, start):
+        out.extend(tracker.update(i, box(2 * i) if c == "D" else None))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("pattern", "margin", "same"),
+    [
+        # a face seen all along: a run started 12 frames early has forgotten nothing it lacks
+        ("D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D", 12, True),
+        # started 2 frames early, it lacks the observations the whole run keeps (32 to 36)
+        ("D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D.D", 2, False),
+        # no face near the seam: nothing to remember
+        ("DDDD................................", 6, True),
+    ],
+)
+def test_a_tracker_started_a_margin_early_reaches_the_same_state(pattern, margin, same):
+    seam = len(pattern) - 1
+    whole = Tracker(OPTS)
+    feed(whole, pattern, 0)
+    late = Tracker(OPTS, start=seam - margin)
+    feed(late, pattern[seam - margin :], seam - margin)
+    assert same_state(whole.state(), late.state()) is same
+
+
+def test_a_restored_tracker_goes_on_as_the_one_it_came_from():
+    pattern = "D.DD.D..D.D.DDD..D"
+    a = Tracker(OPTS)
+    feed(a, pattern[:9], 0)
+    b = Tracker.restore(OPTS, json.loads(json.dumps(a.state())))
+    rest_a = feed(a, pattern[9:], 9) + a.flush()
+    rest_b = feed(b, pattern[9:], 9) + b.flush()
+    assert [(i, d.xyxy.tolist(), d.track_id.tolist()) for i, d in rest_a] == [
+        (i, d.xyxy.tolist(), d.track_id.tolist()) for i, d in rest_b
+    ]
