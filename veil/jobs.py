@@ -285,7 +285,8 @@ def add_segments(job: Job, progress: ProgressStore) -> None:
         SegmentState(
             index=int(s.workflow_id.rsplit("-s", 1)[1]),
             status=state_of(s),
-            worker=getattr(s, "executor_id", None),
+            # DBOS names the process that queued a segment until one takes it.
+            worker=None if state_of(s) is JobStatus.QUEUED else getattr(s, "executor_id", None),
             frames_done=int((rows.get(s.workflow_id) or {}).get("frames_done") or 0),
             frames_total=(rows.get(s.workflow_id) or {}).get("frames_total"),
         )
@@ -295,7 +296,7 @@ def add_segments(job: Job, progress: ProgressStore) -> None:
         job.step = "Segments"
         job.frames_done = sum(s.frames_done for s in job.segments)
         totals = [s.frames_total for s in job.segments]
-        job.frames_total = sum(t for t in totals if t) if all(totals) else job.frames_total
+        job.frames_total = sum(t for t in totals if t) if all(totals) else None
 
 
 def _renders(reviews: Sequence[Review]) -> dict[str, Any]:
@@ -324,9 +325,10 @@ def list_jobs(
     for status in statuses:
         review = found.get(status.workflow_id)
         render = renders.get(review.render_id) if review and review.render_id else None
-        jobs.append(
-            with_review(job_from_status(status, rows.get(status.workflow_id)), review, render)
-        )
+        job = with_review(job_from_status(status, rows.get(status.workflow_id)), review, render)
+        if job.status is JobStatus.RUNNING:
+            add_segments(job, progress)  # one query per running job: few run at once
+        jobs.append(job)
     return jobs
 
 

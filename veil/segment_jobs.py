@@ -209,6 +209,7 @@ def join(
 ) -> dict[str, Any]:
     """Join the segments' pieces into the job's output and faces file, as Redact would
     have left them; returns what the passes saw (``veil.report.run_summary``)."""
+    service.runtime().progress.set(job_id, "Join", 0, None, force=True)
     segments = SegmentPlan.from_json(plan_data)
     runs = [SegmentRun.from_json(r) for r in runs_data]
     local = _fetch_input(job_id, request)
