@@ -46,11 +46,9 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from servers import postgres_cluster, wait_for
+from servers import enqueue, postgres_cluster, wait_for
 
-from veil.jobs import SEGMENT_WORKFLOW, WORKFLOW_NAME, JobRequest, job_id_for
-from veil.service import QUEUE_NAME
-from veil.storage import LocalStorage
+from veil.jobs import SEGMENT_WORKFLOW
 from veil.synthetic import demo_scene
 
 HEARTBEAT = ["--heartbeat-interval", "1", "--heartbeat-timeout", "30"]
@@ -119,7 +117,7 @@ def run(
         wait_for(lambda: _launched(engine, len(cores)), 120, "the workers to launch")
         cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         started = time.time()
-        job_id = _enqueue(database, inbox, clip.name)
+        job_id = enqueue(database, inbox, clip.name)
         status = wait_for(lambda: _ended(engine, job_id), 6 * 3600, "the job", interval=1)
         wall = time.time() - started
         cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
@@ -141,23 +139,6 @@ def _launched(engine: sa.Engine, count: int) -> bool:
             return bool(beats.scalar() == count)
     except sa.exc.ProgrammingError:
         return False
-
-
-def _enqueue(database: str, inbox: Path, key: str) -> str:
-    from dbos import DBOSClient
-
-    store = LocalStorage(inbox)
-    info = store.stat(key)
-    job_id = job_id_for(store.url, key, info.etag)
-    client = DBOSClient(system_database_url=database, application_name="veil")
-    try:
-        client.enqueue(
-            {"queue_name": QUEUE_NAME, "workflow_name": WORKFLOW_NAME, "workflow_id": job_id},
-            JobRequest(key, info.etag, info.size).to_dict(),
-        )
-    finally:
-        client.destroy()
-    return job_id
 
 
 def _ended(engine: sa.Engine, job_id: str) -> str | None:

@@ -318,3 +318,26 @@ class VeilWorker:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
+
+
+def enqueue(database: str, inbox: Path, key: str) -> str:
+    """Queue a blur job as ``veil.service.submit`` does, from outside any veil process
+    (DBOS's client): so no process but the workers already running can take it."""
+    from dbos import DBOSClient
+
+    from veil.jobs import WORKFLOW_NAME, JobRequest, job_id_for
+    from veil.service import QUEUE_NAME
+    from veil.storage import LocalStorage
+
+    store = LocalStorage(inbox)
+    info = store.stat(key)
+    job_id = job_id_for(store.url, key, info.etag)
+    client = DBOSClient(system_database_url=database, application_name="veil")
+    try:
+        client.enqueue(
+            {"queue_name": QUEUE_NAME, "workflow_name": WORKFLOW_NAME, "workflow_id": job_id},
+            JobRequest(key, info.etag, info.size).to_dict(),
+        )
+    finally:
+        client.destroy()
+    return job_id

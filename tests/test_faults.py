@@ -13,11 +13,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from servers import VeilWorker, postgres_cluster, wait_for
+from servers import VeilWorker, enqueue, postgres_cluster, wait_for
 
-from veil.jobs import WORKFLOW_NAME, JobRequest, job_id_for
-from veil.service import QUEUE_NAME
-from veil.storage import LocalStorage
+from veil.jobs import WORKFLOW_NAME
 from veil.synthetic import MovingFace, Scene, write_video
 
 # A dead worker is noticed after 4 s of silence instead of 30 s.
@@ -51,25 +49,6 @@ def frame_count(path: Path) -> int:
 
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
-
-
-def enqueue(database: str, inbox: Path, key: str) -> str:
-    """Queue a blur job as ``veil.service.submit`` does, from outside any veil process
-    (DBOS's client): so no process but the workers already running can take it."""
-    from dbos import DBOSClient
-
-    store = LocalStorage(inbox)
-    info = store.stat(key)
-    job_id = job_id_for(store.url, key, info.etag)
-    client = DBOSClient(system_database_url=database, application_name="veil")
-    try:
-        client.enqueue(
-            {"queue_name": QUEUE_NAME, "workflow_name": WORKFLOW_NAME, "workflow_id": job_id},
-            JobRequest(key, info.etag, info.size).to_dict(),
-        )
-    finally:
-        client.destroy()
-    return job_id
 
 
 def launched(database: str, worker_id: str | None) -> bool:

@@ -6,7 +6,6 @@ privacy report lists the edit."""
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,21 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
 from servers import VeilServer, wait_for
 
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
-
-CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 # One face drifting right across a small clip: easy for the audit to see, and missed by
 # veil's own pass when that looks only for big faces (see ``missing_server``), so the job
@@ -64,14 +52,6 @@ def face_box(scene: Scene) -> Box:
     return Box(
         x1 / scene.width, y1 / scene.height, (x2 - x1) / scene.width, (y2 - y1) / scene.height
     )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

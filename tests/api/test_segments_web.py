@@ -5,35 +5,15 @@ state, its worker and its frames."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 from servers import VeilServer
 from test_segments import SCENE, keyed_clip
 
-CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 SEGMENTED = ["Validate", "Segments", "Join", "Audit", "Publish"]
 FAN_OUT = "3 \u00d7 detect + redact"  # the fan-out node: its segments, each a detect + redact
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

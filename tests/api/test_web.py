@@ -8,32 +8,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from servers import VeilServer
 
 from veil.synthetic import visible_faces
 
-CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
 # The docs' picture is made on purpose (scripts/screenshot.py sets this); a plain test run
 # writes its screenshot to its temporary folder and leaves the tracked tree as it was.
 SCREENSHOT = os.environ.get("VEIL_SCREENSHOT")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
