@@ -13,6 +13,7 @@ _os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 from importlib import metadata as _metadata
 
 from veil.anonymizers import ANONYMIZERS, MODES, Anonymizer, get_anonymizer
+from veil.audit import AuditResult, Finding, audit_video
 from veil.detections import Detections
 from veil.detector import CenterFace, FaceDetector
 from veil.errors import (
@@ -45,6 +46,7 @@ __all__ = [
     "ANONYMIZERS",
     "MODES",
     "Anonymizer",
+    "AuditResult",
     "BlurOptions",
     "CenterFace",
     "CorruptVideoError",
@@ -52,6 +54,7 @@ __all__ = [
     "DetectorError",
     "FaceDetector",
     "FacesFileError",
+    "Finding",
     "FrameSizeError",
     "InputError",
     "InputNotFoundError",
@@ -72,6 +75,7 @@ __all__ = [
     "VeilError",
     "VideoInfo",
     "__version__",
+    "audit_video",
     "blur_video",
     "detect_video",
     "get_anonymizer",
