@@ -15,6 +15,7 @@ import av
 import av.logging
 import numpy as np
 import pytest
+from corpus import VALID, Sample, build_all
 from test_tracker import box
 
 from veil.detections import Detections
@@ -24,10 +25,11 @@ from veil.segments import (
     SegmentRun,
     blur_segment,
     blur_segmented,
-    inexact_seams,
     join_faces,
     join_segments,
+    parts,
     plan_segments,
+    to_repair,
     track_ids,
 )
 from veil.synthetic import MovingFace, Scene, visible_faces
@@ -189,7 +191,7 @@ def test_a_segmented_run_is_the_run_over_the_whole_video(clips, tmp_path, suffix
     cuts = [(0, 90), (90, 90)] if hard else [(0, 60), (60, 60), (120, 60)]
     assert [(s.first_frame, s.frames) for s in plan.segments] == cuts
     assert plan.segments[-1].analyse_from > 0  # a margin, not the whole past
-    assert result.redone == []  # every seam reached the state of the whole run
+    assert result.repairs == {}  # every seam reached the state of the whole run
     assert frame_times(out) == frame_times(clip) == frame_times(one)
     assert boxes_by_time(faces) == boxes_by_time(one_faces)
     # Track ids too: the faces file is the one the whole run writes.
@@ -204,6 +206,54 @@ def test_a_segmented_run_is_the_run_over_the_whole_video(clips, tmp_path, suffix
         assert joined.format.name == source.format.name
         assert [s.type for s in joined.streams] == [s.type for s in source.streams]
     assert probe(out).display_matrix == probe(clip).display_matrix
+
+
+def layout(path: Path) -> dict[str, Any]:
+    """What a player and a muxer see besides the picture: streams, tags, chapters, the
+    frames' times and every packet of the other streams."""
+    with av.open(str(path)) as container:
+        streams = container.streams
+        facts: dict[str, Any] = {
+            "format": container.format.name,
+            "tags": dict(container.metadata),
+            "chapters": container.chapters(),
+            "streams": [
+                (s.type, s.codec_context and s.codec_context.name, dict(s.metadata), s.disposition)
+                for s in streams
+            ],
+            "times": [f.pts for f in container.decode(streams.video[0])],
+        }
+    with av.open(str(path)) as container:
+        others = [s for s in container.streams if s.index != container.streams.video[0].index]
+        facts["others"] = [
+            (p.stream.index, p.pts, p.dts, hashlib.sha256(bytes(p)).hexdigest())
+            for p in (container.demux(*others) if others else ())
+            if p.size
+        ]
+    return facts
+
+
+@pytest.fixture(scope="module")
+def corpus(clips: Path) -> dict[str, Sample | Path]:
+    return build_all(clips / "corpus", VALID)
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_every_kind_of_file_joins_as_the_whole_run_writes_it(corpus, tmp_path, name):
+    """The format corpus, cut every half second where its keyframes allow (MJPEG: every
+    frame is one; the trimmed clip's edit list starts mid-GOP), or kept whole: the same
+    container, streams, tags, chapters, subtitles, audio packets and frame times as the
+    run over the whole file, and the same faces file."""
+    sample = corpus[name]
+    assert isinstance(sample, Sample)
+    suffix = sample.path.suffix
+    one, out = tmp_path / f"one{suffix}", tmp_path / f"out{suffix}"
+    blur_video(sample.path, one, faces_out=tmp_path / "one.json")
+    blur_segmented(sample.path, out, 0.5, faces_out=tmp_path / "out.json", work=tmp_path)
+    assert layout(out) == layout(one)
+    assert json.loads((tmp_path / "out.json").read_text()) == json.loads(
+        (tmp_path / "one.json").read_text()
+    )
 
 
 def test_a_video_shorter_than_a_segment_is_one_segment(clips, tmp_path):
@@ -228,13 +278,11 @@ def test_cuts_fall_on_keyframes_about_the_length_apart(clips, seconds, cuts):
         assert s.stop is None or s.stop == s.end + plan.latency
 
 
-def test_a_seam_the_margin_did_not_bring_together_is_found_and_run_again(clips, tmp_path):
-    """Without a margin a segment meets its seam with no tracks: the seam check finds it,
-    and run again from the state the segment before left, it is exact."""
-    clip, _, one_faces = one_run(clips, ".mp4", SHORT)
-    planned = plan_segments(clip, SECONDS, SHORT)
-    bare = replace(
-        planned,
+def bare(plan: SegmentPlan) -> SegmentPlan:
+    """``plan`` without margins: each segment decoded from its first frame (a keyframe)
+    and analysed from there, meeting its seam with no tracks."""
+    return replace(
+        plan,
         segments=tuple(
             replace(
                 s,
@@ -244,23 +292,55 @@ def test_a_seam_the_margin_did_not_bring_together_is_found_and_run_again(clips, 
                 keyframe_pts=s.start_pts,
                 keyframe_dts=None,
             )
-            for s in planned.segments
+            for s in plan.segments
         ),
     )
+
+
+def test_a_seam_the_margin_did_not_bring_together_is_found_and_repaired(clips, tmp_path):
+    """Without a margin a segment meets its seam with no tracks: the seam check finds it;
+    run again from the state the segment before left, only until its state is its first
+    run's at a splice (a keyframe of its encoding), it makes the video exact."""
+    clip, _, one_faces = one_run(clips, ".mp4", SHORT)
+    plan = bare(plan_segments(clip, 3.0, SHORT))
+    assert [(s.first_frame, s.splices) for s in plan.segments] == [(0, ()), (90, (120, 150))]
+    out, faces = tmp_path / "out.mp4", tmp_path / "faces.json"
+    result = blur_segmented(clip, out, 3.0, SHORT, plan=plan, faces_out=faces, work=tmp_path)
+    repair = result.repairs[1]
+    assert sorted(result.repairs) == [1] and repair.handed
+    assert repair.first == 90 and repair.until in (120, 150)  # handed over at a splice
+    assert [(p.index, p.first, p.until) for p in parts(result.runs, result.repairs)] == [
+        (0, 0, 90),
+        (1, 90, repair.until),
+        (1, repair.until, 180),
+    ]
+    assert json.loads(faces.read_text()) == json.loads(one_faces.read_text())
+    assert frame_times(out) == frame_times(clip)
+    assert decoder_complaints(out) == []
+    with av.open(str(tmp_path / "segment-1.mp4")) as first_run:
+        keyframes = [p.pts for p in first_run.demux(video=0) if p.size and p.is_keyframe]
+    assert len(keyframes) == 3  # the segment's first frame and its two splices
+
+
+def test_a_segment_run_again_whole_from_the_state_before_is_exact(clips, tmp_path):
+    """A run from the state before, without a first run to meet, writes the whole
+    segment: each seam is then exact too."""
+    clip, _, one_faces = one_run(clips, ".mp4", SHORT)
+    plan = bare(plan_segments(clip, SECONDS, SHORT))
     videos = [tmp_path / f"{n}.mp4" for n in range(3)]
     faces = [tmp_path / f"{n}.json" for n in range(3)]
     detector = SHORT.detector()
     runs = [
-        blur_segment(clip, bare, n, videos[n], SHORT, faces_out=faces[n], detector=detector)
+        blur_segment(clip, plan, n, videos[n], SHORT, faces_out=faces[n], detector=detector)
         for n in range(3)
     ]
-    assert inexact_seams(runs) == [1, 2]
-    with pytest.raises(Exception, match="run it again"):
+    assert [n for n, _ in to_repair(runs)] == [1, 2]
+    with pytest.raises(Exception, match="repair it first"):
         track_ids(runs)
-    for n in inexact_seams(runs):  # in order: each is run again from the one before's exit
+    for n in (1, 2):  # in order: each from the exit of the one before, run again
         runs[n] = blur_segment(
             clip,
-            bare,
+            plan,
             n,
             videos[n],
             SHORT,
@@ -268,8 +348,9 @@ def test_a_seam_the_margin_did_not_bring_together_is_found_and_run_again(clips, 
             detector=detector,
             entry=runs[n - 1].exit,
         )
-    assert inexact_seams(runs) == []
-    joined = join_segments(clip, bare, videos, tmp_path / "out.mp4", SHORT)
+        assert (runs[n].first, runs[n].until) == (60 * n, 60 * n + 60)
+    assert to_repair(runs) == []
+    joined = join_segments(clip, plan, videos, tmp_path / "out.mp4", SHORT)
     join_faces(runs, faces, tmp_path / "faces.json", metadata_removed=joined.metadata_removed)
     assert json.loads((tmp_path / "faces.json").read_text()) == json.loads(one_faces.read_text())
 

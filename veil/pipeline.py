@@ -182,7 +182,8 @@ class Window:
     stops before frame ``stop`` (``None``: at the end of the video), the frames past
     ``end`` only looked at for the boxes of the last ones written. With ``entry`` (a
     run's state after frame ``first - 1``), the run goes on from it instead of analysing
-    a margin.
+    a margin. ``keyframes``: the frames to encode as keyframes (where another encoding
+    of the same frames may take over).
     """
 
     start: Keyframe | None
@@ -193,6 +194,7 @@ class Window:
     stop: int | None
     first_pts: int | None
     entry: dict[str, Any] | None = None
+    keyframes: frozenset[int] = frozenset()
 
 
 _DONE = object()
@@ -213,6 +215,14 @@ class _Redacted:
 
     image: Frame
     pts: int | None
+    keyframe: bool = False
+
+
+@dataclass(frozen=True)
+class _Keyframe:
+    """A frame without faces to encode as a keyframe (``Window.keyframes``)."""
+
+    frame: DecodedFrame
 
 
 def _background(items: Iterator[Any], maxsize: int) -> Iterator[Any]:
@@ -270,9 +280,11 @@ class _EncoderThread:
                 continue  # drain so the producer never blocks on a dead or dropped writer
             try:
                 if isinstance(item, _Redacted):
-                    self._writer.write_frame(item.image, item.pts)
+                    self._writer.write_frame(item.image, item.pts, keyframe=item.keyframe)
                 elif isinstance(item, DecodedFrame):
                     self._writer.write_decoded(item)
+                elif isinstance(item, _Keyframe):
+                    self._writer.write_decoded(item.frame, keyframe=True)
                 else:
                     self._writer.write_audio(item)
             except BaseException as exc:
@@ -317,13 +329,18 @@ def _run(
     window: Window | None = None,
     schedule: DetectionSchedule | None = None,
     states: dict[int, dict[str, Any] | None] | None = None,
+    done_at: Callable[[int, dict[str, Any]], bool] | None = None,
+    times: dict[int, int | None] | None = None,
 ) -> RunResult:
     """The shared loop of blur, detect and redact: ``analyse_for`` gives what finds each
     frame's faces and feeds them to the tracker.
 
     ``window`` (with the ``schedule`` that ``analyse_for`` uses): only that part of the
     video. ``states``: the frame indices after which to record the run's state (tracker
-    and schedule, plain data); filled in as the run passes them."""
+    and schedule, plain data); filled in as the run passes them. ``done_at(index,
+    state)``, asked at each of them: true ends the frames written after that one.
+    ``times``: frame indices whose time (ms, as in the faces file) to note as they are
+    written."""
     anonymizer: Anonymizer = get_anonymizer(options.mode)
     return_frame_memory_to_the_system()
     with VideoReader(input_path) as reader:
@@ -340,6 +357,9 @@ def _run(
             tracker = Tracker(tracker_options, start=window.analyse if window else 0)
         first = window.first if window else 0
         end = window.end if window and window.end is not None else math.inf
+        # The last frame read: the last written one waits this long for its boxes.
+        last = window.stop - 1 if window and window.stop is not None else math.inf
+        keyframes = window.keyframes if window else frozenset()
         pending: deque[DecodedFrame] = deque()
         done = 0
         # Matroska and WebM headers carry no frame count; the duration gives an estimate.
@@ -359,6 +379,8 @@ def _run(
                     continue  # a window's margin: looked at, not written
                 frame = pending.popleft()
                 assert frame.index == index
+                if times is not None and index in times:
+                    times[index] = frame.time_ms
                 if faces is not None and len(detections):
                     faces.add(frame.time_ms, detections)
                 if encoder is not None and len(detections):
@@ -366,24 +388,33 @@ def _run(
                     if thumbnails is not None:  # from the original, before it is hidden
                         thumbnails.offer(image, detections)
                     image = anonymizer.apply(image, detections.grown(options.box_scale))
-                    encoder.put(_Redacted(image, frame.pts))
+                    encoder.put(_Redacted(image, frame.pts, index in keyframes))
                 elif encoder is not None:
-                    encoder.put(frame)  # no face: encoded as decoded, no trip through RGB
+                    # No face: encoded as decoded, no trip through RGB.
+                    encoder.put(_Keyframe(frame) if index in keyframes else frame)
                 done += 1
                 if progress is not None:
                     progress(done, expected)
 
         def record(index: int) -> None:
+            nonlocal end, last
             if states is not None and index in states:
-                states[index] = {
+                state = {
                     "tracker": tracker.state(),
                     "schedule": schedule.state() if schedule is not None else None,
                 }
+                states[index] = state
+                if done_at is not None and index + 1 < end and done_at(index, state):
+                    end, last = index + 1, min(last, index + tracker.latency)
 
         try:
             if output is not None:
                 writer = VideoWriter(
-                    output, reader, options.encode_options(), video_only=window is not None
+                    output,
+                    reader,
+                    options.encode_options(),
+                    video_only=window is not None,
+                    time_offset=window.first_pts or 0 if window else 0,
                 )
                 encoder = _EncoderThread(writer, _queue_frames(info))
             if faces_out is not None:
@@ -419,16 +450,15 @@ def _run(
                     pending.append(item)
                 emit(analyse(item, tracker))
                 record(item.index)
-                if window and window.stop is not None and item.index == window.stop - 1:
+                if item.index >= last:
                     at_end = False  # the last written frame has its boxes
                     break
             if at_end:
                 emit(tracker.flush())
-            if window and window.end is not None and done != window.end - window.first:
+            if window and end != math.inf and done != end - first:
                 raise CorruptVideoError(
                     input_path,
-                    f"frames {window.first}-{window.end - 1}: the decoder gave {done} of "
-                    f"{window.end - window.first}",
+                    f"frames {first}-{int(end) - 1}: the decoder gave {done} of {int(end) - first}",
                 )
             if encoder is not None and writer is not None:
                 encoder.finish()
@@ -465,6 +495,8 @@ def _detecting(
     thumbnails: Thumbnails | None = None,
     window: Window | None = None,
     states: dict[int, dict[str, Any] | None] | None = None,
+    done_at: Callable[[int, dict[str, Any]], bool] | None = None,
+    times: dict[int, int | None] | None = None,
 ) -> RunResult:
     """A run that detects: the motion-aware schedule decides what the detector sees."""
     schedule = DetectionSchedule(detector, options.detect_every)
@@ -480,6 +512,8 @@ def _detecting(
         window=window,
         schedule=schedule,
         states=states,
+        done_at=done_at,
+        times=times,
     )
     return replace(result, analysed=schedule.full_analyses, followed=schedule.follow_ups)
 
@@ -520,11 +554,15 @@ def blur_window(
     progress: ProgressCallback | None = None,
     thumbnails: Thumbnails | None = None,
     states: dict[int, dict[str, Any] | None] | None = None,
+    done_at: Callable[[int, dict[str, Any]], bool] | None = None,
+    times: dict[int, int | None] | None = None,
 ) -> RunResult:
     """``blur_video`` of the frames ``window`` writes (a segment, ``veil.segments``):
     the picture alone goes to ``output_path`` (``None``: none), their faces to
-    ``faces_out``; ``states``
-    asks for the run's state after the frames it names (filled in)."""
+    ``faces_out``; ``states`` asks for the run's state after the frames it names (filled
+    in), and ``done_at(index, state)`` at each of them whether the frames written may
+    end after that one (``RunResult.frames`` says how many were); ``times`` gets the
+    times (ms) of the frames it names as they are written."""
     options = options or BlurOptions()
     detector = detector or options.detector()
     return _detecting(
@@ -537,6 +575,8 @@ def blur_window(
         thumbnails=thumbnails,
         window=window,
         states=states,
+        done_at=done_at,
+        times=times,
     )
 
 

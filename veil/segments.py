@@ -11,16 +11,20 @@ re-encoding nothing, with the input's audio, subtitles and tags copied once;
 
 Exactness, and how it is checked. The boxes of a frame depend on the run's state (the
 tracker's tracks and the schedule's memory of picture change) and the frames to come.
-Every part of that state depends on a bounded past (``veil.motion``, ``veil.tracker``),
+Nearly all of that state depends on a bounded past (``veil.motion``, ``veil.tracker``),
 so a run that starts a margin early usually arrives at the seam in the very state a run
-from the first frame has there. Usually is not always (a face missed for a long time, a
-fast face followed frame by frame, whose looks depend on where each one before found
-it), so each segment records its state on entering its range (``SegmentRun.entry``) and
-on leaving it (``exit``), and ``inexact_seams`` compares each entry with the exit of the
-segment before. Equal states give equal boxes from there on, seams included; a segment
-whose entry differs is run again from the exit state of the one before
-(``blur_segment(..., entry=...)``), which is exact by construction. ``blur_segmented``
-does all of this in one process; the service spreads it over workers.
+from the first frame has there. Usually is not always: a track that weak detections
+have kept alive since long before the margin (hysteresis), a face missed for longer than
+the margin. So each segment records its state on entering its range
+(``SegmentRun.entry``), on leaving it (``exit``) and at a few frames in between where
+its encoding has a keyframe (``Segment.splices``), and ``to_repair`` compares each
+entry with the exit of the segment before. Equal states give equal boxes from there on,
+seams included. A segment whose entry differs is repaired: run again from the exit
+state of the one before (``blur_segment(..., entry=..., base=...)``), which is exact
+by construction, only until its state equals the first run's at a splice (the two runs
+usually agree again within a second or two); the join takes the repair's frames up to
+there and the first run's from there (``parts``). ``blur_segmented`` does all of this
+in one process; the service spreads it over workers.
 
 Everything that crosses a process boundary is plain data: ``SegmentPlan.to_json``,
 ``SegmentRun.to_json``.
@@ -28,6 +32,7 @@ Everything that crosses a process boundary is plain data: ``SegmentPlan.to_json`
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import itertools
 import json
@@ -35,7 +40,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -54,6 +59,10 @@ from veil.video import Keyframe, VideoReader, VideoWriter, index_video, probe
 SHORTEST_LAST = 0.5
 """A last segment shorter than this fraction of ``seconds`` joins the one before."""
 
+SPLICE_SECONDS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+"""Seconds into a segment where its encoding has a keyframe that a repair may hand over
+at (``Segment.splices``): close together near its start, where a repair usually ends."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Segment:
@@ -61,22 +70,24 @@ class Segment:
     presentation order, the first at time ``start_pts`` (video stream time base).
 
     To process them it decodes from the keyframe ``keyframe_pts`` (frame
-    ``keyframe_index``), shows the schedule the picture change of frames from
-    ``warm_from``, analyses and tracks frames from ``analyse_from``, and reads up to
-    frame ``stop`` (excluded; ``None``: to the end of the video), frames past ``end``
-    only looked at for the boxes of its last frames.
+    ``keyframe_index``; ``None``: from the beginning), shows the schedule the picture
+    change of frames from ``warm_from``, analyses and tracks frames from
+    ``analyse_from``, and reads up to frame ``stop`` (excluded; ``None``: to the end of
+    the video), frames past ``end`` only looked at for the boxes of its last frames. Its
+    encoding has a keyframe at each of ``splices``.
     """
 
     index: int
     first_frame: int
     frames: int
     start_pts: int
-    keyframe_pts: int
+    keyframe_pts: int | None
     keyframe_dts: int | None
     keyframe_index: int
     warm_from: int
     analyse_from: int
     stop: int | None
+    splices: tuple[int, ...] = ()
 
     @property
     def end(self) -> int:
@@ -88,8 +99,13 @@ class Segment:
         return self.first_frame - self.analyse_from
 
     def window(self, entry: dict[str, Any] | None = None) -> Window:
+        start = (
+            None
+            if self.keyframe_pts is None
+            else Keyframe(self.keyframe_pts, self.keyframe_dts, self.keyframe_index)
+        )
         return Window(
-            start=Keyframe(self.keyframe_pts, self.keyframe_dts, self.keyframe_index),
+            start=start,
             warm=self.warm_from,
             analyse=self.analyse_from,
             first=self.first_frame,
@@ -97,7 +113,12 @@ class Segment:
             stop=self.stop,
             first_pts=self.start_pts,
             entry=entry,
+            keyframes=frozenset(self.splices),
         )
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Segment:
+        return cls(**{**data, "splices": tuple(data.get("splices", ()))})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,22 +126,29 @@ class SegmentPlan:
     """The segments of one video, in order, and what processing them assumes.
 
     ``frame_count``: the video's frames; ``time_base``: its video stream's, as
-    ``(numerator, denominator)``; ``latency``: the frames each frame waits for its boxes
-    with the options the plan was made for (``TrackerOptions.latency``), which
-    ``blur_segment`` checks; ``seconds``: the length asked for.
+    ``(numerator, denominator)``; ``indexed``: whether its frames were found by their
+    timestamps (``veil.video.index_video``; if not, the plan is one segment whose frames
+    are counted as they are decoded and ``frame_count`` is the header's); ``latency``:
+    the frames each frame waits for its boxes with the options the plan was made for
+    (``TrackerOptions.latency``), which ``blur_segment`` checks; ``seconds``: the
+    length asked for.
     """
 
     frame_count: int
     time_base: tuple[int, int]
+    indexed: bool
     latency: int
     seconds: float
     segments: tuple[Segment, ...]
 
     def to_json(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in ("frame_count", "latency", "seconds")}
+        names = ("frame_count", "indexed", "latency", "seconds")
+        data = {name: getattr(self, name) for name in names}
         return data | {
             "time_base": list(self.time_base),
-            "segments": [segment.__dict__.copy() for segment in self.segments],
+            "segments": [
+                segment.__dict__ | {"splices": list(segment.splices)} for segment in self.segments
+            ],
         }
 
     @classmethod
@@ -129,9 +157,10 @@ class SegmentPlan:
         return cls(
             frame_count=int(data["frame_count"]),
             time_base=(int(numerator), int(denominator)),
+            indexed=bool(data["indexed"]),
             latency=int(data["latency"]),
             seconds=float(data["seconds"]),
-            segments=tuple(Segment(**s) for s in data["segments"]),
+            segments=tuple(Segment.from_json(s) for s in data["segments"]),
         )
 
 
@@ -149,8 +178,9 @@ def margin_frames(options: BlurOptions, fps: float, frame_pixels: int) -> tuple[
     intervals more for the one observation only a margin makes (a track new to the
     segment, old in a run from the start, is looked at again on the frame after its
     first detection), which must be forgotten by the seam. With the defaults at 30 fps:
-    32 + 5 x 10 = 82 frames (2.7 s). A face undetected for longer than that around a seam
-    may still leave the states apart; the seam check finds it (``inexact_seams``).
+    32 + 5 x 10 = 82 frames (2.7 s). A track kept since long before (weak detections
+    extend a running track but start none) or a face missed for longer than that may
+    still leave the states apart; the seam check finds it (``to_repair``).
     The schedule's busy average looks back ``BUSY_FRAMES`` frames: those are decoded
     and their picture change taken in (``warm_from``), nothing analysed.
     """
@@ -169,9 +199,8 @@ def plan_segments(path: str | Path, seconds: float, options: BlurOptions) -> Seg
     segments. Raises what ``VideoReader`` raises for a file it cannot use.
     """
     info = probe(path)
-    index = index_video(path)
-    pixels = info.width * info.height
-    before, latency = margin_frames(options, info.fps, pixels)
+    index = index_video(path) if seconds > 0 else None
+    before, latency = margin_frames(options, info.fps, info.width * info.height)
     if index is None:
         # Not indexed: one segment read from the start, its frames counted as it goes.
         whole = Segment(
@@ -179,9 +208,9 @@ def plan_segments(path: str | Path, seconds: float, options: BlurOptions) -> Seg
             first_frame=0,
             frames=info.frame_count or 0,
             start_pts=0,
-            keyframe_pts=0,
+            keyframe_pts=None,
             keyframe_dts=None,
-            keyframe_index=-1,
+            keyframe_index=0,
             warm_from=0,
             analyse_from=0,
             stop=None,
@@ -189,45 +218,55 @@ def plan_segments(path: str | Path, seconds: float, options: BlurOptions) -> Seg
         return SegmentPlan(
             frame_count=info.frame_count or 0,
             time_base=(0, 1),
+            indexed=False,
             latency=latency,
             seconds=seconds,
             segments=(whole,),
         )
     total = len(index.pts)
     cuts = [0]
-    if seconds > 0:
-        for key in index.keyframes:
-            at = index.seconds(key.index)
-            if at >= index.seconds(cuts[-1]) + seconds:
-                cuts.append(key.index)
-        duration = index.seconds(total - 1) + (1 / info.fps if info.fps else 0)
-        if len(cuts) > 1 and duration - index.seconds(cuts[-1]) < SHORTEST_LAST * seconds:
-            cuts.pop()
-    keyframes = index.keyframes
+    for keyframe in index.keyframes:
+        shown = keyframe.index < total and index.pts[keyframe.index] == keyframe.pts
+        if shown and index.seconds(keyframe.index) >= index.seconds(cuts[-1]) + seconds:
+            cuts.append(keyframe.index)
+    duration = index.seconds(total - 1) + (1 / info.fps if info.fps else 0)
+    if len(cuts) > 1 and duration - index.seconds(cuts[-1]) < SHORTEST_LAST * seconds:
+        cuts.pop()
     segments = []
     for n, first in enumerate(cuts):
         end = cuts[n + 1] if n + 1 < len(cuts) else total
         analyse_from = max(0, first - before)
         warm_from = max(0, analyse_from - BUSY_FRAMES)
-        key = next(k for k in reversed(keyframes) if k.index <= warm_from)
-        stop = end + latency if end + latency < total else None
+        # The last keyframe at or before the warm-up; none (frames shown before the
+        # first keyframe): from the beginning.
+        key = next((k for k in reversed(index.keyframes) if k.index <= warm_from), None)
+        splices = sorted(
+            {
+                bisect.bisect_left(index.pts, index.pts[first] + after / index.time_base)
+                for after in SPLICE_SECONDS
+            }
+            - {first}
+        )
         segments.append(
             Segment(
                 index=n,
                 first_frame=first,
                 frames=end - first,
                 start_pts=index.pts[first],
-                keyframe_pts=key.pts,
-                keyframe_dts=key.dts,
-                keyframe_index=key.index,
+                keyframe_pts=key.pts if key else None,
+                keyframe_dts=key.dts if key else None,
+                keyframe_index=key.index if key else 0,
                 warm_from=warm_from,
                 analyse_from=analyse_from,
-                stop=stop,
+                stop=end + latency if end + latency < total else None,
+                # The first segment has no seam before it: nothing to repair.
+                splices=tuple(k for k in splices if k < end) if n > 0 else (),
             )
         )
     return SegmentPlan(
         frame_count=total,
         time_base=(index.time_base.numerator, index.time_base.denominator),
+        indexed=True,
         latency=latency,
         seconds=seconds,
         segments=tuple(segments),
@@ -236,34 +275,63 @@ def plan_segments(path: str | Path, seconds: float, options: BlurOptions) -> Seg
 
 @dataclass(frozen=True, kw_only=True)
 class SegmentRun:
-    """What processing one segment did and the state it left at its seams.
+    """What one run of a segment (or of part of one) did, and its states.
 
-    ``frames`` written; ``decoded`` from its keyframe on (margins and the frames between
-    the keyframe and the warm-up included); ``analysed`` whole and ``followed`` (looked
-    at near faces), margins included; ``tracks`` it started, margins included; ``entry``
-    its state after frame ``first_frame - 1`` and ``exit`` after its last frame (plain
-    data: ``veil.tracker.Tracker.state`` and ``veil.motion.DetectionSchedule.state``;
-    ``None`` where there is no seam); ``handed``: it went on from a state it was given
-    instead of analysing a margin; ``seconds`` it took.
+    It wrote frames ``first`` to ``until`` (excluded) of segment ``index``; decoded
+    ``decoded`` frames from its keyframe on (margins and the frames between the keyframe
+    and the warm-up included); analysed ``analysed`` whole and looked at ``followed``
+    near faces, margins included; started ``tracks``. Its states, as plain data
+    (``veil.tracker.Tracker.state`` and ``veil.motion.DetectionSchedule.state``): on
+    entering, after frame ``first - 1`` (``entry``), on leaving, after ``until - 1``
+    (``exit``; ``None`` at the end of the video), and after the frame before each splice
+    it passed (``checkpoints``: ``[frame, state, time in ms of that frame]``).
+    ``handed``: it went on from a state it was given (a repair) instead of analysing a
+    margin. ``seconds`` it took.
     """
 
     index: int
-    frames: int
+    first: int
+    until: int
     decoded: int
     analysed: int
     followed: int
     tracks: int
     entry: dict[str, Any] | None
     exit: dict[str, Any] | None
+    checkpoints: tuple[tuple[int, dict[str, Any], int | None], ...] = ()
     handed: bool = False
     seconds: float = 0.0
 
+    @property
+    def frames(self) -> int:
+        """Frames written."""
+        return self.until - self.first
+
+    def checkpoint(self, frame: int) -> dict[str, Any] | None:
+        """The state after frame ``frame - 1``, if it was recorded."""
+        return next((state for at, state, _ in self.checkpoints if at == frame), None)
+
+    def after(self, frame: int) -> SegmentRun:
+        """This run's frames from the splice ``frame`` on (the rest after a repair)."""
+        at = next(c for c in self.checkpoints if c[0] == frame)
+        return replace(
+            self,
+            first=frame,
+            entry=at[1],
+            checkpoints=tuple(c for c in self.checkpoints if c[0] > frame),
+            start_ms=at[2],
+        )
+
+    start_ms: int | None = None
+    """The time (ms) of frame ``first`` where it is not the segment's first."""
+
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return self.__dict__ | {"checkpoints": [list(c) for c in self.checkpoints]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentRun:
-        return cls(**data)
+        checkpoints = tuple((int(f), state, ms) for f, state, ms in data["checkpoints"])
+        return cls(**{**data, "checkpoints": checkpoints})
 
 
 def blur_segment(
@@ -277,6 +345,7 @@ def blur_segment(
     progress: ProgressCallback | None = None,
     thumbnails: Thumbnails | None = None,
     entry: dict[str, Any] | None = None,
+    base: SegmentRun | None = None,
     detector: FaceDetector | None = None,
 ) -> SegmentRun:
     """``blur_video`` of segment ``index`` of ``plan``: its frames alone, the picture
@@ -286,10 +355,11 @@ def blur_segment(
     (``join_faces`` numbers them as a run over the whole video would); ``thumbnails``
     gets pictures of its tracks by those ids (``track_ids`` maps them).
 
-    ``entry``: the ``exit`` state of the segment before, to go on from (exact) instead
-    of analysing a margin; see ``inexact_seams``. ``progress`` counts this segment's
-    frames. Raises ``OptionError`` if ``options`` make frames wait longer than the plan
-    was made for.
+    A repair (``to_repair``): ``entry``, the state to go on from (the exit of the part
+    before) instead of analysing a margin, and ``base``, the segment's first run: the
+    repair stops at the first splice where its state equals ``base``'s (its frames up to
+    there replace ``base``'s; ``parts``). ``progress`` counts the frames written. Raises
+    ``OptionError`` if ``options`` make frames wait longer than the plan was made for.
     """
     options = options or BlurOptions()
     segment = plan.segments[index]
@@ -300,11 +370,19 @@ def blur_segment(
             f"these options make frames wait {latency} frames for their boxes; the "
             f"segments were planned for {plan.latency}: plan again with these options"
         )
-    first, last = segment.first_frame - 1, segment.end - 1
-    states: dict[int, dict[str, Any] | None] = {first: None, last: None}
+    first = segment.first_frame
+    states: dict[int, dict[str, Any] | None] = {
+        at - 1: None for at in (first, *segment.splices, segment.end)
+    }
+    times: dict[int, int | None] = dict.fromkeys(segment.splices)
     window = segment.window(entry)
-    if segment.keyframe_index < 0:  # not indexed: read from the start
-        window = replace(window, start=None, end=None, first_pts=None)
+    if not plan.indexed:  # one segment, its frames counted as they are decoded
+        window = replace(window, end=None, first_pts=None)
+
+    def done_at(frame: int, state: dict[str, Any]) -> bool:
+        """A repair is done where its state is its base's."""
+        return base is not None and states_match(base.checkpoint(frame + 1), state)
+
     began = time.monotonic()
     result = blur_window(
         input_path,
@@ -316,24 +394,34 @@ def blur_segment(
         progress=progress,
         thumbnails=thumbnails,
         states=states,
+        done_at=done_at if base is not None else None,
+        times=times,
     )
+    until = first + result.frames
+    last = index + 1 == len(plan.segments) and until == segment.end
     return SegmentRun(
         index=index,
-        frames=result.frames,
+        first=first,
+        until=until,
         decoded=result.decoded,
         analysed=result.analysed,
         followed=result.followed,
         tracks=result.tracks,
-        entry=states[first] if index > 0 else None,
-        exit=states[last] if index + 1 < len(plan.segments) else None,
+        entry=states[first - 1] if index > 0 else None,
+        exit=None if last else states.get(until - 1),
+        checkpoints=tuple(
+            (at, state, times.get(at))
+            for at in segment.splices
+            if at < until and (state := states[at - 1]) is not None
+        ),
         handed=entry is not None,
         seconds=time.monotonic() - began,
     )
 
 
 def states_match(exit_state: dict[str, Any] | None, entry_state: dict[str, Any] | None) -> bool:
-    """Whether a segment that entered its range in ``entry_state`` goes on as the run
-    that left the segment before in ``exit_state`` does (equal but for track ids)."""
+    """Whether a run that reached a frame in ``entry_state`` goes on as one that reached
+    it in ``exit_state`` does (equal but for track ids)."""
     if exit_state is None or entry_state is None:
         return False
     return exit_state["schedule"] == entry_state["schedule"] and same_state(
@@ -341,46 +429,71 @@ def states_match(exit_state: dict[str, Any] | None, entry_state: dict[str, Any] 
     )
 
 
-def inexact_seams(runs: Sequence[SegmentRun]) -> list[int]:
-    """The segments (by index) whose entry state differs from the exit state of the
-    segment before: their boxes near the seam may differ from a run over the whole
-    video. Run each again with ``entry=runs[i - 1].exit``, in order (a segment run
-    again leaves its own exit state, which the next seam is then checked against)."""
-    return [run.index for prev, run in itertools.pairwise(runs) if not seam_ok(prev, run)]
-
-
 def seam_ok(before: SegmentRun, after: SegmentRun) -> bool:
-    """Whether the seam between two consecutive segments is exact."""
-    return (after.handed and after.entry == before.exit) or states_match(before.exit, after.entry)
+    """Whether ``after`` goes on exactly from where ``before`` ends."""
+    return before.until == after.first and states_match(before.exit, after.entry)
 
 
-def track_ids(runs: Sequence[SegmentRun]) -> list[Callable[[int], int]]:
-    """For each segment, the map from its own track ids to those of a run over the whole
-    video: a track that crosses a seam keeps the id it had before it; tracks started in
-    a segment are numbered on from the ids the video had used by its start. Needs every
-    seam exact (``inexact_seams``)."""
+def parts(runs: Sequence[SegmentRun], repairs: Mapping[int, SegmentRun]) -> list[SegmentRun]:
+    """The runs whose frames make the video, in order: each segment's run, or its repair
+    followed by the rest of its run from where the repair stopped (``SegmentRun.after``)."""
+    out = []
+    for run in runs:
+        repair = repairs.get(run.index)
+        if repair is None:
+            out.append(run)
+            continue
+        out.append(repair)
+        if repair.until < run.until:
+            out.append(run.after(repair.until))
+    return out
+
+
+def to_repair(
+    runs: Sequence[SegmentRun], repairs: Mapping[int, SegmentRun] | None = None
+) -> list[tuple[int, dict[str, Any]]]:
+    """The segments to repair now, each with the state to repair it from: those whose
+    first part does not go on exactly from the exit of the part before. Repair them
+    (``blur_segment(..., entry=state, base=runs[index])``; they may run at once), add
+    them to ``repairs`` and ask again: a repair that ran to the end of its segment
+    without meeting its first run may leave an exit the next segment does not match."""
+    repairs = repairs or {}
+    todo = []
+    done = parts(runs, repairs)
+    for before, after in itertools.pairwise(done):
+        if before.index != after.index and not seam_ok(before, after):
+            assert before.exit is not None
+            todo.append((after.index, before.exit))
+    return todo
+
+
+def track_ids(parts: Sequence[SegmentRun]) -> list[Callable[[int], int]]:
+    """For each of ``parts`` (``parts()``), the map from its own track ids to those of a
+    run over the whole video: a track that crosses a seam keeps the id it had before it;
+    tracks started in a part are numbered on from the ids the video had used by its
+    start. Needs every seam exact (``to_repair`` empty)."""
     maps: list[Callable[[int], int]] = []
-    used = 0  # ids the whole video had used by the current segment's start
+    used = 0  # ids the whole video had used by the current part's start
     previous: Callable[[int], int] | None = None
-    for n, run in enumerate(runs):
+    for n, part in enumerate(parts):
         if n == 0:
             base, entry_next, carried = 0, 0, {}
         else:
-            before = runs[n - 1]
-            if not seam_ok(before, run):
+            before = parts[n - 1]
+            if not seam_ok(before, part):
                 raise OutputError(
-                    Path(f"segment {run.index}"),
-                    "its entry state differs from the exit of the segment before: "
-                    "run it again from that state first",
+                    Path(f"segment {part.index}"),
+                    f"its state at frame {part.first} differs from the part before's: "
+                    "repair it first (to_repair)",
                 )
-            assert previous is not None and before.exit is not None and run.entry is not None
-            own = matching_tracks(before.exit["tracker"], run.entry["tracker"])
+            assert previous is not None and before.exit is not None and part.entry is not None
+            own = matching_tracks(before.exit["tracker"], part.entry["tracker"])
             carried = {mine: previous(theirs) for mine, theirs in own.items()}
-            base, entry_next = used, int(run.entry["tracker"]["next_id"])
+            base, entry_next = used, int(part.entry["tracker"]["next_id"])
         previous = _id_map(carried, base, entry_next)
         maps.append(previous)
-        if run.exit is not None:
-            used = base + int(run.exit["tracker"]["next_id"]) - entry_next
+        if part.exit is not None:
+            used = base + int(part.exit["tracker"]["next_id"]) - entry_next
     return maps
 
 
@@ -389,7 +502,7 @@ def _id_map(carried: dict[int, int], base: int, entry_next: int) -> Callable[[in
         if local in carried:
             return carried[local]
         if local < entry_next:
-            raise ValueError(f"track {local} ended before its segment's range")
+            raise ValueError(f"track {local} ended before its part's frames")
         return base + local - entry_next
 
     return global_id
@@ -410,71 +523,76 @@ class JoinResult:
 def join_segments(
     input_path: str | Path,
     plan: SegmentPlan,
-    segment_videos: Sequence[str | Path],
+    videos: Sequence[str | Path],
     output_path: str | Path,
     options: BlurOptions | None = None,
+    *,
+    runs: Sequence[SegmentRun] | None = None,
 ) -> JoinResult:
-    """Copy the segments' video packets, in order, into ``output_path`` (its container
-    from its suffix, as ``blur_video``), with the input's audio, subtitles, chapters and
-    tags copied once under the same metadata policy; nothing is re-encoded.
+    """Copy the video packets of ``videos``, in order, into ``output_path`` (its
+    container from its suffix, as ``blur_video``), with the input's audio, subtitles,
+    chapters and tags copied once under the same metadata policy; nothing is re-encoded.
 
-    The segments must share their codec parameters (the same encoder, settings and size
-    give the same headers): each begins with a keyframe that refers to nothing before
-    it, so the joined stream decodes as one. Their timestamps are the input's already;
-    where an encoder's decoding delay would make a segment's first decoding time fall
-    before the last one of the segment before, it is moved up to the next tick.
+    ``videos``: one file per segment, each written by a run of the whole segment; or,
+    with ``runs`` (``parts()``, after repairs), the file each of those runs wrote.
+
+    The files must share their codec parameters (the same encoder, settings and size
+    give the same headers). Each part begins with a keyframe that refers to nothing
+    before it (a segment's first frame, or a splice), so the joined stream decodes as
+    one. Their timestamps are put back where the input has them; where an encoder's
+    decoding delay would make a part's first decoding time fall before the last one of
+    the part before, it is moved up to the next tick.
     """
     options = options or BlurOptions()
     began = time.monotonic()
-    if len(segment_videos) != len(plan.segments):
-        raise OutputError(
-            Path(output_path),
-            f"{len(segment_videos)} segment videos for {len(plan.segments)} segments",
-        )
+    output = Path(output_path)
+    covered = (
+        [(run.index, run.first, run.until) for run in runs]
+        if runs is not None
+        else [(s.index, s.first_frame, s.end) for s in plan.segments]
+    )
+    starts = [first for _, first, _ in covered]
+    if (
+        len(covered) != len(videos)
+        or starts != [0, *(until for _, _, until in covered[:-1])]
+        or (plan.indexed and covered[-1][2] != plan.frame_count)
+    ):
+        raise OutputError(output, f"{len(videos)} files for parts {covered} of the video")
     with contextlib.ExitStack() as stack:
-        parts = [stack.enter_context(av.open(str(p))) for p in segment_videos]
-        streams = [part.streams.video[0] for part in parts]
-        _check_joinable(Path(output_path), segment_videos, streams)
+        files = [stack.enter_context(av.open(str(path))) for path in videos]
+        streams = [f.streams.video[0] for f in files]
+        _check_joinable(output, videos, streams)
         reader = stack.enter_context(VideoReader(input_path))
-        writer = VideoWriter(output_path, reader, options.encode_options(), copy_video=streams[0])
+        writer = VideoWriter(output, reader, options.encode_options(), copy_video=streams[0])
         stack.callback(writer.close)
         others = _Lookahead(reader.other_packets())
         frames = moved = 0
         last_dts: int | None = None
-        for segment, part, stream in zip(plan.segments, parts, streams, strict=True):
+        for (index, first, until), path, file, stream in zip(
+            covered, videos, files, streams, strict=True
+        ):
+            segment = plan.segments[index]
             count = 0
-            shift: int | None = None
-            for packet in part.demux(stream):
-                if not packet.size:
-                    continue
+            for packet in _part_packets(plan, segment, first, Path(path), file, stream):
                 count += 1
-                if shift is None:
-                    shift = _shift(plan, segment, packet, Path(segment_videos[segment.index]))
-                if shift:
-                    packet.pts = None if packet.pts is None else packet.pts + shift
-                    packet.dts = None if packet.dts is None else packet.dts + shift
                 if last_dts is not None and (packet.dts is None or packet.dts <= last_dts):
-                    # Matroska stores no decoding times: FFmpeg leaves a segment's first
-                    # ones unknown, and its muxer would guess them from the times before.
+                    # Matroska stores no decoding times: FFmpeg leaves a file's first ones
+                    # unknown, and its muxer would guess them from the times before.
                     packet.dts = last_dts + 1
                     moved += 1
                     if packet.pts is not None and packet.dts > packet.pts:
                         raise OutputError(
-                            Path(output_path),
+                            output,
                             f"segment {segment.index} starts too early to join "
-                            "(its decoding times overlap the segment before)",
+                            "(its decoding times overlap the part before)",
                         )
                 if packet.dts is not None:
                     last_dts = packet.dts
-                at = _seconds(packet)
-                for other in others.until(at):
+                for other in others.until(_seconds(packet)):
                     writer.write_audio(other)
                 writer.write_packet(packet)
-            if segment.keyframe_index >= 0 and count != segment.frames:
-                raise OutputError(
-                    Path(segment_videos[segment.index]),
-                    f"holds {count} frames; segment {segment.index} has {segment.frames}",
-                )
+            if plan.indexed and count != until - first:
+                raise OutputError(Path(path), f"holds {count} frames of {first}-{until - 1}")
             frames += count
         for other in others.until(None):
             writer.write_audio(other)
@@ -483,32 +601,44 @@ def join_segments(
     return JoinResult(frames, removed, moved, time.monotonic() - began)
 
 
-def _shift(plan: SegmentPlan, segment: Segment, first: Any, path: Path) -> int:
-    """Ticks to add to a segment's timestamps to put its first frame back at its time.
-
-    An MP4 or MOV file says when its first frame starts in an edit list counted in the
-    movie's clock (milliseconds), not the track's: a segment starting at 8.667 s reads
-    back 10 ticks of 1/15360 early. Within a segment the times are exact."""
-    if segment.keyframe_index < 0 or first.pts is None:
-        return 0
-    clock = Fraction(*plan.time_base) / first.time_base
-    shift: int = round(segment.start_pts * clock) - int(first.pts)
-    if abs(shift * first.time_base) > _MOST_SHIFT:
-        raise OutputError(
-            path,
-            f"starts at {float(first.pts * first.time_base):.3f} s, not where "
-            f"segment {segment.index} starts: a segment of another plan?",
+def _part_packets(
+    plan: SegmentPlan, segment: Segment, first: int, path: Path, file: Any, stream: Any
+) -> Iterator[Any]:
+    """The packets of ``file`` for frames ``first`` on, their times put back where
+    the input has them. Segments are written from time 0 (``VideoWriter``'s
+    ``time_offset``): an MP4 file states a later start in milliseconds (8.667 s reads
+    back 10 ticks of 1/15360 early) and an AVI file cannot state one."""
+    with av.open(str(path)) as scan:  # a second reading: seeking back is by time
+        times = sorted(
+            p.pts for p in scan.demux(scan.streams.video[0]) if p.size and p.pts is not None
         )
-    return shift
-
-
-_MOST_SHIFT = Fraction(1, 20)
-"""Seconds a segment's start may be off by (a millisecond is usual) before it is refused."""
+    skip = first - segment.first_frame
+    if not times or skip >= len(times):
+        raise OutputError(path, f"holds no frame {first}")
+    shift = 0
+    if plan.indexed:
+        clock = Fraction(*plan.time_base) / stream.time_base
+        shift = round(segment.start_pts * clock) - times[0]
+    found = skip == 0
+    for packet in file.demux(stream):
+        if not packet.size:
+            continue
+        if not found:
+            # A repair wrote the frames before: from the keyframe at the splice on.
+            if packet.pts != times[skip]:
+                continue
+            if not packet.is_keyframe:
+                raise OutputError(path, f"frame {first} is not a keyframe to join at")
+            found = True
+        if shift:
+            packet.pts = None if packet.pts is None else packet.pts + shift
+            packet.dts = None if packet.dts is None else packet.dts + shift
+        yield packet
 
 
 def _check_joinable(output: Path, paths: Sequence[str | Path], streams: list[Any]) -> None:
-    """Every segment's video must have the first one's codec, size, pixel format,
-    headers (extradata) and clock, or the packets of one cannot follow another's."""
+    """Every file's video must have the first one's codec, size, pixel format, headers
+    (extradata) and clock, or the packets of one cannot follow another's."""
 
     def shape(stream: Any) -> tuple[Any, ...]:
         context = stream.codec_context
@@ -570,10 +700,11 @@ def join_faces(
     *,
     metadata_removed: dict[str, list[str]] | None = None,
 ) -> None:
-    """One faces file of the segments' (in order, timestamps ascending), their track ids
-    numbered as a run over the whole video numbers them (``track_ids``), each frame's
-    faces in that order: the faces file ``blur_video`` writes. ``metadata_removed``:
-    the join's (``JoinResult``), which a segment, writing no audio or tags, cannot know.
+    """One faces file of ``segment_faces`` (those ``runs`` wrote: every segment's run,
+    or ``parts()`` after repairs), in order, timestamps ascending; track ids numbered as
+    a run over the whole video numbers them (``track_ids``), each frame's faces in that
+    order: the faces file ``blur_video`` writes. ``metadata_removed``: the join's
+    (``JoinResult``), which a segment, writing no audio or tags, cannot know.
     """
     maps = track_ids(runs)
     output = Path(output_faces)
@@ -582,14 +713,17 @@ def join_faces(
         with tmp.open("w", encoding="utf-8") as out:
             head: dict[str, Any] | None = None
             first = True
-            for global_id, path in zip(maps, segment_faces, strict=True):
+            for global_id, run, path in zip(maps, runs, segment_faces, strict=True):
                 data = json.loads(Path(path).read_text(encoding="utf-8"))
                 if head is None:
                     head = {k: v for k, v in data.items() if k != "Faces"}
                     if metadata_removed is not None:
                         head["MetadataRemoved"] = metadata_removed
                     out.write(json.dumps(head, separators=_COMPACT)[:-1] + ',"Faces":[')
-                for entry in _in_track_order(data["Faces"], global_id):
+                entries = data["Faces"]
+                if run.start_ms is not None:  # the rest of a run after a repair
+                    entries = [e for e in entries if e["Timestamp"] >= run.start_ms]
+                for entry in _in_track_order(entries, global_id):
                     out.write(("\n" if first else ",\n") + json.dumps(entry, separators=_COMPACT))
                     first = False
             out.write("\n]}\n")
@@ -623,12 +757,12 @@ def _in_track_order(
 
 @dataclass(frozen=True)
 class SegmentedResult:
-    """``blur_segmented``: the plan, each segment's run (the last one made), the
-    segments run again from the state before them, and the join."""
+    """``blur_segmented``: the plan, each segment's first run, the repairs by segment,
+    and the join."""
 
     plan: SegmentPlan
     runs: list[SegmentRun]
-    redone: list[int]
+    repairs: dict[int, SegmentRun]
     join: JoinResult
 
 
@@ -641,54 +775,55 @@ def blur_segmented(
     faces_out: str | Path | None = None,
     detector: FaceDetector | None = None,
     work: str | Path | None = None,
+    plan: SegmentPlan | None = None,
 ) -> SegmentedResult:
     """``blur_video`` done segment by segment in this process, as workers would do it:
-    plan, every segment, seams checked (and segments run again where needed), join.
-    ``work``: a folder for the segments' files (a temporary one by default)."""
+    plan (or ``plan``), every segment, seams checked and repaired, join. ``work``: a
+    folder for the segments' files (a temporary one by default)."""
     options = options or BlurOptions()
     output_path = Path(output_path)
-    plan = plan_segments(input_path, seconds, options)
+    plan = plan or plan_segments(input_path, seconds, options)
     folder = Path(work) if work else Path(tempfile.mkdtemp(prefix="veil-segments-"))
+    suffix = output_path.suffix
     try:
-        videos = [folder / f"segment-{s.index}{output_path.suffix}" for s in plan.segments]
-        faces = [folder / f"segment-{s.index}.json" for s in plan.segments]
         detector = detector or options.detector()
-        runs = [
-            blur_segment(
+
+        def files(run: SegmentRun) -> tuple[Path, Path]:
+            name = f"segment-{run.index}{'-repair' if run.handed else ''}"
+            return folder / f"{name}{suffix}", folder / f"{name}.json"
+
+        def run_segment(index: int, **repair: Any) -> SegmentRun:
+            name = f"segment-{index}{'-repair' if repair else ''}"
+            return blur_segment(
                 input_path,
                 plan,
-                s.index,
-                videos[s.index],
+                index,
+                folder / f"{name}{suffix}",
                 options,
-                faces_out=faces[s.index],
+                faces_out=folder / f"{name}.json",
                 detector=detector,
+                **repair,
             )
-            for s in plan.segments
-        ]
-        redone = []
-        for n in range(1, len(runs)):
-            if not seam_ok(runs[n - 1], runs[n]):
-                redone.append(n)
-                runs[n] = blur_segment(
-                    input_path,
-                    plan,
-                    n,
-                    videos[n],
-                    options,
-                    faces_out=faces[n],
-                    detector=detector,
-                    entry=runs[n - 1].exit,
-                )
-        joined = join_segments(input_path, plan, videos, output_path, options)
+
+        runs = [run_segment(s.index) for s in plan.segments]
+        repairs: dict[int, SegmentRun] = {}
+        while todo := to_repair(runs, repairs):
+            for index, state in todo:
+                repairs[index] = run_segment(index, entry=state, base=runs[index])
+        made = parts(runs, repairs)
+        videos = [files(run)[0] for run in made]
+        joined = join_segments(input_path, plan, videos, output_path, options, runs=made)
         if faces_out is not None:
-            join_faces(runs, faces, faces_out, metadata_removed=joined.metadata_removed)
-        return SegmentedResult(plan, runs, redone, joined)
+            faces = [files(run)[1] for run in made]
+            join_faces(made, faces, faces_out, metadata_removed=joined.metadata_removed)
+        return SegmentedResult(plan, runs, repairs, joined)
     finally:
         if not work:
             shutil.rmtree(folder, ignore_errors=True)
 
 
 __all__ = [
+    "SPLICE_SECONDS",
     "JoinResult",
     "Segment",
     "SegmentPlan",
@@ -696,12 +831,13 @@ __all__ = [
     "SegmentedResult",
     "blur_segment",
     "blur_segmented",
-    "inexact_seams",
     "join_faces",
     "join_segments",
     "margin_frames",
+    "parts",
     "plan_segments",
     "seam_ok",
     "states_match",
+    "to_repair",
     "track_ids",
 ]

@@ -9,6 +9,7 @@ hold the input's audio codec.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import ctypes.util
@@ -451,10 +452,9 @@ def index_video(path: str | Path) -> VideoIndex | None:
     if first is None:
         return None
     shown = [p for p in shown if p >= first]
-    position = {p: i for i, p in enumerate(shown)}
-    starts = tuple(Keyframe(p, d, position[p]) for p, d in sorted(set(keyframes)) if p in position)
-    if not starts:
-        return None
+    # A keyframe before the first frame shown (an edit list starting mid-GOP) is where
+    # decoding the first frames starts: numbered 0, as the first frame shown after it.
+    starts = tuple(Keyframe(p, d, bisect.bisect_left(shown, p)) for p, d in sorted(set(keyframes)))
     return VideoIndex(time_base, tuple(shown), starts)
 
 
@@ -680,7 +680,9 @@ class VideoWriter:
     without committing removes the temporary file, so no half-written video is left.
 
     ``video_only``: the picture alone, no audio, subtitles or tags (a segment of a longer
-    video, ``veil.segments``). ``copy_video``: a video stream (of another file) whose
+    video, ``veil.segments``), its frames' timestamps less ``time_offset`` (a segment
+    starts at 0: MP4 states a later start in milliseconds, AVI cannot state one; the
+    join puts it back). ``copy_video``: a video stream (of another file) whose
     packets ``write_packet`` copies instead of encoding frames; audio and the rest come
     from ``reader`` as usual (the join of a segmented video).
     """
@@ -693,6 +695,7 @@ class VideoWriter:
         *,
         video_only: bool = False,
         copy_video: Any | None = None,
+        time_offset: int = 0,
     ) -> None:
         self.path = Path(path)
         self._info = reader.info
@@ -721,6 +724,7 @@ class VideoWriter:
             raise OutputError(self.path, f"cannot write here ({_reason(exc)})") from exc
         self._committed = False
         self._copying = copy_video is not None
+        self._offset = time_offset
         try:
             if copy_video is not None:
                 self._video = self._copy_video_stream(reader, copy_video)
@@ -791,7 +795,13 @@ class VideoWriter:
         stream.codec_context.time_base = src.time_base
         stream.thread_count = options.threads
         if codec == "libx264":
-            stream.options = {"crf": str(options.crf), "preset": options.preset}
+            # A keyframe asked for (``write_frame``) is an IDR picture, not an I picture
+            # later frames may look past.
+            stream.options = {
+                "crf": str(options.crf),
+                "preset": options.preset,
+                "forced-idr": "1",
+            }
             if coded_w * coded_h > _LARGE_PICTURE:
                 # x264 keeps its look-ahead and B-frames in memory: half a gigabyte at 4K
                 # with veryfast's 10 and 3. Fewer for large pictures keeps veil near 1 GiB
@@ -807,6 +817,7 @@ class VideoWriter:
                 "crf": str(options.crf + 2),  # x265's scale: crf 22 looks like x264's 20
                 "preset": options.preset,
                 "x265-params": "log-level=error",
+                "forced-idr": "1",
             }
         elif codec == "libsvtav1":
             stream.options = {"crf": str(options.crf + 10), "preset": "10"}
@@ -837,6 +848,8 @@ class VideoWriter:
             raise OutputError(self.path, f"cannot copy the encoded video ({exc})") from exc
         src = reader.video_stream
         stream.time_base = src.time_base
+        # The rate the encoder was given: the MOV muxer's timecode track counts in it.
+        stream.codec_context.framerate = src.average_rate or src.guessed_rate or Fraction(30)
         aspect = template.sample_aspect_ratio
         if aspect and aspect != 1:
             stream.sample_aspect_ratio = aspect
@@ -858,15 +871,19 @@ class VideoWriter:
                 mapping[src.index] = _Reencoder(self._container, src, allowed[0])
         return mapping
 
-    def write_frame(self, image: Frame, pts: int | None) -> None:
+    def write_frame(self, image: Frame, pts: int | None, *, keyframe: bool = False) -> None:
+        """Encode a display-oriented RGB picture; ``keyframe``: as one that refers to
+        nothing before it (an IDR picture), where another encoding may take over."""
         coded = from_display(image, self._info.rotation, self._info.mirrored)
         frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
         frame = frame.reformat(format=self._video.pix_fmt, dst_color_range=self._color_range)
-        frame.pts = pts
+        frame.pts = None if pts is None else pts - self._offset
         frame.time_base = self._video.codec_context.time_base
+        if keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
         self._mux(self._encode(frame))
 
-    def write_decoded(self, frame: DecodedFrame) -> None:
+    def write_decoded(self, frame: DecodedFrame, *, keyframe: bool = False) -> None:
         """Encode a decoded frame unchanged (no face on it): no trip through RGB."""
         picture = frame.picture
         if (
@@ -878,10 +895,12 @@ class VideoWriter:
                 src_color_range=picture.color_range or None,
                 dst_color_range=self._color_range,
             )
-        picture.pts = frame.pts
+        picture.pts = None if frame.pts is None else frame.pts - self._offset
         picture.time_base = self._video.codec_context.time_base
         # The decoder's picture type (I, P, B) must not force the encoder's choice.
-        picture.pict_type = av.video.frame.PictureType.NONE
+        picture.pict_type = (
+            av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+        )
         self._mux(self._encode(picture))
 
     @property
