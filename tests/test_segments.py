@@ -27,12 +27,14 @@ from veil.segments import (
     blur_segmented,
     join_faces,
     join_segments,
+    join_thumbnails,
     parts,
     plan_segments,
     to_repair,
     track_ids,
 )
 from veil.synthetic import MovingFace, Scene, visible_faces
+from veil.thumbnails import Thumbnails
 from veil.tracker import Tracker, TrackerOptions, same_state
 from veil.video import from_display, probe
 
@@ -329,6 +331,7 @@ def test_a_segment_run_again_whole_from_the_state_before_is_exact(clips, tmp_pat
     plan = bare(plan_segments(clip, SECONDS, SHORT))
     videos = [tmp_path / f"{n}.mp4" for n in range(3)]
     faces = [tmp_path / f"{n}.json" for n in range(3)]
+    pictures = [Thumbnails() for _ in range(3)]
     detector = SHORT.detector()
     runs = [
         blur_segment(clip, plan, n, videos[n], SHORT, faces_out=faces[n], detector=detector)
@@ -347,12 +350,17 @@ def test_a_segment_run_again_whole_from_the_state_before_is_exact(clips, tmp_pat
             faces_out=faces[n],
             detector=detector,
             entry=runs[n - 1].exit,
+            thumbnails=pictures[n],
         )
         assert (runs[n].first, runs[n].until) == (60 * n, 60 * n + 60)
     assert to_repair(runs) == []
     joined = join_segments(clip, plan, videos, tmp_path / "out.mp4", SHORT)
     join_faces(runs, faces, tmp_path / "faces.json", metadata_removed=joined.metadata_removed)
     assert json.loads((tmp_path / "faces.json").read_text()) == json.loads(one_faces.read_text())
+    # A picture of each track that crosses into a segment run again, by the whole run's ids.
+    tracks = {e["Face"]["TrackId"] for e in json.loads(one_faces.read_text())["Faces"]}
+    thumbnails = join_thumbnails(runs, [p.pictures for p in pictures])
+    assert thumbnails and set(thumbnails) <= tracks
 
 
 def test_plans_and_runs_are_plain_data(clips, tmp_path):

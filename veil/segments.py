@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -53,7 +54,7 @@ from veil.errors import OptionError, OutputError
 from veil.motion import BUSY_FRAMES
 from veil.pipeline import BlurOptions, ProgressCallback, Window, blur_window
 from veil.thumbnails import Thumbnails
-from veil.tracker import matching_tracks, same_state
+from veil.tracker import fingerprint as tracker_fingerprint
 from veil.video import Keyframe, VideoReader, VideoWriter, index_video, probe
 
 SHORTEST_LAST = 0.5
@@ -283,8 +284,9 @@ class SegmentRun:
     near faces, margins included; started ``tracks``. Its states, as plain data
     (``veil.tracker.Tracker.state`` and ``veil.motion.DetectionSchedule.state``): on
     entering, after frame ``first - 1`` (``entry``), on leaving, after ``until - 1``
-    (``exit``; ``None`` at the end of the video), and after the frame before each splice
-    it passed (``checkpoints``: ``[frame, state, time in ms of that frame]``).
+    (``exit``; ``None`` at the end of the video), and in brief (``fingerprint``) after
+    the frame before each splice it passed (``checkpoints``: ``[frame, fingerprint,
+    time in ms of that frame]``).
     ``handed``: it went on from a state it was given (a repair) instead of analysing a
     margin. ``seconds`` it took.
     """
@@ -301,6 +303,8 @@ class SegmentRun:
     checkpoints: tuple[tuple[int, dict[str, Any], int | None], ...] = ()
     handed: bool = False
     seconds: float = 0.0
+    start_ms: int | None = None
+    """The time (ms) of frame ``first`` where it is not its segment's first (``after``)."""
 
     @property
     def frames(self) -> int:
@@ -308,7 +312,7 @@ class SegmentRun:
         return self.until - self.first
 
     def checkpoint(self, frame: int) -> dict[str, Any] | None:
-        """The state after frame ``frame - 1``, if it was recorded."""
+        """The state after frame ``frame - 1`` in brief, if it was recorded."""
         return next((state for at, state, _ in self.checkpoints if at == frame), None)
 
     def after(self, frame: int) -> SegmentRun:
@@ -321,9 +325,6 @@ class SegmentRun:
             checkpoints=tuple(c for c in self.checkpoints if c[0] > frame),
             start_ms=at[2],
         )
-
-    start_ms: int | None = None
-    """The time (ms) of frame ``first`` where it is not the segment's first."""
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__ | {"checkpoints": [list(c) for c in self.checkpoints]}
@@ -410,7 +411,7 @@ def blur_segment(
         entry=states[first - 1] if index > 0 else None,
         exit=None if last else states.get(until - 1),
         checkpoints=tuple(
-            (at, state, times.get(at))
+            (at, fingerprint(state), times.get(at))
             for at in segment.splices
             if at < until and (state := states[at - 1]) is not None
         ),
@@ -419,14 +420,24 @@ def blur_segment(
     )
 
 
+def fingerprint(state: dict[str, Any]) -> dict[str, Any]:
+    """A run's state (or its fingerprint) in brief: a digest of the tracker's and the
+    schedule's states but for the track ids, the ids in the digest's order, the next id
+    (``veil.tracker.fingerprint``)."""
+    if "digest" in state:
+        return state
+    tracker = tracker_fingerprint(state["tracker"])
+    schedule = json.dumps(state["schedule"])
+    digest = hashlib.sha256(f"{tracker['digest']} {schedule}".encode()).hexdigest()
+    return tracker | {"digest": digest}
+
+
 def states_match(exit_state: dict[str, Any] | None, entry_state: dict[str, Any] | None) -> bool:
     """Whether a run that reached a frame in ``entry_state`` goes on as one that reached
-    it in ``exit_state`` does (equal but for track ids)."""
+    it in ``exit_state`` does: equal but for track ids (states or their fingerprints)."""
     if exit_state is None or entry_state is None:
         return False
-    return exit_state["schedule"] == entry_state["schedule"] and same_state(
-        exit_state["tracker"], entry_state["tracker"]
-    )
+    return bool(fingerprint(exit_state)["digest"] == fingerprint(entry_state)["digest"])
 
 
 def seam_ok(before: SegmentRun, after: SegmentRun) -> bool:
@@ -471,7 +482,8 @@ def track_ids(parts: Sequence[SegmentRun]) -> list[Callable[[int], int]]:
     """For each of ``parts`` (``parts()``), the map from its own track ids to those of a
     run over the whole video: a track that crosses a seam keeps the id it had before it;
     tracks started in a part are numbered on from the ids the video had used by its
-    start. Needs every seam exact (``to_repair`` empty)."""
+    start; ``KeyError`` for a track that shows no box in the part's frames (started and
+    ended in a margin). Needs every seam exact (``to_repair`` empty)."""
     maps: list[Callable[[int], int]] = []
     used = 0  # ids the whole video had used by the current part's start
     previous: Callable[[int], int] | None = None
@@ -487,13 +499,14 @@ def track_ids(parts: Sequence[SegmentRun]) -> list[Callable[[int], int]]:
                     "repair it first (to_repair)",
                 )
             assert previous is not None and before.exit is not None and part.entry is not None
-            own = matching_tracks(before.exit["tracker"], part.entry["tracker"])
-            carried = {mine: previous(theirs) for mine, theirs in own.items()}
-            base, entry_next = used, int(part.entry["tracker"]["next_id"])
+            mine, theirs = fingerprint(part.entry), fingerprint(before.exit)
+            # Equal states list their tracks in the same order.
+            carried = {m: previous(t) for m, t in zip(mine["ids"], theirs["ids"], strict=True)}
+            base, entry_next = used, int(mine["next_id"])
         previous = _id_map(carried, base, entry_next)
         maps.append(previous)
         if part.exit is not None:
-            used = base + int(part.exit["tracker"]["next_id"]) - entry_next
+            used = base + int(fingerprint(part.exit)["next_id"]) - entry_next
     return maps
 
 
@@ -501,11 +514,26 @@ def _id_map(carried: dict[int, int], base: int, entry_next: int) -> Callable[[in
     def global_id(local: int) -> int:
         if local in carried:
             return carried[local]
-        if local < entry_next:
-            raise ValueError(f"track {local} ended before its part's frames")
+        if local < entry_next:  # a margin's, or a first run's before its repair
+            raise KeyError(f"track {local} shows no box in its part's frames")
         return base + local - entry_next
 
     return global_id
+
+
+def join_thumbnails(
+    runs: Sequence[SegmentRun], pictures: Sequence[Mapping[int, bytes]]
+) -> dict[int, bytes]:
+    """One picture of each track of the whole video, by its ids (``track_ids``), from
+    the pictures each of ``runs`` took by its own (``Thumbnails.pictures``): the first
+    part's that has one. Tracks that show no box in their part's frames (a first run's
+    before the splice its repair handed over at) are left out."""
+    joined: dict[int, bytes] = {}
+    for global_id, own in zip(track_ids(runs), pictures, strict=True):
+        for track, picture in own.items():
+            with contextlib.suppress(KeyError):
+                joined.setdefault(global_id(track), picture)
+    return joined
 
 
 @dataclass(frozen=True)
@@ -831,8 +859,10 @@ __all__ = [
     "SegmentedResult",
     "blur_segment",
     "blur_segmented",
+    "fingerprint",
     "join_faces",
     "join_segments",
+    "join_thumbnails",
     "margin_frames",
     "parts",
     "plan_segments",

@@ -21,6 +21,7 @@ it reached the same state as a run from the start (``same_state``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import deque
@@ -451,24 +452,21 @@ def _observation_from(data: list[Any]) -> _Observation:
 def same_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     """Whether two trackers' ``state()`` will give the same boxes from here on: equal but
     for the track ids (numbered by each run from its own start) and their order."""
-
-    def canonical(state: Mapping[str, Any]) -> tuple[Any, ...]:
-        tracks = sorted(
-            json.dumps([t["closed"], t["confirmed"], t["observations"]]) for t in state["tracks"]
-        )
-        return state["seen"], state["next_out"], tracks
-
-    return canonical(a) == canonical(b)
+    return bool(fingerprint(a)["digest"] == fingerprint(b)["digest"])
 
 
-def matching_tracks(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[int, int]:
-    """For two states that are ``same_state``: the id in ``a`` of each track of ``b``."""
-    by_content: dict[str, list[int]] = {}
-    for t in a["tracks"]:
-        key = json.dumps([t["closed"], t["confirmed"], t["observations"]])
-        by_content.setdefault(key, []).append(int(t["id"]))
-    ids = {}
-    for t in b["tracks"]:
-        key = json.dumps([t["closed"], t["confirmed"], t["observations"]])
-        ids[int(t["id"])] = by_content[key].pop(0)
-    return ids
+def fingerprint(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A tracker's ``state()`` in brief, as plain data: a digest of everything but the
+    track ids and their order (equal digests: ``same_state``), the ids in the order the
+    digest takes the tracks (two equal states pair their tracks by position), and the
+    next id."""
+    tracks = sorted(
+        (json.dumps([t["closed"], t["confirmed"], t["observations"]]), int(t["id"]))
+        for t in state["tracks"]
+    )
+    content = json.dumps([state["seen"], state["next_out"], [key for key, _ in tracks]])
+    return {
+        "digest": hashlib.sha256(content.encode()).hexdigest(),
+        "ids": [track for _, track in tracks],
+        "next_id": int(state["next_id"]),
+    }
