@@ -100,11 +100,15 @@ class Segment:
         return self.first_frame - self.analyse_from
 
     def window(self, entry: dict[str, Any] | None = None) -> Window:
+        """What a run of it reads and writes; from ``entry`` (a state after the frame
+        before it), no margin: decoding starts at its first frame, a keyframe."""
         start = (
             None
             if self.keyframe_pts is None
             else Keyframe(self.keyframe_pts, self.keyframe_dts, self.keyframe_index)
         )
+        if entry is not None and self.index > 0:
+            start = Keyframe(self.start_pts, None, self.first_frame)
         return Window(
             start=start,
             warm=self.warm_from,
