@@ -324,6 +324,24 @@ def test_a_seam_the_margin_did_not_bring_together_is_found_and_repaired(clips, t
     assert len(keyframes) == 3  # the segment's first frame and its two splices
 
 
+def test_a_repair_that_never_meets_its_first_run_is_the_segment_and_the_next_is_repaired_after_it(
+    clips, tmp_path
+):
+    """With 2 s segments the only splice comes before the states meet again: each repair
+    runs to its segment's end, and the next segment is repaired from its exit."""
+    clip, _, one_faces = one_run(clips, ".mp4", SHORT)
+    plan = bare(plan_segments(clip, SECONDS, SHORT))
+    out, faces = tmp_path / "out.mp4", tmp_path / "faces.json"
+    result = blur_segmented(clip, out, SECONDS, SHORT, plan=plan, faces_out=faces, work=tmp_path)
+    assert [(p.index, p.first, p.until, p.handed) for p in parts(result.runs, result.repairs)] == [
+        (0, 0, 60, False),
+        (1, 60, 120, True),
+        (2, 120, 180, True),
+    ]
+    assert json.loads(faces.read_text()) == json.loads(one_faces.read_text())
+    assert frame_times(out) == frame_times(clip)
+
+
 def test_a_segment_run_again_whole_from_the_state_before_is_exact(clips, tmp_path):
     """A run from the state before, without a first run to meet, writes the whole
     segment: each seam is then exact too."""
