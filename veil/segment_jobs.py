@@ -6,8 +6,9 @@ child workflow on the segment queue (``SEGMENT_QUEUE``), so any worker of any ma
 takes any segment: it downloads the input, processes its own frames with a margin
 before (``veil.segments.blur_segment``) and uploads its piece (video and faces) to the
 output store under ``.veil/segments/JOB/``, out of the way of published keys. The job
-waits for its segments, then Join downloads the pieces, runs again (locally) any
-segment whose seam state differs from the one before (rare; exact by construction),
+waits for its segments, then Join downloads the pieces, repairs (locally) any seam
+whose tracking state differs from the one the segment before left (rare: the segment
+is run again from that state until it meets its first run; exact by construction),
 joins the videos by packet copy with the audio copied once, and merges the faces files;
 Audit and Publish go on as for a one-piece job. The pieces are deleted when the job
 ends.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,9 @@ from veil.segments import (
     blur_segment,
     join_faces,
     join_segments,
-    seam_ok,
-    track_ids,
+    join_thumbnails,
+    parts,
+    to_repair,
 )
 from veil.thumbnails import Thumbnails
 from veil.video import probe
@@ -146,61 +149,67 @@ def run_segments(
         raise JobFailed(f"{request.key}: a segment did not finish ({exc})") from None
 
 
-def _pieces(
-    job_id: str, request: JobRequest, count: int, *, videos: bool
-) -> tuple[list[Path], list[Path]]:
-    """The segments' pieces, downloaded into the job's work folder."""
-    store = _config().output
-    work = work_dir(job_id) / "pieces"
-    work.mkdir(exist_ok=True)
-    video_paths, faces_paths = [], []
-    for index in range(count):
-        video_key, faces_key = piece_keys(job_id, index, _suffix(request))
-        faces = work / f"{index}.faces.json"
-        store.download(faces_key, faces)
-        faces_paths.append(faces)
-        if videos:
-            video = work / f"{index}{_suffix(request)}"
-            store.download(video_key, video)
-            video_paths.append(video)
-    return video_paths, faces_paths
+@dataclass
+class _Parts:
+    """The runs whose frames make the video (``veil.segments.parts``), each with its
+    video (``None`` for faces only), faces file and thumbnails by its own track ids."""
+
+    runs: list[SegmentRun]
+    videos: list[Path | None]
+    faces: list[Path]
+    thumbnails: list[dict[int, bytes]]
 
 
-def _redo_inexact(
+def _repaired(
     job_id: str,
     request: JobRequest,
     segments: SegmentPlan,
     runs: list[SegmentRun],
-    videos: list[Path] | None,
-    faces: list[Path],
-) -> list[int]:
-    """Run again, here, each segment that entered its range in another state than the
-    segment before left it, from that state: exact by construction. Returns them."""
+    *,
+    videos: bool,
+) -> _Parts:
+    """The segments' pieces, downloaded, with each seam that is not exact repaired here:
+    the segment after it run again from the state the one before left, until it meets
+    its first run (``veil.segments.to_repair``). Exact by construction."""
+    work = work_dir(job_id) / "pieces"
+    work.mkdir(exist_ok=True)
+    suffix = _suffix(request)
+    own = {}
+    for run in runs:
+        video_key, faces_key = piece_keys(job_id, run.index, suffix)
+        video = work / f"{run.index}{suffix}" if videos else None
+        faces = work / f"{run.index}.faces.json"
+        _config().output.download(faces_key, faces)
+        if video is not None:
+            _config().output.download(video_key, video)
+        pictures = _reviews().thumbnails_of(segment_id(job_id, run.index)) if videos else {}
+        own[run.index] = (video, faces, pictures)
     local = _fetch_input(job_id, request)
-    redone = []
-    for n in range(1, len(runs)):
-        if seam_ok(runs[n - 1], runs[n]):
-            continue
-        redone.append(n)
-        thumbnails = Thumbnails()
-        with _failing_job(request.key):
-            runs[n] = blur_segment(
-                local,
-                segments,
-                n,
-                videos[n] if videos is not None else None,
-                _config().blur,
-                faces_out=faces[n],
-                entry=runs[n - 1].exit,
-                thumbnails=thumbnails if videos is not None else None,
-            )
-        if videos is not None:
-            _reviews().keep_thumbnails(segment_id(job_id, n), thumbnails.pictures)
-    if redone:
-        log.info(
-            "%s: seams of segments %s were not exact; those segments ran again", job_id, redone
-        )
-    return redone
+    repairs: dict[int, SegmentRun] = {}
+    mended = {}
+    while todo := to_repair(runs, repairs):
+        for index, state in todo:
+            video = work / f"{index}-repair{suffix}" if videos else None
+            faces = work / f"{index}-repair.faces.json"
+            thumbnails = Thumbnails()
+            with _failing_job(request.key):
+                repairs[index] = blur_segment(
+                    local,
+                    segments,
+                    index,
+                    video,
+                    _config().blur,
+                    faces_out=faces,
+                    entry=state,
+                    base=runs[index],
+                    thumbnails=thumbnails if videos else None,
+                )
+            mended[index] = (video, faces, thumbnails.pictures)
+    if repairs:
+        log.info("%s: the seams before segments %s were repaired", job_id, sorted(repairs))
+    made = parts(runs, repairs)
+    files = [mended[p.index] if p.handed else own[p.index] for p in made]
+    return _Parts(made, [f[0] for f in files], [f[1] for f in files], [f[2] for f in files])
 
 
 @retrying_step("Join", attempts=4)
@@ -214,26 +223,22 @@ def join(
     runs = [SegmentRun.from_json(r) for r in runs_data]
     local = _fetch_input(job_id, request)
     output, faces = _results(job_id, request.key)
-    videos, pieces = _pieces(job_id, request, len(runs), videos=True)
-    _redo_inexact(job_id, request, segments, runs, videos, pieces)
+    made = _repaired(job_id, request, segments, runs, videos=True)
+    videos = [v for v in made.videos if v is not None]
     with _failing_job(request.key):
-        joined = join_segments(local, segments, videos, output, _config().blur)
-        join_faces(runs, pieces, faces, metadata_removed=joined.metadata_removed)
+        joined = join_segments(local, segments, videos, output, _config().blur, runs=made.runs)
+        join_faces(made.runs, made.faces, faces, metadata_removed=joined.metadata_removed)
         info = probe(local)
-    # Each segment kept its tracks' thumbnails by its own ids; the job's are global.
-    thumbnails: dict[int, bytes] = {}
-    for run, global_id in zip(runs, track_ids(runs), strict=True):
-        for track, picture in _reviews().thumbnails_of(segment_id(job_id, run.index)).items():
-            thumbnails.setdefault(global_id(track), picture)
-    _reviews().keep(job_id, faces, thumbnails)
+    # Each part kept its tracks' thumbnails by its own ids; the job's are the video's.
+    _reviews().keep(job_id, faces, join_thumbnails(made.runs, made.thumbnails))
     for run in runs:
         _reviews().keep_thumbnails(segment_id(job_id, run.index), {})
     total = RunResult(
         info,
-        sum(r.frames for r in runs),
+        sum(r.frames for r in made.runs),
         _tracks_in(faces),  # segments count the tracks of their margins too
-        analysed=sum(r.analysed for r in runs),
-        followed=sum(r.followed for r in runs),
+        analysed=sum(r.analysed for r in made.runs),
+        followed=sum(r.followed for r in made.runs),
         metadata_removed=joined.metadata_removed,
     )
     return {**run_summary(total), "segments": len(runs)}
@@ -252,8 +257,7 @@ def join_faces_only(
     """A face-detection job's segments' faces as one faces file in its work folder."""
     segments = SegmentPlan.from_json(plan_data)
     runs = [SegmentRun.from_json(r) for r in runs_data]
-    _, pieces = _pieces(job_id, request, len(runs), videos=False)
-    _redo_inexact(job_id, request, segments, runs, None, pieces)
+    made = _repaired(job_id, request, segments, runs, videos=False)
     with _failing_job(request.key):
-        join_faces(runs, pieces, work_dir(job_id) / "faces.json")
+        join_faces(made.runs, made.faces, work_dir(job_id) / "faces.json")
     return _tracks_in(work_dir(job_id) / "faces.json")
