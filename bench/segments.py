@@ -187,6 +187,7 @@ def main() -> None:
                 flush=True,
             )
             split = run(pg, "split", clip, [0, 1], args.segment_seconds, work)
+            print(f"segments, 2 workers: {split['wall']:.0f} s wall, {split['cpu']:.0f} s CPU")
         report(frames, args.segment_seconds, whole, split)
     finally:
         if args.keep:
@@ -197,7 +198,7 @@ def main() -> None:
 def report(frames: int, seconds: float, whole: dict[str, Any], split: dict[str, Any]) -> None:
     runs = split["runs"]
     decoded = sum(r["decoded"] for r in runs)
-    own = sum(r["frames"] for r in runs)
+    own = sum(r["until"] - r["first"] for r in runs)
     work_s = sum(r["seconds"] for r in runs)
     steps = split["steps"]
     join = steps.get("Join", 0.0)

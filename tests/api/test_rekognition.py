@@ -655,3 +655,46 @@ def test_max_face_jobs_holds_under_concurrent_starts(in_process, clip):
         answers = list(pool.map(start, range(8)))
     outcomes = sorted(a.json().get("__type", "started") for a in answers)
     assert outcomes == ["LimitExceededException"] * 6 + ["started"] * 2
+
+
+def test_a_long_video_in_segments_pages_as_one(s3_store, tmp_path):
+    """A face-detection job on a video longer than --segment-seconds runs in segments;
+    GetFaceDetection pages their merged faces in timestamp order, the faces a run over
+    the whole video finds."""
+    from test_segments import SCENE, keyed_clip
+
+    from veil.pipeline import detect_video
+
+    video = keyed_clip(tmp_path / "long.mp4", SCENE)
+    s3_store.client().upload_file(str(video), "rk-videos", "talks/long.mp4")
+    server = start_server(
+        tmp_path / "serve",
+        s3_store,
+        "--access-key",
+        KEY_ID,
+        "--secret-key",
+        SECRET,
+        "--region",
+        REGION,
+        "--segment-seconds",
+        "2",
+    )
+    try:
+        rk = client(server)
+        job_id = rk.start_face_detection(
+            Video={"S3Object": {"Bucket": "rk-videos", "Name": "talks/long.mp4"}}
+        )["JobId"]
+        assert wait_done(rk, job_id)["JobStatus"] == "SUCCEEDED"
+        faces = [f for page in all_pages(rk, job_id, 50) for f in page["Faces"]]
+        steps = [line.split("  ")[-1] for line in server.log().splitlines() if job_id in line]
+    finally:
+        server.stop()
+    assert steps.count("Segment") == 3 and "JoinFaces" in steps, steps  # 6 s in 2 s pieces
+    whole = tmp_path / "whole.json"
+    detect_video(video, whole)
+    expected = json.loads(whole.read_text())["Faces"]
+    for face in expected:
+        face["Face"].pop("TrackId", None)  # veil's own field: the API leaves it out
+    assert faces == expected
+    stamps = [f["Timestamp"] for f in faces]
+    assert stamps == sorted(stamps) and len(faces) > 150
