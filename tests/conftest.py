@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,3 +50,27 @@ def clip(media: Path) -> SyntheticVideo:
 def detector(request: pytest.FixtureRequest) -> CenterFace:
     """The detector at its default scale, with each shipped model."""
     return CenterFace(scale=2.0, precision=request.param)
+
+
+# The page tests (tests/api/test_*web.py): Debian's Chromium, started headless by
+# Playwright, with nothing of its own reaching the network.
+CHROMIUM = os.environ.get("VEIL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
