@@ -97,6 +97,9 @@ def test_no_key_is_refused_before_the_body_is_read(keyed, path):
         "/api/jobs/job-1/input",
         "/api/jobs/job-1/result",
         "/api/jobs/job-1/faces",
+        "/api/jobs/job-1/report",
+        "/api/jobs/job-1/review",
+        "/api/jobs/job-1/tracks/0/thumbnail",
     ],
 )
 def test_reading_needs_a_key_too(keyed, path):
@@ -107,6 +110,8 @@ def test_reading_needs_a_key_too(keyed, path):
     )
     r = httpx.delete(f"{keyed.url}/api/jobs/job-1")
     assert r.status_code == 401
+    review = {"edits": [], "renders": 0}
+    assert httpx.post(f"{keyed.url}/api/jobs/job-1/review", json=review).status_code == 401
 
 
 def test_non_ascii_bearer_token_is_a_401(keyed):
@@ -125,7 +130,12 @@ def test_access_token_in_the_url_only_reads(keyed):
 
 @pytest.mark.parametrize(
     ("path", "size"),
-    [("/api/uploads", MAX_SIZE + 100_000), ("/api/jobs", 300_000), ("/events/s3", 300_000)],
+    [
+        ("/api/uploads", MAX_SIZE + 100_000),
+        ("/api/jobs", 300_000),
+        ("/api/jobs/job-1/review", 300_000),
+        ("/events/s3", 300_000),
+    ],
 )
 def test_announced_oversized_bodies_are_refused_unread(open_server, path, size):
     assert announced_only(open_server, path, size) == 413
@@ -222,6 +232,9 @@ def test_cross_site_writes_are_refused(open_server, clip, headers):
     )
     assert r.status_code == 403
     r = httpx.post(f"{open_server.url}/api/jobs/job-1/retry", headers=headers)
+    assert r.status_code == 403
+    review = {"edits": [{"action": "show", "track": 0}], "renders": 0, "approve": True}
+    r = httpx.post(f"{open_server.url}/api/jobs/job-1/review", headers=headers, json=review)
     assert r.status_code == 403
     assert files_in(open_server.data / "input") == before
     # Reading stays open to such headers: a GET changes nothing.
