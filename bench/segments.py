@@ -18,9 +18,10 @@ What it does, every number from this one run on this machine:
 * Wall time from enqueue to the job's end, as the job database records it; CPU time of
   the worker processes over the run (``/proc``, threads included).
 * From the segmented job's records: per segment, frames of its own and frames decoded
-  and analysed in all (the margin's cost), its seconds; the Join step's seconds. And the
-  model of N machines: ``wall(N) = validate + (segments' work)/N + join + audit +
-  publish``, with the N at which the join costs as much as the segments.
+  and analysed in all (the margin's cost), its seconds (its blur, then its piece's
+  audit); the Join step's seconds. And the model of N machines: ``wall(N) = validate +
+  (segments' work)/N + join + report + publish``, with the N at which the join costs as
+  much as the segments.
 
 Targets (issue 11): segments on two workers at most 0.55x the one-piece wall time;
 CPU time with segments at most 1.1x without. Run nothing else meanwhile. On this kind of
@@ -163,10 +164,18 @@ def _records(database: str, job_id: str) -> dict[str, Any]:
             if began is not None and ended is not None:
                 name = str(step["function_name"]).rsplit(".", 1)[-1]
                 steps[name] = steps.get(name, 0.0) + (ended - began) / 1000
-        runs = [dict(s.output) for s in segments if isinstance(s.output, dict)]
+        runs = [dict(s.output["run"]) for s in segments if isinstance(s.output, dict)]
+        # A segment step's seconds: its blur (the run's own ``seconds``), its piece's
+        # audit and the uploads.
+        segment_steps = 0.0
+        for segment in segments:
+            for step in client.list_workflow_steps(segment.workflow_id):
+                began, ended = step.get("started_at_epoch_ms"), step.get("completed_at_epoch_ms")
+                if began is not None and ended is not None:
+                    segment_steps += (ended - began) / 1000
     finally:
         client.destroy()
-    return {"steps": steps, "runs": runs}
+    return {"steps": steps, "runs": runs, "segment_steps": segment_steps}
 
 
 def main() -> None:
@@ -199,7 +208,8 @@ def report(frames: int, seconds: float, whole: dict[str, Any], split: dict[str, 
     runs = split["runs"]
     decoded = sum(r["decoded"] for r in runs)
     own = sum(r["until"] - r["first"] for r in runs)
-    work_s = sum(r["seconds"] for r in runs)
+    blur_s = sum(r["seconds"] for r in runs)
+    work_s = split["segment_steps"]
     steps = split["steps"]
     join = steps.get("Join", 0.0)
     fixed = sum(steps.get(s, 0.0) for s in ("Validate", "Audit", "Publish"))
@@ -218,7 +228,14 @@ def report(frames: int, seconds: float, whole: dict[str, Any], split: dict[str, 
         f"segments: {len(runs)}, own frames {own} of {frames}; decoded in all {decoded}"
         f" (margins and keyframe lead-in: +{100 * (decoded - own) / max(own, 1):.1f}%)"
     )
-    print(f"segment work: {work_s:.0f} s in all, {work_s / max(len(runs), 1):.1f} s a segment")
+    print(
+        f"segment work: {work_s:.0f} s in all, {work_s / max(len(runs), 1):.1f} s a segment"
+        f" (blur {blur_s:.0f} s; each piece's audit and the uploads {work_s - blur_s:.0f} s)"
+    )
+    print(
+        "one piece's steps: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(whole["steps"].items()))
+    )
     print("job steps: " + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(steps.items())))
     if join > 0:
         print(

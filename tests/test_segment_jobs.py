@@ -61,6 +61,11 @@ def test_a_segmented_job_gives_what_one_piece_gives(veil, long_clip, tmp_path):
     assert visible_faces(joined, SCENE) == []
     assert job["faces"] == len({f["Face"]["TrackId"] for f in served["Faces"]})
 
+    # Each segment audited its own piece; the report holds their audits joined.
+    audit = veil.call("GET", f"/api/jobs/{job_id}/report").json()["audit"]
+    assert audit["passed"] and audit["settings"]["pieces"] == 3, audit
+    assert audit["frames_total"] == SCENE.frames and audit["frames_checked"] >= 3
+
     # The pieces are gone; every track has its thumbnail, by the job's own track ids.
     assert [k for k in veil.output.objects if k.startswith(".veil/")] == []
     review = veil.call("GET", f"/api/jobs/{job_id}/review").json()

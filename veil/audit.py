@@ -329,6 +329,7 @@ def audit_video(
     progress: Progress | None = None,
     device: str = "cpu",
     detector: AuditDetector | None = None,
+    start_ms: int | None = None,
 ) -> AuditResult:
     """Look for faces still recognisable in the video at ``path``.
 
@@ -338,7 +339,9 @@ def audit_video(
     sampling thins out evenly to fit (for a video whose frame count cannot be known
     before decoding, checking stops at the cap). ``progress`` gets (frames decoded,
     frames expected). ``detector`` replaces the default ``AuditDetector(device=device)``.
-    Raises ``InputError`` for a video that cannot be read, ``OptionError`` for bad options.
+    ``start_ms``: the time the first frame has in a longer video this one is a piece of
+    (a segment's, written from time 0): ``focus_ms`` and the findings are in that
+    video's time. Raises ``InputError`` for a video that cannot be read, ``OptionError`` for bad options.
     """
     if every < 1:
         raise OptionError(f"every must be 1 or more, got {every}")
@@ -349,9 +352,17 @@ def audit_video(
         info = reader.info
         fps = info.fps if math.isfinite(info.fps) and info.fps > 0 else 30.0
         expected = info.frame_count or (round(info.duration * fps) or None)
+        # Frame times in the whole video's clock: this file's own, or moved to start_ms.
+        origin = 0 if start_ms is None else start_ms
         plan = (
             set(
-                planned_frames(expected, fps, every=every, focus_ms=focus_ms, max_frames=max_frames)
+                planned_frames(
+                    expected,
+                    fps,
+                    every=every,
+                    focus_ms=[t - origin for t in focus_ms],
+                    max_frames=max_frames,
+                )
             )
             if expected
             else None
@@ -361,6 +372,7 @@ def audit_video(
         link_ms = max(LINK_MS, 2.0 * (expected or every) / max(1, checks) * 1000 / fps)
         focus = sorted(focus_ms)
         sightings: list[_Sighting] = []
+        shift: int | None = None if start_ms is not None else 0
         checked = decoded = 0
         # A cut ends every sighting: a face in the next shot where one was is another face.
         change, last_cut_ms = PictureChange(), 0
@@ -368,14 +380,17 @@ def audit_video(
             if not isinstance(item, DecodedFrame):
                 continue  # audio and other streams
             decoded += 1
+            if shift is None:
+                shift = origin - item.time_ms
+            time_ms = item.time_ms + shift
             if change(item.grey()) > CUT_CHANGE:
-                last_cut_ms = item.time_ms
-            if _wanted(item, plan, expected, every, focus, fps) and (
+                last_cut_ms = time_ms
+            if _wanted(item.index, time_ms, plan, expected, every, focus) and (
                 max_frames is None or checked < max_frames
             ):
                 checked += 1
                 found = checker.detect_frame(item.rgb())
-                _link(sightings, found, item.time_ms, link_ms, last_cut_ms)
+                _link(sightings, found, time_ms, link_ms, last_cut_ms)
             if progress is not None:
                 progress(decoded, expected)
     digits = ratio_digits(info.width, info.height)
@@ -400,20 +415,21 @@ def audit_video(
 
 
 def _wanted(
-    frame: DecodedFrame,
+    index: int,
+    time_ms: int,
     plan: set[int] | None,
     expected: int | None,
     every: int,
     focus: Sequence[int],
-    fps: float,
 ) -> bool:
-    """Whether ``frame`` is one to check: in the plan, or, past the frames the plan
-    covers (a frame count that was only an estimate), by the same rule on the fly."""
-    if plan is not None and expected is not None and frame.index < expected:
-        return frame.index in plan
+    """Whether frame ``index`` (at ``time_ms``) is one to check: in the plan, or, past
+    the frames the plan covers (a frame count that was only an estimate), by the same
+    rule on the fly."""
+    if plan is not None and expected is not None and index < expected:
+        return index in plan
     step = max(1, every // FOCUS_DENSITY)
-    near_focus = any(abs(frame.time_ms - t) <= FOCUS_MS for t in focus)
-    return frame.index % (step if near_focus else every) == 0
+    near_focus = any(abs(time_ms - t) <= FOCUS_MS for t in focus)
+    return index % (step if near_focus else every) == 0
 
 
 def _ratios(
@@ -469,3 +485,59 @@ def service_sampling(frame_count: int, fps: float) -> Sampling:
     floor = min(_MIN_CHECKS, math.ceil(frame_count / rate / _MIN_CHECK_SECONDS))
     checks = min(frame_count, max(1, budget, floor))
     return {"every": max(1, frame_count // checks), "max_frames": checks}
+
+
+def join_audits(audits: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The audits (``AuditResult.to_json``) of a video's consecutive pieces, each made
+    with ``audit_video(..., start_ms=)`` so that its times are the whole video's, as the
+    audit of the whole video. A finding that goes on across a seam (the next piece's
+    finding begins within ``LINK_MS`` of the end of one of the piece before, where that
+    face could have moved: ``_continues``) is one finding."""
+    findings: list[dict[str, Any]] = []
+    for audit in audits:
+        ending = list(findings)
+        for finding in audit["findings"]:
+            before = next((f for f in ending if _continues(f, finding)), None)
+            if before is None:
+                findings.append(dict(finding))
+                continue
+            ending.remove(before)
+            better = finding if finding["score"] > before["score"] else before
+            before.update(
+                end_ms=finding["end_ms"],
+                frames=before["frames"] + finding["frames"],
+                box=better["box"],
+                score=better["score"],
+            )
+    findings.sort(key=lambda f: (f["start_ms"], f["box"]["left"]))
+    first = audits[0]["settings"] if audits else {}
+    return {
+        "passed": not findings,
+        "frames_checked": sum(a["frames_checked"] for a in audits),
+        "frames_total": sum(a["frames_total"] for a in audits),
+        "settings": {
+            **first,
+            "every": [a["settings"].get("every") for a in audits],
+            "focus_points": sum(a["settings"].get("focus_points", 0) for a in audits),
+            "pieces": len(audits),
+        },
+        "findings": findings,
+    }
+
+
+def _continues(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether finding ``after`` (of a piece) goes on from ``before`` (of the one before):
+    it begins within ``LINK_MS`` of ``before``'s end, its box about as tall, as near
+    ``before``'s best box as a face moves (``_LINK_SPEED``) since ``before`` began. In
+    box sizes, as frame sizes are not known here."""
+    if not 0 <= after["start_ms"] - before["end_ms"] <= LINK_MS:
+        return False
+    one, two = before["box"], after["box"]
+    if max(one["height"], two["height"]) > _LINK_SIZE * min(one["height"], two["height"]):
+        return False
+    width = max(one["width"], two["width"], 1e-6)
+    height = max(one["height"], two["height"], 1e-6)
+    dx = (two["left"] + two["width"] / 2 - one["left"] - one["width"] / 2) / width
+    dy = (two["top"] + two["height"] / 2 - one["top"] - one["height"] / 2) / height
+    seconds = (after["start_ms"] - before["start_ms"]) / 1000
+    return bool(math.hypot(dx, dy) <= 1.0 + _LINK_SPEED * seconds)

@@ -102,6 +102,33 @@ def privacy_report(
     }
 
 
+def service_audit(
+    output_path: Path,
+    faces_path: Path,
+    run: Mapping[str, Any],
+    *,
+    device: str,
+    progress: Callable[[int, int | None], None] | None = None,
+    start_ms: int | None = None,
+) -> dict[str, Any]:
+    """Audit an output within the service's budget (``veil.audit.service_sampling`` for
+    the frames ``run`` wrote), looking hardest where the faces file's tracks start and
+    end; as JSON. ``start_ms``: the output is a segment's piece starting there."""
+    from veil.audit import audit_video, service_sampling, track_edges
+
+    video = run.get("video") or {}
+    sampling = service_sampling(int(run.get("frames") or 0), float(video.get("fps") or 30.0))
+    return audit_video(
+        output_path,
+        focus_ms=track_edges(faces_path),
+        progress=progress,
+        device=device,
+        every=sampling["every"],
+        max_frames=sampling["max_frames"],
+        start_ms=start_ms,
+    ).to_json()
+
+
 def audit_and_report(
     *,
     input_path: Path,
@@ -114,22 +141,15 @@ def audit_and_report(
     edits: Sequence[Mapping[str, Any]] = (),
     redacted_from: str = "detections",
     progress: Callable[[int, int | None], None] | None = None,
+    audit: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Audit an output within the service's budget (``veil.audit.service_sampling``,
-    looking hardest where the faces file's tracks start and end) and report on it: the
-    one way ``veil blur --report`` and a service job make their report."""
-    from veil.audit import audit_video, service_sampling, track_edges
-
-    video = run.get("video") or {}
-    sampling = service_sampling(int(run.get("frames") or 0), float(video.get("fps") or 30.0))
-    audit = audit_video(
-        output_path,
-        focus_ms=track_edges(faces_path),
-        progress=progress,
-        device=options.device,
-        every=sampling["every"],
-        max_frames=sampling["max_frames"],
-    ).to_json()
+    """Audit an output (``service_audit``) and report on it: the one way ``veil blur
+    --report`` and a service job make their report. ``audit``: the output's audit,
+    already made (a segmented job's, from its segments' pieces)."""
+    if audit is None:
+        audit = service_audit(
+            output_path, faces_path, run, device=options.device, progress=progress
+        )
     return privacy_report(
         input_name=input_name,
         input_sha256=sha256_file(input_path),

@@ -33,10 +33,11 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from veil import service
+from veil.audit import join_audits
 from veil.errors import JobFailed
 from veil.jobs import SEGMENT_WORKFLOW, FaceDetectionRequest, JobRequest, segment_id
 from veil.pipeline import RunResult
-from veil.report import run_summary
+from veil.report import run_summary, service_audit
 from veil.segments import (
     SegmentPlan,
     SegmentRun,
@@ -76,7 +77,10 @@ def _suffix(request: JobRequest) -> str:
 def process_segment(
     job_id: str, request: JobRequest, plan_data: dict[str, Any], index: int, detect_only: bool
 ) -> dict[str, Any]:
-    """Process one segment and upload its piece; returns its ``SegmentRun``."""
+    """Process one segment and upload its piece; returns its ``SegmentRun`` (``run``)
+    and the audit of its piece (``audit``; ``None`` for faces only). Each segment audits
+    its own piece, so the audit is spread over the workers like the rest: Join only
+    joins the audits (``veil.audit.join_audits``)."""
     own = segment_id(job_id, index)
     local = _fetch_input(own, request)
     segments = SegmentPlan.from_json(plan_data)
@@ -96,13 +100,26 @@ def process_segment(
             thumbnails=None if detect_only else thumbnails,
         )
     service.runtime().progress.set(own, "Segment", run.frames, run.frames, force=True)
+    audit = None if video is None else _audit_piece(local, video, faces, segments, run)
     video_key, faces_key = piece_keys(job_id, index, _suffix(request))
     store = _config().output
     if video is not None:
         store.upload(video, video_key)
         _reviews().keep_thumbnails(own, thumbnails.pictures)
     store.upload(faces, faces_key)
-    return run.to_json()
+    return {"run": run.to_json(), "audit": audit}
+
+
+def _audit_piece(
+    local: Path, video: Path, faces: Path, segments: SegmentPlan, run: SegmentRun
+) -> dict[str, Any]:
+    """The audit of a segment's piece, within the budget a one-piece job has for as many
+    frames, its times those of the whole video."""
+    segment = segments.segments[run.index]
+    numerator, denominator = segments.time_base
+    start_ms = round(segment.start_pts * numerator * 1000 / denominator)
+    summary = {"frames": run.frames, "video": {"fps": probe(local).fps}}
+    return service_audit(video, faces, summary, device=_config().blur.device, start_ms=start_ms)
 
 
 @DBOS.workflow(name=SEGMENT_WORKFLOW)
@@ -214,13 +231,16 @@ def _repaired(
 
 @retrying_step("Join", attempts=4)
 def join(
-    job_id: str, request: JobRequest, plan_data: dict[str, Any], runs_data: list[dict[str, Any]]
+    job_id: str, request: JobRequest, plan_data: dict[str, Any], done: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """Join the segments' pieces into the job's output and faces file, as Redact would
-    have left them; returns what the passes saw (``veil.report.run_summary``)."""
+    """Join the segments' pieces (``done``: what ``process_segment`` returned) into the
+    job's output and faces file, as Redact would have left them; returns what the passes
+    saw (``veil.report.run_summary``) and the audit of the whole output (``audit``), the
+    segments' joined, or ``None`` where a seam was repaired: a repair's frames are not
+    the ones a segment audited, so then the Audit step audits the output whole."""
     service.runtime().progress.set(job_id, "Join", 0, None, force=True)
     segments = SegmentPlan.from_json(plan_data)
-    runs = [SegmentRun.from_json(r) for r in runs_data]
+    runs = [SegmentRun.from_json(d["run"]) for d in done]
     local = _fetch_input(job_id, request)
     output, faces = _results(job_id, request.key)
     made = _repaired(job_id, request, segments, runs, videos=True)
@@ -241,7 +261,9 @@ def join(
         followed=sum(r.followed for r in made.runs),
         metadata_removed=joined.metadata_removed,
     )
-    return {**run_summary(total), "segments": len(runs)}
+    repaired = any(run.handed for run in made.runs)
+    audit = None if repaired else join_audits([d["audit"] for d in done])
+    return {**run_summary(total), "segments": len(runs), "audit": audit}
 
 
 def _tracks_in(faces: Path) -> int:
@@ -252,11 +274,12 @@ def _tracks_in(faces: Path) -> int:
 
 @retrying_step("JoinFaces", attempts=4)
 def join_faces_only(
-    job_id: str, request: JobRequest, plan_data: dict[str, Any], runs_data: list[dict[str, Any]]
+    job_id: str, request: JobRequest, plan_data: dict[str, Any], done: list[dict[str, Any]]
 ) -> int:
-    """A face-detection job's segments' faces as one faces file in its work folder."""
+    """A face-detection job's segments' faces (``done``: what ``process_segment``
+    returned) as one faces file in its work folder."""
     segments = SegmentPlan.from_json(plan_data)
-    runs = [SegmentRun.from_json(r) for r in runs_data]
+    runs = [SegmentRun.from_json(d["run"]) for d in done]
     made = _repaired(job_id, request, segments, runs, videos=False)
     with _failing_job(request.key):
         join_faces(made.runs, made.faces, work_dir(job_id) / "faces.json")

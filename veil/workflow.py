@@ -307,7 +307,9 @@ def audit(
     """Look for faces left in the output (a second opinion, ``veil.audit``, within the
     budget ``service_sampling`` sets) and write the privacy report. Returns the audit,
     the report, and whether the job is held for review (decided here, by the settings of
-    the process that ran the audit, so a replay decides the same)."""
+    the process that ran the audit, so a replay decides the same). A segmented job's
+    segments audited their own pieces (``run["audit"]``, joined): only the report is
+    made here."""
     output, faces = _ensure_results(job_id, work_id, request, edits)
     with _failing_job(request.key):
         report = audit_and_report(
@@ -321,6 +323,7 @@ def audit(
             edits=edits or [],
             redacted_from="detections" if edits is None else "reviewed detections",
             progress=_progress(job_id, "Audit"),
+            audit=run.get("audit"),  # a segmented job's, joined from its segments'
         )
     found = report["audit"]
     return {
