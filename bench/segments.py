@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,17 @@ def _ended(engine: sa.Engine, job_id: str) -> str | None:
     return None if status in (None, "ENQUEUED", "PENDING") else str(status)
 
 
+def _step_seconds(steps: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Seconds by step name of a workflow's finished steps (DBOS's step records)."""
+    seconds: dict[str, float] = {}
+    for step in steps:
+        began, ended = step.get("started_at_epoch_ms"), step.get("completed_at_epoch_ms")
+        if began is not None and ended is not None:
+            name = str(step["function_name"]).rsplit(".", 1)[-1]
+            seconds[name] = seconds.get(name, 0.0) + (ended - began) / 1000
+    return seconds
+
+
 def _records(database: str, job_id: str) -> dict[str, Any]:
     """Each step's seconds (the job's and its segments'), and the segments' runs."""
     from dbos import DBOSClient
@@ -158,21 +170,13 @@ def _records(database: str, job_id: str) -> dict[str, Any]:
     client = DBOSClient(system_database_url=database, application_name="veil")
     try:
         segments = client.list_workflows(name=SEGMENT_WORKFLOW, load_input=False)
-        steps: dict[str, float] = {}
-        for step in client.list_workflow_steps(job_id):
-            began, ended = step.get("started_at_epoch_ms"), step.get("completed_at_epoch_ms")
-            if began is not None and ended is not None:
-                name = str(step["function_name"]).rsplit(".", 1)[-1]
-                steps[name] = steps.get(name, 0.0) + (ended - began) / 1000
+        steps = _step_seconds(client.list_workflow_steps(job_id))
         runs = [dict(s.output["run"]) for s in segments if isinstance(s.output, dict)]
         # A segment step's seconds: its blur (the run's own ``seconds``), its piece's
         # audit and the uploads.
-        segment_steps = 0.0
-        for segment in segments:
-            for step in client.list_workflow_steps(segment.workflow_id):
-                began, ended = step.get("started_at_epoch_ms"), step.get("completed_at_epoch_ms")
-                if began is not None and ended is not None:
-                    segment_steps += (ended - began) / 1000
+        segment_steps = sum(
+            sum(_step_seconds(client.list_workflow_steps(s.workflow_id)).values()) for s in segments
+        )
     finally:
         client.destroy()
     return {"steps": steps, "runs": runs, "segment_steps": segment_steps}

@@ -105,19 +105,19 @@ def privacy_report(
 def service_audit(
     output_path: Path,
     faces_path: Path,
-    run: Mapping[str, Any],
     *,
+    frames: int,
+    fps: float,
     device: str,
     progress: Callable[[int, int | None], None] | None = None,
     start_ms: int | None = None,
 ) -> dict[str, Any]:
-    """Audit an output within the service's budget (``veil.audit.service_sampling`` for
-    the frames ``run`` wrote), looking hardest where the faces file's tracks start and
-    end; as JSON. ``start_ms``: the output is a segment's piece starting there."""
+    """Audit an output of ``frames`` frames at ``fps`` within the service's budget
+    (``veil.audit.service_sampling``), looking hardest where the faces file's tracks
+    start and end; as JSON. ``start_ms``: the output is a segment's piece starting there."""
     from veil.audit import audit_video, service_sampling, track_edges
 
-    video = run.get("video") or {}
-    sampling = service_sampling(int(run.get("frames") or 0), float(video.get("fps") or 30.0))
+    sampling = service_sampling(frames, fps)
     return audit_video(
         output_path,
         focus_ms=track_edges(faces_path),
@@ -147,8 +147,14 @@ def audit_and_report(
     --report`` and a service job make their report. ``audit``: the output's audit,
     already made (a segmented job's, from its segments' pieces)."""
     if audit is None:
+        video = run.get("video") or {}
         audit = service_audit(
-            output_path, faces_path, run, device=options.device, progress=progress
+            output_path,
+            faces_path,
+            frames=int(run.get("frames") or 0),
+            fps=float(video.get("fps") or 30.0),
+            device=options.device,
+            progress=progress,
         )
     return privacy_report(
         input_name=input_name,

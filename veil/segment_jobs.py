@@ -118,8 +118,14 @@ def _audit_piece(
     segment = segments.segments[run.index]
     numerator, denominator = segments.time_base
     start_ms = round(segment.start_pts * numerator * 1000 / denominator)
-    summary = {"frames": run.frames, "video": {"fps": probe(local).fps}}
-    return service_audit(video, faces, summary, device=_config().blur.device, start_ms=start_ms)
+    return service_audit(
+        video,
+        faces,
+        frames=run.frames,
+        fps=probe(local).fps,
+        device=_config().blur.device,
+        start_ms=start_ms,
+    )
 
 
 @DBOS.workflow(name=SEGMENT_WORKFLOW)
