@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from veil.anonymizers import MODES, get_anonymizer
+from veil.anonymizers import MODES, get_anonymizer, hide_in_yuv420
 from veil.detections import Detections
 from veil.errors import OptionError
-from veil.synthetic import MovingFace, Scene, face_visibility
+from veil.synthetic import MovingFace, Scene, face_visibility, write_video
+from veil.video import DecodedFrame, VideoReader
 
 
 def face_frame(height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,3 +54,53 @@ def test_box_at_the_edge_and_empty(mode):
 def test_unknown_mode_names_the_choices():
     with pytest.raises(OptionError, match="blur, pixelate, solid, ellipse"):
         get_anonymizer("smudge")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("rotation", "mirrored"), [(0, False), (90, True), (180, False), (270, True)]
+)
+def test_hiding_in_yuv_planes_matches_hiding_in_rgb(tmp_path, mode, rotation, mirrored):
+    """The pipeline hides faces in the decoded YUV planes (no RGB round trip): a face is
+    as hidden as in RGB, in display orientation, and the decoder's picture is untouched."""
+    scene = Scene(width=192, height=128, frames=1, faces=(MovingFace(height=64),))
+    write_video(tmp_path / "face.mp4", scene, audio=False)
+    with VideoReader(tmp_path / "face.mp4") as reader:
+        decoded = next(f for f in reader if isinstance(f, DecodedFrame))
+    frame = replace(decoded, rotation=rotation, mirrored=mirrored)
+    original = frame.rgb()
+    height, width = original.shape[:2]
+    # One box in the picture, one over a corner (as a face at the edge has).
+    boxes = Detections.from_boxes(
+        [(20.5, 30.2, 90.7, 110.1), (width - 25, height - 30, width + 9, height + 6)]
+    )
+    anonymizer = get_anonymizer(mode)
+    in_rgb = anonymizer.apply(frame.rgb(), boxes)
+    editable = frame.editable_copy()
+    assert editable is not None
+    copy, planes, full_range = editable
+    hide_in_yuv420(anonymizer, planes, boxes, full_range)
+    in_yuv = copy.rgb()
+
+    assert np.array_equal(frame.rgb(), original)  # the decoder's buffers are not drawn on
+    changed = np.abs(in_rgb.astype(int) - original.astype(int)).sum(axis=2) > 0
+    difference = np.abs(in_yuv.astype(int) - in_rgb.astype(int))
+    assert changed.sum() > 1000
+    assert difference[changed].mean() < 3  # rounding and chroma subsampling
+    # Outside the boxes, at most the chroma sample shared with a box's edge pixel changes.
+    near = np.zeros(changed.shape, bool)
+    reach = boxes.grown(1.5 if mode == "ellipse" else 1.0).xyxy
+    for x1, y1, x2, y2 in reach:
+        near[
+            max(0, int(y1) - 2) : int(np.ceil(y2)) + 2, max(0, int(x1) - 2) : int(np.ceil(x2)) + 2
+        ] = True
+    assert np.array_equal(in_yuv[~near], original[~near])
+
+
+def test_only_8_bit_420_pictures_are_edited_in_yuv(tmp_path):
+    write_video(
+        tmp_path / "444.mp4", Scene(width=64, height=64, frames=1), pix_fmt="yuv444p", audio=False
+    )
+    with VideoReader(tmp_path / "444.mp4") as reader:
+        decoded = next(f for f in reader if isinstance(f, DecodedFrame))
+    assert decoded.editable_copy() is None

@@ -6,6 +6,7 @@ Strength scales with the face: every mode reduces a box to a handful of cells ac
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar, Protocol
 
 import cv2
@@ -25,9 +26,28 @@ recognised, while the blurred patch still reads as a head."""
 class Anonymizer(Protocol):
     name: ClassVar[str]
 
-    def apply(self, frame: Frame, detections: Detections) -> Frame:
-        """Hide every box of ``detections`` (pixels of ``frame``); may modify ``frame``."""
+    def apply(self, frame: Frame, detections: Detections, black: int = 0) -> Frame:
+        """Hide every box of ``detections`` (pixels of ``frame``); may modify ``frame``.
+
+        ``frame`` is an RGB picture or one plane of a YUV picture (``(h, w)``, possibly a
+        view with any strides); ``black`` is the plane's value for black."""
         ...
+
+
+def hide_in_yuv420(
+    anonymizer: Anonymizer, planes: Sequence[Frame], detections: Detections, full_range: bool
+) -> None:
+    """Hide ``detections`` (pixels of the luma plane) in place in the planes of an 8-bit
+    4:2:0 picture: the same operation on each plane, at half size on the chroma planes.
+
+    Every mode is an average, a resize or a fill, so doing it on Y, U and V gives what
+    doing it on R, G and B would (the colour conversion is linear), without converting
+    the whole frame to RGB and back."""
+    luma, *chroma = planes
+    anonymizer.apply(luma, detections, 0 if full_range else 16)
+    half = detections.scaled(0.5, 0.5)
+    for plane in chroma:
+        anonymizer.apply(plane, half, 128)
 
 
 def _boxes(frame: Frame, detections: Detections) -> list[tuple[int, int, int, int]]:
@@ -60,7 +80,7 @@ class Blur:
 
     name: ClassVar[str] = "blur"
 
-    def apply(self, frame: Frame, detections: Detections) -> Frame:
+    def apply(self, frame: Frame, detections: Detections, black: int = 0) -> Frame:
         for a, b, c, d in _boxes(frame, detections):
             frame[b:d, a:c] = _smeared(frame[b:d, a:c])
         return frame
@@ -71,7 +91,7 @@ class Pixelate:
 
     name: ClassVar[str] = "pixelate"
 
-    def apply(self, frame: Frame, detections: Detections) -> Frame:
+    def apply(self, frame: Frame, detections: Detections, black: int = 0) -> Frame:
         for a, b, c, d in _boxes(frame, detections):
             region = frame[b:d, a:c]
             h, w = region.shape[:2]
@@ -90,9 +110,9 @@ class Solid:
 
     name: ClassVar[str] = "solid"
 
-    def apply(self, frame: Frame, detections: Detections) -> Frame:
+    def apply(self, frame: Frame, detections: Detections, black: int = 0) -> Frame:
         for a, b, c, d in _boxes(frame, detections):
-            frame[b:d, a:c] = 0
+            frame[b:d, a:c] = black
         return frame
 
 
@@ -105,7 +125,7 @@ class Ellipse:
 
     name: ClassVar[str] = "ellipse"
 
-    def apply(self, frame: Frame, detections: Detections) -> Frame:
+    def apply(self, frame: Frame, detections: Detections, black: int = 0) -> Frame:
         h, w = frame.shape[:2]
         for x1, y1, x2, y2 in detections.grown(float(np.sqrt(2))).xyxy:
             a, b = max(0, int(np.floor(x1))), max(0, int(np.floor(y1)))
@@ -119,7 +139,10 @@ class Ellipse:
             axes = (max(1, round((x2 - x1) / 2)), max(1, round((y2 - y1) / 2)))
             cv2.ellipse(mask, centre, axes, 0, 0, 360, 255, -1)
             region = frame[b:d, a:c]
-            np.copyto(region, _smeared(region), where=mask[:, :, None].astype(bool))
+            inside = mask.astype(bool)
+            np.copyto(
+                region, _smeared(region), where=inside[..., None] if region.ndim == 3 else inside
+            )
         return frame
 
 

@@ -243,6 +243,7 @@ def _open_session(model_path: Path, device: str, threads: int | None) -> Any:
     options.log_severity_level = 3
     # Idle detector threads must not spin: the decoder and encoder need those cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.enable_mem_pattern = False
     try:
         return ort.InferenceSession(str(model_path), sess_options=options, providers=wanted)
     except Exception as exc:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from veil.anonymizers import MODES, Anonymizer, get_anonymizer
+from veil.anonymizers import MODES, Anonymizer, get_anonymizer, hide_in_yuv420
 from veil.detections import Detections
 from veil.detector import DEVICES, PRECISIONS, CenterFace, FaceDetector, resolved_precision
 from veil.errors import CorruptVideoError, OptionError
@@ -202,7 +202,7 @@ _DONE = object()
 # the detector works on an analysed frame, small enough to bound memory: at most 16
 # frames, at most _QUEUE_BYTES of RGB pictures each way (three 4K frames).
 _QUEUE_FRAMES = 16
-_QUEUE_BYTES = 96 * 1024**2
+_QUEUE_BYTES = 48 * 1024**2
 
 
 def _queue_frames(info: VideoInfo) -> int:
@@ -384,11 +384,17 @@ def _run(
                 if faces is not None and len(detections):
                     faces.add(frame.time_ms, detections)
                 if encoder is not None and len(detections):
-                    image = frame.rgb()
                     if thumbnails is not None:  # from the original, before it is hidden
-                        thumbnails.offer(image, detections)
-                    image = anonymizer.apply(image, detections.grown(options.box_scale))
-                    encoder.put(_Redacted(image, frame.pts, index in keyframes))
+                        thumbnails.offer(frame.rgb, detections)
+                    boxes = detections.grown(options.box_scale)
+                    editable = frame.editable_copy()
+                    if editable is not None:  # hidden in YUV: no frame-sized RGB
+                        copy, planes, full_range = editable
+                        hide_in_yuv420(anonymizer, planes, boxes, full_range)
+                        encoder.put(_Keyframe(copy) if index in keyframes else copy)
+                    else:
+                        image = anonymizer.apply(frame.rgb(), boxes)
+                        encoder.put(_Redacted(image, frame.pts, index in keyframes))
                 elif encoder is not None:
                     # No face: encoded as decoded, no trip through RGB.
                     encoder.put(_Keyframe(frame) if index in keyframes else frame)

@@ -7,6 +7,8 @@ and serves them only to those who may read the original, never to a browser's ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -31,7 +33,10 @@ class Thumbnails:
         self.pictures: dict[int, bytes] = {}
         self._scores: dict[int, float] = {}
 
-    def offer(self, rgb: Frame, detections: Detections) -> None:
+    def offer(self, picture: Callable[[], Frame], detections: Detections) -> None:
+        """``picture`` makes the frame's RGB picture: called only when a crop is wanted,
+        at most once (most frames improve on no track's best sighting)."""
+        rgb: Frame | None = None
         for i in range(len(detections)):
             track = int(detections.track_id[i])
             score = float(detections.confidence[i])
@@ -39,10 +44,12 @@ class Thumbnails:
                 continue
             if track not in self._scores and len(self._scores) >= MAX_TRACKS:
                 continue
-            picture = _crop(rgb, detections.xyxy[i])
-            if picture is not None:
+            if rgb is None:
+                rgb = picture()
+            crop = _crop(rgb, detections.xyxy[i])
+            if crop is not None:
                 self._scores[track] = score
-                self.pictures[track] = picture
+                self.pictures[track] = crop
 
 
 def _crop(rgb: Frame, box: np.ndarray) -> bytes | None:

@@ -18,7 +18,7 @@ import os
 import struct
 import uuid
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
@@ -173,16 +173,53 @@ class DecodedFrame:
         rgb = picture.reformat(format="rgb24", src_color_range=picture.color_range or None)
         return to_display(rgb.to_ndarray(), self.rotation, self.mirrored)
 
+    def editable_copy(self) -> tuple[DecodedFrame, list[Frame], bool] | None:
+        """A copy of this frame to draw on, its planes (luma, then the two half-size chroma
+        planes) as views in display orientation, and whether its range is full (black is
+        luma 0, not 16); ``None`` unless the picture is 8-bit 4:2:0 (``EDITABLE_FORMATS``).
+
+        A copy, because the decoder's buffers may be pictures later frames are predicted
+        from; each plane is copied once, a third of the bytes of one RGB frame."""
+        picture = self.picture
+        name = picture.format.name
+        if name not in EDITABLE_FORMATS:
+            return None
+        copy = av.VideoFrame(picture.width, picture.height, name)
+        copy.color_range = picture.color_range
+        views = []
+        for source, target in zip(picture.planes, copy.planes, strict=True):
+            rows = _plane_array(target)
+            rows[:] = _plane_array(source)
+            views.append(display_view(rows, self.rotation, self.mirrored))
+        full_range = name == "yuvj420p" or picture.color_range == 2
+        return replace(self, picture=copy), views, full_range
+
     def grey(self) -> Frame:
         """The luma plane, coded orientation, as stored (no copy for 8-bit YUV): enough to
         tell how much the picture changed."""
         picture = self.picture
         name = picture.format.name
         if name.startswith(("yuv", "nv12", "gray")) and picture.format.components[0].bits == 8:
-            plane = picture.planes[0]
-            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-            return rows[:, : plane.width]
+            return _plane_array(picture.planes[0])
         return np.asarray(picture.to_ndarray(format="gray"), np.uint8)
+
+
+EDITABLE_FORMATS = ("yuv420p", "yuvj420p")
+"""Decoded formats a face can be hidden in without a trip through RGB (``editable_copy``):
+8-bit 4:2:0, what nearly every camera and phone records."""
+
+
+def display_view(plane: Frame, rotation: int, mirrored: bool = False) -> Frame:
+    """``to_display`` as a view: writing to it writes to ``plane``."""
+    shown = np.rot90(plane, k=rotation // 90) if rotation else plane
+    return shown[:, ::-1] if mirrored else shown
+
+
+def _plane_array(plane: Any) -> Frame:
+    """An 8-bit plane's pixels as a ``(height, width)`` view of its buffer (rows padded to
+    ``line_size`` in memory)."""
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return rows[:, : plane.width]
 
 
 def return_frame_memory_to_the_system() -> None:
