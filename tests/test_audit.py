@@ -66,7 +66,7 @@ class NoFaces(AuditDetector):
     def settings(self) -> dict:
         return {"detector": "none"}
 
-    def detect_frame(self, frame: np.ndarray) -> Detections:
+    def detect_frame(self, frame: np.ndarray, changed: object = None) -> Detections:
         self.calls += 1
         return Detections.empty()
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from test_tracker import box, covers
 
 from veil.detections import Detections
-from veil.motion import CUT_CHANGE, DetectionSchedule, PictureChange
+from veil.motion import CUT_CHANGE, REFRESH_ANALYSES, DetectionSchedule, PictureChange
 from veil.pipeline import BlurOptions, blur_video
 from veil.synthetic import MovingFace, Scene, action_scene, visible_faces, write_video
 from veil.tracker import Tracker, TrackerOptions
-from veil.video import VideoReader
+from veil.video import DecodedFrame, VideoReader
 
 
 def test_picture_change_is_zero_for_a_still_and_large_for_a_cut():
@@ -83,7 +85,7 @@ class Counting:
         self.full = 0
         self.near = 0
 
-    def detect_frame(self, frame: np.ndarray) -> Detections:
+    def detect_frame(self, frame: np.ndarray, changed: object = None) -> Detections:
         self.full += 1
         return Detections.empty()
 
@@ -138,3 +140,75 @@ def test_action_clip_leaves_no_face_visible(tmp_path):
     out = tmp_path / "out.mp4"
     blur_video(clip.path, out)
     assert visible_faces(out, scene) == []
+
+
+def still_scene(frames: int) -> Scene:
+    """A still camera: faces of 20, 50 and 120 px there from the start (each found at
+    another level of the pyramid), one 16 px face that appears at frame 33 (between two
+    analyses) and one 60 px face at frame 47, none moving."""
+    return Scene(
+        width=1280,
+        height=720,
+        frames=frames,
+        faces=(
+            MovingFace(photo="grace_hopper", height=120, start=(0.3, 0.45)),
+            MovingFace(photo="astronaut", height=20, start=(0.1, 0.2)),
+            MovingFace(photo="cameraman", height=50, start=(0.85, 0.8)),
+            MovingFace(photo="astronaut", height=16, start=(0.75, 0.3), first_frame=33),
+            MovingFace(photo="cameraman", height=60, start=(0.6, 0.7), first_frame=47),
+        ),
+    )
+
+
+def test_a_still_camera_is_looked_at_again_only_where_the_picture_changes(tmp_path):
+    """Between whole looks (every ``REFRESH_ANALYSES`` intervals), a full analysis of a
+    still picture runs the finer levels only where it changed, keeps the faces found
+    before elsewhere, and still finds the faces that appear."""
+    scene = still_scene(70)
+    clip = write_video(tmp_path / "still.mp4", scene, audio=False)
+    detector = BlurOptions().detector()
+    costs = []
+
+    class Measured:
+        def detect_frame(self, frame: np.ndarray, changed: object = None) -> Detections:
+            before = detector.input_pixels
+            found = detector.detect_frame(frame, changed)  # type: ignore[arg-type]
+            costs.append(detector.input_pixels - before)
+            return found
+
+        def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+            return detector.detect_near(frame, boxes)
+
+    out = tmp_path / "out.mp4"
+    blur_video(clip.path, out, detector=Measured())
+    whole = detector.plan(1280, 720).input_pixels
+    assert REFRESH_ANALYSES * 10 == 60
+    assert costs[0] == whole and costs[6] == whole  # frames 0 and 60: whole looks
+    # Frames 10, 20, 50: nothing appeared since the last look; 40 and 50 after the faces
+    # that appeared at 33 and 47: only around them.
+    assert all(cost < whole / 4 for cost in costs[1:6]), costs
+    assert visible_faces(clip.path, scene)
+    assert visible_faces(out, scene) == []
+
+
+def test_what_the_last_look_remembers_is_plain_data(tmp_path):
+    """A schedule restored from another's state decides and finds as that one would."""
+    scene = still_scene(45)
+    clip = write_video(tmp_path / "still.mp4", scene, audio=False)
+    detector = BlurOptions().detector()
+    first, second = DetectionSchedule(detector, every=10), DetectionSchedule(detector, every=10)
+    tracker = Tracker(BlurOptions().tracker_options(30))
+    found: dict[str, list] = {"first": [], "second": []}
+    with VideoReader(clip.path) as reader:
+        frames = [f for f in reader if isinstance(f, DecodedFrame)]
+    for frame in frames[:25]:
+        first.analyse(frame, tracker)
+    state = json.loads(json.dumps(first.state()))
+    assert state["last_look"]["boxes"]
+    second.restore(state)
+    assert second.state() == state
+    for schedule, name in ((first, "first"), (second, "second")):
+        for frame in frames[25:]:
+            if frame.index % 10 == 0:
+                found[name].append(schedule._full_analysis(frame, whole=False).xyxy.tolist())
+    assert found["first"] == found["second"]

@@ -26,7 +26,7 @@ from veil.video import probe
 
 
 class NoFaces:
-    def detect_frame(self, frame: np.ndarray) -> Detections:
+    def detect_frame(self, frame: np.ndarray, changed: object = None) -> Detections:
         return Detections.empty()
 
     def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:

@@ -11,7 +11,14 @@ from veil.anonymizers import get_anonymizer
 from veil.detections import Detections, box_iou
 from veil.detector import CenterFace
 from veil.synthetic import MovingFace, Scene, face_visibility, part_visibility
-from veil.tiling import MAX_FACE, MAX_TILE_PIXELS, MAX_TILE_SIDE, MIN_FACE, plan_tiles
+from veil.tiling import (
+    MAX_FACE,
+    MAX_TILE_PIXELS,
+    MAX_TILE_SIDE,
+    MIN_FACE,
+    ChangedArea,
+    plan_tiles,
+)
 
 SIZES = [(320, 240), (173, 97), (1280, 720), (1920, 1080), (3840, 2160), (1080, 1920), (7680, 4320)]
 
@@ -164,3 +171,82 @@ def test_visibility_sees_a_face_whose_eyes_alone_are_hidden():
     out = get_anonymizer("blur").apply(frame.copy(), Detections.from_boxes(eyes))
     assert part_visibility(frame, out, truth[0])["eyes"] < 0.6
     assert face_visibility(frame, out, truth[0]) > 0.9
+
+
+def _area(width: int, height: int, cell: int, changed: list[tuple[int, int]]) -> ChangedArea:
+    cells = np.zeros((-(-height // cell), -(-width // cell)), bool)
+    for row, column in changed:
+        cells[row, column] = True
+    return ChangedArea(cells, cell, width, height)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "cell", "changed"),
+    [
+        (1280, 720, 16, [(20, 40)]),  # one cell in the middle
+        (1280, 720, 16, [(0, 0)]),  # a corner
+        (1280, 720, 16, [(44, 79)]),  # the last, cut, row and column
+        (1280, 720, 16, [(5, 5), (40, 70)]),  # far apart: two regions
+        (1280, 720, 16, [(10, 10), (10, 16), (16, 13)]),  # close: their reaches merge
+        (3840, 2160, 48, [(3, 3), (30, 60), (31, 62)]),
+        (1080, 1920, 24, [(79, 0), (0, 44)]),
+    ],
+)
+def test_changed_regions_cover_each_change_and_its_reach_once(width, height, cell, changed):
+    area = _area(width, height, cell, changed)
+    reach = 40.0
+    regions = area.regions(reach)
+    covered = np.zeros((height, width), np.int32)
+    for x1, y1, x2, y2 in regions:
+        assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+        covered[y1:y2, x1:x2] += 1
+    assert covered.max() == 1, "regions overlap"
+    for row, column in changed:
+        y1, x1 = max(0, int(row * cell - reach)), max(0, int(column * cell - reach))
+        y2, x2 = (
+            min(height, int((row + 1) * cell + reach)),
+            min(width, int((column + 1) * cell + reach)),
+        )
+        assert covered[y1:y2, x1:x2].all(), f"cell {row, column} or its reach left out"
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 720), (1920, 1080), (3840, 2160), (1080, 1920)]
+)
+def test_a_change_is_analysed_at_every_finer_level_with_a_face_around_it(width, height):
+    """``tiles_within``: the coarsest level whole; each finer one over the change and the
+    largest face it owns around it (so a face touching the change is whole in a tile),
+    in tiles of bounded size, and far fewer input pixels than the whole plan."""
+    plan = plan_tiles(width, height)
+    cell = max(16, -(-max(width, height) // 80))
+    area = _area(width, height, cell, [(10, 12)])
+    tiles = plan.tiles_within(area)
+    assert [t for t in tiles if t.level == 0] == [t for t in plan.tiles if t.level == 0]
+    for level in range(1, len(plan.scales)):
+        owned = MIN_FACE * plan.scales[level] / plan.scales[level - 1] / plan.scales[level]
+        covered = np.zeros((height, width), bool)
+        for tile in (t for t in tiles if t.level == level):
+            assert tile.input_width * tile.input_height <= MAX_TILE_PIXELS
+            covered[tile.y1 : tile.y2, tile.x1 : tile.x2] = True
+        y1, x1 = max(0, int(10 * cell - owned)), max(0, int(12 * cell - owned))
+        assert covered[y1 : int(11 * cell + owned), x1 : int(13 * cell + owned)].all()
+    assert sum(t.input_width * t.input_height for t in tiles) < plan.input_pixels / 4
+
+
+@pytest.mark.parametrize(
+    ("size", "where"), [(16, (0.3, 0.4)), (40, (0.6, 0.5)), (120, (0.45, 0.55))]
+)
+def test_a_look_at_the_changed_part_finds_the_faces_there(detector, size, where):
+    """The faces inside a changed part are found as a look at the whole frame finds them."""
+    scene = Scene(width=1280, height=720, frames=1, faces=(MovingFace(height=size, start=where),))
+    frame, truth, _ = scene.render(0)
+    x1, y1, x2, y2 = truth[0]
+    cells = np.zeros((45, 80), bool)
+    cells[int(y1 // 16) : int(y2 // 16) + 1, int(x1 // 16) : int(x2 // 16) + 1] = True
+    part = detector.detect_frame(frame, ChangedArea(cells, 16, 1280, 720))
+    whole = detector.detect_frame(frame)
+    found = part[part.confidence >= 0.2]
+    assert len(found) == 1
+    assert box_iou(found.xyxy, truth)[0, 0] > 0.5
+    best = whole[whole.confidence >= 0.2]
+    assert box_iou(found.xyxy, best.xyxy).max() > 0.8

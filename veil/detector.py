@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from veil.detections import Detections, FloatArray
 from veil.errors import DetectorError, OptionError
-from veil.tiling import MAX_FACE, Tile, TilePlan, near_tile, plan_tiles
+from veil.tiling import MAX_FACE, ChangedArea, Tile, TilePlan, near_tile, plan_tiles
 
 Frame = npt.NDArray[np.uint8]
 """An ``(height, width, 3)`` RGB image."""
@@ -36,8 +36,9 @@ class FaceDetector(Protocol):
     expects faces (a cheaper look between whole-frame analyses). Boxes are in pixels of
     the frame given."""
 
-    def detect_frame(self, frame: Frame) -> Detections:
-        """Every face on ``frame``."""
+    def detect_frame(self, frame: Frame, changed: ChangedArea | None = None) -> Detections:
+        """Every face on ``frame``; with ``changed``, those a look at the changed part
+        finds (a detector may look at more)."""
         ...
 
     def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
@@ -106,6 +107,8 @@ class CenterFace:
         self._input_name = self._session.get_inputs()[0].name
         self._plans: dict[tuple[int, int], TilePlan] = {}
         self._inputs: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
+        self.input_pixels = 0
+        """Detector input pixels analysed so far, padding included: its cost."""
 
     def plan(self, width: int, height: int) -> TilePlan:
         """The tiles analysed on a ``width`` x ``height`` frame."""
@@ -117,16 +120,14 @@ class CenterFace:
     def detect(self, frames: Sequence[Frame]) -> list[Detections]:
         return [self.detect_frame(frame) for frame in frames]
 
-    def detect_frame(self, frame: Frame) -> Detections:
-        """The faces on one frame, one box each, in the frame's pixels."""
+    def detect_frame(self, frame: Frame, changed: ChangedArea | None = None) -> Detections:
+        """The faces on one frame, one box each, in the frame's pixels; with ``changed``,
+        the finer levels only over the changed part (``TilePlan.tiles_within``)."""
         height, width = frame.shape[:2]
         plan = self.plan(width, height)
-        found = [
-            self._detect_tile(frame, tile, plan.largest_face(tile.level)) for tile in plan.tiles
-        ]
-        return (
-            Detections.concatenate(found).deduplicated(_NMS_IOU, _CONTAINED).clipped(width, height)
-        )
+        tiles = plan.tiles if changed is None else plan.tiles_within(changed)
+        found = [self._detect_tile(frame, tile, plan.largest_face(tile.level)) for tile in tiles]
+        return merged(found, width, height)
 
     def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
         """The faces near ``boxes`` ``(k, 4)`` (where tracks predict faces), looked for in a
@@ -134,9 +135,7 @@ class CenterFace:
         height, width = frame.shape[:2]
         tiles = [near_tile(box, width, height, self.scale) for box in boxes]
         found = [self._detect_tile(frame, tile, MAX_FACE) for tile in tiles if tile is not None]
-        return (
-            Detections.concatenate(found).deduplicated(_NMS_IOU, _CONTAINED).clipped(width, height)
-        )
+        return merged(found, width, height)
 
     def _detect_tile(self, frame: Frame, tile: Tile, largest: float) -> Detections:
         region = frame[tile.y1 : tile.y2, tile.x1 : tile.x2]
@@ -150,6 +149,7 @@ class CenterFace:
                 interpolation=cv2.INTER_AREA if tile.scale < 1 else cv2.INTER_LINEAR,
             )
         )
+        self.input_pixels += tile.input_width * tile.input_height
         batch = self._input(tile.input_width, tile.input_height)
         # The buffer is reused: clear the padding a larger content may have left.
         batch[0, :, content_h:, :] = 0
@@ -221,6 +221,13 @@ class CenterFace:
         )
         kept = np.asarray(keep, np.int64).reshape(-1)
         return Detections.from_boxes(boxes[kept], scores[kept], landmarks[kept])
+
+
+def merged(parts: Sequence[Detections], width: int, height: int) -> Detections:
+    """One box per face of ``parts`` (tiles' or analyses' detections on one frame of
+    ``width`` x ``height``): overlapping boxes and boxes inside a larger one (a face's
+    parts, found at a finer level) give way to the strongest, larger one."""
+    return Detections.concatenate(parts).deduplicated(_NMS_IOU, _CONTAINED).clipped(width, height)
 
 
 def _open_session(model_path: Path, device: str, threads: int | None) -> Any:

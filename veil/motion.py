@@ -15,16 +15,28 @@ in that time. Two cheap signals decide when it is not:
   thousand input pixels instead of millions, so a face crossing the frame at 20-40 px a
   frame keeps a box on every frame without analysing every frame whole.
 
+A full analysis itself looks again only where the picture changed (``LastLook``): each
+cell of the frame is compared with what it showed when the detector last analysed it,
+and the finer levels of the pyramid (``veil.tiling``), nearly all of its cost, are run
+only over the changed cells and a face's size around them. The faces found before over
+unchanged cells are kept: the same pixels give the detector the same answer. A still
+camera (an interview, a counter, a corridor) then costs a fraction of a moving one.
+Every ``REFRESH_ANALYSES`` intervals, after a cut, and where most of the frame changed,
+the frame is analysed whole.
+
 What is analysed depends on a bounded past only, so a run that starts part-way through a
 video (a segment, ``veil.segments``) decides as a run from the start does: full analyses
 fall on frames whose index is a multiple of the interval (not ``every`` frames after the
 last one, which would carry the phase of the whole history), and "busy" is an average of
 the last ``BUSY_FRAMES`` changes, computed in a fixed order from exact values. The
-schedule's state (``state``/``restore``) is plain data.
+schedule's state (``state``/``restore``) is plain data. Whole analyses fall on the same
+absolute grid, so what ``LastLook`` remembers goes back at most ``REFRESH_ANALYSES``
+intervals.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -33,9 +45,10 @@ import numpy as np
 import numpy.typing as npt
 
 from veil.detections import Detections
-from veil.detector import FaceDetector
+from veil.detector import FaceDetector, merged
+from veil.tiling import ChangedArea
 from veil.tracker import Tracker
-from veil.video import DecodedFrame
+from veil.video import DecodedFrame, to_display
 
 Frame = npt.NDArray[np.uint8]
 
@@ -82,6 +95,128 @@ class PictureChange:
         )
 
 
+CELL_CHANGE = 4
+"""Change of a cell's mean brightness or mean edge strength (0-255) since the detector
+last analysed it that marks the cell changed: far above what compression noise does to
+a cell's average, below what a face that appears in it does."""
+MOST_CHANGED = 0.5
+"""A frame changed over more than this fraction of its cells is analysed whole."""
+REFRESH_ANALYSES = 6
+"""Every this many intervals (frames a multiple of ``REFRESH_ANALYSES * detect_every``)
+a frame is analysed whole whatever changed, so a run's memory is bounded (segments) and
+a face missed on a look gets another."""
+CELLS_ACROSS = 80
+"""Cells along the longer side of a frame (at least ``MIN_CELL`` pixels each)."""
+MIN_CELL = 16
+
+
+class LastLook:
+    """What each cell of the picture showed when the detector last analysed it, and the
+    faces the last full analysis found: where nothing changed since, those faces stand.
+
+    A cell is ``cell`` pixels square (display orientation); what it showed is its mean
+    brightness and its mean horizontal edge strength, so a face appearing over a
+    background as bright as it still changes the cell. Integers throughout: the same
+    frames give the same decisions in any process."""
+
+    def __init__(self) -> None:
+        self._forget()
+
+    def _forget(self) -> None:
+        self._cell = 0
+        self._means: npt.NDArray[np.int16] | None = None
+        self._edges: npt.NDArray[np.int16] | None = None
+        self._found = Detections.empty()
+
+    def changed(self, frame: DecodedFrame) -> tuple[ChangedArea | None, Any]:
+        """The part of ``frame`` that changed since it was last analysed (``None``: look
+        at all of it), and what ``remember`` needs after the analysis."""
+        cells = self._cells(frame)
+        if self._means is None or self._edges is None or cells[0].shape != self._means.shape:
+            return None, cells
+        means, edges, _ = cells
+        changed = (np.abs(means - self._means) > CELL_CHANGE) | (
+            np.abs(edges - self._edges) > CELL_CHANGE
+        )
+        area = ChangedArea(changed, self._cell, *cells[2])
+        return (None if area.fraction > MOST_CHANGED else area), cells
+
+    def remember(self, cells: Any, area: ChangedArea | None, found: Detections) -> Detections:
+        """Take in an analysis of the ``area`` of a frame (``None``: all of it) and the faces
+        it ``found``; returns every face on the frame: those, and those found before over
+        cells that did not change."""
+        means, edges, _ = cells
+        if area is None or self._means is None or self._edges is None:
+            self._means, self._edges = means, edges
+        else:
+            self._means = np.where(area.cells, means, self._means)
+            self._edges = np.where(area.cells, edges, self._edges)
+            kept = np.array([area.unchanged_under(box) for box in self._found.xyxy], bool)
+            found = merged([found, self._found[kept]], area.width, area.height)
+        self._found = found
+        return found
+
+    def _cells(
+        self, frame: DecodedFrame
+    ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], tuple[int, int]]:
+        """Each cell's mean brightness and edge strength, and the frame's displayed
+        ``(width, height)``."""
+        grey = frame.grey()
+        height, width = grey.shape[:2]
+        self._cell = cell = max(MIN_CELL, math.ceil(max(width, height) / CELLS_ACROSS))
+        rows, columns = math.ceil(height / cell), math.ceil(width / cell)
+        edges = cv2.absdiff(grey[:, 1:], grey[:, :-1])
+        result = []
+        for plane in (grey, edges):
+            # Padded to whole cells by repeating the edge, so each cell's average is of its
+            # own cell x cell pixels.
+            h, w = plane.shape[:2]
+            padded = cv2.copyMakeBorder(
+                np.ascontiguousarray(plane),
+                0,
+                rows * cell - h,
+                0,
+                columns * cell - w,
+                cv2.BORDER_REPLICATE,
+            )
+            small = np.asarray(
+                cv2.resize(padded, (columns, rows), interpolation=cv2.INTER_AREA), np.uint8
+            )
+            result.append(to_display(small, frame.rotation, frame.mirrored).astype(np.int16))
+        shown = (height, width) if frame.rotation % 180 else (width, height)
+        return result[0], result[1], shown
+
+    def state(self) -> dict[str, Any] | None:
+        """What it remembers, as plain data."""
+        if self._means is None or self._edges is None:
+            return None
+        found = self._found
+        return {
+            "cell": self._cell,
+            "shape": list(self._means.shape),
+            "means": [int(v) for v in self._means.ravel()],
+            "edges": [int(v) for v in self._edges.ravel()],
+            "boxes": [[float(v) for v in box] for box in found.xyxy],
+            "scores": [float(v) for v in found.confidence],
+            "landmarks": [[float(v) for v in point.ravel()] for point in found.landmarks],
+        }
+
+    def restore(self, state: dict[str, Any] | None) -> None:
+        if state is None:
+            self._forget()
+            return
+        shape = tuple(state["shape"])
+        self._cell = int(state["cell"])
+        self._means = np.asarray(state["means"], np.int16).reshape(shape)
+        self._edges = np.asarray(state["edges"], np.int16).reshape(shape)
+        count = len(state["scores"])
+        self._found = Detections.from_boxes(
+            np.asarray(state["boxes"], np.float32).reshape(count, 4),
+            np.asarray(state["scores"], np.float32),
+            np.asarray(state["landmarks"], np.float32).reshape(count, 5, 2),
+        )
+
+
 class DetectionSchedule:
     """Decides, frame by frame, what the detector analyses: ``analyse`` is called with
     every frame in order and feeds the tracker.
@@ -94,6 +229,7 @@ class DetectionSchedule:
         self.every = every
         self._change = PictureChange()
         self._changes: deque[float] = deque(maxlen=BUSY_FRAMES)
+        self._last_look = LastLook()
         self.full_analyses = 0
         self.follow_ups = 0
         self.cuts: list[int] = []
@@ -118,12 +254,17 @@ class DetectionSchedule:
 
     def state(self) -> dict[str, Any]:
         """What the next decisions depend on, as plain data (JSON)."""
-        return {"previous": self._change.state(), "changes": list(self._changes)}
+        return {
+            "previous": self._change.state(),
+            "changes": list(self._changes),
+            "last_look": self._last_look.state(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from ``state`` (``state()`` of a schedule at the frame before)."""
         self._change.restore(state["previous"])
         self._changes = deque((float(c) for c in state["changes"]), maxlen=BUSY_FRAMES)
+        self._last_look.restore(state["last_look"])
 
     def analyse(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
         """Analyse ``frame`` as much as it needs and hand the result to ``tracker``;
@@ -137,10 +278,20 @@ class DetectionSchedule:
         # a run starting mid-video (a segment) then analyses the same frames.
         if cut or index % self.interval() == 0:
             self.full_analyses += 1
-            return tracker.update(index, self.detector.detect_frame(frame.rgb()))
+            whole = cut or index % (self.every * REFRESH_ANALYSES) == 0
+            return tracker.update(index, self._full_analysis(frame, whole))
         followed = tracker.followed(index, self.interval())
         if not followed:
             return tracker.update(index, None)
         self.follow_ups += 1
         found = self.detector.detect_near(frame.rgb(), np.stack(list(followed.values())))
         return tracker.update(index, found, only=followed.keys())
+
+    def _full_analysis(self, frame: DecodedFrame, whole: bool) -> Detections:
+        """Every face on ``frame``: looked for where it changed since the last look, or,
+        when ``whole``, everywhere."""
+        area, cells = self._last_look.changed(frame)
+        if whole:
+            area = None
+        found = self.detector.detect_frame(frame.rgb(), area)
+        return self._last_look.remember(cells, area, found)

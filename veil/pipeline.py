@@ -200,7 +200,7 @@ class Window:
 _DONE = object()
 # Frames queued between stages: enough for decoding and encoding to keep running while
 # the detector works on an analysed frame, small enough to bound memory: at most 16
-# frames, at most _QUEUE_BYTES of RGB pictures each way (three 4K frames).
+# frames, at most _QUEUE_BYTES of RGB pictures each way (two 4K frames).
 _QUEUE_FRAMES = 16
 _QUEUE_BYTES = 48 * 1024**2
 

@@ -16,6 +16,12 @@ Each level is cut into tiles of at most ``MAX_TILE_PIXELS`` input pixels, so the
 detector's input, and with it ONNX Runtime's memory, does not depend on the frame's
 size. Neighbouring tiles overlap by the largest face the level must see whole (a larger
 one is found at the coarser level), so a face on a seam is whole in one of them.
+
+Where only part of the picture changed since the last analysis (``ChangedArea``, from
+``veil.motion``), the finer levels are analysed only over that part, grown by the
+largest face each level must see whole (``TilePlan.tiles_within``): a face that touches
+a change is whole in a tile, and the rest of the picture, unchanged, holds the faces
+found there before.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
 
 MIN_FACE = 28
 """Input pixels: the smallest face height CenterFace finds reliably."""
@@ -93,6 +103,86 @@ class TilePlan:
         level, so its detections that tall are parts of a face or false alarms."""
         return math.inf if level == 0 else MAX_FACE
 
+    def tiles_within(self, changed: ChangedArea) -> tuple[Tile, ...]:
+        """The tiles a frame needs where only ``changed`` differs from the frame its
+        other faces were found on: the coarsest level whole (its tiles are the smallest),
+        each finer level over the changed cells grown by the faces it must see whole."""
+        tiles = [tile for tile in self.tiles if tile.level == 0]
+        for level in range(1, len(self.scales)):
+            s = self.scales[level]
+            overlap = math.ceil(_owned(self.scales, level) * _SEAM_MARGIN)
+            for x1, y1, x2, y2 in changed.regions(overlap / s):
+                columns, rows = _grid((x2 - x1) * s, (y2 - y1) * s, overlap)
+                for a, b, in_h in _axis(y2 - y1, s, rows):
+                    for c, d, in_w in _axis(x2 - x1, s, columns):
+                        tiles.append(Tile(level, s, x1 + c, y1 + a, x1 + d, y1 + b, in_w, in_h))
+        return tuple(tiles)
+
+
+@dataclass(frozen=True)
+class ChangedArea:
+    """The cells of a ``width`` x ``height`` frame whose picture changed: ``cells``
+    ``(rows, columns)``, true where changed, each ``cell`` frame pixels square (the last
+    row and column may be cut by the frame's edge)."""
+
+    cells: npt.NDArray[np.bool_]
+    cell: int
+    width: int
+    height: int
+
+    @property
+    def fraction(self) -> float:
+        return float(self.cells.mean()) if self.cells.size else 0.0
+
+    def regions(self, reach: float) -> list[tuple[int, int, int, int]]:
+        """Rectangles ``x1, y1, x2, y2`` (frame pixels) that cover every changed cell and
+        ``reach`` pixels around it, none overlapping another."""
+        steps = math.ceil(reach / self.cell)
+        grown = cv2.dilate(
+            self.cells.astype(np.uint8), np.ones((2 * steps + 1, 2 * steps + 1), np.uint8)
+        )
+        count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        boxes = [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:count]]
+        # Components' bounding boxes may overlap: merge those until none do, so no
+        # pixels are analysed twice.
+        merged = True
+        while merged:
+            merged = False
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    a, b = boxes[i], boxes[j]
+                    if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                        boxes[i] = (
+                            min(a[0], b[0]),
+                            min(a[1], b[1]),
+                            max(a[2], b[2]),
+                            max(a[3], b[3]),
+                        )
+                        del boxes[j]
+                        merged = True
+                        break
+                if merged:
+                    break
+        c = self.cell
+        return [
+            (x1 * c, y1 * c, min(self.width, x2 * c), min(self.height, y2 * c))
+            for x1, y1, x2, y2 in boxes
+        ]
+
+    def unchanged_under(self, box: Sequence[float]) -> bool:
+        """Whether no cell under ``box`` (frame pixels), or next to it, changed."""
+        rows, columns = self.cells.shape
+        c = self.cell
+        x1, y1 = max(0, math.floor(box[0] / c) - 1), max(0, math.floor(box[1] / c) - 1)
+        x2, y2 = min(columns, math.floor(box[2] / c) + 2), min(rows, math.floor(box[3] / c) + 2)
+        return not self.cells[y1:y2, x1:x2].any()
+
+
+def _owned(scales: Sequence[float], level: int) -> float:
+    """Input pixels: the largest face ``level`` must see whole. The coarsest level, the
+    largest face a frame holds; a finer one, those too small for the level before."""
+    return MAX_FACE if level == 0 else MIN_FACE * scales[level] / scales[level - 1]
+
 
 def plan_tiles(width: int, height: int, scale: float = 2.0) -> TilePlan:
     """The levels and tiles for a ``width`` x ``height`` frame, ``scale`` the finest level's."""
@@ -108,8 +198,7 @@ def plan_tiles(width: int, height: int, scale: float = 2.0) -> TilePlan:
     for level, s in enumerate(scales):
         # A level must see whole the faces too small for the coarser one; the coarsest
         # level, when it needs tiles at all (a very long, thin frame), the largest.
-        owned = MAX_FACE if level == 0 else MIN_FACE * s / scales[level - 1]
-        overlap = math.ceil(owned * _SEAM_MARGIN)
+        overlap = math.ceil(_owned(scales, level) * _SEAM_MARGIN)
         columns, rows = _grid(width * s, height * s, overlap)
         for y1, y2, in_h in _axis(height, s, rows):
             for x1, x2, in_w in _axis(width, s, columns):
