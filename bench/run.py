@@ -213,32 +213,41 @@ class Run:
     note: str | None = None
 
 
+_PEAK = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs a command and writes its peak RSS (KiB) and CPU seconds to a file. A child's
+peak RSS starts at its parent's (Linux carries the memory it had before exec over, and
+posix_spawn shares the parent's memory until then); this process holds decoded 4K
+frames while it judges, so runs start from this small one instead."""
+
+
 def measure(name: str, clip: str, frames: int, argv: list[str], output: Path) -> Run:
-    """Run ``argv`` to its end; wall time, CPU time and peak RSS from ``os.wait4``."""
+    """Run ``argv`` to its end: wall time, and its CPU time and peak RSS (``_PEAK``)."""
     output.unlink(missing_ok=True)
-    with tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile("r") as usage:
         start = time.perf_counter()
-        # posix_spawn, not fork: a forked child's peak RSS starts at the parent's (this
-        # process holds decoded 4K frames while it judges), which would swamp the run's.
-        pid = os.posix_spawnp(
-            argv[0],
-            argv,
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_DUP2, err.fileno(), 2),
-            ],
+        proc = subprocess.run(
+            [sys.executable, "-c", _PEAK, usage.name, *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            check=False,
         )
-        _, status, usage = os.wait4(pid, 0)
         seconds = time.perf_counter() - start
-        returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         stderr = err.read().decode(errors="replace")
+        peak_kib, cpu = (float(v) for v in (usage.read().split() or ["0", "0"]))
     error = None
-    if returncode != 0 or not output.exists():
-        error = f"exit {returncode}: {stderr.strip()[-1500:]}"
-    cpu = usage.ru_utime + usage.ru_stime
-    return Run(name, clip, frames, seconds, cpu, usage.ru_maxrss / 1024, output, error)
+    if proc.returncode != 0 or not output.exists():
+        error = f"exit {proc.returncode}: {stderr.strip()[-1500:]}"
+    return Run(name, clip, frames, seconds, cpu, peak_kib / 1024, output, error)
 
 
 def count_visible(scene: Scene, runs: list[Run]) -> int:
