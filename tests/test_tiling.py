@@ -250,3 +250,16 @@ def test_a_look_at_the_changed_part_finds_the_faces_there(detector, size, where)
     assert box_iou(found.xyxy, truth)[0, 0] > 0.5
     best = whole[whole.confidence >= 0.2]
     assert box_iou(found.xyxy, best.xyxy).max() > 0.8
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160)])
+def test_changes_all_over_cost_no_more_than_the_whole_frame(width, height):
+    """Changes spread over the frame: each level costs at most what it costs whole."""
+    plan = plan_tiles(width, height)
+    cell = max(16, -(-max(width, height) // 80))
+    spread = [(row, column) for row in range(0, 45, 7) for column in range(0, 80, 9)]
+    tiles = plan.tiles_within(_area(width, height, cell, spread))
+    for level in range(len(plan.scales)):
+        part = sum(t.input_width * t.input_height for t in tiles if t.level == level)
+        whole = sum(t.input_width * t.input_height for t in plan.tiles if t.level == level)
+        assert part <= whole

@@ -96,7 +96,7 @@ class TilePlan:
     @property
     def input_pixels(self) -> int:
         """Detector input pixels per analysed frame, padding included: its cost."""
-        return sum(t.input_width * t.input_height for t in self.tiles)
+        return _pixels(self.tiles)
 
     def largest_face(self, level: int) -> float:
         """Input pixels: faces taller than this at ``level`` are found whole at a coarser
@@ -111,11 +111,16 @@ class TilePlan:
         for level in range(1, len(self.scales)):
             s = self.scales[level]
             overlap = math.ceil(_owned(self.scales, level) * _SEAM_MARGIN)
+            within = []
             for x1, y1, x2, y2 in changed.regions(overlap / s):
                 columns, rows = _grid((x2 - x1) * s, (y2 - y1) * s, overlap)
                 for a, b, in_h in _axis(y2 - y1, s, rows):
                     for c, d, in_w in _axis(x2 - x1, s, columns):
-                        tiles.append(Tile(level, s, x1 + c, y1 + a, x1 + d, y1 + b, in_w, in_h))
+                        within.append(Tile(level, s, x1 + c, y1 + a, x1 + d, y1 + b, in_w, in_h))
+            whole = [tile for tile in self.tiles if tile.level == level]
+            # Where the changes are spread out, their tiles (each padded and overlapping
+            # its neighbours) can cost more than the whole level.
+            tiles.extend(within if _pixels(within) < _pixels(whole) else whole)
         return tuple(tiles)
 
 
@@ -176,6 +181,10 @@ class ChangedArea:
         x1, y1 = max(0, math.floor(box[0] / c) - 1), max(0, math.floor(box[1] / c) - 1)
         x2, y2 = min(columns, math.floor(box[2] / c) + 2), min(rows, math.floor(box[3] / c) + 2)
         return not self.cells[y1:y2, x1:x2].any()
+
+
+def _pixels(tiles: Sequence[Tile]) -> int:
+    return sum(t.input_width * t.input_height for t in tiles)
 
 
 def _owned(scales: Sequence[float], level: int) -> float:
