@@ -106,7 +106,7 @@ class CenterFace:
         self._session = _open_session(model_path or default_model_path(precision), device, threads)
         self._input_name = self._session.get_inputs()[0].name
         self._plans: dict[tuple[int, int], TilePlan] = {}
-        self._inputs: dict[tuple[int, int], npt.NDArray[np.float32]] = {}
+        self._buffer = np.zeros(0, np.float32)
         self.input_pixels = 0
         """Detector input pixels analysed so far, padding included: its cost."""
 
@@ -151,7 +151,7 @@ class CenterFace:
         )
         self.input_pixels += tile.input_width * tile.input_height
         batch = self._input(tile.input_width, tile.input_height)
-        # The buffer is reused: clear the padding a larger content may have left.
+        # The buffer is reused: clear the padding another tile may have left.
         batch[0, :, content_h:, :] = 0
         batch[0, :, :content_h, content_w:] = 0
         batch[0, :, :content_h, :content_w] = resized.transpose(2, 0, 1)
@@ -187,10 +187,13 @@ class CenterFace:
         return inner
 
     def _input(self, width: int, height: int) -> npt.NDArray[np.float32]:
-        key = (width, height)
-        if key not in self._inputs:
-            self._inputs[key] = np.zeros((1, 3, height, width), np.float32)
-        return self._inputs[key]
+        """The network's input for a ``width`` x ``height`` tile: a view of one buffer
+        kept for every tile, since tiles near faces and over changes come in many sizes
+        (one buffer per size grew by a 4K tile, 12 MB, for each new size)."""
+        needed = 3 * width * height
+        if self._buffer.size < needed:
+            self._buffer = np.zeros(needed, np.float32)
+        return self._buffer[:needed].reshape(1, 3, height, width)
 
     def _decode(
         self,
