@@ -79,7 +79,7 @@ _detection_options = _option_group(
     _blur_option(
         "--detect-every",
         click.IntRange(min=1),
-        "Analyse the whole frame once in N frames (at once after a cut, twice as often while the picture is busy); between, faces that are new or move fast are looked for near where they are heading, and tracking covers the rest.",
+        "Analyse the frame once in N frames, where it changed since the last analysis (the whole frame every sixth time, at once after a cut, twice as often while the picture is busy); between, faces that are new or move fast are looked for near where they are heading, and tracking covers the rest.",
     ),
     _blur_option("--device", click.Choice(DEVICES), "Where the detector runs."),
     _blur_option(
