@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 
+import av
 import numpy as np
 import pytest
 from test_tracker import box, covers
 
 from veil.detections import Detections
-from veil.motion import CUT_CHANGE, REFRESH_ANALYSES, DetectionSchedule, PictureChange
+from veil.motion import (
+    CUT_CHANGE,
+    REFRESH_ANALYSES,
+    DetectionSchedule,
+    LastLook,
+    PictureChange,
+)
 from veil.pipeline import BlurOptions, blur_video
 from veil.synthetic import MovingFace, Scene, action_scene, visible_faces, write_video
 from veil.tracker import Tracker, TrackerOptions
@@ -212,3 +219,25 @@ def test_what_the_last_look_remembers_is_plain_data(tmp_path):
             if frame.index % 10 == 0:
                 found[name].append(schedule._full_analysis(frame, whole=False).xyxy.tolist())
     assert found["first"] == found["second"]
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160)])
+def test_a_16_px_face_that_appears_in_a_still_picture_changes_its_cells(width, height):
+    """Where a face appears, the next full analysis looks: at every frame size a 16 px
+    face covers enough of a cell to change it (cells are 16 px at 4K too)."""
+    face = MovingFace(photo="cameraman", height=16, start=(0.613, 0.377), first_frame=1)
+    scene = Scene(width=width, height=height, frames=2, faces=(face,))
+    frames = []
+    for index in range(2):
+        image, boxes, _ = scene.render(index)
+        picture = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frames.append(DecodedFrame(index, picture, index, index / 30))
+    look = LastLook()
+    area, cells = look.changed(frames[0])
+    assert area is None  # nothing to compare with: the whole frame
+    look.remember(cells, None, Detections.empty())
+    area, _ = look.changed(frames[1])
+    assert area is not None
+    x1, y1, x2, y2 = boxes[0]
+    assert area.cells.sum() <= 6
+    assert not area.unchanged_under((x1, y1, x2, y2)), "the face's cells did not change"

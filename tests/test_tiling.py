@@ -218,7 +218,7 @@ def test_a_change_is_analysed_at_every_finer_level_with_a_face_around_it(width, 
     largest face it owns around it (so a face touching the change is whole in a tile),
     in tiles of bounded size, and far fewer input pixels than the whole plan."""
     plan = plan_tiles(width, height)
-    cell = max(16, -(-max(width, height) // 80))
+    cell = 16
     area = _area(width, height, cell, [(10, 12)])
     tiles = plan.tiles_within(area)
     assert [t for t in tiles if t.level == 0] == [t for t in plan.tiles if t.level == 0]
@@ -256,8 +256,13 @@ def test_a_look_at_the_changed_part_finds_the_faces_there(detector, size, where)
 def test_changes_all_over_cost_no_more_than_the_whole_frame(width, height):
     """Changes spread over the frame: each level costs at most what it costs whole."""
     plan = plan_tiles(width, height)
-    cell = max(16, -(-max(width, height) // 80))
-    spread = [(row, column) for row in range(0, 45, 7) for column in range(0, 80, 9)]
+    cell = 16
+    rows, columns = -(-height // cell), -(-width // cell)
+    spread = [
+        (row, column)
+        for row in range(0, rows, rows // 6)
+        for column in range(0, columns, columns // 9)
+    ]
     tiles = plan.tiles_within(_area(width, height, cell, spread))
     for level in range(len(plan.scales)):
         part = sum(t.input_width * t.input_height for t in tiles if t.level == level)

@@ -36,6 +36,7 @@ intervals.
 
 from __future__ import annotations
 
+import base64
 import math
 from collections import deque
 from typing import Any
@@ -105,9 +106,9 @@ REFRESH_ANALYSES = 6
 """Every this many intervals (frames a multiple of ``REFRESH_ANALYSES * detect_every``)
 a frame is analysed whole whatever changed, so a run's memory is bounded (segments) and
 a face missed on a look gets another."""
-CELLS_ACROSS = 80
-"""Cells along the longer side of a frame (at least ``MIN_CELL`` pixels each)."""
-MIN_CELL = 16
+CELL = 16
+"""Frame pixels a cell is wide and tall, at every frame size: the smallest face veil
+covers (16 px) then covers a quarter of a cell or more, enough to change it."""
 
 
 class LastLook:
@@ -163,7 +164,7 @@ class LastLook:
         ``(width, height)``."""
         grey = frame.grey()
         height, width = grey.shape[:2]
-        self._cell = cell = max(MIN_CELL, math.ceil(max(width, height) / CELLS_ACROSS))
+        self._cell = cell = CELL
         rows, columns = math.ceil(height / cell), math.ceil(width / cell)
         edges = cv2.absdiff(grey[:, 1:], grey[:, :-1])
         result = []
@@ -194,8 +195,9 @@ class LastLook:
         return {
             "cell": self._cell,
             "shape": list(self._means.shape),
-            "means": [int(v) for v in self._means.ravel()],
-            "edges": [int(v) for v in self._edges.ravel()],
+            # Bytes, as base64: a 4K frame has 32,400 cells.
+            "means": base64.b64encode(self._means.astype(np.uint8).tobytes()).decode(),
+            "edges": base64.b64encode(self._edges.astype(np.uint8).tobytes()).decode(),
             "boxes": [[float(v) for v in box] for box in found.xyxy],
             "scores": [float(v) for v in found.confidence],
             "landmarks": [[float(v) for v in point.ravel()] for point in found.landmarks],
@@ -207,14 +209,18 @@ class LastLook:
             return
         shape = tuple(state["shape"])
         self._cell = int(state["cell"])
-        self._means = np.asarray(state["means"], np.int16).reshape(shape)
-        self._edges = np.asarray(state["edges"], np.int16).reshape(shape)
+        self._means = _cells_from(state["means"], shape)
+        self._edges = _cells_from(state["edges"], shape)
         count = len(state["scores"])
         self._found = Detections.from_boxes(
             np.asarray(state["boxes"], np.float32).reshape(count, 4),
             np.asarray(state["scores"], np.float32),
             np.asarray(state["landmarks"], np.float32).reshape(count, 5, 2),
         )
+
+
+def _cells_from(text: str, shape: tuple[int, ...]) -> npt.NDArray[np.int16]:
+    return np.frombuffer(base64.b64decode(text), np.uint8).reshape(shape).astype(np.int16)
 
 
 class DetectionSchedule:
