@@ -11,6 +11,7 @@ from test_tracker import box, covers
 
 from veil.detections import Detections
 from veil.motion import (
+    CELL,
     CUT_CHANGE,
     REFRESH_ANALYSES,
     DetectionSchedule,
@@ -20,7 +21,7 @@ from veil.motion import (
 from veil.pipeline import BlurOptions, blur_video
 from veil.synthetic import MovingFace, Scene, action_scene, visible_faces, write_video
 from veil.tracker import Tracker, TrackerOptions
-from veil.video import DecodedFrame, VideoReader
+from veil.video import DecodedFrame, VideoReader, from_display
 
 
 def test_picture_change_is_zero_for_a_still_and_large_for_a_cut():
@@ -239,5 +240,55 @@ def test_a_16_px_face_that_appears_in_a_still_picture_changes_its_cells(width, h
     area, _ = look.changed(frames[1])
     assert area is not None
     x1, y1, x2, y2 = boxes[0]
-    assert area.cells.sum() <= 6
+    assert area.cells.sum() <= 16  # the face's cells only: 16 px is two cells across
     assert not area.unchanged_under((x1, y1, x2, y2)), "the face's cells did not change"
+
+
+@pytest.mark.parametrize(
+    ("rotation", "mirrored"), [(0, False), (90, False), (180, True), (270, True)]
+)
+def test_cells_are_those_of_the_displayed_picture(rotation, mirrored):
+    """A change shows in the cells over it as displayed, for every rotation and mirror,
+    on a frame whose sides are not whole cells of 16 px, nor of 8 (1080 = 67.5 x 16)."""
+    scene = Scene(
+        width=1920,
+        height=1080,
+        frames=2,
+        faces=(MovingFace(height=40, start=(0.21, 0.83), first_frame=1),),
+    )
+    frames = []
+    for index in range(2):
+        image, boxes, _ = scene.render(index)
+        image = np.ascontiguousarray(image[:1078, :1914])  # sides not whole cells
+        coded = from_display(image, rotation, mirrored)
+        picture = av.VideoFrame.from_ndarray(coded, format="rgb24").reformat(format="yuv420p")
+        frames.append(DecodedFrame(index, picture, index, index / 30, rotation, mirrored))
+    look = LastLook()
+    _, cells = look.changed(frames[0])
+    look.remember(cells, None, Detections.empty())
+    area, _ = look.changed(frames[1])
+    assert area is not None and (area.width, area.height) == (1914, 1078)
+    rows, columns = np.nonzero(area.cells)
+    x1, y1, x2, y2 = boxes[0]
+    # Every changed cell lies over the face (its soft edge reaches a little beyond).
+    assert columns.min() * CELL >= x1 - 24 and (columns.max() + 1) * CELL <= x2 + 24
+    assert rows.min() * CELL >= y1 - 24 and (rows.max() + 1) * CELL <= y2 + 24
+
+
+def test_a_still_face_beside_a_moving_one_stays_covered(tmp_path):
+    """A face found before stands only where nothing near it changed; where its neighbour
+    moves, the look at the change must take it in whole again (a face of the size the
+    finest level owns, one cell from the change)."""
+    scene = Scene(
+        width=1280,
+        height=720,
+        frames=70,
+        faces=(
+            MovingFace(photo="astronaut", height=30, start=(0.5, 0.5)),
+            MovingFace(photo="grace_hopper", height=40, start=(0.44, 0.5), end=(0.44, 0.56)),
+        ),
+    )
+    clip = write_video(tmp_path / "beside.mp4", scene, audio=False)
+    out = tmp_path / "out.mp4"
+    blur_video(clip.path, out)
+    assert visible_faces(out, scene) == []

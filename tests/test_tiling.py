@@ -268,3 +268,36 @@ def test_changes_all_over_cost_no_more_than_the_whole_frame(width, height):
         part = sum(t.input_width * t.input_height for t in tiles if t.level == level)
         whole = sum(t.input_width * t.input_height for t in plan.tiles if t.level == level)
         assert part <= whole
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 720), (1920, 1080), (3840, 2160), (720, 1280)]
+)
+@pytest.mark.parametrize("cell", [8, 16])
+def test_a_face_next_to_a_change_is_whole_in_a_tile_of_its_level(width, height, cell):
+    """A face found before no longer stands once a cell within one of it changes
+    (``unchanged_under``), so a tile of the level that owns its size must see it whole,
+    with the margin a tile keeps from its inner edges."""
+    plan = plan_tiles(width, height)
+    row, column = height // cell // 2, width // cell // 2
+    area = _area(width, height, cell, [(row, column)])
+    tiles = plan.tiles_within(area)
+    for level in range(1, len(plan.scales)):
+        s = plan.scales[level]
+        owned = MIN_FACE * s / plan.scales[level - 1] / s  # frame pixels
+        # Just close enough to the changed cell not to stand, on each side of it.
+        near = (column + 2) * cell - 0.01
+        far = column * cell - cell + 0.01
+        top = row * cell - owned / 2
+        for x1 in (near, far - owned):
+            box = (x1, top, x1 + owned, top + owned)
+            assert not area.unchanged_under(box)
+            margin = max(2 / s, 0.1 * owned) + 1
+            assert any(
+                t.level == level
+                and (t.x1 == 0 or t.x1 <= box[0] - margin)
+                and (t.y1 == 0 or t.y1 <= box[1] - margin)
+                and (t.x2 == width or t.x2 >= box[2] + margin)
+                and (t.y2 == height or t.y2 >= box[3] + margin)
+                for t in tiles
+            ), f"level {level}: a {owned:.0f} px face at x {x1:.0f} is whole in no tile"

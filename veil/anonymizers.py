@@ -45,7 +45,15 @@ def hide_in_yuv420(
     the whole frame to RGB and back."""
     luma, *chroma = planes
     anonymizer.apply(luma, detections, 0 if full_range else 16)
+    # A chroma sample spans two luma pixels, and where a flipped side is odd the pairs
+    # are shifted by one: a pixel more each way covers the box's edge in every case.
     half = detections.scaled(0.5, 0.5)
+    half = Detections(
+        xyxy=half.xyxy + np.array([-1, -1, 1, 1], np.float32),
+        confidence=half.confidence,
+        landmarks=half.landmarks,
+        track_id=half.track_id,
+    )
     for plane in chroma:
         anonymizer.apply(plane, half, 128)
 

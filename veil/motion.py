@@ -106,9 +106,10 @@ REFRESH_ANALYSES = 6
 """Every this many intervals (frames a multiple of ``REFRESH_ANALYSES * detect_every``)
 a frame is analysed whole whatever changed, so a run's memory is bounded (segments) and
 a face missed on a look gets another."""
-CELL = 16
+CELL = 8
 """Frame pixels a cell is wide and tall, at every frame size: the smallest face veil
-covers (16 px) then covers a quarter of a cell or more, enough to change it."""
+covers (16 px) then covers a whole cell wherever it is, so even a low-contrast one
+changes it by its full contrast."""
 
 
 class LastLook:
@@ -127,13 +128,14 @@ class LastLook:
         self._cell = 0
         self._means: npt.NDArray[np.int16] | None = None
         self._edges: npt.NDArray[np.int16] | None = None
+        self._size = (0, 0)
         self._found = Detections.empty()
 
     def changed(self, frame: DecodedFrame) -> tuple[ChangedArea | None, Any]:
         """The part of ``frame`` that changed since it was last analysed (``None``: look
         at all of it), and what ``remember`` needs after the analysis."""
         cells = self._cells(frame)
-        if self._means is None or self._edges is None or cells[0].shape != self._means.shape:
+        if self._means is None or self._edges is None or cells[2] != self._size:
             return None, cells
         means, edges, _ = cells
         changed = (np.abs(means - self._means) > CELL_CHANGE) | (
@@ -146,7 +148,7 @@ class LastLook:
         """Take in an analysis of the ``area`` of a frame (``None``: all of it) and the faces
         it ``found``; returns every face on the frame: those, and those found before over
         cells that did not change."""
-        means, edges, _ = cells
+        means, edges, self._size = cells
         if area is None or self._means is None or self._edges is None:
             self._means, self._edges = means, edges
         else:
@@ -162,7 +164,9 @@ class LastLook:
     ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.int16], tuple[int, int]]:
         """Each cell's mean brightness and edge strength, and the frame's displayed
         ``(width, height)``."""
-        grey = frame.grey()
+        # Turned to display orientation first, so that the cells start at the displayed
+        # top left as ``ChangedArea`` has them, and a cut cell is the last one.
+        grey = to_display(frame.grey(), frame.rotation, frame.mirrored)
         height, width = grey.shape[:2]
         self._cell = cell = CELL
         rows, columns = math.ceil(height / cell), math.ceil(width / cell)
@@ -183,9 +187,8 @@ class LastLook:
             small = np.asarray(
                 cv2.resize(padded, (columns, rows), interpolation=cv2.INTER_AREA), np.uint8
             )
-            result.append(to_display(small, frame.rotation, frame.mirrored).astype(np.int16))
-        shown = (height, width) if frame.rotation % 180 else (width, height)
-        return result[0], result[1], shown
+            result.append(small.astype(np.int16))
+        return result[0], result[1], (width, height)
 
     def state(self) -> dict[str, Any] | None:
         """What it remembers, as plain data."""
@@ -194,6 +197,7 @@ class LastLook:
         found = self._found
         return {
             "cell": self._cell,
+            "size": list(self._size),
             "shape": list(self._means.shape),
             # Bytes, as base64: a 4K frame has 32,400 cells.
             "means": base64.b64encode(self._means.astype(np.uint8).tobytes()).decode(),
@@ -209,6 +213,7 @@ class LastLook:
             return
         shape = tuple(state["shape"])
         self._cell = int(state["cell"])
+        self._size = (int(state["size"][0]), int(state["size"][1]))
         self._means = _cells_from(state["means"], shape)
         self._edges = _cells_from(state["edges"], shape)
         count = len(state["scores"])
@@ -282,11 +287,14 @@ class DetectionSchedule:
             tracker.cut(index)
         # On the absolute grid of the interval, not counted from the last full analysis:
         # a run starting mid-video (a segment) then analyses the same frames.
-        if cut or index % self.interval() == 0:
+        interval = self.interval()
+        if cut or index % interval == 0:
             self.full_analyses += 1
-            whole = cut or index % (self.every * REFRESH_ANALYSES) == 0
+            # The first analysis at or after each multiple of the refresh period (the
+            # interval may be halved, and the period then fall between two analyses).
+            whole = cut or index % (self.every * REFRESH_ANALYSES) < interval
             return tracker.update(index, self._full_analysis(frame, whole))
-        followed = tracker.followed(index, self.interval())
+        followed = tracker.followed(index, interval)
         if not followed:
             return tracker.update(index, None)
         self.follow_ups += 1

@@ -112,7 +112,10 @@ class TilePlan:
             s = self.scales[level]
             overlap = math.ceil(_owned(self.scales, level) * _SEAM_MARGIN)
             within = []
-            for x1, y1, x2, y2 in changed.regions(overlap / s):
+            # Around each change: a face the level owns (and the margin a tile needs to
+            # see it whole), beyond the two cells within which a face found before no
+            # longer stands (``unchanged_under``): such a face must be seen again whole.
+            for x1, y1, x2, y2 in changed.regions(overlap / s + 2 * changed.cell):
                 columns, rows = _grid((x2 - x1) * s, (y2 - y1) * s, overlap)
                 for a, b, in_h in _axis(y2 - y1, s, rows):
                     for c, d, in_w in _axis(x2 - x1, s, columns):
