@@ -116,7 +116,7 @@ class LastLook:
     """What each cell of the picture showed when the detector last analysed it, and the
     faces the last full analysis found: where nothing changed since, those faces stand.
 
-    A cell is ``cell`` pixels square (display orientation); what it showed is its mean
+    A cell is ``CELL`` pixels square (display orientation); what it showed is its mean
     brightness and its mean horizontal edge strength, so a face appearing over a
     background as bright as it still changes the cell. Integers throughout: the same
     frames give the same decisions in any process."""
@@ -125,7 +125,6 @@ class LastLook:
         self._forget()
 
     def _forget(self) -> None:
-        self._cell = 0
         self._means: npt.NDArray[np.int16] | None = None
         self._edges: npt.NDArray[np.int16] | None = None
         self._size = (0, 0)
@@ -141,7 +140,7 @@ class LastLook:
         changed = (np.abs(means - self._means) > CELL_CHANGE) | (
             np.abs(edges - self._edges) > CELL_CHANGE
         )
-        area = ChangedArea(changed, self._cell, *cells[2])
+        area = ChangedArea(changed, CELL, *cells[2])
         return (None if area.fraction > MOST_CHANGED else area), cells
 
     def remember(self, cells: Any, area: ChangedArea | None, found: Detections) -> Detections:
@@ -168,7 +167,7 @@ class LastLook:
         # top left as ``ChangedArea`` has them, and a cut cell is the last one.
         grey = to_display(frame.grey(), frame.rotation, frame.mirrored)
         height, width = grey.shape[:2]
-        self._cell = cell = CELL
+        cell = CELL
         rows, columns = math.ceil(height / cell), math.ceil(width / cell)
         edges = cv2.absdiff(grey[:, 1:], grey[:, :-1])
         result = []
@@ -196,7 +195,6 @@ class LastLook:
             return None
         found = self._found
         return {
-            "cell": self._cell,
             "size": list(self._size),
             "shape": list(self._means.shape),
             # Bytes, as base64: a 4K frame has 32,400 cells.
@@ -212,7 +210,6 @@ class LastLook:
             self._forget()
             return
         shape = tuple(state["shape"])
-        self._cell = int(state["cell"])
         self._size = (int(state["size"][0]), int(state["size"][1]))
         self._means = _cells_from(state["means"], shape)
         self._edges = _cells_from(state["edges"], shape)

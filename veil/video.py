@@ -407,8 +407,7 @@ def to_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
     then a horizontal flip when the display matrix mirrors."""
     if rotation == 0 and not mirrored:
         return image
-    shown = np.rot90(image, k=rotation // 90)
-    return np.ascontiguousarray(shown[:, ::-1] if mirrored else shown)
+    return np.ascontiguousarray(display_view(image, rotation, mirrored))
 
 
 def from_display(image: Frame, rotation: int, mirrored: bool = False) -> Frame:
