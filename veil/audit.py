@@ -72,16 +72,15 @@ _SAME_FACE_IOU = 0.3
 
 AUDIT_SHARE = 0.2
 """The share of a service job's time the audit may take (``service_sampling``)."""
-_CHECK_COST = 12.0
-"""One checked frame costs about this many frames of ``veil blur`` at its defaults:
-the fp32 whole-frame pass and the second looks (557 to 931 ms on a 720p frame with
-eight faces, 2 shared cores) against 55 to 78 ms a frame for the whole blur job
-(decode, detect every 10th frame with int8, track, encode): 10 to 12 in four runs of
-``bench/audit_rates.py --timing``; the larger is taken. The ratio holds across frame
-sizes because both are dominated by detector pixels. Since the blur looks again only
-where the picture changed (2026-12), a check costs 18 to 22 of its frames, so the audit
-comes to about 30% of a long job's blur time; the value is kept so that the audit
-checks as many frames as before (docs/benchmarks.md, "Audit")."""
+_CHECK_COST = 22.0
+"""One checked frame costs about this many frames of ``veil blur`` at its defaults: the
+fp32 whole-frame pass and the second looks against the whole blur job (decode, detect,
+track, encode). Measured with ``bench/audit_rates.py --timing`` on the 720p demo clip:
+18.5, 22.3 and 22.0 (467 to 503 ms a check against 21 to 26 ms a blurred frame, 2
+shared cores); the larger is taken. It was 10 to 12 before the blur looked again only
+where the picture changed (2026-12); with 12 kept, the audit took about 30% of a long
+job's time instead of ``AUDIT_SHARE``. The ratio holds across frame sizes because both
+are dominated by detector pixels."""
 _DECODE_SHARE = 0.06
 """Decoding every frame for the audit costs about 6% of the blur job (3.5 of 55 ms at 720p)."""
 _MIN_CHECKS = 5
@@ -473,14 +472,14 @@ def service_sampling(frame_count: int, fps: float) -> Sampling:
     """The ``audit_video`` keyword arguments (``every``, ``max_frames``) that keep an
     audit within ``AUDIT_SHARE`` (about 20%) of a service job's time.
 
-    A checked frame costs about ``_CHECK_COST`` (12) frames of the blur job and decoding
+    A checked frame costs about ``_CHECK_COST`` (22) frames of the blur job and decoding
     every frame about ``_DECODE_SHARE`` (6%) of it (measured: ``bench/audit_rates.py
-    --timing``), so ``(0.20 - 0.06) / 12``, one frame in about 86, can be checked:
+    --timing``), so ``(0.20 - 0.06) / 22``, one frame in about 157, can be checked:
     ``max_frames``. ``every`` spreads that many over the video; the frames checked
     densely near track edges come out of the same budget (``planned_frames`` thins
-    evenly). A video under about 14 s would get fewer than ``_MIN_CHECKS`` (5) checks:
-    it gets one every 2 s up to that many instead: about 26% of a 10 s video's blur
-    time, a third of a 3 s one's, 46% of a 1 s one's (a few seconds at most)."""
+    evenly). A video under about 26 s would get fewer than ``_MIN_CHECKS`` (5) checks:
+    it gets one every 2 s up to that many instead: about 43% of a 10 s video's blur
+    time, 55% of a 3 s one's, 80% of a 1 s one's (a few seconds at most)."""
     if frame_count < 1:
         return {"every": 1, "max_frames": 1}
     rate = fps if math.isfinite(fps) and fps > 0 else 30.0
