@@ -388,6 +388,9 @@ class ServiceRun:
         return sum(seconds for step, seconds in self.steps if step == name)
 
 
+SETTLE_SECONDS = 3.0
+
+
 def serve_job(veil: str, clip: Path, work: Path, timeout: float) -> ServiceRun:
     """One job through a fresh ``veil serve``: wall and CPU from the upload's start to the
     end of the job's last step.
@@ -418,6 +421,10 @@ def serve_job(veil: str, clip: Path, work: Path, timeout: float) -> ServiceRun:
                 if time.monotonic() > deadline:
                     raise RuntimeError("veil serve did not answer within 120 s") from None
                 time.sleep(0.2)
+        # /healthz answers before the job queue's threads settle into their polling: a
+        # job uploaded at once waited 1.1 to 1.4 s for a worker, one uploaded 10 s later
+        # 0.4 s. A job's cost is measured on a server that has settled.
+        time.sleep(SETTLE_SECONDS)
         cpu_before = tree_cpu(proc.pid)
         submitted = time.time()
         job_id = _upload(url, clip)

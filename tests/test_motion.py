@@ -222,6 +222,41 @@ def test_what_the_last_look_remembers_is_plain_data(tmp_path):
     assert found["first"] == found["second"]
 
 
+@pytest.mark.parametrize(
+    "last_look",
+    [
+        # Saved before the cells were bytes and the frame size was kept (2026-12-05).
+        {"shape": [2, 2], "means": [[1, 2], [3, 4]], "edges": [[0, 0], [0, 0]], "boxes": []},
+        {"size": [64, 64], "shape": [8, 8], "means": "not base64!", "edges": "", "scores": []},
+        "absent",  # saved before there was a last look at all
+    ],
+)
+def test_a_state_from_an_older_veil_makes_the_next_analysis_whole(tmp_path, last_look):
+    """A segment job in flight across an upgrade resumes: what it cannot read is
+    forgotten, and the next full analysis looks at the whole frame, as a first one does."""
+    clip = write_video(tmp_path / "still.mp4", still_scene(11), audio=False)
+    with VideoReader(clip.path) as reader:
+        frames = [f for f in reader if isinstance(f, DecodedFrame)]
+    detector = BlurOptions().detector()
+    fresh, resumed = DetectionSchedule(detector, every=10), DetectionSchedule(detector, every=10)
+    for frame in frames[:10]:
+        resumed.observe(frame)
+    state = resumed.state()
+    if last_look == "absent":
+        del state["last_look"]
+    else:
+        state["last_look"] = last_look
+    resumed.restore(json.loads(json.dumps(state)))
+    whole = detector.plan(*frames[10].rgb().shape[1::-1]).input_pixels
+    costs, found = [], []
+    for schedule in (resumed, fresh):
+        before = detector.input_pixels
+        found.append(schedule._full_analysis(frames[10], whole=False).xyxy.tolist())
+        costs.append(detector.input_pixels - before)
+    assert costs == [whole, whole]
+    assert found[0] == found[1] and found[0]
+
+
 @pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160)])
 def test_a_16_px_face_that_appears_in_a_still_picture_changes_its_cells(width, height):
     """Where a face appears, the next full analysis looks: at every frame size a 16 px

@@ -37,6 +37,7 @@ intervals.
 from __future__ import annotations
 
 import base64
+import binascii
 import math
 from collections import deque
 from typing import Any
@@ -206,19 +207,25 @@ class LastLook:
         }
 
     def restore(self, state: dict[str, Any] | None) -> None:
+        """Continue from ``state()``. A state this version cannot read (saved by an older
+        veil, as a segment job in flight across an upgrade has it) is forgotten: the next
+        analysis then looks at the whole frame, which is always safe."""
+        self._forget()
         if state is None:
-            self._forget()
             return
-        shape = tuple(state["shape"])
-        self._size = (int(state["size"][0]), int(state["size"][1]))
-        self._means = _cells_from(state["means"], shape)
-        self._edges = _cells_from(state["edges"], shape)
-        count = len(state["scores"])
-        self._found = Detections.from_boxes(
-            np.asarray(state["boxes"], np.float32).reshape(count, 4),
-            np.asarray(state["scores"], np.float32),
-            np.asarray(state["landmarks"], np.float32).reshape(count, 5, 2),
-        )
+        try:
+            shape = tuple(int(n) for n in state["shape"])
+            size = (int(state["size"][0]), int(state["size"][1]))
+            means, edges = _cells_from(state["means"], shape), _cells_from(state["edges"], shape)
+            count = len(state["scores"])
+            found = Detections.from_boxes(
+                np.asarray(state["boxes"], np.float32).reshape(count, 4),
+                np.asarray(state["scores"], np.float32),
+                np.asarray(state["landmarks"], np.float32).reshape(count, 5, 2),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            return
+        self._size, self._means, self._edges, self._found = size, means, edges, found
 
 
 def _cells_from(text: str, shape: tuple[int, ...]) -> npt.NDArray[np.int16]:
@@ -272,7 +279,7 @@ class DetectionSchedule:
         """Continue from ``state`` (``state()`` of a schedule at the frame before)."""
         self._change.restore(state["previous"])
         self._changes = deque((float(c) for c in state["changes"]), maxlen=BUSY_FRAMES)
-        self._last_look.restore(state["last_look"])
+        self._last_look.restore(state.get("last_look"))  # absent before 2026-12
 
     def analyse(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
         """Analyse ``frame`` as much as it needs and hand the result to ``tracker``;
