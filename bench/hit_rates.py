@@ -4,12 +4,13 @@ Usage::
 
     python bench/hit_rates.py                 # 720p frames, sizes 16 px to 95% of the height
     python bench/hit_rates.py --height 2160   # the same on 4K frames
+    python bench/hit_rates.py --scale 2,1.5   # what a finer level's scale buys
 
 For each face height, each of the three package photos is pasted at ``--positions``
 places on a ``--height`` frame (16:9) and the default detector (the tiled pyramid at
-``--scale 2``) looks once. A hit is a box scored at the default threshold (0.2) whose
-centre lies inside the face and which is at least half the face's height (a close-up's
-eye region alone does not count). The tracker carries a face across single misses, so
+``--scale 2``, or at each ``--scale``) looks once. A hit is a box scored at the default
+threshold (0.2) whose centre lies inside the face and which is at least half the face's
+height (a close-up's eye region alone does not count). The tracker carries a face across single misses, so
 what matters is that a size is found on most frames with both models.
 """
 
@@ -57,15 +58,25 @@ def main() -> None:
     )
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--positions", type=int, default=6)
+    parser.add_argument(
+        "--scale",
+        type=lambda text: [float(v) for v in text.split(",")],
+        default=[2.0],
+        help="the finest level's scale, or several, comma-separated (default 2)",
+    )
     args = parser.parse_args()
     height = args.height
     width = height * 16 // 9
     sizes = [16, 20, 24, 32, 48, 64, 96, 128, 192, 256]
     sizes += [round(f * height) for f in (0.5, 0.7, 0.95)]
-    detectors = {p: CenterFace(threshold=0.05, precision=p) for p in ("int8", "fp32")}
-    print(f"{width}x{height}, {3 * args.positions} faces per size, threshold 0.2, scale 2")
-    print("| face height px | int8 | fp32 |")
-    print("| ---: | ---: | ---: |")
+    detectors = {
+        f"{p} at {scale:g}": CenterFace(threshold=0.05, scale=scale, precision=p)
+        for scale in args.scale
+        for p in ("int8", "fp32")
+    }
+    print(f"{width}x{height}, {3 * args.positions} faces per size, threshold 0.2")
+    print("| face height px | " + " | ".join(detectors) + " |")
+    print("| ---: | " + " | ".join("---:" for _ in detectors) + " |")
     for face in sorted(set(sizes)):
         if face > 0.95 * height:
             continue
