@@ -10,8 +10,9 @@ For each face height, each of the three package photos is pasted at ``--position
 places on a ``--height`` frame (16:9) and the default detector (the tiled pyramid at
 ``--scale 2``, or at each ``--scale``) looks once. A hit is a box scored at the default
 threshold (0.2) whose centre lies inside the face and which is at least half the face's
-height (a close-up's eye region alone does not count). The tracker carries a face across single misses, so
-what matters is that a size is found on most frames with both models.
+height (a close-up's eye region alone does not count). The tracker carries a face
+across single misses, so what matters is that a size is found on most frames with both
+models.
 """
 
 from __future__ import annotations
