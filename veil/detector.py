@@ -55,8 +55,31 @@ def resolved_precision(precision: str, device: str) -> str:
 
 def default_model_path(precision: str = "fp32") -> Path:
     """The shipped model: ``fp32`` as published, or ``int8``, quantized from it by
-    ``scripts/make_int8_model.py`` (about 1.8x faster on CPUs, same recall in our tests)."""
+    ``scripts/make_int8_model.py`` (about 1.8x faster on CPUs). The int8 model's weights
+    are 7-bit, so its integer arithmetic never saturates and it scores every face the
+    same on every x86 CPU, with or without VNNI (``cpu_instruction_sets``)."""
     return Path(__file__).with_name("models") / _MODEL_FILES[precision]
+
+
+_INT8_INSTRUCTION_SETS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+"""The x86 instruction sets that pick ONNX Runtime's int8 kernels: without VNNI, u8 x s8
+products are summed in pairs into int16 (``vpmaddubsw``), which saturates for 8-bit
+weights."""
+
+
+def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """Which of ``_INT8_INSTRUCTION_SETS`` this CPU has, from the kernel's CPU flags; empty
+    where they cannot be read (another OS, another architecture). Benchmarks and privacy
+    reports record it, since int8 kernels differ between CPUs."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return []
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return [name for name in _INT8_INSTRUCTION_SETS if name in flags]
 
 
 class CenterFace:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import veil
+from veil.detector import cpu_instruction_sets
 from veil.pipeline import BlurOptions, RunResult
 
 FORMAT = "veil-privacy-report/1"
@@ -88,6 +89,7 @@ def privacy_report(
             "scale": options.scale,
             "detect_every": options.detect_every,
             "device": options.device,
+            "cpu_instruction_sets": cpu_instruction_sets(),
         },
         "settings": settings(options),
         "redacted_from": redacted_from,
