@@ -117,3 +117,52 @@ def test_cancelling_a_job_cancels_its_segments(veil, long_clip):
         job = veil.call("GET", f"/api/jobs/{job_id}").json()
     assert "CANCELLED" in {s["status"] for s in job["segments"]}, job["segments"]
     assert "stop.mp4" not in veil.output.objects
+
+
+def test_an_upload_cannot_replace_another_jobs_piece(veil, long_clip, tmp_path):
+    # Issue 24's attack: a blur job publishes under its input key, so an input named
+    # after a running job's piece would overwrite it with another video's faces. Every
+    # way in refuses such keys; the victim's output stays its own, blurred.
+    veil.input.objects["victim.mp4"] = long_clip.read_bytes()
+    job_id = veil.call("POST", "/api/jobs", json={"key": "victim.mp4"}).json()["id"]
+    piece = f".veil/segments/{job_id}/1.mp4"
+    veil.input.objects[piece] = long_clip.read_bytes()  # as if the store took it directly
+    refused = veil.call("POST", "/api/jobs", json={"key": piece})
+    assert refused.status_code == 400, refused.text
+    assert "veil's own" in refused.json()["detail"]
+    upload = veil.call(
+        "POST", "/api/uploads", params={"key": piece}, files={"file": ("x.mp4", b"data")}
+    )
+    assert upload.status_code == 400, upload.text
+    event = {"Records": [{"s3": {"bucket": {"name": "in"}, "object": {"key": piece}}}]}
+    assert veil.call("POST", "/events/s3", json=event).json() == {"jobs": []}
+
+    job = veil.finished(job_id, timeout=180)
+    assert job["status"] == "SUCCEEDED", job
+    assert {j["key"] for j in veil.call("GET", "/api/jobs").json()} >= {"victim.mp4"}
+    assert piece not in {j["key"] for j in veil.call("GET", "/api/jobs").json()}
+    published = tmp_path / "victim.mp4"
+    published.write_bytes(veil.output.objects["victim.mp4"])
+    assert visible_faces(published, SCENE) == []
+    del veil.input.objects[piece]
+
+
+def test_a_piece_replaced_in_the_store_fails_the_job(veil, long_clip):
+    # Should anyone write over a piece after its segment (another process with the
+    # store's credentials), Join reads the version the segment wrote, or nothing. The
+    # stand-in here is the piece's own faces file, reformatted: it joins cleanly, so
+    # only the version check can tell.
+    veil.input.objects["swapped.mp4"] = long_clip.read_bytes()
+    job_id = veil.call("POST", "/api/jobs", json={"key": "swapped.mp4"}).json()["id"]
+    piece = f".veil/segments/{job_id}/0.faces.json"
+    deadline = time.monotonic() + 120
+    while piece not in veil.output.objects:
+        assert time.monotonic() < deadline, "segment 0 left no piece"
+        time.sleep(0.02)
+    veil.output.objects[piece] = json.dumps(
+        json.loads(veil.output.objects[piece]), indent=1
+    ).encode()
+    job = veil.finished(job_id, timeout=180)
+    assert job["status"] == "FAILED", job
+    assert "replaced" in job["error"], job
+    assert "swapped.mp4" not in veil.output.objects

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from veil.errors import InvalidKeyError
 from veil.jobs import JobRequest
+from veil.keys import check_video_key, is_video_key
 from veil.storage import MemoryStorage
-from veil.triggers import Poller, is_video_key, s3_event_keys, seaweedfs_event_keys, submit_keys
+from veil.triggers import Poller, s3_event_keys, seaweedfs_event_keys, submit_keys
 
 
 @pytest.mark.parametrize(
@@ -22,6 +26,16 @@ from veil.triggers import Poller, is_video_key, s3_event_keys, seaweedfs_event_k
         ("d/.x.mp4.ab12.veil-partial", False),
         ("noext", False),
         ("", False),
+        # veil's own objects, and names that lie under what veil publishes (issue 24)
+        (".veil/segments/job-1/1.mp4", False),
+        ("a/.veil/x.mp4", False),
+        ("t1.mp4.faces.json/a.mp4", False),
+        ("t1.mp4.veil.json/a.mp4", False),
+        ("a.MP4/b.mp4", False),
+        ("a.mp4.veil-partial/b.mp4", False),
+        ("x.faces.json", False),
+        ("videos/2024/a.mp4", True),
+        ("a.faces.json.mp4", True),
     ],
 )
 def test_is_video_key(key, expected):
@@ -100,3 +114,32 @@ def test_poller_submits_each_version_once_and_waits_for_files_to_settle():
     poller.poll_once()
     assert poller.poll_once() == ["a.mp4"]
     assert len(seen) == 2 and seen[0][1] != seen[1][1]
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        (".veil/segments/job-1/1.mp4", "veil's own"),
+        ("t1.mp4.faces.json/a.mp4", "named like a video or a file veil publishes"),
+        ("notes.txt", "not a video file type"),
+        ("../x.mp4", "'..'"),
+    ],
+)
+def test_check_video_key_says_why(key, reason):
+    with pytest.raises(InvalidKeyError, match=re.escape(reason)):
+        check_video_key(key)
+
+
+def test_events_and_the_poller_skip_reserved_keys():
+    store = MemoryStorage("in")
+    for key in (".veil/segments/job-1/1.mp4", "t1.mp4.faces.json/a.mp4", "ok.mp4"):
+        store.objects[key] = b"video"
+    submitted: list[str] = []
+
+    def submit(request: JobRequest) -> str:
+        submitted.append(request.key)
+        return request.key
+
+    assert Poller(store, submit).poll_once() == ["ok.mp4"]
+    assert submit_keys(store, list(store.objects), submit) == ["ok.mp4"]
+    assert submitted == ["ok.mp4", "ok.mp4"]

@@ -16,9 +16,10 @@ from dbos import DBOS
 
 from veil import segment_jobs, service
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest
+from veil.keys import RESERVED_FOLDER
 from veil.workflow import detect_faces, retrying_step, run_job, validate, work_dir
 
-FACES_PREFIX = ".veil/face-detection"
+FACES_PREFIX = f"{RESERVED_FOLDER}/face-detection"
 
 
 def faces_key(job_id: str) -> str:

@@ -103,11 +103,14 @@ def process_segment(
     audit = None if video is None else _audit_piece(local, video, faces, segments, run)
     video_key, faces_key = piece_keys(job_id, index, _suffix(request))
     store = _config().output
+    # Join reads exactly the versions written here: a piece replaced in the store by
+    # anyone else fails the job instead of being published.
+    versions = {}
     if video is not None:
-        store.upload(video, video_key)
+        versions["video"] = store.upload(video, video_key).etag
         _reviews().keep_thumbnails(own, thumbnails.pictures)
-    store.upload(faces, faces_key)
-    return {"run": run.to_json(), "audit": audit}
+    versions["faces"] = store.upload(faces, faces_key).etag
+    return {"run": run.to_json(), "audit": audit, "versions": versions}
 
 
 def _audit_piece(
@@ -187,24 +190,28 @@ def _repaired(
     job_id: str,
     request: JobRequest,
     segments: SegmentPlan,
-    runs: list[SegmentRun],
+    done: list[dict[str, Any]],
     *,
     videos: bool,
 ) -> _Parts:
-    """The segments' pieces, downloaded, with each seam that is not exact repaired here:
-    the segment after it run again from the state the one before left, until it meets
-    its first run (``veil.segments.to_repair``). Exact by construction."""
+    """The segments' pieces (``done``: what ``process_segment`` returned), downloaded at
+    the versions the segments wrote, with each seam that is not exact repaired here: the
+    segment after it run again from the state the one before left, until it meets its
+    first run (``veil.segments.to_repair``). Exact by construction."""
     work = work_dir(job_id) / "pieces"
     work.mkdir(exist_ok=True)
     suffix = _suffix(request)
+    runs = [SegmentRun.from_json(d["run"]) for d in done]
     own = {}
-    for run in runs:
+    for run, result in zip(runs, done, strict=True):
+        # A segment finished by an older veil recorded no versions: read what is there.
+        versions = result.get("versions", {})
         video_key, faces_key = piece_keys(job_id, run.index, suffix)
         video = work / f"{run.index}{suffix}" if videos else None
         faces = work / f"{run.index}.faces.json"
-        _config().output.download(faces_key, faces)
+        _config().output.download(faces_key, faces, versions.get("faces"))
         if video is not None:
-            _config().output.download(video_key, video)
+            _config().output.download(video_key, video, versions.get("video"))
         pictures = _reviews().thumbnails_of(segment_id(job_id, run.index)) if videos else {}
         own[run.index] = (video, faces, pictures)
     local = _fetch_input(job_id, request)
@@ -249,7 +256,7 @@ def join(
     runs = [SegmentRun.from_json(d["run"]) for d in done]
     local = _fetch_input(job_id, request)
     output, faces = _results(job_id, request.key)
-    made = _repaired(job_id, request, segments, runs, videos=True)
+    made = _repaired(job_id, request, segments, done, videos=True)
     videos = [v for v in made.videos if v is not None]
     with _failing_job(request.key):
         joined = join_segments(local, segments, videos, output, _config().blur, runs=made.runs)
@@ -285,8 +292,7 @@ def join_faces_only(
     """A face-detection job's segments' faces (``done``: what ``process_segment``
     returned) as one faces file in its work folder."""
     segments = SegmentPlan.from_json(plan_data)
-    runs = [SegmentRun.from_json(d["run"]) for d in done]
-    made = _repaired(job_id, request, segments, runs, videos=False)
+    made = _repaired(job_id, request, segments, done, videos=False)
     with _failing_job(request.key):
         join_faces(made.runs, made.faces, work_dir(job_id) / "faces.json")
     return _tracks_in(work_dir(job_id) / "faces.json")

@@ -4,7 +4,8 @@ Three ways to hear about uploads: S3 event notifications (the AWS and MinIO JSON
 SeaweedFS filer webhooks, and a poller that lists the input store, for stores that can
 push nothing. All three only name objects; the job itself is keyed by the object's
 ETag as read from the store, so however often an upload is announced, it runs once.
-Only video files start jobs: folders, multipart parts and other files are ignored.
+Only video files start jobs: folders, multipart parts, other files and keys veil keeps for
+itself (``veil.keys``) are ignored.
 """
 
 from __future__ import annotations
@@ -12,29 +13,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote_plus
 
 from veil.errors import EventError, InvalidKeyError, ObjectNotFoundError, StorageError
 from veil.jobs import JobRequest
-from veil.storage import Storage, check_key
-from veil.video import VIDEO_EXTENSIONS
+from veil.keys import check_video_key, is_video_key
+from veil.storage import Storage
 from veil.webhooks import check_webhook_url
 
 log = logging.getLogger("veil.triggers")
 
 Submit = Callable[[JobRequest], str]
-
-
-def is_video_key(key: str) -> bool:
-    """A key that should start a job: a video extension, not a folder, not hidden or partial."""
-    if not key or key.endswith("/"):
-        return False
-    name = PurePosixPath(key).name
-    if name.startswith(".") or ".veil-partial" in name:
-        return False
-    return PurePosixPath(key).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def s3_event_keys(event: Mapping[str, Any], bucket_prefix: tuple[str, str]) -> list[str]:
@@ -103,8 +93,7 @@ def submit_key(
     ``WebhookURLError`` for a ``webhook_url`` veil may not send to (``webhook_hosts``:
     the hosts the operator allowed; by default those of the running service), and
     ``ObjectNotFoundError`` when there is no such object."""
-    if not is_video_key(check_key(key)):
-        raise InvalidKeyError(key, f"not a video file type ({', '.join(VIDEO_EXTENSIONS)})")
+    check_video_key(key)
     if webhook_url:  # as in the workflow, an empty URL is none
         if webhook_hosts is None:
             from veil.service import runtime  # the service imports this module

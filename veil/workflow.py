@@ -40,6 +40,7 @@ from dbos import DBOS
 from veil import service
 from veil.errors import (
     InputError,
+    InvalidKeyError,
     JobFailed,
     ObjectChangedError,
     OutputError,
@@ -55,6 +56,7 @@ from veil.jobs import (
     ProgressStore,
     segments_of,
 )
+from veil.keys import FACES_SUFFIX, REPORT_SUFFIX, RESERVED_FOLDER, check_video_key
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.report import audit_and_report, run_summary, write_report
 from veil.review import ReviewStore, apply_edits, parse_edits, write_faces_file
@@ -62,7 +64,7 @@ from veil.segments import plan_segments
 from veil.storage import Storage, bucket_store
 from veil.storage.local import NAME_MAX, fitting_name
 from veil.thumbnails import Thumbnails
-from veil.video import VIDEO_EXTENSIONS, probe
+from veil.video import probe
 from veil.webhooks import WebhookError, post_json
 
 if TYPE_CHECKING:
@@ -178,10 +180,10 @@ def _progress(job_id: str, step: str) -> Any:
 def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
     key = request.key
     _progress_store().set(job_id, "Validate", 0, None, force=True)
-    if _suffix(key) not in VIDEO_EXTENSIONS:
-        raise JobFailed(
-            f"{key}: not a video file type (expected one of {', '.join(VIDEO_EXTENSIONS)})"
-        )
+    try:
+        check_video_key(key)  # every way in checked it; a job queued by an older veil may not
+    except InvalidKeyError as exc:
+        raise JobFailed(f"{key}: {exc.reason}") from None
     size = source_store(request).stat(key).size
     limit = _config().max_bytes
     if size > limit:
@@ -384,12 +386,12 @@ def _publish_or_hold(
 
 def faces_file_key(key: str) -> str:
     """Where a blur job's faces file goes: ``KEY.faces.json``, beside the output."""
-    return _beside(key, ".faces.json")
+    return _beside(key, FACES_SUFFIX)
 
 
 def report_key(key: str) -> str:
     """Where ``--write-report`` puts a job's privacy report: ``KEY.veil.json``."""
-    return _beside(key, ".veil.json")
+    return _beside(key, REPORT_SUFFIX)
 
 
 def _beside(key: str, suffix: str) -> str:
@@ -404,7 +406,7 @@ def _beside(key: str, suffix: str) -> str:
     return f"{folder}/{beside}" if folder else beside
 
 
-PIECES_PREFIX = ".veil/segments"
+PIECES_PREFIX = f"{RESERVED_FOLDER}/segments"
 """Where a long job's segments leave their pieces in the output store, out of the way of
 published keys (``veil.segment_jobs``)."""
 

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
@@ -24,16 +25,11 @@ from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
 from veil.errors import ObjectChangedError, StorageError, VeilError
 from veil.jobs import Job, JobRequest, JobStatus
-from veil.review import Edit, check_edits, parse_edits, tracks
+from veil.keys import check_video_key, is_video_key
+from veil.review import MAX_WHOLE, Edit, check_edits, parse_edits, tracks
 from veil.service import ServiceConfig, runtime, submit_rerender
-from veil.storage import Storage, check_key
-from veil.triggers import (
-    is_video_key,
-    s3_event_keys,
-    seaweedfs_event_keys,
-    submit_key,
-    submit_keys,
-)
+from veil.storage import Storage
+from veil.triggers import s3_event_keys, seaweedfs_event_keys, submit_key, submit_keys
 
 
 @dataclass
@@ -78,7 +74,7 @@ class ReviewBody(BaseModel):
     edits: list[dict[str, Any]]
     """The whole list of edits (``veil.review.Edit``), applied to the job's own
     detections: a later re-render replaces, not adds to, an earlier one's edits."""
-    renders: int
+    renders: Annotated[int, Field(ge=0, le=MAX_WHOLE)]
     """Re-renders the reviewer saw (``renders`` of the job): refused if another began."""
     approve: bool = False
     """Publish even if the audit finds a face (the reviewer checked: it is none)."""
@@ -160,14 +156,12 @@ def create_app(service: Service) -> FastAPI:
         """Store a video in the input bucket and start its job. The form's ``file`` part
         is written straight to the service's work folder as it arrives and refused at
         ``--max-size``."""
-        if key is not None and not is_video_key(check_key(key)):
-            raise HTTPException(400, f"{key}: not a video file type")  # before the body
+        if key is not None:
+            check_video_key(key)  # before the body
         config = service.config
         received = await receive_upload(request, config.work_dir / "uploads", config.max_bytes)
         try:
-            name = check_key(key or Path(received.filename).name)
-            if not is_video_key(name):
-                raise HTTPException(400, f"{name}: not a video file type")
+            name = check_video_key(key or Path(received.filename).name)
             info = await run_in_threadpool(config.input.upload_moving, received.path, name)
         finally:
             received.path.unlink(missing_ok=True)  # moved or copied by now, or refused
@@ -277,7 +271,7 @@ def create_app(service: Service) -> FastAPI:
         }
 
     @app.get("/api/jobs/{job_id}/tracks/{track}/thumbnail")
-    def thumbnail(job_id: str, track: int) -> Response:
+    def thumbnail(job_id: str, track: Annotated[int, PathParam(ge=0, le=MAX_WHOLE)]) -> Response:
         """A small picture of a tracked face, from the original video: shown to those who
         may read the original (the API's key holders), and never cached."""
         _job(job_id)

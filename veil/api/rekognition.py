@@ -35,6 +35,7 @@ from veil.detections import Detections
 from veil.errors import ApiError, InvalidKeyError, SignatureError, StorageError
 from veil.face_detection import faces_key
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
+from veil.keys import check_not_reserved
 from veil.service import ServiceConfig, submit_face_detection
 from veil.storage import bucket_store
 from veil.storage.buckets import may_read
@@ -263,7 +264,7 @@ def _start(
         # already handle it, and it tells nothing about which buckets exist.
         raise ApiError("InvalidS3ObjectException", _UNREADABLE)
     try:
-        info = bucket_store(bucket, service.input, service.output).stat(name)
+        info = bucket_store(bucket, service.input, service.output).stat(check_not_reserved(name))
     except InvalidKeyError as exc:
         raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
     except StorageError as exc:

@@ -1,0 +1,66 @@
+"""Which keys of a store are users' videos, and which are veil's own.
+
+A blur job publishes its output under its input's key, with ``KEY.faces.json`` and
+``KEY.veil.json`` beside it, and keeps its working objects (segment pieces, face-detection
+results) under ``.veil/`` in the output store. So a key an uploader picks is also a key
+veil will write: an input named ``.veil/segments/JOB/1.mp4`` would publish over another
+job's piece, and one named ``a.mp4.faces.json/b.mp4`` would stand in the way of
+``a.mp4``'s faces file. Every way a job starts (upload, API, bucket event, poller, the
+face-detection API) and the workflow's first step refuse such keys:
+
+- no path segment may start with ``.`` (hidden names, and everything under ``.veil/``);
+- no name may carry ``.veil-partial`` (a folder store's files being written);
+- no folder may be named like something veil publishes (a video, ``*.faces.json``,
+  ``*.veil.json``): in a folder store it would block that object, and it reads as one;
+- and, for jobs, the name must end in a video extension.
+"""
+
+from __future__ import annotations
+
+from veil.errors import InvalidKeyError
+from veil.storage import check_key
+from veil.storage.local import PARTIAL_SUFFIX
+from veil.video import VIDEO_EXTENSIONS
+
+FACES_SUFFIX = ".faces.json"
+"""A blur job's faces file is published as ``KEY.faces.json``."""
+REPORT_SUFFIX = ".veil.json"
+"""A job's privacy report is published as ``KEY.veil.json``."""
+RESERVED_FOLDER = ".veil"
+"""Where veil keeps its own objects in the output store (pieces, face-detection results)."""
+_PUBLISHED_ENDINGS = (*VIDEO_EXTENSIONS, FACES_SUFFIX, REPORT_SUFFIX)
+
+
+def check_not_reserved(key: str) -> str:
+    """``key`` if it is a valid key that names none of veil's own objects and lies under
+    none of the names veil publishes to; ``InvalidKeyError`` saying why otherwise."""
+    *folders, name = check_key(key).split("/")
+    if any(part.startswith(".") for part in (*folders, name)):
+        raise InvalidKeyError(key, "names starting with '.' are hidden or veil's own (.veil/)")
+    if any(PARTIAL_SUFFIX in part for part in (*folders, name)):
+        raise InvalidKeyError(key, f"names containing {PARTIAL_SUFFIX!r} are files being written")
+    for folder in folders:
+        if folder.lower().endswith(_PUBLISHED_ENDINGS):
+            raise InvalidKeyError(
+                key, f"the folder {folder!r} is named like a video or a file veil publishes"
+            )
+    return key
+
+
+def check_video_key(key: str) -> str:
+    """``key`` if a job may read it and publish under it: not reserved
+    (``check_not_reserved``) and with a video extension; ``InvalidKeyError`` otherwise."""
+    check_not_reserved(key)
+    if not key.lower().endswith(VIDEO_EXTENSIONS):
+        raise InvalidKeyError(key, f"not a video file type ({', '.join(VIDEO_EXTENSIONS)})")
+    return key
+
+
+def is_video_key(key: str) -> bool:
+    """Whether ``key`` should start a job (``check_video_key`` passes): listings and events
+    also name folders, parts, other files and veil's own objects, which are skipped."""
+    try:
+        check_video_key(key)
+    except InvalidKeyError:
+        return False
+    return True
