@@ -96,7 +96,7 @@ class Edit:
                 raise ValueError("box is an object with left, top, width and height")
             try:
                 box = tuple(float(box[k]) for k in ("left", "top", "width", "height"))
-            except (KeyError, TypeError, ValueError) as exc:
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:
                 raise ValueError("box needs numbers left, top, width and height") from exc
         return cls(
             action=str(data.get("action")),
@@ -123,11 +123,21 @@ class Edit:
         return data
 
 
+MAX_WHOLE = 2**53
+"""The largest whole number an edit may hold (exact as a JSON double; tracks and times
+are far smaller): larger ones, and infinities, would overflow on the way to the database."""
+
+
 def _int_or_none(value: Any, name: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise ValueError(f"{name} must be a whole number")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not -MAX_WHOLE <= value <= MAX_WHOLE  # False for NaN too
+        or value != int(value)
+    ):
+        raise ValueError(f"{name} must be a whole number from {-MAX_WHOLE} to {MAX_WHOLE}")
     return int(value)
 
 

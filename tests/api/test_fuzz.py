@@ -4,6 +4,7 @@ a server error."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -51,3 +52,47 @@ def test_no_request_makes_a_server_error(case, fuzzed):
     case.call_and_validate(
         base_url=fuzzed.url, headers=fuzzed.headers, checks=[not_a_server_error], timeout=30
     )
+
+
+def finished_job(server: VeilServer) -> str:
+    return next(j["id"] for j in server.jobs() if j["status"] == "SUCCEEDED")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"edits": [], "renders": 100000000000000000000000}',
+        '{"edits": [{"action": "show", "track": Infinity}], "renders": 0}',
+        '{"edits": [{"action": "show", "track": 1e400}], "renders": 0}',
+        '{"edits": [{"action": "show", "track": NaN}], "renders": 0}',
+        '{"edits": [{"action": "show", "track": 100000000000000000000000}], "renders": 0}',
+        '{"edits": [{"action": "add", "start_ms": -Infinity, "end_ms": 10,'
+        ' "box": {"left": 0, "top": 0, "width": 0.5, "height": 0.5}}], "renders": 0}',
+        '{"edits": [{"action": "add", "start_ms": 0, "end_ms": 10,'
+        ' "box": {"left": 1' + "0" * 400 + ', "top": 0, "width": 0.5, "height": 0.5}}],'
+        ' "renders": 0}',
+    ],
+    ids=[
+        "renders-1e23",
+        "track-inf",
+        "track-1e400",
+        "track-nan",
+        "track-1e23",
+        "start-inf",
+        "box-1e400",
+    ],
+)
+def test_huge_and_non_finite_numbers_are_400s(fuzzed, body):
+    # Issue 24: each of these was a 500 (OverflowError) before.
+    r = httpx.post(
+        f"{fuzzed.url}/api/jobs/{finished_job(fuzzed)}/review",
+        content=body,
+        headers={**fuzzed.headers, "Content-Type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+
+
+@pytest.mark.parametrize("track", ["100000000000000000000000", "-1", "1e400"])
+def test_huge_thumbnail_track_numbers_are_4xx(fuzzed, track):
+    r = fuzzed.get(f"/api/jobs/{finished_job(fuzzed)}/tracks/{track}/thumbnail")
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
