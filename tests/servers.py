@@ -133,9 +133,15 @@ class VeilServer:
     """``veil serve`` in its own process."""
 
     def __init__(
-        self, data: Path, *args: str, port: int | None = None, api_key: str | None = None
+        self,
+        data: Path,
+        *args: str,
+        port: int | None = None,
+        api_key: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.data = data
+        self.env = env or {}
         self.port = port or free_port()
         self.args = [
             sys.executable,
@@ -156,7 +162,10 @@ class VeilServer:
         self.data.mkdir(parents=True, exist_ok=True)
         with (self.data / "serve.log").open("ab") as log:  # the child keeps its own copy
             self.proc = subprocess.Popen(
-                self.args, env={**os.environ, **S3_ENV}, stdout=log, stderr=subprocess.STDOUT
+                self.args,
+                env={**os.environ, **S3_ENV, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
         def up() -> bool:

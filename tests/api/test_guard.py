@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from servers import VeilServer
+from servers import VeilServer, wait_for
 
 API_KEY = "k" * 32
 MAX_SIZE = 200_000
@@ -414,3 +414,28 @@ def test_no_third_party_script_pages_and_no_framing(open_server):
     assert r.headers["x-frame-options"] == "DENY"
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_downloads_leave_nothing_in_tmpdir(tmp_path, clip):
+    # Issue 24: each download copied the original into $TMPDIR (veil-dl-*), and a kill
+    # mid-download left it there. Copies being sent live in the work folder, which a
+    # restart clears.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    data = tmp_path / "data"
+    stale = data / "work" / "downloads" / "dl-killed" / "original.mp4"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an original a killed server was sending")
+    server = VeilServer(data, "--poll-interval", "0", env={"TMPDIR": str(tmpdir)}).start()
+    try:
+        assert not stale.exists()
+        r = server.post("/api/uploads", files={"file": ("dl.mp4", clip.path.read_bytes())})
+        job = server.wait_job(r.json()["id"])
+        for what in ("input", "result", "faces"):
+            answer = server.get(f"/api/jobs/{job['id']}/{what}")
+            assert answer.status_code == 200, answer.text
+        assert server.get(f"/api/jobs/{job['id']}/input").content == clip.path.read_bytes()
+        assert [p.name for p in tmpdir.iterdir() if p.name.startswith("veil-dl")] == []
+        wait_for(lambda: files_in(data / "work" / "downloads") == [], 10, "copies sent removed")
+    finally:
+        server.stop()

@@ -102,8 +102,11 @@ def create_app(service: Service) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    # Uploads a previous run of this service was receiving when it stopped are no one's.
+    # Uploads a previous run of this service was receiving when it stopped are no one's,
+    # nor copies it was sending (originals among them: never left in $TMPDIR).
     shutil.rmtree(service.config.work_dir / "uploads", ignore_errors=True)
+    downloads = service.config.work_dir / "downloads"
+    shutil.rmtree(downloads, ignore_errors=True)
 
     app.add_middleware(
         Guard,
@@ -197,7 +200,8 @@ def create_app(service: Service) -> FastAPI:
     def _send(store: Storage, key: str, etag: str | None, what: str) -> FileResponse:
         """The version ``etag`` of ``key`` (what the job read or wrote), never newer bytes
         a later upload or job stored under the same key."""
-        tmp = Path(tempfile.mkdtemp(prefix="veil-dl-")) / Path(key).name
+        downloads.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=downloads)) / Path(key).name
         try:
             store.download(key, tmp, etag=etag or None)
         except ObjectChangedError:
