@@ -94,7 +94,8 @@ class NotAVideoError(InputError):
 
 
 class FrameSizeError(InputError):
-    """The picture is larger than veil processes; refused before any frame is decoded."""
+    """The picture is larger than veil processes (refused before any frame is decoded), or
+    its size changes mid-stream (refused at the first frame of another size)."""
 
 
 class CorruptVideoError(InputError):

@@ -541,6 +541,11 @@ class VideoReader:
         # Subtitles and cover art, for the writer's ExtraStreams to copy or drop.
         self.extra_streams = packet_streams(self._container, self.video_stream)
         self.frames_decoded = 0
+        context = self.video_stream.codec_context
+        # The size probe checked; every decoded frame must keep it (``_same_size``).
+        self._size: tuple[int, int] | None = (
+            (context.width, context.height) if context.width and context.height else None
+        )
 
     def __enter__(self) -> VideoReader:
         return self
@@ -567,6 +572,7 @@ class VideoReader:
                 for frame in packet.decode():
                     if start is not None and frame.pts is not None and frame.pts < start.pts:
                         continue
+                    self._same_size(frame, index)
                     time = frame.time if frame.time is not None else index / rate
                     yield DecodedFrame(
                         index, frame, frame.pts, time, self.info.rotation, self.info.mirrored
@@ -577,6 +583,23 @@ class VideoReader:
             raise CorruptVideoError(
                 self.path, f"corrupt or truncated video after frame {index} ({exc})"
             ) from exc
+
+    def _same_size(self, frame: Any, index: int) -> None:
+        """Refuse a frame whose size differs from the stream's: the limits, every box,
+        the encoder and the report assume one size. A stream that switched to a huge
+        picture after a few frames passed the header's check, cost minutes a frame, and
+        its boxes were scaled by the first size (``FrameSizeError``)."""
+        size = (frame.width, frame.height)
+        if self._size is None:
+            _check_frame_size(self.path, *size)
+            self._size = size
+        elif size != self._size:
+            raise FrameSizeError(
+                self.path,
+                f"the picture size changes at frame {index} (from {self._size[0]}x"
+                f"{self._size[1]} to {size[0]}x{size[1]}); veil processes videos whose "
+                "frames all have one size",
+            )
 
     def _demux_from(self, start: Keyframe) -> Generator[Any, None, None]:
         """The video's packets from the keyframe ``start`` on. Seeking is exact in MP4 and
@@ -634,6 +657,7 @@ class VideoReader:
                     continue
                 stored += packet.size > 0
                 for frame in packet.decode():
+                    self._same_size(frame, self.frames_decoded)
                     time = frame.time if frame.time is not None else self.frames_decoded / rate
                     yield DecodedFrame(
                         self.frames_decoded,
