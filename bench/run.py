@@ -405,6 +405,7 @@ def serve_job(veil: str, clip: Path, work: Path, timeout: float) -> ServiceRun:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [veil, "serve", "--data", str(data), "--port", str(port), "--poll-interval", "0"]
+    argv.append("--no-auth")  # on loopback, for the benchmark's own calls
     log_path = work / "serve.log"
     with log_path.open("wb") as log:  # the child keeps its own copy
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)

@@ -139,9 +139,15 @@ class VeilServer:
         port: int | None = None,
         api_key: str | None = None,
         env: dict[str, str] | None = None,
+        own_key: bool = False,
     ) -> None:
+        """``own_key``: without ``api_key``, let veil serve make its own key, as it does
+        for users; otherwise the server is open (``--no-auth``), as the tests' clients
+        send no key."""
         self.data = data
         self.env = env or {}
+        if api_key is None and not own_key and not any(a.startswith("--api-key") for a in args):
+            args = (*args, "--no-auth")
         self.port = port or free_port()
         self.args = [
             sys.executable,

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from servers import SeaweedFS, VeilServer, free_port, wait_for
 
@@ -212,8 +213,6 @@ def test_api_keys(tmp_path):
     server = VeilServer(tmp_path / "data", "--api-key", key, api_key=key).start()
     try:
         assert server.get("/api/jobs").status_code == 200
-        import httpx
-
         assert httpx.get(server.url + "/api/jobs").status_code == 401
         assert (
             httpx.get(
@@ -238,13 +237,77 @@ def test_refuses_open_network_listen_without_keys(tmp_path):
             "0.0.0.0",
             "--port",
             str(free_port()),
+            "--no-auth",
+            "--insecure",
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
+    assert "refusing to listen on 0.0.0.0 without API keys (--no-auth)" in result.stderr
+
+
+def test_keys_are_on_by_default(tmp_path):
+    # Issue 24: without a key, every local account was an administrator (another user's
+    # curl downloaded originals and approved held jobs). Now veil serve makes its own key,
+    # keeps it 0600 in the data folder, prints the page's URL with it, and keeps it.
+    data = tmp_path / "data"
+    server = VeilServer(data, own_key=True).start()
+    try:
+        key_file = data / "api-key"
+        key = key_file.read_text().strip()
+        assert len(key) >= 32
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        assert f"#key={key}" in server.log()
+        assert httpx.get(server.url + "/api/jobs").status_code == 401
+        authorized = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(server.url + "/api/jobs", headers=authorized).status_code == 200
+        assert httpx.get(server.url + "/").status_code == 200  # the page itself, to sign in
+    finally:
+        server.stop()
+    server.start()  # a restart keeps the key
+    try:
+        assert key_file.read_text().strip() == key
+        authorized = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(server.url + "/api/jobs", headers=authorized).status_code == 200
+    finally:
+        server.stop()
+
+
+def test_no_auth_warns_at_every_start(tmp_path):
+    server = VeilServer(tmp_path / "data").start()  # the tests' servers pass --no-auth
+    try:
+        assert "--no-auth: every user and process that can reach" in server.log()
+        assert httpx.get(server.url + "/api/jobs").status_code == 200
+        assert not (tmp_path / "data" / "api-key").exists()
+    finally:
+        server.stop()
+
+
+def test_a_key_file_others_can_read_is_refused(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "api-key").write_text("k" * 40 + "\n")
+    (data / "api-key").chmod(0o644)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "veil.cli",
+            "serve",
+            "--data",
+            str(data),
+            "--port",
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "may be read by other users: chmod 600 it" in result.stderr
+    assert "k" * 40 not in result.stderr
 
 
 def test_kill_9_mid_job_then_restart_finishes_once(tmp_path):

@@ -504,7 +504,16 @@ _service_options = _option_group(
     callback=lambda _ctx, _param, value: frozenset(h.lower() for h in value),
     help="A name clients reach the service by (the Host header), besides addresses, localhost and this machine's name; repeatable. Other names are refused (DNS rebinding).",
 )
-@click.option("--insecure", is_flag=True, help="Allow listening beyond loopback without API keys.")
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Serve the API and the page without a key, to anyone who can reach the port (this machine only: refused beyond loopback). Without it and without --api-key, veil serve makes its own key, keeps it in DATA/api-key and prints the page's URL with it.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow the face-detection API unsigned (--no-aws-auth) beyond loopback.",
+)
 @click.option(
     "--poll-interval",
     type=click.FloatRange(min=0),
@@ -525,6 +534,7 @@ def serve(
     rate_limit: float | None,
     buckets: frozenset[str],
     public_hosts: frozenset[str],
+    no_auth: bool,
     insecure: bool,
     poll_interval: float | None,
     **service: Any,
@@ -557,6 +567,7 @@ def serve(
             rate_limit=rate_limit,
             buckets=buckets,
             public_hosts=public_hosts,
+            no_auth=no_auth,
             insecure=insecure,
             poll_interval=poll_interval,
         )

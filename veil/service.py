@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 import logging
 import os
+import secrets
 import signal
 import socket
 import threading
@@ -230,6 +231,9 @@ class ServeOptions:
     public_hosts: frozenset[str] = frozenset()
     """Names clients reach the API by (``Host``), besides addresses and ``localhost``."""
     insecure: bool = False
+    no_auth: bool = False
+    """Serve the REST API and the page without a key (loopback only); otherwise, with no
+    ``api_keys`` given, the service's own key (``stored_api_key``) is required."""
     poll_interval: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
     webhook_hosts: frozenset[str] = frozenset()
@@ -319,17 +323,52 @@ def check_keys(opts: ServeOptions) -> None:
             raise OptionError(f"the secret key of access key {key_id} {problem}")
 
 
+API_KEY_FILE = "api-key"
+"""Where, in the data folder, ``veil serve`` keeps the API key it made for itself."""
+
+
+def stored_api_key(data: Path) -> str:
+    """The service's own API key, kept in ``DATA/api-key`` (mode 0600): made on the first
+    start without ``--api-key`` or ``--no-auth``, read on every later one, as Jupyter
+    keeps its token. Without it every local user and process could read every video."""
+    path = data / API_KEY_FILE
+    try:
+        key = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        data.mkdir(parents=True, exist_ok=True)
+        try:
+            # Made 0600 from the start (no moment where others could read it); a second
+            # service starting at the same moment reads the first one's key.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return stored_api_key(data)
+        key = secrets.token_urlsafe(32)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(key + "\n")
+        return key
+    except (OSError, UnicodeDecodeError) as exc:
+        raise OptionError(f"cannot read the API key in {path}: {exc}") from exc
+    if path.stat().st_mode & 0o077:
+        raise OptionError(
+            f"{path} may be read by other users: chmod 600 it, or delete it for a new key"
+        )
+    if problem := key_problem(key):
+        raise OptionError(f"the API key in {path} {problem}; delete the file for a new one")
+    return key
+
+
 def check_listen_address(opts: ServeOptions) -> None:
-    """Refuse keys that keep no one out, and an unauthenticated API beyond this machine
-    unless told to."""
+    """Refuse keys that keep no one out, an API without keys beyond this machine, and an
+    unsigned face-detection API beyond it unless told to."""
     check_keys(opts)
+    if not opts.api_keys and not is_loopback(opts.host):
+        raise OptionError(
+            f"refusing to listen on {opts.host} without API keys (--no-auth): anyone on the "
+            "network could read every video; drop --no-auth (veil serve then requires its "
+            "own key) or pass --api-key"
+        )
     if is_loopback(opts.host) or opts.insecure:
         return
-    if not opts.api_keys:
-        raise OptionError(
-            f"refusing to listen on {opts.host} without API keys: pass --api-key (or --api-keys-file), "
-            "or --insecure to accept anyone on the network"
-        )
     if opts.aws_keys is None:
         raise OptionError(
             f"refusing to serve the face-detection API unsigned (--no-aws-auth) on {opts.host}: "
@@ -352,6 +391,11 @@ def serve(opts: ServeOptions) -> None:
     from veil.api import Service, create_app
     from veil.api.rekognition import RekognitionConfig
 
+    check_keys(opts)  # before anything is written
+    own_key = None
+    if not opts.api_keys and not opts.no_auth:
+        own_key = stored_api_key(opts.data)
+        opts = dataclasses.replace(opts, api_keys=frozenset({own_key}))
     check_listen_address(opts)
     config = service_config(opts)
     show_job_events()
@@ -388,12 +432,34 @@ def serve(opts: ServeOptions) -> None:
         opts.host,
         opts.port,
     )
+    _announce_access(opts, own_key)
     try:
         uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning")
     finally:
         if poller:
             poller.stop()
         shutdown()
+
+
+def _announce_access(opts: ServeOptions, own_key: str | None) -> None:
+    """How to open the page: with the service's own key (``own_key``) in the URL's
+    fragment, which the browser keeps to itself (it reaches no server log), or, with
+    ``--no-auth``, a warning at every start that the API is open to this whole machine."""
+    host = f"[{opts.host}]" if ":" in opts.host else opts.host
+    where = f"http://{host}:{opts.port}/"
+    if opts.no_auth:
+        log.warning(
+            "veil serve: --no-auth: every user and process that can reach %s can download "
+            "every original, approve held jobs and publish faces",
+            where,
+        )
+    elif own_key is not None:
+        log.warning(
+            "veil serve: open %s#key=%s (the API key, kept in %s)",
+            where,
+            own_key,
+            opts.data / API_KEY_FILE,
+        )
 
 
 def work(opts: ServeOptions) -> None:

@@ -4,6 +4,7 @@ real ``veil serve`` on loopback."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -130,6 +131,26 @@ def test_api_key_is_asked_for(browser, tmp_path, clip):
         page.fill("#auth-key", PAGE_KEY)
         page.click("#auth-form button")
         expect(page.locator("#jobs tbody tr", has_text="secret.mp4")).to_be_visible()
+    finally:
+        srv.stop()
+
+
+def test_the_printed_address_signs_the_page_in(browser, tmp_path, clip):
+    # veil serve makes its own key and prints the page's address with it (#key=...): that
+    # address opens the page signed in, and the key leaves the address bar.
+    srv = VeilServer(tmp_path / "data", "--poll-interval", "0.3", own_key=True).start()
+    try:
+        key = (srv.data / "api-key").read_text().strip()
+        (address,) = re.findall(r"open (http://\S+#key=\S+) ", srv.log())
+        assert address.endswith(f"#key={key}")
+        srv.headers = {"Authorization": f"Bearer {key}"}
+        shutil.copy(clip.path, srv.data / "input" / "mine.mp4")
+        srv.wait_job(next(iter(_wait_jobs(srv)))["id"])
+        page = browser.new_page()
+        page.goto(address)
+        expect(page.locator("#jobs tbody tr", has_text="mine.mp4")).to_be_visible()
+        expect(page.locator("#auth")).to_be_hidden()
+        assert key not in page.url
     finally:
         srv.stop()
 

@@ -846,6 +846,14 @@ function setupReview() {
 }
 
 window.addEventListener("DOMContentLoaded", () => {
+  // veil serve prints the page's address with its key in the fragment (#key=...), which
+  // no server sees: kept for this tab, then taken out of the address bar and history.
+  const given = new URLSearchParams(location.hash.slice(1)).get("key");
+  if (given) {
+    apiKey = given;
+    sessionStorage.setItem("veil-key", apiKey);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   setupUploads();
   setupReview();
   linkVideos();
