@@ -254,6 +254,13 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
     output_store = storage_from_url(
         opts.output or str(data / "output"), s3_endpoint=opts.s3_endpoint
     )
+    if input_store.overlaps(output_store):
+        # A job publishes under its input's key: the output would be read as an input (a
+        # new job, again and again) or an upload could be made under an output's key.
+        raise OptionError(
+            f"the input ({input_store.url}) and the output ({output_store.url}) overlap: "
+            "give them separate folders, or buckets or prefixes neither of which holds the other"
+        )
     for store in (input_store, output_store):
         if isinstance(store, LocalStorage):
             store.root.mkdir(parents=True, exist_ok=True)

@@ -92,6 +92,31 @@ def test_huge_and_non_finite_numbers_are_400s(fuzzed, body):
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/jobs/{job}/review", '{"edits": [], "renders": 1e400}'),
+        ("/api/jobs/{job}/review", '{"edits": [], "renders": NaN}'),
+        ("/api/jobs/{job}/review", '{"edits": [NaN], "renders": 0}'),
+        ("/api/jobs/{job}/review", '{"edits": [], "renders": 0, "approve": NaN}'),
+        ("/api/jobs", '{"key": NaN}'),
+        ("/api/jobs", '{"key": "a.mp4", "webhook_url": Infinity}'),
+        ("/events/s3", "NaN"),
+        ("/events/seaweedfs", "[Infinity]"),
+    ],
+)
+def test_non_finite_numbers_anywhere_are_4xx(fuzzed, path, body):
+    # FastAPI's validation error quoted the value back, which cannot be written as JSON:
+    # a 500 (found by an attacker's review of issue 24's fixes).
+    r = httpx.post(
+        fuzzed.url + path.format(job=finished_job(fuzzed)),
+        content=body,
+        headers={**fuzzed.headers, "Content-Type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    r.json()
+
+
 @pytest.mark.parametrize("track", ["100000000000000000000000", "-1", "1e400"])
 def test_huge_thumbnail_track_numbers_are_4xx(fuzzed, track):
     r = fuzzed.get(f"/api/jobs/{finished_job(fuzzed)}/tracks/{track}/thumbnail")

@@ -455,8 +455,32 @@ def signed_post(
             ),
             "InvalidS3ObjectException",
         ),
+        # Python's parser takes NaN and 1e400 (infinity); echoed back in the job's Video,
+        # they made every GetFaceDetection of the job a 500.
+        (
+            lambda srv: signed_post(
+                srv,
+                b'{"Video": {"S3Object": {"Bucket": "rk-videos", "Name": "a.mp4", "Junk": NaN}}}',
+            ),
+            "SerializationException",
+        ),
+        (
+            lambda srv: signed_post(
+                srv,
+                b'{"Video": {"S3Object": {"Bucket": "rk-videos", "Name": "a.mp4"}}, "X": 1e400}',
+            ),
+            "SerializationException",
+        ),
     ],
-    ids=["replayed-body", "unsigned-payload", "non-ascii-signature", "deep-json", "surrogate"],
+    ids=[
+        "replayed-body",
+        "unsigned-payload",
+        "non-ascii-signature",
+        "deep-json",
+        "surrogate",
+        "nan",
+        "infinite",
+    ],
 )
 def test_hostile_requests_get_a_modelled_4xx(server, send, code):
     answer = send(server)

@@ -7,7 +7,8 @@ import sys
 import pytest
 from servers import S3_ENV, SeaweedFS
 
-from veil.errors import InvalidKeyError, ObjectChangedError, ObjectNotFoundError
+from veil.errors import InvalidKeyError, ObjectChangedError, ObjectNotFoundError, OptionError
+from veil.service import ServeOptions, service_config
 from veil.storage import (
     LocalStorage,
     MemoryStorage,
@@ -181,3 +182,45 @@ def test_s3_store_never_asks_the_cloud_metadata_service(tmp_path):
     )
     assert "Unable to locate credentials" in out.stdout, out.stdout + out.stderr
     assert "connects: []" in out.stdout, out.stdout
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("in", "in", True),
+        ("in", "in/out", True),
+        ("data/out", "data", True),
+        ("in", "out", False),
+        ("in", "in-out", False),
+    ],
+)
+def test_folder_stores_overlap_when_one_holds_the_other(tmp_path, a, b, overlap):
+    first, second = LocalStorage(tmp_path / a), LocalStorage(tmp_path / b)
+    assert first.overlaps(second) is overlap
+    assert second.overlaps(first) is overlap
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "overlap"),
+    [
+        ("s3://b/", "s3://b/out", True),
+        ("s3://b/in", "s3://b/in/x", True),
+        ("s3://b/in", "s3://b/out", False),
+        ("s3://b/in", "s3://b/inbox", False),
+        ("s3://b/in", "s3://c/in", False),
+    ],
+)
+def test_s3_stores_overlap_when_one_prefix_holds_the_other(a, b, overlap):
+    first, second = storage_from_url(a), storage_from_url(b)
+    assert first.overlaps(second) is overlap
+    assert LocalStorage("/tmp").overlaps(first) is False
+
+
+@pytest.mark.parametrize(("input_", "output"), [("shared", "shared"), ("data/in", "data/in/out")])
+def test_serve_refuses_overlapping_input_and_output(tmp_path, input_, output):
+    # An attacker's review of issue 24's fixes: with the output inside the input, an upload
+    # named out/v.mp4 replaced a published output; with one folder, a job re-blurred its
+    # own output endlessly (32 jobs in 50 s).
+    opts = ServeOptions(data=tmp_path, input=str(tmp_path / input_), output=str(tmp_path / output))
+    with pytest.raises(OptionError, match="overlap"):
+        service_config(opts)

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
@@ -123,6 +124,14 @@ def create_app(service: Service) -> FastAPI:
         # A message may quote the caller's own text, lone surrogates included: encodable.
         detail = str(exc).encode("utf-8", "replace").decode("utf-8")
         return JSONResponse({"detail": detail}, status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer quotes each bad value back: a non-finite number (NaN,
+        # Infinity or 1e400, which Python's JSON parser takes) cannot be written out as
+        # JSON, and made a 500. Where and why is enough, without the caller's value.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     static = Path(__file__).with_name("static")
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -14,6 +14,7 @@ import base64
 import binascii
 import errno
 import json
+import math
 import re
 import tempfile
 import threading
@@ -141,7 +142,7 @@ def _handle(
         target = headers.get("x-amz-target", "")
         operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
         try:
-            params = json.loads(body or b"{}")
+            params = json.loads(body or b"{}", parse_constant=_not_json, parse_float=_finite)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ApiError("SerializationException", "the body is not JSON") from exc
         if not isinstance(params, dict):
@@ -219,6 +220,19 @@ def _string(
         pattern, low, high = _PATTERNS[shape]
         if not low <= len(value) <= high or not pattern.fullmatch(value):
             raise ApiError("InvalidParameterException", f"{name} {value!r} is not a valid {shape}")
+    return value
+
+
+def _not_json(name: str) -> float:
+    """Python's parser takes NaN and Infinity, which JSON has not: a parameter holding
+    one, echoed back in a job's ``Video``, could not be written out again."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400
+        raise ValueError(f"{text[:20]} is beyond a double")
     return value
 
 

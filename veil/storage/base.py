@@ -75,6 +75,11 @@ class Storage(abc.ABC):
     def delete(self, key: str) -> None:
         """Remove the object if it exists."""
 
+    def overlaps(self, other: Storage) -> bool:
+        """Whether some object would be in both stores (the same folder or bucket, or one
+        inside the other). Stores of different kinds never overlap."""
+        return other is self
+
     def exists(self, key: str) -> bool:
         from veil.errors import ObjectNotFoundError
 

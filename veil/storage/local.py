@@ -131,3 +131,8 @@ class LocalStorage(Storage):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def overlaps(self, other: Storage) -> bool:
+        if not isinstance(other, LocalStorage):
+            return False
+        return self.root.is_relative_to(other.root) or other.root.is_relative_to(self.root)

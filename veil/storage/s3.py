@@ -127,6 +127,14 @@ class S3Storage(Storage):
             self.client.upload_file(str(path), self.bucket, self._name(key))
         return self.stat(key)
 
+    def overlaps(self, other: Storage) -> bool:
+        if not isinstance(other, S3Storage):
+            return False
+        same_bucket = (self.endpoint_url, self.bucket) == (other.endpoint_url, other.bucket)
+        return same_bucket and (
+            self.prefix.startswith(other.prefix) or other.prefix.startswith(self.prefix)
+        )
+
     def delete(self, key: str) -> None:
         with self._translated(key):
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
