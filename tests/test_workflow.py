@@ -106,6 +106,17 @@ def test_a_broken_video_fails_its_job_in_plain_words_and_publishes_nothing(veil)
     assert not any(key.startswith("broken") for key in veil.output.objects)
     assert veil.input.objects["broken.mp4"].startswith(b"\x00\x00\x00\x18ftyp")
 
+    # Retried once at a time: five clicks made five jobs (issue 24).
+    first = veil.call("POST", f"/api/jobs/{job['id']}/retry")
+    assert first.status_code == 202, first.text
+    again = veil.call("POST", f"/api/jobs/{job['id']}/retry")
+    assert again.status_code == 409, again.text
+    assert f"is being retried already, as {first.json()['id']}" in again.json()["detail"]
+    assert veil.finished(first.json()["id"])["status"] == "FAILED"
+    later = veil.call("POST", f"/api/jobs/{job['id']}/retry")
+    assert later.status_code == 202, later.text  # once that retry has ended
+    veil.finished(later.json()["id"])
+
 
 @pytest.mark.parametrize(
     ("method", "url", "body", "status"),

@@ -344,14 +344,24 @@ def cancel(job_id: str, progress: ProgressStore, reviews: ReviewStore | None = N
     return get(job_id, progress, reviews)
 
 
+_retrying = threading.Lock()
+
+
 def retry(job_id: str, progress: ProgressStore) -> str:
-    """Run a failed or cancelled job again from the start, as a new job; its ID."""
+    """Run a failed or cancelled job again from the start, as a new job; its ID. Refused
+    while an earlier retry of it is queued or running: five clicks make one job."""
     job = get(job_id, progress)
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise JobStateError(
             job_id, f"is {job.status.value.lower()}; only failed or cancelled jobs are retried"
         )
-    with database_errors():
+    active = [name for name, state in _FROM_DBOS.items() if state in _ACTIVE]
+    with _retrying, database_errors():
+        running = DBOS.list_workflows(
+            forked_from=job_id, status=active, load_input=False, load_output=False
+        )
+        if running:
+            raise JobStateError(job_id, f"is being retried already, as {running[0].workflow_id}")
         return str(DBOS.fork_workflow(job_id, 1).workflow_id)
 
 
