@@ -226,3 +226,25 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     assert visible_faces(published, REVIEW_SCENE) == []
     history = [h["state"] for h in again["history"]]
     assert history[:3] == ["QUEUED", "RUNNING", "SUCCEEDED"] and history[-1] == "SUCCEEDED"
+
+
+def test_cancel_stops_the_running_step_within_seconds(veil, tmp_path):
+    # Issue 24: a cancelled job's step (and a segment) ran on for minutes; each step now
+    # looks about once a second whether its job was cancelled.
+    scene = Scene(width=640, height=360, frames=600, faces=(MovingFace(height=48),))
+    veil.input.objects["stop.mp4"] = write_video(tmp_path / "stop.mp4", scene).path.read_bytes()
+    job_id = veil.call("POST", "/api/jobs", json={"key": "stop.mp4"}).json()["id"]
+    deadline = time.monotonic() + 60
+    while (job := veil.call("GET", f"/api/jobs/{job_id}").json())["step"] != "Redact" or not job[
+        "frames_done"
+    ]:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert veil.call("DELETE", f"/api/jobs/{job_id}").status_code == 202
+    time.sleep(2.5)  # a check a second, and the frames already in the pipeline
+    stopped_at = veil.call("GET", f"/api/jobs/{job_id}").json()["frames_done"]
+    time.sleep(1.5)
+    job = veil.call("GET", f"/api/jobs/{job_id}").json()
+    assert job["status"] == "CANCELLED", job
+    assert job["frames_done"] == stopped_at < scene.frames, (stopped_at, job["frames_done"])
+    assert "stop.mp4" not in veil.output.objects

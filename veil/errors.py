@@ -26,6 +26,7 @@ The tree::
     │   └── JobStateError        not in this state, e.g. retrying a running job (409)
     ├── JobFailed                a job's permanent failure, in the words the job shows;
     │                            never retried (``veil.workflow``)
+    ├── JobCancelled             a running step stopped because its job was cancelled
     ├── UploadError              an upload that is malformed, too large (413) or finds
     │                            the disk full (507) (``veil.api.uploads``)
     ├── WebhookError             a webhook that cannot be reached or answered badly;
@@ -200,6 +201,11 @@ class JobStateError(JobError):
 
 class JobFailed(VeilError):
     """A permanent failure, with the message the job shows. Never retried."""
+
+
+class JobCancelled(VeilError):
+    """A running step stopped because its job (or segment) was cancelled meanwhile.
+    Never retried: the job is over."""
 
 
 class SignatureError(VeilError):

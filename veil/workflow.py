@@ -31,6 +31,7 @@ import functools
 import hashlib
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -41,6 +42,7 @@ from veil import service
 from veil.errors import (
     InputError,
     InvalidKeyError,
+    JobCancelled,
     JobFailed,
     ObjectChangedError,
     OutputError,
@@ -54,6 +56,7 @@ from veil.jobs import (
     JobRequest,
     JobStatus,
     ProgressStore,
+    database_errors,
     segments_of,
 )
 from veil.keys import FACES_SUFFIX, REPORT_SUFFIX, RESERVED_FOLDER, check_video_key
@@ -171,9 +174,31 @@ def _failing_job(key: str) -> Iterator[None]:
         raise JobFailed(str(exc)) from None
 
 
-def _progress(job_id: str, step: str) -> Any:
+CANCEL_CHECK_SECONDS = 1.0
+"""How often a running step looks whether its job was cancelled."""
+
+
+def _progress(job_id: str, step: str) -> Callable[[int, int | None], None]:
+    """A step's progress callback (called for each frame): records the frames done and,
+    about once a second, looks whether the workflow running the step was cancelled
+    meanwhile, so a cancelled job or segment stops within a second or two
+    (``JobCancelled``) instead of running its step to the end."""
     store = _progress_store()
-    return lambda done, total: store.set(job_id, step, done, total)
+    workflow = DBOS.workflow_id
+    next_check = time.monotonic() + CANCEL_CHECK_SECONDS
+
+    def report(done: int, total: int | None) -> None:
+        nonlocal next_check
+        store.set(job_id, step, done, total)
+        if workflow is None or time.monotonic() < next_check:
+            return
+        next_check = time.monotonic() + CANCEL_CHECK_SECONDS
+        with database_errors():
+            status = DBOS.get_workflow_status(workflow)
+        if status is not None and status.status == "CANCELLED":
+            raise JobCancelled(f"{job_id}: cancelled during {step}")
+
+    return report
 
 
 @retrying_step("Validate", attempts=6)
