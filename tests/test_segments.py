@@ -21,6 +21,7 @@ from test_tracker import box
 from veil.detections import Detections
 from veil.pipeline import BlurOptions, blur_video
 from veil.segments import (
+    MAX_SEGMENTS,
     SegmentPlan,
     SegmentRun,
     blur_segment,
@@ -278,6 +279,16 @@ def test_cuts_fall_on_keyframes_about_the_length_apart(clips, seconds, cuts):
     for s in plan.segments:
         assert s.keyframe_index % 30 == 0 and s.keyframe_index <= s.warm_from <= s.analyse_from
         assert s.stop is None or s.stop == s.end + plan.latency
+
+
+def test_a_job_has_at_most_max_segments(clips):
+    # Issue 24: a long near-still file with sparse keyframes became 1,000 segments at the
+    # default length, each a workflow downloading the input. Here a keyframe every 2
+    # frames and 0.01 s segments would make 90.
+    clip = keyed_clip(clips / "dense.mp4", SCENE, every=2, audio=False)
+    plan = plan_segments(clip, 0.01, SHORT)
+    assert 32 <= len(plan.segments) <= MAX_SEGMENTS
+    assert sum(s.frames for s in plan.segments) == plan.frame_count == SCENE.frames
 
 
 def bare(plan: SegmentPlan) -> SegmentPlan:

@@ -82,7 +82,7 @@ def process_segment(
     its own piece, so the audit is spread over the workers like the rest: Join only
     joins the audits (``veil.audit.join_audits``)."""
     own = segment_id(job_id, index)
-    local = _fetch_input(own, request)
+    local = _fetch_input(job_id, request)  # the job's copy: one a machine, not one a segment
     segments = SegmentPlan.from_json(plan_data)
     work = work_dir(own)
     video = None if detect_only else work / f"piece{_suffix(request)}"

@@ -57,6 +57,9 @@ from veil.thumbnails import Thumbnails
 from veil.tracker import fingerprint as tracker_fingerprint
 from veil.video import Keyframe, VideoReader, VideoWriter, index_video, probe
 
+MAX_SEGMENTS = 64
+"""The most segments one job is cut into: a long video's segments grow instead (a 16-hour
+near-still file of 1 MB made 1,000 segments at 60 s, each a workflow and a piece)."""
 SHORTEST_LAST = 0.5
 """A last segment shorter than this fraction of ``seconds`` joins the one before."""
 
@@ -201,7 +204,8 @@ def plan_segments(path: str | Path, seconds: float, options: BlurOptions) -> Seg
     segments, when ``seconds`` is 0 or less, or when its frames cannot be found by
     timestamp (``veil.video.index_video``). Cuts fall on the first keyframe at least
     ``seconds`` after the previous cut; a video with keyframes far apart gets longer
-    segments. Raises what ``VideoReader`` raises for a file it cannot use.
+    segments, and so does one longer than ``MAX_SEGMENTS`` times ``seconds``. Raises
+    what ``VideoReader`` raises for a file it cannot use.
     """
     info = probe(path)
     index = index_video(path) if seconds > 0 else None
@@ -229,12 +233,13 @@ def plan_segments(path: str | Path, seconds: float, options: BlurOptions) -> Seg
             segments=(whole,),
         )
     total = len(index.pts)
+    duration = index.seconds(total - 1) + (1 / info.fps if info.fps else 0)
+    seconds = max(seconds, duration / MAX_SEGMENTS)
     cuts = [0]
     for keyframe in index.keyframes:
         shown = keyframe.index < total and index.pts[keyframe.index] == keyframe.pts
         if shown and index.seconds(keyframe.index) >= index.seconds(cuts[-1]) + seconds:
             cuts.append(keyframe.index)
-    duration = index.seconds(total - 1) + (1 / info.fps if info.fps else 0)
     if len(cuts) > 1 and duration - index.seconds(cuts[-1]) < SHORTEST_LAST * seconds:
         cuts.pop()
     segments = []

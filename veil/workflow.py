@@ -31,7 +31,9 @@ import functools
 import hashlib
 import logging
 import shutil
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -141,19 +143,26 @@ def source_store(request: JobRequest) -> Storage:
     return bucket_store(bucket, config.input, config.output) if bucket else config.input
 
 
+_FETCH_LOCKS = tuple(threading.Lock() for _ in range(64))
+"""One download of an input at a time in this process (by the copy's path, hashed)."""
+
+
 def _fetch_input(job_id: str, request: JobRequest) -> Path:
-    """The input's local copy, downloaded once (again only if the work folder was lost)."""
+    """The input's local copy in ``job_id``'s work folder, downloaded once on each machine
+    (again only if the work folder was lost): a job's segments on one machine share their
+    job's copy, however many of them start at once."""
     local = work_dir(job_id) / f"input{_suffix(request.key)}"
-    if not local.exists():
-        partial = local.with_name(local.name + ".partial")
-        try:
-            source_store(request).download(request.key, partial, etag=request.etag)
-        except ObjectChangedError:
-            raise JobFailed(
-                f"{request.key} was replaced by a newer upload after this job started; "
-                "the new version is a job of its own"
-            ) from None
-        partial.replace(local)
+    with _FETCH_LOCKS[hash(local) % len(_FETCH_LOCKS)]:
+        if not local.exists():
+            partial = local.with_name(f"{local.name}.{uuid.uuid4().hex[:8]}.partial")
+            try:
+                source_store(request).download(request.key, partial, etag=request.etag)
+            except ObjectChangedError:
+                raise JobFailed(
+                    f"{request.key} was replaced by a newer upload after this job started; "
+                    "the new version is a job of its own"
+                ) from None
+            partial.replace(local)
     return local
 
 
