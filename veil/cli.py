@@ -431,6 +431,27 @@ _service_options = _option_group(
 )
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A length of time in seconds, from seconds or a number with ``s``, ``m``, ``h`` or
+    ``d`` (``30d``)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:])
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a duration (30d, 12h, 45m or seconds)", param=param
+        ) from None
+    if not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"{value!r} is not a duration of 0 or more", param=param)
+    return seconds
+
+
 @main.command()
 @_service_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address the API listens on.")
@@ -505,6 +526,18 @@ _service_options = _option_group(
     help="A name clients reach the service by (the Host header), besides addresses, localhost and this machine's name; repeatable. Other names are refused (DNS rebinding).",
 )
 @click.option(
+    "--retain-inputs",
+    metavar="DURATION",
+    callback=_duration,
+    help="Remove each job's input (the version it read) this long after the job ended: 30d, 12h, 45m or seconds. Default: kept.",
+)
+@click.option(
+    "--retain-jobs",
+    metavar="DURATION",
+    callback=_duration,
+    help="Purge each job this long after it ended: its published output, faces file and report, thumbnails, detections and history (and its input, with --retain-inputs). Default: kept.",
+)
+@click.option(
     "--no-auth",
     is_flag=True,
     help="Serve the API and the page without a key, to anyone who can reach the port (this machine only: refused beyond loopback). Without it and without --api-key, veil serve makes its own key, keeps it in DATA/api-key and prints the page's URL with it.",
@@ -534,6 +567,8 @@ def serve(
     rate_limit: float | None,
     buckets: frozenset[str],
     public_hosts: frozenset[str],
+    retain_inputs: float | None,
+    retain_jobs: float | None,
     no_auth: bool,
     insecure: bool,
     poll_interval: float | None,
@@ -546,6 +581,8 @@ def serve(
         raise click.UsageError("--access-key and --secret-key go together")
 
     def run() -> None:
+        from veil.erasure import RetentionPolicy
+
         for flag, value in (("--access-key", access_key), ("--secret-key", secret_key)):
             if value is not None and not value.strip():  # an unset shell variable, most likely
                 raise OptionError(f"{flag} is empty")
@@ -567,6 +604,7 @@ def serve(
             rate_limit=rate_limit,
             buckets=buckets,
             public_hosts=public_hosts,
+            retention=RetentionPolicy(inputs=retain_inputs, jobs=retain_jobs),
             no_auth=no_auth,
             insecure=insecure,
             poll_interval=poll_interval,

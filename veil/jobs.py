@@ -15,6 +15,7 @@ holds the job queue.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import threading
 import time
@@ -120,6 +121,17 @@ def job_id_for(input_url: str, key: str, etag: str) -> str:
     return f"job-{digest[:24]}"
 
 
+def owned_by(column: Any, job_id: str) -> Any:
+    """A SQL condition: ``column`` names job ``job_id`` or one of its segments
+    (``segment_id``) or re-renders (``JOB-rN``)."""
+    pattern = job_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.or_(
+        column == job_id,
+        column.like(f"{pattern}-s%", escape="\\"),
+        column.like(f"{pattern}-r%", escape="\\"),
+    )
+
+
 def segment_id(job_id: str, index: int) -> str:
     """The workflow (and work folder) of segment ``index`` of job ``job_id``."""
     return f"{job_id}-s{index}"
@@ -188,6 +200,9 @@ class Job:
     """The version of the output this job published (a later job may replace it)."""
     faces_key: str | None = None
     faces_etag: str | None = None
+    report_key: str | None = None
+    report_etag: str | None = None
+    """The privacy report published beside the output (``--write-report``), if any."""
     etag: str = ""
     """The version of the input this job read."""
     audit: dict[str, Any] | None = None
@@ -310,12 +325,22 @@ def _renders(reviews: Sequence[Review]) -> dict[str, Any]:
 
 
 def list_jobs(
-    progress: ProgressStore, reviews: ReviewStore | None = None, limit: int = 100
+    progress: ProgressStore,
+    reviews: ReviewStore | None = None,
+    limit: int | None = 100,
+    *,
+    created_before: float | None = None,
 ) -> list[Job]:
-    """The newest ``limit`` blur jobs, newest first."""
+    """The newest ``limit`` blur jobs (all with ``None``), newest first; with
+    ``created_before`` (Unix seconds), only those submitted before it."""
+    before = (
+        None
+        if created_before is None
+        else datetime.datetime.fromtimestamp(created_before, datetime.UTC).isoformat()
+    )
     with database_errors():
         statuses = DBOS.list_workflows(
-            name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True
+            name=WORKFLOW_NAME, sort_desc=True, limit=limit, load_output=True, end_time=before
         )
     ids = [s.workflow_id for s in statuses]
     rows = progress.get(ids)
@@ -424,6 +449,8 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         output_etag=output.get("output_etag"),
         faces_key=output.get("faces_key"),
         faces_etag=output.get("faces_etag"),
+        report_key=output.get("report_key"),
+        report_etag=output.get("report_etag"),
         etag=str(request.get("etag", "")),
         audit=output.get("audit"),
         report=output.get("report"),
@@ -448,7 +475,8 @@ def with_review(job: Job, review: Review | None, render: Any | None) -> Job:
     job.error = latest.error
     job.updated_at = latest.updated_at
     job.history += latest.history
-    for name in ("output_key", "output_etag", "faces_key", "faces_etag", "audit", "report"):
+    published = ("output_key", "output_etag", "faces_key", "faces_etag", "report_key")
+    for name in (*published, "report_etag", "audit", "report"):
         if getattr(latest, name) is not None:
             setattr(job, name, getattr(latest, name))
     if latest.faces is not None:
@@ -537,6 +565,12 @@ class ProgressStore:
             ).rowcount
             if not updated:
                 conn.execute(self.table.insert().values(job_id=job_id, **row))
+
+    def forget(self, job_id: str) -> None:
+        """Remove the progress of job ``job_id`` and of its segments and re-renders."""
+        c = self.table.c
+        with database_errors(), self.engine.begin() as conn:
+            conn.execute(self.table.delete().where(owned_by(c.job_id, job_id)))
 
     def get(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not job_ids:

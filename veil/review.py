@@ -33,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from veil.errors import FacesFileError, JobStateError
-from veil.jobs import create_tables, database_errors
+from veil.jobs import create_tables, database_errors, owned_by
 
 ACTIONS = ("show", "remove", "add")
 """What an edit does: leave a track visible, drop a false track, add a box."""
@@ -380,6 +380,16 @@ class ReviewStore:
             raise JobStateError(job_id, "has no detections kept for review")
         data: dict[str, Any] = json.loads(gzip.decompress(blob))
         return data
+
+    def forget(self, job_id: str) -> int:
+        """Remove job ``job_id``'s detections, edits and thumbnails, and its segments' and
+        re-renders'; returns how many thumbnails went."""
+        with database_errors(), self.engine.begin() as conn:
+            pictures = conn.execute(
+                self.thumbnails.delete().where(owned_by(self.thumbnails.c.job_id, job_id))
+            ).rowcount
+            conn.execute(self.table.delete().where(owned_by(self.table.c.job_id, job_id)))
+        return int(pictures or 0)
 
     def thumbnail(self, job_id: str, track: int) -> bytes | None:
         t = self.thumbnails.c

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import heartbeats
+from veil.erasure import Retention, RetentionPolicy
 from veil.errors import OptionError
 from veil.jobs import (
     SEGMENT_QUEUE,
@@ -242,6 +243,8 @@ class ServeOptions:
     on_audit_finding: str = "hold"
     write_report: bool = False
     segment_seconds: float = SEGMENT_SECONDS
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    """How long inputs and job data are kept after a job ends (``veil.erasure``)."""
     blur: BlurOptions = field(default_factory=BlurOptions)
 
 
@@ -414,6 +417,16 @@ def serve(opts: ServeOptions) -> None:
     poller = Poller(config.input, submit, interval, settle=settle) if interval > 0 else None
     if poller:
         poller.start()
+    retention = None
+    if opts.retention.inputs is not None or opts.retention.jobs is not None:
+        retention = Retention(
+            opts.retention,
+            input_store=config.input,
+            output_store=config.output,
+            progress=runtime().progress,
+            reviews=runtime().reviews,
+        )
+        retention.start()
     rekognition = RekognitionConfig(
         secrets=opts.aws_keys,
         region=opts.region,
@@ -445,6 +458,8 @@ def serve(opts: ServeOptions) -> None:
     finally:
         if poller:
             poller.stop()
+        if retention:
+            retention.stop()
         shutdown()
 
 

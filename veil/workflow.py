@@ -386,10 +386,12 @@ def publish(
     # The faces file first: once the video is there, everything about it is.
     faces_key = faces_file_key(key)
     faces_info = store.upload(faces, faces_key)
+    published = {}
     if _config().write_report:
         path = work_dir(work_id) / "report.json"
         write_report(report, path)
-        store.upload(path, report_key(key))
+        report_info = store.upload(path, report_key(key))
+        published = {"report_key": report_info.key, "report_etag": report_info.etag}
     output_info = store.upload(output, key)
     _progress_store().set(job_id, "Publish", 1, 1, force=True)
     return {
@@ -397,6 +399,7 @@ def publish(
         "output_etag": output_info.etag,
         "faces_key": faces_key,
         "faces_etag": faces_info.etag,
+        **published,
     }
 
 

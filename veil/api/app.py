@@ -19,12 +19,12 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 import veil
-from veil import jobs
+from veil import erasure, jobs
 from veil.api.guard import Guard, Policy
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
-from veil.errors import ObjectChangedError, StorageError, VeilError
+from veil.errors import ObjectChangedError, ObjectNotFoundError, StorageError, VeilError
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_video_key, is_video_key
 from veil.review import MAX_WHOLE, Edit, check_edits, parse_edits, tracks
@@ -189,8 +189,21 @@ def create_app(service: Service) -> FastAPI:
         return _job(job_id, with_steps=True).to_dict()
 
     @app.delete("/api/jobs/{job_id}", status_code=202)
-    def cancel_job(job_id: str) -> dict[str, Any]:
-        return jobs.cancel(job_id, runtime().progress, runtime().reviews).to_dict()
+    def cancel_job(job_id: str, purge: bool = False, input: bool = False) -> dict[str, Any]:
+        """Cancel a job; with ``purge``, instead remove everything veil keeps of an ended
+        job (``veil.erasure``): its published output, faces file and report, thumbnails,
+        detections, edits and history, and with ``input`` its input too."""
+        if not purge:
+            return jobs.cancel(job_id, runtime().progress, runtime().reviews).to_dict()
+        config = service.config
+        return erasure.purge(
+            _job(job_id),
+            input_store=config.input,
+            output_store=config.output,
+            progress=runtime().progress,
+            reviews=runtime().reviews,
+            with_input=input,
+        ).to_dict()
 
     def _rerender_job(
         job: Job, edits: list[Edit], *, approve: bool, renders: int | None = None
@@ -198,6 +211,19 @@ def create_app(service: Service) -> FastAPI:
         request = JobRequest.from_dict(jobs.workflow_request(jobs.find(job.id)))
         seen = job.renders if renders is None else renders
         return submit_rerender(job.id, request, edits, approve=approve, renders=seen)
+
+    def _original_kept(job: Job) -> None:
+        """Refuse (410) what shows the faces of a job's original (thumbnails, its boxes)
+        once the version of the video it read is gone: deleted or replaced, its faces go
+        with it."""
+        try:
+            current = service.config.input.stat(job.key).etag
+        except ObjectNotFoundError:
+            current = None
+        if job.etag and current != job.etag:
+            raise HTTPException(
+                410, f"the video job {job.id} read is gone ({job.key} was deleted or replaced)"
+            )
 
     def _still_current(job: Job) -> None:
         """Refuse (409) to run a job's video again once a newer upload replaced it."""
@@ -272,6 +298,7 @@ def create_app(service: Service) -> FastAPI:
         job = _job(job_id)
         if not job.reviewable:
             raise HTTPException(409, f"job {job_id} has no detections to review yet")
+        _original_kept(job)
         faces = runtime().reviews.faces(job_id)
         return {
             "id": job_id,
@@ -287,7 +314,7 @@ def create_app(service: Service) -> FastAPI:
     def thumbnail(job_id: str, track: Annotated[int, PathParam(ge=0, le=MAX_WHOLE)]) -> Response:
         """A small picture of a tracked face, from the original video: shown to those who
         may read the original (the API's key holders), and never cached."""
-        _job(job_id)
+        _original_kept(_job(job_id))
         picture = runtime().reviews.thumbnail(job_id, track)
         if picture is None:
             raise HTTPException(404, f"no thumbnail of track {track} in job {job_id}")

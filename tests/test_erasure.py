@@ -1,0 +1,116 @@
+"""Forgetting a job (issue 24): its faces go with its video, a purge removes everything
+veil keeps of it, and retention does so on its own after a set time. In-process, as
+``test_workflow`` (``create_app`` on in-memory buckets, DBOS on SQLite)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from test_workflow import InProcess
+
+from veil import jobs, service
+from veil.erasure import Retention, RetentionPolicy
+from veil.synthetic import MovingFace, Scene, write_video
+
+
+@pytest.fixture(scope="module")
+def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
+    running = InProcess(tmp_path_factory.mktemp("erasure"), write_report=True)
+    yield running
+    service.shutdown()
+
+
+def finished_job(veil: InProcess, key: str, video: bytes) -> dict:
+    veil.input.objects[key] = video
+    job = veil.finished(veil.call("POST", "/api/jobs", json={"key": key}).json()["id"])
+    assert job["status"] == "SUCCEEDED", job
+    return job
+
+
+def kept_of(job_id: str) -> tuple[int, int]:
+    """Thumbnails and progress rows the job database keeps of a job."""
+    runtime = service.runtime()
+    return len(runtime.reviews.thumbnails_of(job_id)), len(runtime.progress.get([job_id]))
+
+
+def test_faces_go_with_their_video(veil, clip):
+    # Finding 3: after the input was replaced and deleted, the old job's thumbnails still
+    # served 13 unblurred face crops, and its review every box.
+    job = finished_job(veil, "gone.mp4", clip.path.read_bytes())
+    review = veil.call("GET", f"/api/jobs/{job['id']}/review")
+    assert review.status_code == 200
+    track = review.json()["tracks"][0]["id"]
+    thumbnail = f"/api/jobs/{job['id']}/tracks/{track}/thumbnail"
+    assert veil.call("GET", thumbnail).status_code == 200
+    veil.input.objects["gone.mp4"] = clip.path.read_bytes() + b"another upload"
+    for path in (thumbnail, f"/api/jobs/{job['id']}/review"):
+        answer = veil.call("GET", path)
+        assert answer.status_code == 410, (path, answer.text)
+        assert "was deleted or replaced" in answer.json()["detail"]
+    del veil.input.objects["gone.mp4"]
+    assert veil.call("GET", thumbnail).status_code == 410
+
+
+def test_a_purge_forgets_everything_of_the_job(veil, clip):
+    job = finished_job(veil, "forget.mp4", clip.path.read_bytes())
+    published = {"forget.mp4", "forget.mp4.faces.json", "forget.mp4.veil.json"}
+    assert published <= set(veil.output.objects)
+    assert kept_of(job["id"])[0] > 0
+    answer = veil.call("DELETE", f"/api/jobs/{job['id']}", params={"purge": "true"})
+    assert answer.status_code == 202, answer.text
+    assert sorted(answer.json()["objects"]) == sorted(f"output:{k}" for k in published)
+    assert not published & set(veil.output.objects)
+    assert "forget.mp4" in veil.input.objects  # the input only when asked
+    assert kept_of(job["id"]) == (0, 0)
+    assert veil.call("GET", f"/api/jobs/{job['id']}").status_code == 404
+    assert job["id"] not in {j["id"] for j in veil.call("GET", "/api/jobs").json()}
+
+    # With input=true the input goes too, only the version the job read.
+    job = finished_job(veil, "forget.mp4", clip.path.read_bytes() + b"2")
+    answer = veil.call(
+        "DELETE", f"/api/jobs/{job['id']}", params={"purge": "true", "input": "true"}
+    )
+    assert "input:forget.mp4" in answer.json()["objects"]
+    assert "forget.mp4" not in veil.input.objects
+
+
+def test_a_purge_keeps_a_later_jobs_output(veil, clip, tmp_path):
+    first = finished_job(veil, "twice.mp4", clip.path.read_bytes())
+    other = write_video(tmp_path / "other.mp4", Scene(frames=10, faces=(MovingFace(),)))
+    second = finished_job(veil, "twice.mp4", other.path.read_bytes())
+    output = veil.output.objects["twice.mp4"]
+    answer = veil.call("DELETE", f"/api/jobs/{first['id']}", params={"purge": "true"})
+    assert answer.json()["objects"] == []
+    assert veil.output.objects["twice.mp4"] == output  # the second job's, untouched
+    assert veil.call("GET", f"/api/jobs/{second['id']}/result").status_code == 200
+
+
+def test_a_running_job_is_not_purged(veil, clip):
+    veil.input.objects["busy.mp4"] = clip.path.read_bytes() + b"busy"
+    job_id = veil.call("POST", "/api/jobs", json={"key": "busy.mp4"}).json()["id"]
+    answer = veil.call("DELETE", f"/api/jobs/{job_id}", params={"purge": "true"})
+    assert answer.status_code == 409, answer.text
+    assert "cancel it before purging" in answer.json()["detail"]
+    veil.finished(job_id)
+
+
+def test_retention_removes_inputs_then_jobs_once_they_are_old_enough(veil, clip):
+    job = finished_job(veil, "old.mp4", clip.path.read_bytes() + b"old")
+    runtime = service.runtime()
+    retention = Retention(
+        RetentionPolicy(inputs=3600, jobs=7 * 86400),
+        input_store=veil.input,
+        output_store=veil.output,
+        progress=runtime.progress,
+        reviews=runtime.reviews,
+    )
+    ended = job["updated_at"]
+    assert retention.apply_once(now=ended + 60) == []
+    assert "old.mp4" in veil.input.objects
+    assert retention.apply_once(now=ended + 3600 + 60) == []
+    assert "old.mp4" not in veil.input.objects  # the input after an hour
+    assert "old.mp4" in veil.output.objects
+    assert job["id"] in retention.apply_once(now=ended + 7 * 86400 + 60)
+    assert "old.mp4" not in veil.output.objects
+    assert jobs.find(job["id"]) is None

@@ -1,0 +1,199 @@
+"""Forgetting a job: everything veil keeps of it, removed on request or after a set time.
+
+A blur job leaves, besides its input (the user's own object):
+
+- in the output store, its output, faces file and privacy report (``--write-report``);
+  each is removed only while it is still the version this job published, so a later
+  job's output under the same key stays;
+- in the job database, its detections, edits and a thumbnail of each tracked face (the
+  review tables: faces from the original), its progress rows, and its history, with its
+  segments and re-renders (DBOS's workflow tables);
+- in the work folder, nothing once it ended (``veil.workflow.cleanup`` and the
+  heartbeats' sweep remove it).
+
+``purge`` removes all of that, and the input too when asked (again only the version the
+job read). ``DELETE /api/jobs/{id}?purge=true`` calls it, and ``Retention`` calls it for
+jobs that ended longer ago than ``--retain-jobs`` (``--retain-inputs`` removes inputs
+alone). A running job is refused: cancel it first, so that no step writes after the
+purge. Each purge is logged by job ID and what it removed, never by content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from dbos import DBOS
+
+from veil import jobs
+from veil.errors import JobStateError, ObjectNotFoundError, StorageError
+from veil.jobs import Job, JobStatus, ProgressStore, database_errors
+from veil.review import ReviewStore
+from veil.storage import Storage
+
+log = logging.getLogger("veil.erasure")
+
+_ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.NEEDS_REVIEW)
+
+
+@dataclass
+class Purged:
+    """What one purge removed: the keys of stored objects and how many thumbnails."""
+
+    job_id: str
+    objects: list[str] = field(default_factory=list)
+    thumbnails: int = 0
+    history: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.job_id,
+            "objects": self.objects,
+            "thumbnails": self.thumbnails,
+            "history": self.history,
+        }
+
+
+def _delete_version(store: Storage, key: str | None, etag: str | None) -> str | None:
+    """Delete ``key`` if it still holds version ``etag``; the key if it did."""
+    if not key or not etag:
+        return None
+    try:
+        if store.stat(key).etag != etag:
+            return None  # a later job's object under the same key: not this job's to remove
+    except ObjectNotFoundError:
+        return None
+    store.delete(key)
+    return key
+
+
+def purge(
+    job: Job,
+    *,
+    input_store: Storage,
+    output_store: Storage,
+    progress: ProgressStore,
+    reviews: ReviewStore,
+    with_input: bool = False,
+) -> Purged:
+    """Remove everything veil keeps of ``job`` (module docstring), and its input when
+    ``with_input``; ``JobStateError`` while it is queued or running."""
+    if job.status not in _ENDED:
+        raise JobStateError(job.id, f"is {job.status.value.lower()}; cancel it before purging")
+    done = Purged(job.id)
+    for key, etag in (
+        (job.output_key, job.output_etag),
+        (job.faces_key, job.faces_etag),
+        (job.report_key, job.report_etag),
+    ):
+        if removed := _delete_version(output_store, key, etag):
+            done.objects.append(f"output:{removed}")
+    if with_input and (removed := _delete_version(input_store, job.key, job.etag)):
+        done.objects.append(f"input:{removed}")
+    done.thumbnails = reviews.forget(job.id)
+    progress.forget(job.id)
+    with database_errors():
+        for render in DBOS.list_workflows(
+            workflow_id_prefix=f"{job.id}-r", load_input=False, load_output=False
+        ):
+            DBOS.delete_workflow(render.workflow_id, delete_children=True)
+        DBOS.delete_workflow(job.id, delete_children=True)
+    done.history = True
+    log.warning(
+        "purged job %s: %d stored objects (%s), %d thumbnails, its detections and history",
+        job.id,
+        len(done.objects),
+        ", ".join(o.split(":", 1)[0] for o in done.objects) or "none",
+        done.thumbnails,
+    )
+    return done
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetentionPolicy:
+    """How long veil keeps what a job leaves, in seconds after the job ended; ``None``
+    keeps it until purged by hand."""
+
+    inputs: float | None = None
+    """Remove a finished job's input (the version it read) this long after it ended."""
+    jobs: float | None = None
+    """Purge a job (``purge``: outputs, thumbnails, detections, history) this long after
+    it ended."""
+
+
+class Retention:
+    """Applies a ``RetentionPolicy`` every ``interval`` seconds in a thread: jobs that
+    ended longer ago than the policy's times lose their inputs, or everything."""
+
+    def __init__(
+        self,
+        policy: RetentionPolicy,
+        *,
+        input_store: Storage,
+        output_store: Storage,
+        progress: ProgressStore,
+        reviews: ReviewStore,
+        interval: float = 60.0,
+    ) -> None:
+        self.policy = policy
+        self._stores = (input_store, output_store)
+        self._progress = progress
+        self._reviews = reviews
+        self.interval = interval
+        self._inputs_removed: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="veil-retention")
+
+    def apply_once(self, now: float | None = None) -> list[str]:
+        """Apply the policy to every ended job; returns the IDs of those purged."""
+        if self.policy.inputs is None and self.policy.jobs is None:
+            return []
+        now = time.time() if now is None else now
+        input_store, output_store = self._stores
+        purged = []
+        shortest = min(t for t in (self.policy.inputs, self.policy.jobs) if t is not None)
+        # A job ends after it was submitted: only those submitted long enough ago may be due.
+        due = jobs.list_jobs(self._progress, self._reviews, None, created_before=now - shortest)
+        for job in due:
+            if job.status not in _ENDED or job.updated_at is None:
+                continue
+            age = now - job.updated_at
+            if self.policy.jobs is not None and age >= self.policy.jobs:
+                purge(
+                    job,
+                    input_store=input_store,
+                    output_store=output_store,
+                    progress=self._progress,
+                    reviews=self._reviews,
+                    with_input=self.policy.inputs is not None,
+                )
+                purged.append(job.id)
+            elif (
+                self.policy.inputs is not None
+                and age >= self.policy.inputs
+                and job.id not in self._inputs_removed
+            ):
+                if _delete_version(input_store, job.key, job.etag):
+                    log.warning("removed the input of job %s (--retain-inputs)", job.id)
+                self._inputs_removed.add(job.id)
+        return purged
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.apply_once()
+            except StorageError as exc:
+                log.warning("retention: %s", exc)
+            except Exception:  # the thread must outlive one bad pass
+                log.exception("retention error")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(RuntimeError):
+            self._thread.join(timeout=10)
