@@ -24,7 +24,13 @@ from veil.api.guard import Guard, Policy
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
-from veil.errors import ObjectChangedError, ObjectNotFoundError, StorageError, VeilError
+from veil.errors import (
+    InvalidKeyError,
+    ObjectChangedError,
+    ObjectNotFoundError,
+    StorageError,
+    VeilError,
+)
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_video_key, is_video_key
 from veil.review import MAX_WHOLE, Edit, check_edits, parse_edits, tracks
@@ -161,6 +167,15 @@ def create_app(service: Service) -> FastAPI:
         )
         return {"id": job_id}
 
+    def _upload_key(key: str) -> str:
+        """``key`` if an upload may be stored under it; a 400 naming it (or the file)
+        and why otherwise."""
+        try:
+            return check_video_key(key)
+        except InvalidKeyError as exc:
+            shown = key if len(key) <= 100 else key[:100] + "..."
+            raise HTTPException(400, f"{shown}: {exc.reason}") from None
+
     @app.post("/api/uploads", status_code=202, openapi_extra=_UPLOAD_FORM)
     async def upload(
         request: Request, key: Annotated[str | None, Query()] = None
@@ -169,11 +184,11 @@ def create_app(service: Service) -> FastAPI:
         is written straight to the service's work folder as it arrives and refused at
         ``--max-size``."""
         if key is not None:
-            check_video_key(key)  # before the body
+            _upload_key(key)  # before the body
         config = service.config
         received = await receive_upload(request, config.work_dir / "uploads", config.max_bytes)
         try:
-            name = check_video_key(key or Path(received.filename).name)
+            name = _upload_key(key or Path(received.filename).name)
             info = await run_in_threadpool(config.input.upload_moving, received.path, name)
         finally:
             received.path.unlink(missing_ok=True)  # moved or copied by now, or refused
