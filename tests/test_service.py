@@ -614,3 +614,26 @@ def test_completion_webhook_and_cancel(clip, tmp_path):
         hook.shutdown()
         hook.server_close()
         local_server.stop()
+
+
+def test_veil_jobs_purge_forgets_a_job_through_the_api(tmp_path, clip):
+    data = tmp_path / "data"
+    server = VeilServer(data, "--poll-interval", "0.3", own_key=True).start()
+    try:
+        key = (data / "api-key").read_text().strip()
+        server.headers = {"Authorization": f"Bearer {key}"}
+        shutil.copy(clip.path, data / "input" / "bye.mp4")
+        job = server.wait_job(job_for(server, "bye.mp4")["id"])
+        assert (data / "output" / "bye.mp4").exists()
+        purge = [sys.executable, "-m", "veil.cli", "jobs", "purge", job["id"], "--input"]
+        purge += ["--url", server.url, "--data", str(data)]  # the key from the data folder
+        done = subprocess.run(purge, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert f"purged {job['id']}: 3 stored objects" in done.stdout
+        assert not (data / "output" / "bye.mp4").exists()
+        assert not (data / "input" / "bye.mp4").exists()
+        assert server.get(f"/api/jobs/{job['id']}").status_code == 404
+        again = subprocess.run(purge, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1 and "no such job" in again.stderr
+    finally:
+        server.stop()

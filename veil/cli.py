@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import sys
@@ -695,6 +696,62 @@ def _report(exc: BaseException, src: Path | None = None) -> int:
         message, code = f"{where}unexpected {type(exc).__name__}: {exc} (please report this)", 1
     click.echo(f"veil: error: {message}", err=True)
     return code
+
+
+@main.group()
+def jobs() -> None:
+    """Act on a running service's jobs, through its API."""
+
+
+@jobs.command()
+@click.argument("job_id")
+@click.option(
+    "--input", "with_input", is_flag=True, help="Also remove the job's input (the version it read)."
+)
+@click.option(
+    "--url", default="http://127.0.0.1:8000", show_default=True, help="The service's address."
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=Path("veil-data"),
+    show_default=True,
+    help="The service's data folder, where it keeps the API key it made (unless --api-key).",
+)
+@click.option("--api-key", envvar="VEIL_API_KEY", help="The service's API key.")
+def purge(job_id: str, with_input: bool, url: str, data: Path, api_key: str | None) -> None:
+    """Forget an ended job: its published output, faces file and report, the thumbnails
+    of its faces, its detections and history (and its input, with --input)."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    key = api_key
+    if key is None and (data / "api-key").is_file():
+        key = (data / "api-key").read_text(encoding="ascii").strip()
+    query = urllib.parse.urlencode({"purge": "true", "input": str(with_input).lower()})
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/api/jobs/{urllib.parse.quote(job_id, safe='')}?{query}",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {key}"} if key else {},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            purged = json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode("utf-8", "replace")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            detail = str(json.loads(detail)["detail"])
+        click.echo(f"veil: error: {job_id}: {detail}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"veil: error: cannot reach {url}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"purged {job_id}: {len(purged['objects'])} stored objects, "
+        f"{purged['thumbnails']} thumbnails, its detections and history"
+    )
 
 
 @main.command()
