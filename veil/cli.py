@@ -27,7 +27,7 @@ from veil.pipeline import (
 )
 from veil.report import audit_and_report, run_summary, write_report
 from veil.storage.local import fitting_name
-from veil.video import CODECS, MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
+from veil.video import CODECS, MAX_FPS, MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
 
 if TYPE_CHECKING:  # the service pulls DBOS and FastAPI: imported only when it runs
     from veil.service import ServeOptions
@@ -339,6 +339,27 @@ def _clock(ms: int) -> str:
 
 
 # Their parameter names are ServeOptions' field names, so they pass through as they are.
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A length of time in seconds, from seconds or a number with ``s``, ``m``, ``h`` or
+    ``d`` (``30d``)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:])
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a duration (30d, 12h, 45m or seconds)", param=param
+        ) from None
+    if not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"{value!r} is not a duration of 0 or more", param=param)
+    return seconds
+
+
 _service_options = _option_group(
     click.option(
         "--data",
@@ -387,6 +408,21 @@ _service_options = _option_group(
         help="Largest input accepted, in bytes.",
     ),
     click.option(
+        "--max-duration",
+        metavar="DURATION",
+        default="12h",
+        show_default=True,
+        callback=_duration,
+        help="Longest video accepted (30d, 12h, 45m or seconds).",
+    ),
+    click.option(
+        "--max-fps",
+        type=click.FloatRange(min=1),
+        default=MAX_FPS,
+        show_default=True,
+        help="Highest frame rate accepted: with the 8K picture limit, it bounds the pixels a second of video costs.",
+    ),
+    click.option(
         "--allow-webhook-host",
         "webhook_hosts",
         multiple=True,
@@ -430,27 +466,6 @@ _service_options = _option_group(
     _detection_options,
     _redaction_options,
 )
-
-
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """A length of time in seconds, from seconds or a number with ``s``, ``m``, ``h`` or
-    ``d`` (``30d``)."""
-    if value is None:
-        return None
-    text = value.strip().lower()
-    unit = _DURATION_UNITS.get(text[-1:])
-    try:
-        seconds = float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a duration (30d, 12h, 45m or seconds)", param=param
-        ) from None
-    if not 0 <= seconds < float("inf"):
-        raise click.BadParameter(f"{value!r} is not a duration of 0 or more", param=param)
-    return seconds
 
 
 @main.command()

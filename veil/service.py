@@ -35,7 +35,7 @@ from veil.pipeline import BlurOptions
 from veil.review import Edit, ReviewStore
 from veil.storage import LocalStorage, Storage, storage_from_url
 from veil.triggers import Poller
-from veil.video import MAX_INPUT_BYTES
+from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES
 
 log = logging.getLogger("veil.service")
 events = logging.getLogger("veil.jobs")
@@ -71,6 +71,11 @@ class ServiceConfig:
     """Who this process is to the job database. A restarted process with the same ID
     resumes the jobs it was running; two live processes must never share one."""
     max_bytes: int = MAX_INPUT_BYTES
+    max_duration: float = MAX_DURATION
+    """Longest video a job accepts, in seconds."""
+    max_fps: float = MAX_FPS
+    """Highest frame rate a job accepts: with the picture-size limit, a bound on the
+    pixels a second of video costs (a tiny file can hold hours of 8K frames)."""
     webhook_hosts: frozenset[str] = frozenset()
     """Hosts a webhook may reach even on a loopback, private or link-local address."""
     blur: BlurOptions = field(default_factory=BlurOptions)
@@ -237,6 +242,8 @@ class ServeOptions:
     ``api_keys`` given, the service's own key (``stored_api_key``) is required."""
     poll_interval: float | None = None
     max_bytes: int = MAX_INPUT_BYTES
+    max_duration: float = MAX_DURATION
+    max_fps: float = MAX_FPS
     webhook_hosts: frozenset[str] = frozenset()
     heartbeat_interval: float = heartbeats.INTERVAL
     heartbeat_timeout: float = heartbeats.TIMEOUT
@@ -284,6 +291,8 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         workers=opts.workers,
         worker_id=opts.worker_id or f"{socket.gethostname()}:{data}",
         max_bytes=opts.max_bytes,
+        max_duration=opts.max_duration,
+        max_fps=opts.max_fps,
         webhook_hosts=opts.webhook_hosts,
         heartbeat_interval=opts.heartbeat_interval,
         heartbeat_timeout=opts.heartbeat_timeout,

@@ -48,6 +48,11 @@ os.environ.setdefault("SVT_LOG", "1")
 MAX_SIDE = 8192
 """Pixels: the longest picture side veil processes (8K is 7680)."""
 MAX_PIXELS = 7680 * 4320
+MAX_DURATION = 12 * 3600.0
+"""The longest video a service job accepts by default (``--max-duration``), in seconds."""
+MAX_FPS = 240.0
+"""The highest frame rate a service job accepts by default (``--max-fps``): with
+``MAX_PIXELS``, a bound on the pixels a second of video costs."""
 """Pixels per picture veil processes: 8K UHD. Larger pictures are refused up front,
 before any frame is decoded, since a frame alone would take hundreds of megabytes."""
 

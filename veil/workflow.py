@@ -69,7 +69,7 @@ from veil.segments import plan_segments
 from veil.storage import Storage, bucket_store
 from veil.storage.local import NAME_MAX, fitting_name
 from veil.thumbnails import Thumbnails
-from veil.video import probe
+from veil.video import VideoInfo, probe
 from veil.webhooks import WebhookError, post_json
 
 if TYPE_CHECKING:
@@ -226,6 +226,8 @@ def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
     seconds = _config().segment_seconds
     with _failing_job(key):
         info = probe(local)
+    _check_work(key, info)
+    with _failing_job(key):
         # Long videos are cut into segments here, from the packets alone (cheap): the
         # decision is recorded with the step, so a replay decides the same.
         plan = (
@@ -239,6 +241,21 @@ def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
         "duration": info.duration,
         "segments": plan.to_json() if plan is not None and len(plan.segments) > 1 else None,
     }
+
+
+def _check_work(key: str, info: VideoInfo) -> None:
+    """Refuse a video that would cost more than the service accepts: longer than
+    ``--max-duration`` or faster than ``--max-fps`` (a file of a few KB can hold hours of
+    8K frames)."""
+    limit = _config().max_duration
+    if info.duration > limit:
+        raise JobFailed(
+            f"{key}: too long ({info.duration:,.0f} s of video; the limit is {limit:,.0f} s)"
+        )
+    if info.fps > _config().max_fps:
+        raise JobFailed(
+            f"{key}: frame rate too high ({info.fps:,.1f} fps; the limit is {_config().max_fps:g})"
+        )
 
 
 @retrying_step("DetectFaces", attempts=4)
