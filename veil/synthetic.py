@@ -28,7 +28,7 @@ Frame = npt.NDArray[np.uint8]
 Boxes = npt.NDArray[np.float32]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FaceSprite:
     """A face photo cut out with a soft edge: ``rgb`` ``(h, w, 3)``, ``alpha`` ``(h, w)`` in
     0-1, and ``face`` the face's box in the sprite's pixels (forehead to chin)."""
@@ -68,8 +68,13 @@ def _photo(name: str) -> Frame:
 @functools.cache
 def sprite(name: str) -> FaceSprite:
     """The face of photo ``name`` with some head and hair around it, edges feathered."""
-    photo = _photo(name)
-    x1, y1, x2, y2 = _PHOTO_FACES[name]
+    return cut_sprite(name, _photo(name), _PHOTO_FACES[name])
+
+
+def cut_sprite(name: str, photo: Frame, face: tuple[float, float, float, float]) -> FaceSprite:
+    """The face at box ``face`` (pixels of ``photo``, forehead to chin) with some head and
+    hair around it, its edge feathered into an ellipse."""
+    x1, y1, x2, y2 = face
     cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
     margin = 0.35
     a = max(0, int(cx - w * (0.5 + margin)))
@@ -92,7 +97,8 @@ class MovingFace:
     height in pixels, interpolated from ``height`` to ``end_height`` over its life.
     """
 
-    photo: str = "astronaut"
+    photo: str | FaceSprite = "astronaut"
+    """One of ``veil.synthetic``'s photos by name, or any face (``veil.faces``)."""
     height: float = 64
     end_height: float | None = None
     start: tuple[float, float] = (0.5, 0.5)
@@ -172,7 +178,7 @@ def _background(width: int, height: int, shot: int = 0) -> Frame:
 
 
 def _paste(frame: Frame, face: MovingFace, cx: float, cy: float, face_h: float) -> Boxes | None:
-    spr = sprite(face.photo)
+    spr = face.photo if isinstance(face.photo, FaceSprite) else sprite(face.photo)
     fx1, fy1, fx2, fy2 = spr.face
     s = face_h / (fy2 - fy1)
     # Place the sprite by an affine map: scale, rotate about the face centre, translate.
