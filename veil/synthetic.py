@@ -111,6 +111,10 @@ class MovingFace:
     """Length of a horizontal motion blur as a fraction of the face width."""
     covered: float = 0.0
     """Fraction of the face height hidden from below by a grey bar (a hand, a scarf)."""
+    gain: float = 1.0
+    lift: float = 0.0
+    """The face's own light: ``pixel * gain + lift`` (a face in shadow against a bright
+    window, a face lit harder than its surroundings)."""
 
     def at(self, index: int, n_frames: int) -> tuple[float, float, float] | None:
         """``(cx, cy, height)`` at frame ``index`` in fractions/pixels, or None when absent."""
@@ -142,12 +146,26 @@ class Scene:
     faces: Sequence[MovingFace] = field(default_factory=tuple)
     cuts: Sequence[int] = ()
     """Frames where the shot changes: from each, another backdrop (an editor's cut)."""
+    backdrop: int = 0
+    """Which backdrop (a seed): scenes of a corpus differ in theirs."""
+    pan: tuple[float, float] = (0.0, 0.0)
+    """Camera pan: the backdrop moves this many pixels a frame (x, y)."""
+    zoom: float = 0.0
+    """Camera zoom: the backdrop grows by this fraction a frame."""
+    shake: float = 0.0
+    """Camera shake: the backdrop jumps up to this many pixels a frame, at random."""
+    gain: float = 1.0
+    lift: float = 0.0
+    """Exposure of the whole picture: ``pixel * gain + lift`` (dark, washed out, low
+    contrast)."""
+    noise: float = 0.0
+    """Sensor noise: its standard deviation in 8-bit levels, new on every frame."""
 
     def render(self, index: int) -> tuple[Frame, Boxes, list[int]]:
         """Frame ``index`` (RGB, displayed orientation), its visible face boxes ``(n, 4)``
         and which of ``faces`` each box belongs to."""
         shot = sum(1 for cut in self.cuts if cut <= index)
-        frame = _background(self.width, self.height, shot).copy()
+        frame = self._backdrop(index, shot)
         boxes, ids = [], []
         for n, face in enumerate(self.faces):
             where = face.at(index, self.frames)
@@ -157,7 +175,28 @@ class Scene:
             if box is not None:
                 boxes.append(box)
                 ids.append(n)
+        if self.gain != 1.0 or self.lift or self.noise:
+            light = frame.astype(np.float32) * self.gain + self.lift
+            if self.noise:
+                rng = np.random.default_rng((self.backdrop, index))
+                light += rng.normal(0, self.noise, size=(self.height, self.width, 1))
+            frame = np.clip(light, 0, 255).astype(np.uint8)
         return frame, np.asarray(boxes, np.float32).reshape(-1, 4), ids
+
+    def _backdrop(self, index: int, shot: int) -> Frame:
+        still = _background(self.width, self.height, shot + 1000 * self.backdrop)
+        if self.pan == (0.0, 0.0) and not self.zoom and not self.shake:
+            return still.copy()
+        jump = np.random.default_rng((self.backdrop, index, 7)).uniform(-1, 1, 2) * self.shake
+        scale = 1.0 + self.zoom * index
+        # Scale about the centre, then move: what the camera's motion does to a far wall.
+        m = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
+        m[:, 2] = (1 - scale) * np.array([self.width, self.height]) / 2
+        m[:, 2] -= np.array(self.pan) * index + jump
+        moved = cv2.warpAffine(
+            still, m, (self.width, self.height), borderMode=cv2.BORDER_REFLECT101
+        )
+        return np.asarray(moved, np.uint8)
 
 
 @functools.lru_cache(maxsize=4)
@@ -196,6 +235,8 @@ def _paste(frame: Frame, face: MovingFace, cx: float, cy: float, face_h: float) 
     if face.covered > 0:
         bar_top = int(y2 - (y2 - y1) * face.covered)
         rgb[max(0, bar_top) : max(0, int(y2) + 2), :] = (128, 128, 120)
+    if face.gain != 1.0 or face.lift:
+        rgb = np.clip(rgb.astype(np.float32) * face.gain + face.lift, 0, 255).astype(np.uint8)
     if face.motion_blur > 0:
         k = max(1, int((x2 - x1) * face.motion_blur))
         kernel = np.full((1, k), 1.0 / k, np.float32)
