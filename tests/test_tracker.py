@@ -62,6 +62,44 @@ def test_moving_face_is_interpolated():
     assert len({int(t) for d in out for t in d.track_id}) == 1
 
 
+@pytest.mark.parametrize(
+    ("pattern", "at_0", "at_40"),
+    [
+        # A still face at x=0 seen on frames 0-4, then nothing until frame 8, where another
+        # face shows at x=40 (it left as another came, or a cut the picture change
+        # missed). Linked as one track, the box slid from 0 to 40 and uncovered the still
+        # face on frames 6 and 7; both ends' boxes now stay over the gap.
+        ("AAAAA...B", "XXXXXXXX.", ".....XXXX"),
+    ],
+)
+def test_a_jump_between_detections_covers_both_ends(pattern, at_0, at_40):
+    frames = [{"A": box(0), "B": box(40)}.get(c) for c in pattern]
+    out = run(Tracker(OPTS), frames)
+    assert "".join("X" if covers(d, 0) else "." for d in out) == at_0
+    assert "".join("X" if covers(d, 40) else "." for d in out) == at_40
+
+
+def test_a_face_moving_less_than_half_its_height_is_only_interpolated():
+    frames = [box(0), None, None, None, box(8)]
+    assert [len(d) for d in run(Tracker(OPTS), frames)] == [1, 1, 1, 1, 1]
+
+
+def test_a_weak_track_is_followed_every_frame():
+    # Last seen at a weak score: looked for on every frame until it is found strong or its
+    # gap ends, however slowly it moves (a small, dim or motion-blurred face).
+    options = TrackerOptions(max_gap=8, pre_roll=0, post_roll=2, smooth=0, start_threshold=0.5)
+    tracker = Tracker(options)
+    strong = Detections.from_boxes([(0, 50, 20, 70)], [0.9])
+    weak = Detections.from_boxes([(100, 50, 120, 70)], [0.3])
+    tracker.update(0, Detections.concatenate([strong, strong.shifted(100, 0)]))
+    tracker.update(1, Detections.concatenate([strong, weak]))  # the second face, weaker
+    tracker.update(2, None)
+    followed = tracker.followed(3, interval=10)
+    assert len(followed) == 1
+    (predicted,) = followed.values()
+    assert predicted[0] == pytest.approx(100, abs=1)
+
+
 def test_held_box_moves_on_and_grows():
     frames: list[Detections | None] = [box(0), box(5), box(10), None, None]
     out = run(Tracker(TrackerOptions(max_gap=1, pre_roll=0, post_roll=2, smooth=0)), frames)

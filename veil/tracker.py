@@ -45,6 +45,9 @@ VELOCITY_SPAN = 4
 WEAK_REACH = 1.0
 """Face sizes from its predicted centre within which a weak detection extends a track
 that it does not overlap."""
+JUMP = 0.5
+"""Face heights a track's centre may move between two detections with frames between
+them before that move is not trusted as motion (``Tracker._jump_boxes``)."""
 FOLLOW_DISTANCE = 2.0
 """A track moving more than this many face heights between full analyses is followed
 frame by frame (``Tracker.followed``): its face could outrun the association."""
@@ -250,8 +253,10 @@ class Tracker:
     def followed(self, frame: int, interval: int) -> dict[int, FloatArray]:
         """Predicted boxes ``(4,)`` at ``frame``, by track id, of the tracks worth a look
         before the next full analysis, ``interval`` frames apart: new tracks (one
-        observation, motion unknown) and tracks moving more than ``FOLLOW_DISTANCE`` face
-        heights in ``interval`` frames."""
+        observation, motion unknown), tracks last seen at a weak score (under
+        ``start_threshold``: a face the detector barely finds, small, dim or blurred by
+        motion, is looked for on every frame while it lasts) and tracks moving more than
+        ``FOLLOW_DISTANCE`` face heights in ``interval`` frames."""
         boxes = {}
         for track in self._tracks:
             if track.closed or not 0 < frame - track.last <= self.options.max_gap:
@@ -262,7 +267,8 @@ class Tracker:
                 if frame - track.last <= interval:
                     boxes[track.id] = box
                 continue
-            if float(np.hypot(*track.velocity())) * interval > FOLLOW_DISTANCE * height:
+            weak = track.observations[-1].score < self.options.start_threshold
+            if weak or float(np.hypot(*track.velocity())) * interval > FOLLOW_DISTANCE * height:
                 boxes[track.id] = box
         return boxes
 
@@ -358,6 +364,11 @@ class Tracker:
             scores.append(score)
             marks.append(landmarks)
             ids.append(track.id)
+            for held in self._jump_boxes(track, frame):
+                boxes.append(held)
+                scores.append(score)
+                marks.append(np.full((5, 2), np.nan, np.float32))
+                ids.append(track.id)
         if not boxes:
             return Detections.empty()
         return Detections(
@@ -384,6 +395,25 @@ class Tracker:
         # Landmarks only where the detector saw them: between two detections they would
         # be invented (and would double the faces file).
         return box.astype(np.float32), min(a.score, b.score), no_marks
+
+    def _jump_boxes(self, track: _Track, frame: int) -> list[FloatArray]:
+        """Boxes besides the interpolated one on a frame between two detections of
+        ``track`` that lie far apart (more than ``JUMP`` face heights): the detections may
+        be of two faces (one left as another came, or a cut the picture change missed)
+        rather than one that moved, so both ends' boxes stay where they were seen, and
+        whichever it was is covered on every frame between. A face the detector saw
+        move frame by frame (followed) has no such gap."""
+        obs = list(track.observations)
+        frames = [o.frame for o in obs]
+        after = int(np.searchsorted(frames, frame))
+        if after == 0 or after == len(obs) or frames[after] == frame:
+            return []
+        a, b = obs[after - 1], obs[after]
+        height = max(a.box[3] - a.box[1], b.box[3] - b.box[1])
+        moved = np.hypot(*((b.box[:2] + b.box[2:]) / 2 - (a.box[:2] + a.box[2:]) / 2))
+        if moved <= JUMP * height:
+            return []
+        return [self._smoothed(obs, after - 1), self._smoothed(obs, after)]
 
     def _held(self, obs: list[_Observation], edge: int, frame: int) -> FloatArray:
         """A box beyond the track's ends (``edge`` is its first or last observation): moved
