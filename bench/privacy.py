@@ -123,9 +123,11 @@ def main() -> None:
                 hits = [v for v in found.visible_frames if lo <= v[2] < hi]
                 by_size[(name, (lo, hi))].visible += len(hits)
             out.unlink()
-        print(f"{n + 1}/{len(scenes)} {item.name}: " + ", ".join(
-            f"{k} {totals[k].visible}/{totals[k].face_frames}" for k in configs
-        ), flush=True)
+        print(
+            f"{n + 1}/{len(scenes)} {item.name}: "
+            + ", ".join(f"{k} {totals[k].visible}/{totals[k].face_frames}" for k in configs),
+            flush=True,
+        )
     _write(args, scenes, configs, totals, by_kind, by_size, weak_scenes, time.time() - started)
 
 
@@ -157,11 +159,20 @@ def _write(args, scenes, configs, totals, by_kind, by_size, weak_scenes, wall) -
     lines.append("| --- |" + " ---: |" * len(configs))
     for kind in kinds:
         lines.append(f"| {kind} | " + " | ".join(by_kind[(n, kind)].cell() for n in configs) + " |")
-    lines += ["", "## Visible face-frames by face height", "", "| height px | " + " | ".join(configs) + " |"]
+    lines += [
+        "",
+        "## Visible face-frames by face height",
+        "",
+        "| height px | " + " | ".join(configs) + " |",
+    ]
     lines.append("| --- |" + " ---: |" * len(configs))
     for lo, hi in SIZES:
         label = f"{lo}-{hi - 1}" if hi < 100000 else f"{lo}+"
-        lines.append(f"| {label} | " + " | ".join(str(by_size[(n, (lo, hi))].visible) for n in configs) + " |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(str(by_size[(n, (lo, hi))].visible) for n in configs)
+            + " |"
+        )
     lines += [
         "",
         f"Scenes with a weakly scored face (fp32, 0.1-0.3): {len(weak_scenes)} of {len(scenes)}.",
