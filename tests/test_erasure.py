@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from test_workflow import InProcess
 
-from veil import jobs, service
+from veil import heartbeats, jobs, service
 from veil.erasure import Retention, RetentionPolicy
 from veil.synthetic import MovingFace, Scene, write_video
 
@@ -65,6 +65,13 @@ def test_a_purge_forgets_everything_of_the_job(veil, clip):
     assert kept_of(job["id"]) == (0, 0)
     assert veil.call("GET", f"/api/jobs/{job['id']}").status_code == 404
     assert job["id"] not in {j["id"] for j in veil.call("GET", "/api/jobs").json()}
+    assert not list((service.runtime().config.work_dir).glob(f"{job['id']}*"))
+    # The version left in place starts no job again (a restarted poller ran it anew and
+    # brought its thumbnails back: an attacker's review of the purge).
+    again = veil.call("POST", "/api/jobs", json={"key": "forget.mp4"})
+    assert again.status_code == 409, again.text
+    assert "was purged; upload it again" in again.json()["detail"]
+    assert kept_of(job["id"]) == (0, 0)
 
     # With input=true the input goes too, only the version the job read.
     job = finished_job(veil, "forget.mp4", clip.path.read_bytes() + b"2")
@@ -86,6 +93,27 @@ def test_a_purge_keeps_a_later_jobs_output(veil, clip, tmp_path):
     assert veil.call("GET", f"/api/jobs/{second['id']}/result").status_code == 200
 
 
+def test_a_cancelled_jobs_leftovers_go_with_its_purge(veil, clip):
+    # An attacker's review: cancelled mid-step, then purged at once, a job left its input
+    # copy in the work folder, and the sweep kept it (its workflow was gone).
+    veil.input.objects["left.mp4"] = clip.path.read_bytes() + b"left"
+    job_id = veil.call("POST", "/api/jobs", json={"key": "left.mp4"}).json()["id"]
+    work = service.runtime().config.work_dir
+    (work / f"{job_id}-s3").mkdir(parents=True)
+    (work / f"{job_id}-s3" / "input.mp4").write_bytes(b"a segment's copy")
+    veil.call("DELETE", f"/api/jobs/{job_id}")
+    veil.finished(job_id)
+    answer = veil.call("DELETE", f"/api/jobs/{job_id}", params={"purge": "true"})
+    assert answer.status_code == 202, answer.text
+    assert not list(work.glob(f"{job_id}*"))
+    # And on other machines, whose work folders the purge cannot reach, the sweep does.
+    (work / job_id).mkdir()
+    (work / "uploads").mkdir(exist_ok=True)
+    heartbeats.Heartbeats(service.runtime().config.database_url, "sweeper", work_dir=work).sweep()
+    assert not (work / job_id).exists()
+    assert (work / "uploads").exists()  # not a job's
+
+
 def test_a_running_job_is_not_purged(veil, clip):
     veil.input.objects["busy.mp4"] = clip.path.read_bytes() + b"busy"
     job_id = veil.call("POST", "/api/jobs", json={"key": "busy.mp4"}).json()["id"]
@@ -104,6 +132,8 @@ def test_retention_removes_inputs_then_jobs_once_they_are_old_enough(veil, clip)
         output_store=veil.output,
         progress=runtime.progress,
         reviews=runtime.reviews,
+        purged=runtime.purged,
+        work_dir=runtime.config.work_dir,
     )
     ended = job["updated_at"]
     assert retention.apply_once(now=ended + 60) == []

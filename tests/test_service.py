@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +16,8 @@ import httpx
 import pytest
 from servers import SeaweedFS, VeilServer, free_port, wait_for
 
+from veil.errors import OptionError
+from veil.service import private_folder, stored_api_key
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 
 # Redact detects, tracks and anonymizes in one decode of the video.
@@ -625,8 +630,9 @@ def test_veil_jobs_purge_forgets_a_job_through_the_api(tmp_path, clip):
         shutil.copy(clip.path, data / "input" / "bye.mp4")
         job = server.wait_job(job_for(server, "bye.mp4")["id"])
         assert (data / "output" / "bye.mp4").exists()
+        # The address and the key from the data folder, the address checked to be veil's.
         purge = [sys.executable, "-m", "veil.cli", "jobs", "purge", job["id"], "--input"]
-        purge += ["--url", server.url, "--data", str(data)]  # the key from the data folder
+        purge += ["--data", str(data)]
         done = subprocess.run(purge, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert f"purged {job['id']}: 3 stored objects" in done.stdout
@@ -637,3 +643,47 @@ def test_veil_jobs_purge_forgets_a_job_through_the_api(tmp_path, clip):
         assert again.returncode == 1 and "no such job" in again.stderr
     finally:
         server.stop()
+
+
+def test_the_data_folder_and_key_are_this_users_alone(tmp_path, monkeypatch):
+    # An attacker's review: another user could plant DATA/api-key (owned by them, 0600)
+    # and so know the key, or a link there; veil.sqlite and work copies were 0644.
+    data = tmp_path / "data"
+    key = stored_api_key(data)
+    assert data.stat().st_mode & 0o777 == 0o700
+    assert stored_api_key(data) == key
+    data.chmod(0o755)
+    private_folder(data)
+    assert data.stat().st_mode & 0o777 == 0o700
+    monkeypatch.setattr(os, "getuid", lambda: os.geteuid() + 1)
+    with pytest.raises(OptionError, match="belongs to another user"):
+        stored_api_key(data)
+    monkeypatch.undo()
+    (data / "api-key").unlink()
+    (data / "api-key").symlink_to(tmp_path / "chosen-by-someone-else")
+    with pytest.raises(OptionError, match="cannot read the API key"):
+        stored_api_key(data)
+
+
+def test_veil_jobs_sends_the_key_to_no_other_program(tmp_path):
+    # An attacker's review: with the default address, veil jobs purge sent the key to
+    # whatever listened on port 8000, another user's program included.
+    data = tmp_path / "data"
+    stored_api_key(data)
+    with socket.socket() as imposter:
+        imposter.bind(("127.0.0.1", 0))
+        imposter.listen()
+        imposter.settimeout(0.5)
+        port = imposter.getsockname()[1]
+        gone = subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        )
+        (data / "serve.json").write_text(
+            json.dumps({"url": f"http://127.0.0.1:{port}", "port": port, "pid": int(gone.stdout)})
+        )
+        purge = [sys.executable, "-m", "veil.cli", "jobs", "purge", "job-x", "--data", str(data)]
+        done = subprocess.run(purge, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, done.stderr
+        assert "no longer listens on port" in done.stderr
+        with pytest.raises(TimeoutError):
+            imposter.accept()  # nothing came

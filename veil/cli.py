@@ -724,7 +724,8 @@ def jobs() -> None:
     "--input", "with_input", is_flag=True, help="Also remove the job's input (the version it read)."
 )
 @click.option(
-    "--url", default="http://127.0.0.1:8000", show_default=True, help="The service's address."
+    "--url",
+    help="The service's address. Default: where the veil serve of --data listens (DATA/serve.json), checked to be that process, so the key goes to no other program on the port.",
 )
 @click.option(
     "--data",
@@ -734,7 +735,7 @@ def jobs() -> None:
     help="The service's data folder, where it keeps the API key it made (unless --api-key).",
 )
 @click.option("--api-key", envvar="VEIL_API_KEY", help="The service's API key.")
-def purge(job_id: str, with_input: bool, url: str, data: Path, api_key: str | None) -> None:
+def purge(job_id: str, with_input: bool, url: str | None, data: Path, api_key: str | None) -> None:
     """Forget an ended job: its published output, faces file and report, the thumbnails
     of its faces, its detections and history (and its input, with --input)."""
     import json
@@ -742,6 +743,12 @@ def purge(job_id: str, with_input: bool, url: str, data: Path, api_key: str | No
     import urllib.parse
     import urllib.request
 
+    from veil.service import running_address
+
+    try:
+        url = url or running_address(data)
+    except OptionError as exc:
+        sys.exit(_report(exc))
     key = api_key
     if key is None and (data / "api-key").is_file():
         key = (data / "api-key").read_text(encoding="ascii").strip()

@@ -21,22 +21,57 @@ purge. Each purge is logged by job ID and what it removed, never by content.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import sqlalchemy as sa
 from dbos import DBOS
 
 from veil import jobs
 from veil.errors import JobStateError, ObjectNotFoundError, StorageError
-from veil.jobs import Job, JobStatus, ProgressStore, database_errors
+from veil.jobs import Job, JobStatus, ProgressStore, create_tables, database_errors
 from veil.review import ReviewStore
 from veil.storage import Storage
 
 log = logging.getLogger("veil.erasure")
 
 _ENDED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.NEEDS_REVIEW)
+
+
+class PurgedJobs:
+    """The IDs of purged jobs, in the job database: a job's ID is a digest of its object's
+    store, key and version, so an input left in place (or announced again) would start
+    the very job that was purged, and bring its thumbnails back. A purged version starts
+    no job again; a new upload (a new version) does. Holds no content: IDs and times."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self.table = sa.Table(
+            "veil_purged",
+            sa.MetaData(),
+            sa.Column("job_id", sa.String(64), primary_key=True),
+            sa.Column("purged_at", sa.Float),
+        )
+        create_tables(self.table.metadata, self.engine)
+
+    def add(self, job_id: str) -> None:
+        with database_errors(), self.engine.begin() as conn:
+            if not conn.execute(
+                sa.select(self.table.c.job_id).where(self.table.c.job_id == job_id)
+            ).first():
+                conn.execute(self.table.insert().values(job_id=job_id, purged_at=time.time()))
+
+    def __contains__(self, job_id: object) -> bool:
+        with database_errors(), self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(self.table.c.job_id).where(self.table.c.job_id == job_id)
+            )
+            return found.first() is not None
 
 
 @dataclass
@@ -77,12 +112,17 @@ def purge(
     output_store: Storage,
     progress: ProgressStore,
     reviews: ReviewStore,
+    purged: PurgedJobs,
+    work_dir: Path,
     with_input: bool = False,
 ) -> Purged:
     """Remove everything veil keeps of ``job`` (module docstring), and its input when
-    ``with_input``; ``JobStateError`` while it is queued or running."""
+    ``with_input``; ``JobStateError`` while it or a retry of it is queued or running."""
     if job.status not in _ENDED:
         raise JobStateError(job.id, f"is {job.status.value.lower()}; cancel it before purging")
+    if retry := jobs.active_retry(job.id):
+        raise JobStateError(job.id, f"is being retried, as {retry}; cancel that first")
+    purged.add(job.id)  # first: nothing may start this job again while it goes
     done = Purged(job.id)
     for key, etag in (
         (job.output_key, job.output_etag),
@@ -95,6 +135,11 @@ def purge(
         done.objects.append(f"input:{removed}")
     done.thumbnails = reviews.forget(job.id)
     progress.forget(job.id)
+    # Work folders a cancelled step left (a segment's or re-render's input copy): here;
+    # other machines' sweeps remove theirs (``veil.heartbeats``).
+    for folder in work_dir.glob(f"{glob.escape(job.id)}*"):
+        if folder.name == job.id or folder.name.startswith((f"{job.id}-s", f"{job.id}-r")):
+            shutil.rmtree(folder, ignore_errors=True)
     with database_errors():
         for render in DBOS.list_workflows(
             workflow_id_prefix=f"{job.id}-r", load_input=False, load_output=False
@@ -136,12 +181,16 @@ class Retention:
         output_store: Storage,
         progress: ProgressStore,
         reviews: ReviewStore,
+        purged: PurgedJobs,
+        work_dir: Path,
         interval: float = 60.0,
     ) -> None:
         self.policy = policy
         self._stores = (input_store, output_store)
         self._progress = progress
         self._reviews = reviews
+        self._purged = purged
+        self._work_dir = work_dir
         self.interval = interval
         self._inputs_removed: set[str] = set()
         self._stop = threading.Event()
@@ -168,11 +217,14 @@ class Retention:
                     output_store=output_store,
                     progress=self._progress,
                     reviews=self._reviews,
+                    purged=self._purged,
+                    work_dir=self._work_dir,
                     with_input=self.policy.inputs is not None,
                 )
                 purged.append(job.id)
             elif (
                 self.policy.inputs is not None
+                and job.status is not JobStatus.NEEDS_REVIEW  # a reviewer still needs it
                 and age >= self.policy.inputs
                 and job.id not in self._inputs_removed
             ):

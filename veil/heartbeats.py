@@ -180,18 +180,20 @@ class Heartbeats:
             conn.execute(t.delete().where(t.c.executor_id == executor, t.c.beats == count))
 
     def sweep(self) -> None:
-        """Remove the work folders of jobs that are over, whoever ran them. Anything
-        else there (uploads being received) is not a job's and stays."""
+        """Remove the work folders of jobs that are over or purged, whoever ran them.
+        Anything else there (uploads being received) is not a job's and stays."""
         from dbos import DBOS
 
         if self.work_dir is None or not self.work_dir.is_dir():
             return
         for folder in self.work_dir.iterdir():
             status = DBOS.get_workflow_status(folder.name)
-            if status is not None and jobs.state_of(status) not in (
-                jobs.JobStatus.QUEUED,
-                jobs.JobStatus.RUNNING,
-            ):
+            if status is None:
+                # A job's folder whose job is gone (purged while a cancelled step still
+                # wrote): no one will end it. Other folders (uploads) are not jobs'.
+                if folder.name.startswith(jobs.JOB_ID_PREFIXES):
+                    shutil.rmtree(folder, ignore_errors=True)
+            elif jobs.state_of(status) not in (jobs.JobStatus.QUEUED, jobs.JobStatus.RUNNING):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def start(self) -> None:

@@ -115,6 +115,10 @@ class FaceDetectionRequest(JobRequest):
     the job is visible to it alone."""
 
 
+JOB_ID_PREFIXES = ("job-", "rk-")
+"""How every job's ID (and so its work folder's name) starts: blur and face-detection."""
+
+
 def job_id_for(input_url: str, key: str, etag: str) -> str:
     """The job of one version of one object; the same everywhere, so events dedupe."""
     digest = hashlib.sha256(f"{input_url}\x00{key}\x00{etag}".encode()).hexdigest()
@@ -380,14 +384,21 @@ def retry(job_id: str, progress: ProgressStore) -> str:
         raise JobStateError(
             job_id, f"is {job.status.value.lower()}; only failed or cancelled jobs are retried"
         )
+    with _retrying:
+        if running := active_retry(job_id):
+            raise JobStateError(job_id, f"is being retried already, as {running}")
+        with database_errors():
+            return str(DBOS.fork_workflow(job_id, 1).workflow_id)
+
+
+def active_retry(job_id: str) -> str | None:
+    """The ID of a retry of job ``job_id`` that is queued or running, if any."""
     active = [name for name, state in _FROM_DBOS.items() if state in _ACTIVE]
-    with _retrying, database_errors():
+    with database_errors():
         running = DBOS.list_workflows(
             forked_from=job_id, status=active, load_input=False, load_output=False
         )
-        if running:
-            raise JobStateError(job_id, f"is being retried already, as {running[0].workflow_id}")
-        return str(DBOS.fork_workflow(job_id, 1).workflow_id)
+    return str(running[0].workflow_id) if running else None
 
 
 def count_active(workflow: str) -> int:

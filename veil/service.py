@@ -8,8 +8,10 @@ queue (``submit``, ``submit_face_detection``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -21,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from veil import heartbeats
-from veil.erasure import Retention, RetentionPolicy
-from veil.errors import OptionError
+from veil.erasure import PurgedJobs, Retention, RetentionPolicy
+from veil.errors import JobStateError, OptionError
 from veil.jobs import (
     SEGMENT_QUEUE,
     FaceDetectionRequest,
@@ -101,6 +103,7 @@ class Runtime:
     config: ServiceConfig
     progress: ProgressStore
     reviews: ReviewStore
+    purged: PurgedJobs
     queue: Any
     segment_queue: Any = None
 
@@ -145,7 +148,8 @@ def launch(config: ServiceConfig) -> Runtime:
         }
     )
     # Steps of recovered jobs may run as soon as DBOS launches: the runtime comes first.
-    _running.append(Runtime(config, progress, reviews, None))
+    purged = PurgedJobs(config.database_url)
+    _running.append(Runtime(config, progress, reviews, purged, None))
     DBOS.launch()
     queue = DBOS.register_queue(
         QUEUE_NAME, worker_concurrency=config.workers, polling_interval_sec=0.5
@@ -153,7 +157,7 @@ def launch(config: ServiceConfig) -> Runtime:
     segment_queue = DBOS.register_queue(
         SEGMENT_QUEUE, worker_concurrency=config.workers, polling_interval_sec=0.5
     )
-    _running[-1] = Runtime(config, progress, reviews, queue, segment_queue)
+    _running[-1] = Runtime(config, progress, reviews, purged, queue, segment_queue)
     beats.start()
     return _running[-1]
 
@@ -173,6 +177,11 @@ def submit(request: JobRequest) -> str:
     from veil.workflow import anonymize
 
     job_id = job_id_for(runtime().config.input.url, request.key, request.etag)
+    if job_id in runtime().purged:
+        raise JobStateError(
+            job_id,
+            f"this version of {request.key} was purged; upload it again for a new job",
+        )
     with database_errors(), SetWorkflowID(job_id):
         runtime().queue.enqueue(anonymize, request.to_dict())
     events.info("%s  queued  %s", job_id, request.key)
@@ -259,7 +268,7 @@ AUDIT_FINDING_POLICIES = ("hold", "publish")
 
 
 def service_config(opts: ServeOptions) -> ServiceConfig:
-    data = opts.data.resolve()
+    data = private_folder(opts.data.resolve())
     input_store = storage_from_url(opts.input or str(data / "input"), s3_endpoint=opts.s3_endpoint)
     output_store = storage_from_url(
         opts.output or str(data / "output"), s3_endpoint=opts.s3_endpoint
@@ -346,19 +355,34 @@ API_KEY_FILE = "api-key"
 """Where, in the data folder, ``veil serve`` keeps the API key it made for itself."""
 
 
+def private_folder(data: Path) -> Path:
+    """The data folder, made if missing and kept readable by this user alone (0700): it
+    holds the job database (thumbnails of faces), work copies of inputs and the API key.
+    One owned by another user is refused: they could have planted a key or a database."""
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    info = data.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise OptionError(f"{data} belongs to another user: give veil a folder of its own")
+    if info.st_mode & 0o077:
+        data.chmod(0o700)
+    return data
+
+
 def stored_api_key(data: Path) -> str:
     """The service's own API key, kept in ``DATA/api-key`` (mode 0600): made on the first
     start without ``--api-key`` or ``--no-auth``, read on every later one, as Jupyter
     keeps its token. Without it every local user and process could read every video."""
-    path = data / API_KEY_FILE
+    path = private_folder(data) / API_KEY_FILE
     try:
-        key = path.read_text(encoding="ascii").strip()
+        # Not through a link: it could lead to a file someone else chose.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), encoding="ascii") as f:
+            key = f.read().strip()
+            owner = os.fstat(f.fileno()).st_uid
     except FileNotFoundError:
-        data.mkdir(parents=True, exist_ok=True)
         try:
             # Made 0600 from the start (no moment where others could read it); a second
             # service starting at the same moment reads the first one's key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         except FileExistsError:
             return stored_api_key(data)
         key = secrets.token_urlsafe(32)
@@ -367,6 +391,8 @@ def stored_api_key(data: Path) -> str:
         return key
     except (OSError, UnicodeDecodeError) as exc:
         raise OptionError(f"cannot read the API key in {path}: {exc}") from exc
+    if hasattr(os, "getuid") and owner != os.getuid():
+        raise OptionError(f"{path} belongs to another user: delete it for a new key")
     if path.stat().st_mode & 0o077:
         raise OptionError(
             f"{path} may be read by other users: chmod 600 it, or delete it for a new key"
@@ -434,6 +460,8 @@ def serve(opts: ServeOptions) -> None:
             output_store=config.output,
             progress=runtime().progress,
             reviews=runtime().reviews,
+            purged=runtime().purged,
+            work_dir=config.work_dir,
         )
         retention.start()
     rekognition = RekognitionConfig(
@@ -462,14 +490,67 @@ def serve(opts: ServeOptions) -> None:
         opts.port,
     )
     _announce_access(opts, own_key)
+    address = _write_address(opts)
     try:
         uvicorn.run(app, host=opts.host, port=opts.port, log_level="warning")
     finally:
+        address.unlink(missing_ok=True)
         if poller:
             poller.stop()
         if retention:
             retention.stop()
         shutdown()
+
+
+ADDRESS_FILE = "serve.json"
+"""Where, in the data folder, a running ``veil serve`` says where it listens and which
+process it is (``veil jobs`` sends the key only to that process)."""
+
+
+def _write_address(opts: ServeOptions) -> Path:
+    path = opts.data / ADDRESS_FILE
+    host = f"[{opts.host}]" if ":" in opts.host else opts.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"url": f"http://{host}:{opts.port}", "port": opts.port, "pid": os.getpid()}, f)
+    return path
+
+
+def running_address(data: Path) -> str:
+    """The address of the ``veil serve`` of data folder ``data``, from its address file,
+    once the port is seen to be that process's (``OptionError`` otherwise): a program of
+    another user listening there after veil stopped would be sent the key."""
+    try:
+        facts = json.loads((data / ADDRESS_FILE).read_text(encoding="utf-8"))
+        url, port, pid = str(facts["url"]), int(facts["port"]), int(facts["pid"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise OptionError(f"no running veil serve found for {data} ({exc}); pass --url") from None
+    if not _listens_on(pid, port):
+        raise OptionError(
+            f"the veil serve of {data} (process {pid}) no longer listens on port {port}; pass --url"
+        )
+    return url
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a listening TCP socket on ``port`` (Linux's /proc)."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    sockets.add(f"socket:[{fields[9]}]")
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:  # no such process, or not ours to look into
+        return False
+    for fd in descriptors:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                return True
+    return False
 
 
 def _announce_access(opts: ServeOptions, own_key: str | None) -> None:

@@ -16,7 +16,13 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
-from veil.errors import EventError, InvalidKeyError, ObjectNotFoundError, StorageError
+from veil.errors import (
+    EventError,
+    InvalidKeyError,
+    JobStateError,
+    ObjectNotFoundError,
+    StorageError,
+)
 from veil.jobs import JobRequest
 from veil.keys import check_video_key, is_video_key
 from veil.storage import Storage
@@ -114,7 +120,7 @@ def submit_keys(
     for key in keys:
         try:
             jobs.append(submit_key(store, key, submit, webhook_url=webhook_url))
-        except (InvalidKeyError, ObjectNotFoundError) as exc:
+        except (InvalidKeyError, ObjectNotFoundError, JobStateError) as exc:
             log.warning("ignored event for %r: %s", key, exc)
     return jobs
 
@@ -149,7 +155,10 @@ class Poller:
                 continue
             if self.settle and version not in self._previous:
                 continue  # may still be growing; look again next time
-            jobs.append(self.submit(JobRequest(info.key, info.etag, info.size)))
+            try:
+                jobs.append(self.submit(JobRequest(info.key, info.etag, info.size)))
+            except JobStateError as exc:  # a purged version: it starts no job again
+                log.info("ignored %r: %s", info.key, exc)
             self._seen.add(version)
         self._previous = listed
         return jobs

@@ -204,7 +204,11 @@ def create_app(service: Service) -> FastAPI:
         return _job(job_id, with_steps=True).to_dict()
 
     @app.delete("/api/jobs/{job_id}", status_code=202)
-    def cancel_job(job_id: str, purge: bool = False, input: bool = False) -> dict[str, Any]:
+    def cancel_job(
+        job_id: str,
+        purge: bool = False,
+        with_input: Annotated[bool, Query(alias="input")] = False,
+    ) -> dict[str, Any]:
         """Cancel a job; with ``purge``, instead remove everything veil keeps of an ended
         job (``veil.erasure``): its published output, faces file and report, thumbnails,
         detections, edits and history, and with ``input`` its input too."""
@@ -217,7 +221,9 @@ def create_app(service: Service) -> FastAPI:
             output_store=config.output,
             progress=runtime().progress,
             reviews=runtime().reviews,
-            with_input=input,
+            purged=runtime().purged,
+            work_dir=config.work_dir,
+            with_input=with_input,
         ).to_dict()
 
     def _rerender_job(
