@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,25 +47,42 @@ class FaceDetector(Protocol):
         ...
 
 
-def resolved_precision(precision: str, device: str) -> str:
-    """``auto`` as it resolves: int8 on the CPU, fp32 elsewhere."""
-    if precision == "auto":
-        return "int8" if device == "cpu" else "fp32"
-    return precision
+def resolved_precision(
+    precision: str, device: str, instruction_sets: Sequence[str] | None = None
+) -> str:
+    """``auto`` as it resolves: fp32 on CUDA; on the CPU int8 where its integer arithmetic
+    is exact (``int8_is_exact``), fp32 where it is not."""
+    if precision != "auto":
+        return precision
+    if device != "cpu":
+        return "fp32"
+    return "int8" if int8_is_exact(instruction_sets) else "fp32"
+
+
+def int8_is_exact(instruction_sets: Sequence[str] | None = None) -> bool:
+    """Whether ONNX Runtime's int8 convolutions compute exact sums on this CPU. x86 CPUs
+    without VNNI (AVX2, AVX-512F: many laptops and cloud VMs) multiply u8 activations by
+    s8 weights with ``vpmaddubsw``, which adds pairs of products into 16 bits and
+    saturates: weak faces score lower there than in fp32, and a 25 px face at a frame's
+    edge stayed visible on 147 of 240 frames. VNNI (``avx512_vnni``, ``avx_vnni``) sums
+    into 32 bits, as Arm's dot products do. Weights cut to 7 bits would avoid the
+    saturation everywhere, but lost faces fp32 and the 8-bit model find (a 21 px face in
+    dim 4K video, docs/benchmarks.md), so CPUs without VNNI get fp32: slower, never
+    weaker. ``instruction_sets`` defaults to this CPU's (``cpu_instruction_sets``)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    found = cpu_instruction_sets() if instruction_sets is None else instruction_sets
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(found))
 
 
 def default_model_path(precision: str = "fp32") -> Path:
     """The shipped model: ``fp32`` as published, or ``int8``, quantized from it by
-    ``scripts/make_int8_model.py`` (about 1.8x faster on CPUs). The int8 model's weights
-    are 7-bit, so its integer arithmetic never saturates and it scores every face the
-    same on every x86 CPU, with or without VNNI (``cpu_instruction_sets``)."""
+    ``scripts/make_int8_model.py`` (about 1.8x faster where ``int8_is_exact``)."""
     return Path(__file__).with_name("models") / _MODEL_FILES[precision]
 
 
 _INT8_INSTRUCTION_SETS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-"""The x86 instruction sets that pick ONNX Runtime's int8 kernels: without VNNI, u8 x s8
-products are summed in pairs into int16 (``vpmaddubsw``), which saturates for 8-bit
-weights."""
+"""The x86 instruction sets that pick ONNX Runtime's int8 kernels (``int8_is_exact``)."""
 
 
 def cpu_instruction_sets(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
@@ -96,8 +114,9 @@ class CenterFace:
         scale: detector input pixels per frame pixel at the finest level, ``0 < scale
             <= 4``: 2 finds faces from 16 px, 1 from about 32 px at a quarter of the cost.
         device: ``"cpu"`` or ``"cuda"``.
-        precision: ``"int8"``, ``"fp32"``, or ``"auto"``: int8 on the CPU, where it is
-            faster, fp32 on CUDA.
+        precision: ``"int8"``, ``"fp32"``, or ``"auto"``: int8 on CPUs where its
+            arithmetic is exact (``int8_is_exact``), where it is faster; fp32 on other
+            CPUs and on CUDA.
         threads: ONNX Runtime intra-op threads; ``None`` uses every core.
         model_path: another CenterFace ONNX file, overriding ``precision``.
     """

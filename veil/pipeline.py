@@ -59,7 +59,7 @@ class BlurOptions:
     detector's finest level: 2 finds faces from 16 px; see ``veil.tiling``),
     ``detect_every`` (analyse the whole frame once in N frames; ``veil.motion`` adds
     looks after cuts and near new or fast faces; the tracker fills the rest), ``device``,
-    ``precision`` (int8 or fp32 model; auto picks int8 on the CPU). Tracking: ``hold``
+    ``precision`` (int8 or fp32 model; auto: ``veil.detector.int8_is_exact``). Tracking: ``hold``
     seconds a box stays before a face's first and after its last detection, ``max_gap``
     seconds a face may go undetected and stay covered.
     Redaction: ``mode``, ``box_scale`` (how much each box is grown, 1.3 = 30%). Encoding:
