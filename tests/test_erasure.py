@@ -125,16 +125,7 @@ def test_a_running_job_is_not_purged(veil, clip):
 
 def test_retention_removes_inputs_then_jobs_once_they_are_old_enough(veil, clip):
     job = finished_job(veil, "old.mp4", clip.path.read_bytes() + b"old")
-    runtime = service.runtime()
-    retention = Retention(
-        RetentionPolicy(inputs=3600, jobs=7 * 86400),
-        input_store=veil.input,
-        output_store=veil.output,
-        progress=runtime.progress,
-        reviews=runtime.reviews,
-        purged=runtime.purged,
-        work_dir=runtime.config.work_dir,
-    )
+    retention = Retention(RetentionPolicy(inputs=3600, jobs=7 * 86400), service.kept())
     ended = job["updated_at"]
     assert retention.apply_once(now=ended + 60) == []
     assert "old.mp4" in veil.input.objects

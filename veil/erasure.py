@@ -105,39 +105,41 @@ def _delete_version(store: Storage, key: str | None, etag: str | None) -> str | 
     return key
 
 
-def purge(
-    job: Job,
-    *,
-    input_store: Storage,
-    output_store: Storage,
-    progress: ProgressStore,
-    reviews: ReviewStore,
-    purged: PurgedJobs,
-    work_dir: Path,
-    with_input: bool = False,
-) -> Purged:
+@dataclass(frozen=True)
+class Kept:
+    """Where a service keeps what its jobs leave: what a purge removes things from."""
+
+    input_store: Storage
+    output_store: Storage
+    progress: ProgressStore
+    reviews: ReviewStore
+    purged: PurgedJobs
+    work_dir: Path
+
+
+def purge(job: Job, kept: Kept, *, with_input: bool = False) -> Purged:
     """Remove everything veil keeps of ``job`` (module docstring), and its input when
     ``with_input``; ``JobStateError`` while it or a retry of it is queued or running."""
     if job.status not in _ENDED:
         raise JobStateError(job.id, f"is {job.status.value.lower()}; cancel it before purging")
     if retry := jobs.active_retry(job.id):
         raise JobStateError(job.id, f"is being retried, as {retry}; cancel that first")
-    purged.add(job.id)  # first: nothing may start this job again while it goes
+    kept.purged.add(job.id)  # first: nothing may start this job again while it goes
     done = Purged(job.id)
     for key, etag in (
         (job.output_key, job.output_etag),
         (job.faces_key, job.faces_etag),
         (job.report_key, job.report_etag),
     ):
-        if removed := _delete_version(output_store, key, etag):
+        if removed := _delete_version(kept.output_store, key, etag):
             done.objects.append(f"output:{removed}")
-    if with_input and (removed := _delete_version(input_store, job.key, job.etag)):
+    if with_input and (removed := _delete_version(kept.input_store, job.key, job.etag)):
         done.objects.append(f"input:{removed}")
-    done.thumbnails = reviews.forget(job.id)
-    progress.forget(job.id)
+    done.thumbnails = kept.reviews.forget(job.id)
+    kept.progress.forget(job.id)
     # Work folders a cancelled step left (a segment's or re-render's input copy): here;
     # other machines' sweeps remove theirs (``veil.heartbeats``).
-    for folder in work_dir.glob(f"{glob.escape(job.id)}*"):
+    for folder in kept.work_dir.glob(f"{glob.escape(job.id)}*"):
         if folder.name == job.id or folder.name.startswith((f"{job.id}-s", f"{job.id}-r")):
             shutil.rmtree(folder, ignore_errors=True)
     with database_errors():
@@ -173,24 +175,9 @@ class Retention:
     """Applies a ``RetentionPolicy`` every ``interval`` seconds in a thread: jobs that
     ended longer ago than the policy's times lose their inputs, or everything."""
 
-    def __init__(
-        self,
-        policy: RetentionPolicy,
-        *,
-        input_store: Storage,
-        output_store: Storage,
-        progress: ProgressStore,
-        reviews: ReviewStore,
-        purged: PurgedJobs,
-        work_dir: Path,
-        interval: float = 60.0,
-    ) -> None:
+    def __init__(self, policy: RetentionPolicy, kept: Kept, *, interval: float = 60.0) -> None:
         self.policy = policy
-        self._stores = (input_store, output_store)
-        self._progress = progress
-        self._reviews = reviews
-        self._purged = purged
-        self._work_dir = work_dir
+        self.kept = kept
         self.interval = interval
         self._inputs_removed: set[str] = set()
         self._stop = threading.Event()
@@ -201,26 +188,21 @@ class Retention:
         if self.policy.inputs is None and self.policy.jobs is None:
             return []
         now = time.time() if now is None else now
-        input_store, output_store = self._stores
+        kept = self.kept
         purged = []
         shortest = min(t for t in (self.policy.inputs, self.policy.jobs) if t is not None)
         # A job ends after it was submitted: only those submitted long enough ago may be due.
-        due = jobs.list_jobs(self._progress, self._reviews, None, created_before=now - shortest)
+        due = jobs.list_jobs(kept.progress, kept.reviews, None, created_before=now - shortest)
         for job in due:
             if job.status not in _ENDED or job.updated_at is None:
                 continue
             age = now - job.updated_at
             if self.policy.jobs is not None and age >= self.policy.jobs:
-                purge(
-                    job,
-                    input_store=input_store,
-                    output_store=output_store,
-                    progress=self._progress,
-                    reviews=self._reviews,
-                    purged=self._purged,
-                    work_dir=self._work_dir,
-                    with_input=self.policy.inputs is not None,
-                )
+                try:
+                    purge(job, kept, with_input=self.policy.inputs is not None)
+                except JobStateError as exc:  # a retry of it runs: next time
+                    log.info("retention: %s", exc)
+                    continue
                 purged.append(job.id)
             elif (
                 self.policy.inputs is not None
@@ -228,7 +210,7 @@ class Retention:
                 and age >= self.policy.inputs
                 and job.id not in self._inputs_removed
             ):
-                if _delete_version(input_store, job.key, job.etag):
+                if _delete_version(kept.input_store, job.key, job.etag):
                     log.warning("removed the input of job %s (--retain-inputs)", job.id)
                 self._inputs_removed.add(job.id)
         return purged

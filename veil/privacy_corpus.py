@@ -32,7 +32,7 @@ from veil.faces import cache_dir, sprites
 from veil.synthetic import FaceSprite, MovingFace, Scene, face_visibility, sprite, write_video
 from veil.video import probe, to_display
 
-VERSION = 2
+VERSION = 3
 """Bumped whenever a scene would be drawn differently: cached videos of other versions
 are not used."""
 SCENES = 224
@@ -272,12 +272,13 @@ def _turned(
 ) -> dict[str, object]:
     return {
         "faces": tuple(
-            _face(
+            _moving(
                 rng,
                 person(),
-                height=float(rng.uniform(24, 90)),
+                fmt,
+                float(rng.uniform(24, 90)),
+                float(rng.uniform(0, 6)),
                 angle=float(rng.uniform(-45, 45)),
-                end=_at(rng),
             )
             for _ in range(2)
         )

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import heartbeats
-from veil.erasure import PurgedJobs, Retention, RetentionPolicy
+from veil.erasure import Kept, PurgedJobs, Retention, RetentionPolicy
 from veil.errors import JobStateError, OptionError
 from veil.jobs import (
     SEGMENT_QUEUE,
@@ -168,6 +168,13 @@ def shutdown() -> None:
     heartbeats.stop()  # first: its watch asks DBOS, which is going
     DBOS.destroy(workflow_completion_timeout_sec=0)
     _running.clear()
+
+
+def kept() -> Kept:
+    """Where this service keeps what its jobs leave (``veil.erasure``)."""
+    run = runtime()
+    config = run.config
+    return Kept(config.input, config.output, run.progress, run.reviews, run.purged, config.work_dir)
 
 
 def submit(request: JobRequest) -> str:
@@ -454,15 +461,7 @@ def serve(opts: ServeOptions) -> None:
         poller.start()
     retention = None
     if opts.retention.inputs is not None or opts.retention.jobs is not None:
-        retention = Retention(
-            opts.retention,
-            input_store=config.input,
-            output_store=config.output,
-            progress=runtime().progress,
-            reviews=runtime().reviews,
-            purged=runtime().purged,
-            work_dir=config.work_dir,
-        )
+        retention = Retention(opts.retention, kept())
         retention.start()
     rekognition = RekognitionConfig(
         secrets=opts.aws_keys,

@@ -34,7 +34,7 @@ from veil.errors import (
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_video_key, is_video_key
 from veil.review import MAX_WHOLE, Edit, check_edits, parse_edits, tracks
-from veil.service import ServiceConfig, runtime, submit_rerender
+from veil.service import ServiceConfig, kept, runtime, submit_rerender
 from veil.storage import Storage
 from veil.triggers import s3_event_keys, seaweedfs_event_keys, submit_key, submit_keys
 
@@ -214,17 +214,7 @@ def create_app(service: Service) -> FastAPI:
         detections, edits and history, and with ``input`` its input too."""
         if not purge:
             return jobs.cancel(job_id, runtime().progress, runtime().reviews).to_dict()
-        config = service.config
-        return erasure.purge(
-            _job(job_id),
-            input_store=config.input,
-            output_store=config.output,
-            progress=runtime().progress,
-            reviews=runtime().reviews,
-            purged=runtime().purged,
-            work_dir=config.work_dir,
-            with_input=with_input,
-        ).to_dict()
+        return erasure.purge(_job(job_id), kept(), with_input=with_input).to_dict()
 
     def _rerender_job(
         job: Job, edits: list[Edit], *, approve: bool, renders: int | None = None
