@@ -248,3 +248,22 @@ def test_cancel_stops_the_running_step_within_seconds(veil, tmp_path):
     assert job["status"] == "CANCELLED", job
     assert job["frames_done"] == stopped_at < scene.frames, (stopped_at, job["frames_done"])
     assert "stop.mp4" not in veil.output.objects
+
+
+def test_a_job_whose_input_was_replaced_meanwhile_publishes_nothing(veil, tmp_path):
+    # Publish checks what it replaces (issue 24): an older version's job finishing after a
+    # newer upload must not put the old video (or its faces file) back over the new one.
+    scene = Scene(width=640, height=360, frames=240, faces=(MovingFace(height=48),))
+    old = write_video(tmp_path / "old.mp4", scene).path.read_bytes()
+    veil.input.objects["swap.mp4"] = old
+    job_id = veil.call("POST", "/api/jobs", json={"key": "swap.mp4"}).json()["id"]
+    deadline = time.monotonic() + 60
+    while not veil.call("GET", f"/api/jobs/{job_id}").json()["frames_done"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    veil.input.objects["swap.mp4"] = old + b"a newer upload"
+    job = veil.finished(job_id)
+    assert job["status"] == "FAILED", job
+    assert "replaced by a newer upload while this job ran; nothing was published" in job["error"]
+    assert "swap.mp4" not in veil.output.objects
+    assert "swap.mp4.faces.json" not in veil.output.objects

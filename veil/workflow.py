@@ -47,6 +47,7 @@ from veil.errors import (
     JobCancelled,
     JobFailed,
     ObjectChangedError,
+    ObjectNotFoundError,
     OutputError,
     StorageError,
     VeilError,
@@ -398,6 +399,13 @@ def publish(
     ``--write-report``); returns their key and versions, which the job's downloads ask
     for, so a later job's output under the same key is never served as this one's."""
     key = request.key
+    # What this replaces must be older: once a newer upload replaced the input, its own
+    # job publishes, and this one (finishing later) must not put the old video back.
+    if request.etag and _current_version(request) not in (request.etag, None):
+        raise JobFailed(
+            f"{key} was replaced by a newer upload while this job ran; nothing was "
+            "published (the new version is a job of its own)"
+        )
     output, faces = _ensure_results(job_id, work_id, request, edits)
     store = _config().output
     # The faces file first: once the video is there, everything about it is.
@@ -418,6 +426,15 @@ def publish(
         "faces_etag": faces_info.etag,
         **published,
     }
+
+
+def _current_version(request: JobRequest) -> str | None:
+    """The ETag the job's input key holds now; ``None`` once it was deleted (the version
+    the job read is still the latest there was)."""
+    try:
+        return source_store(request).stat(request.key).etag
+    except ObjectNotFoundError:
+        return None
 
 
 def _publish_or_hold(
