@@ -32,7 +32,7 @@ import numpy as np
 from veil.detector import CenterFace, cpu_instruction_sets
 from veil.faces import SOURCES, missing, people
 from veil.pipeline import BlurOptions, blur_video
-from veil.privacy_corpus import GATED_HEIGHT, CorpusScene, corpus, encoded, exposure
+from veil.privacy_corpus import GATED_HEIGHT, KINDS, CorpusScene, corpus, encoded, exposure
 
 CONFIGS = {
     "defaults": BlurOptions(),
@@ -87,7 +87,12 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenes", type=_range, help="which, e.g. 0-40,100 (default all)")
-    parser.add_argument("--every", type=int, default=1, help="every Nth of those (default 1)")
+    parser.add_argument(
+        "--every",
+        type=int,
+        default=1,
+        help="one round of kinds in N (every kind stays in; default 1: all)",
+    )
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
     parser.add_argument("--out", default="docs/privacy.md", help="- for the console")
     args = parser.parse_args()
@@ -96,7 +101,8 @@ def main() -> None:
     scenes = corpus(args.seed)
     if args.scenes:
         scenes = [scenes[i] for i in args.scenes]
-    scenes = scenes[:: args.every]
+    # Scenes deal the kinds out in turn: whole rounds are kept, so every kind stays in.
+    scenes = [s for n, s in enumerate(scenes) if (n // len(KINDS)) % args.every == 0]
     configs = {name: CONFIGS[name] for name in args.configs.split(",")}
     probe = CenterFace(threshold=0.05, precision="fp32")
     by_kind: dict[tuple[str, str], Tally] = defaultdict(Tally)
