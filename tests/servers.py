@@ -129,6 +129,21 @@ class SeaweedFS:
         )
 
 
+def serve_argv(data: Path, port: int, *args: str) -> list[str]:
+    """The command line of ``veil serve`` on ``data`` and ``port``, run by this Python."""
+    return [
+        sys.executable,
+        "-m",
+        "veil.cli",
+        "serve",
+        "--data",
+        str(data),
+        "--port",
+        str(port),
+        *args,
+    ]
+
+
 class VeilServer:
     """``veil serve`` in its own process."""
 
@@ -149,17 +164,7 @@ class VeilServer:
         if api_key is None and not own_key and not any(a.startswith("--api-key") for a in args):
             args = (*args, "--no-auth")
         self.port = port or free_port()
-        self.args = [
-            sys.executable,
-            "-m",
-            "veil.cli",
-            "serve",
-            "--data",
-            str(data),
-            "--port",
-            str(self.port),
-            *args,
-        ]
+        self.args = serve_argv(data, self.port, *args)
         self.url = f"http://127.0.0.1:{self.port}"
         self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.proc: subprocess.Popen[bytes] | None = None

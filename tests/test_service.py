@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import SeaweedFS, VeilServer, free_port, wait_for
+from servers import SeaweedFS, VeilServer, free_port, serve_argv, wait_for
 
 from veil.errors import OptionError
 from veil.service import private_folder, stored_api_key
@@ -231,20 +231,7 @@ def test_api_keys(tmp_path):
 
 def test_refuses_open_network_listen_without_keys(tmp_path):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "veil.cli",
-            "serve",
-            "--data",
-            str(tmp_path),
-            "--host",
-            "0.0.0.0",
-            "--port",
-            str(free_port()),
-            "--no-auth",
-            "--insecure",
-        ],
+        serve_argv(tmp_path, free_port(), "--host", "0.0.0.0", "--no-auth", "--insecure"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -296,16 +283,7 @@ def test_a_key_file_others_can_read_is_refused(tmp_path):
     (data / "api-key").write_text("k" * 40 + "\n")
     (data / "api-key").chmod(0o644)
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "veil.cli",
-            "serve",
-            "--data",
-            str(data),
-            "--port",
-            str(free_port()),
-        ],
+        serve_argv(data, free_port()),
         capture_output=True,
         text=True,
         timeout=60,
