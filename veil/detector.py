@@ -67,8 +67,10 @@ def int8_is_exact(instruction_sets: Sequence[str] | None = None) -> bool:
     edge stayed visible on 147 of 240 frames. VNNI (``avx512_vnni``, ``avx_vnni``) sums
     into 32 bits, as Arm's dot products do. Weights cut to 7 bits would avoid the
     saturation everywhere, but lost faces fp32 and the 8-bit model find (a 21 px face in
-    dim 4K video, docs/benchmarks.md), so CPUs without VNNI get fp32: slower, never
-    weaker. ``instruction_sets`` defaults to this CPU's (``cpu_instruction_sets``)."""
+    dim 4K video, docs/benchmarks.md), so CPUs without VNNI get fp32: slower, and not
+    saturated (fp32 itself finds fewer small faces than the 8-bit model: which of fp32
+    and 7-bit weights serves those CPUs best is for the whole privacy corpus to say).
+    ``instruction_sets`` defaults to this CPU's (``cpu_instruction_sets``)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return True
     found = cpu_instruction_sets() if instruction_sets is None else instruction_sets
