@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from collections.abc import Sequence
@@ -73,8 +74,14 @@ def int8_is_exact(instruction_sets: Sequence[str] | None = None) -> bool:
     ``instruction_sets`` defaults to this CPU's (``cpu_instruction_sets``)."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return True
-    found = cpu_instruction_sets() if instruction_sets is None else instruction_sets
+    found = _this_cpu() if instruction_sets is None else instruction_sets
     return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & set(found))
+
+
+@functools.cache
+def _this_cpu() -> tuple[str, ...]:
+    """``cpu_instruction_sets`` of this CPU, read once: every detector and report asks."""
+    return tuple(cpu_instruction_sets())
 
 
 def default_model_path(precision: str = "fp32") -> Path:

@@ -359,12 +359,12 @@ class Tracker:
                 continue
             if not track.first - opts.pre_roll <= frame <= track.last + opts.post_roll:
                 continue
-            box, score, landmarks = self._interpolate(track, frame)
+            box, score, landmarks, held_ends = self._interpolate(track, frame)
             boxes.append(_motion_grown(box, track.velocity()))
             scores.append(score)
             marks.append(landmarks)
             ids.append(track.id)
-            for held in self._jump_boxes(track, frame):
+            for held in held_ends:
                 boxes.append(held)
                 scores.append(score)
                 marks.append(np.full((5, 2), np.nan, np.float32))
@@ -378,36 +378,35 @@ class Tracker:
             track_id=np.asarray(ids, np.int64),
         )
 
-    def _interpolate(self, track: _Track, frame: int) -> tuple[FloatArray, float, FloatArray]:
+    def _interpolate(
+        self, track: _Track, frame: int
+    ) -> tuple[FloatArray, float, FloatArray, list[FloatArray]]:
+        """The track's box, score and landmarks on ``frame``, and the boxes of both ends
+        of a jump it lies in (``_jump_boxes``)."""
         obs = list(track.observations)
         frames = [o.frame for o in obs]
         after = int(np.searchsorted(frames, frame))
         if after < len(obs) and frames[after] == frame:
-            return self._smoothed(obs, after), obs[after].score, obs[after].landmarks
+            return self._smoothed(obs, after), obs[after].score, obs[after].landmarks, []
         no_marks = np.full((5, 2), np.nan, np.float32)
         if after == 0:  # before the first detection: run the track backwards
-            return self._held(obs, 0, frame), obs[0].score, no_marks
+            return self._held(obs, 0, frame), obs[0].score, no_marks, []
         if after == len(obs):  # after the last detection: run it forwards
-            return self._held(obs, len(obs) - 1, frame), obs[-1].score, no_marks
+            return self._held(obs, len(obs) - 1, frame), obs[-1].score, no_marks, []
         a, b = obs[after - 1], obs[after]
         t = (frame - a.frame) / (b.frame - a.frame)
         box = (1 - t) * self._smoothed(obs, after - 1) + t * self._smoothed(obs, after)
         # Landmarks only where the detector saw them: between two detections they would
         # be invented (and would double the faces file).
-        return box.astype(np.float32), min(a.score, b.score), no_marks
+        return box.astype(np.float32), min(a.score, b.score), no_marks, self._jump_boxes(obs, after)
 
-    def _jump_boxes(self, track: _Track, frame: int) -> list[FloatArray]:
-        """Boxes besides the interpolated one on a frame between two detections of
-        ``track`` that lie far apart (more than ``JUMP`` face heights): the detections may
-        be of two faces (one left as another came, or a cut the picture change missed)
-        rather than one that moved, so both ends' boxes stay where they were seen, and
-        whichever it was is covered on every frame between. A face the detector saw
-        move frame by frame (followed) has no such gap."""
-        obs = list(track.observations)
-        frames = [o.frame for o in obs]
-        after = int(np.searchsorted(frames, frame))
-        if after == 0 or after == len(obs) or frames[after] == frame:
-            return []
+    def _jump_boxes(self, obs: list[_Observation], after: int) -> list[FloatArray]:
+        """Boxes besides the interpolated one on a frame between detections ``after - 1``
+        and ``after`` of a track, where they lie far apart (more than ``JUMP`` face
+        heights): the detections may be of two faces (one left as another came, or a cut
+        the picture change missed) rather than one that moved, so both ends' boxes stay
+        where they were seen, and whichever it was is covered on every frame between. A
+        face the detector saw move frame by frame (followed) has no such gap."""
         a, b = obs[after - 1], obs[after]
         height = max(a.box[3] - a.box[1], b.box[3] - b.box[1])
         moved = np.hypot(*((b.box[:2] + b.box[2:]) / 2 - (a.box[:2] + a.box[2:]) / 2))

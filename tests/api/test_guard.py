@@ -110,6 +110,8 @@ def test_reading_needs_a_key_too(keyed, path):
     )
     r = httpx.delete(f"{keyed.url}/api/jobs/job-1")
     assert r.status_code == 401
+    r = httpx.delete(f"{keyed.url}/api/jobs/job-1", params={"purge": "true", "input": "true"})
+    assert r.status_code == 401
     review = {"edits": [], "renders": 0}
     assert httpx.post(f"{keyed.url}/api/jobs/job-1/review", json=review).status_code == 401
 
@@ -235,6 +237,9 @@ def test_cross_site_writes_are_refused(open_server, clip, headers):
     assert r.status_code == 403
     review = {"edits": [{"action": "show", "track": 0}], "renders": 0, "approve": True}
     r = httpx.post(f"{open_server.url}/api/jobs/job-1/review", headers=headers, json=review)
+    assert r.status_code == 403
+    purge = {"purge": "true", "input": "true"}
+    r = httpx.delete(f"{open_server.url}/api/jobs/job-1", headers=headers, params=purge)
     assert r.status_code == 403
     assert files_in(open_server.data / "input") == before
     # Reading stays open to such headers: a GET changes nothing.
