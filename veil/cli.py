@@ -27,7 +27,14 @@ from veil.pipeline import (
 )
 from veil.report import audit_and_report, run_summary, write_report
 from veil.storage.local import fitting_name
-from veil.video import CODECS, MAX_FPS, MAX_INPUT_BYTES, VIDEO_EXTENSIONS, is_video_path
+from veil.video import (
+    CODECS,
+    MAX_FPS,
+    MAX_INPUT_BYTES,
+    MAX_PIXEL_RATE,
+    VIDEO_EXTENSIONS,
+    is_video_path,
+)
 
 if TYPE_CHECKING:  # the service pulls DBOS and FastAPI: imported only when it runs
     from veil.service import ServeOptions
@@ -420,7 +427,15 @@ _service_options = _option_group(
         type=click.FloatRange(min=1),
         default=MAX_FPS,
         show_default=True,
-        help="Highest frame rate accepted: with the 8K picture limit, it bounds the pixels a second of video costs.",
+        help="Highest frame rate accepted.",
+    ),
+    click.option(
+        "--max-pixel-rate",
+        metavar="MP/S",
+        type=click.FloatRange(min=0.01),
+        default=MAX_PIXEL_RATE,
+        show_default=True,
+        help="Most megapixels a second of video may hold (width x height x fps / 1e6; 8K at 30 fps is 995): with --max-duration, it bounds the detector work of one job.",
     ),
     click.option(
         "--allow-webhook-host",

@@ -37,7 +37,7 @@ from veil.pipeline import BlurOptions
 from veil.review import Edit, ReviewStore
 from veil.storage import LocalStorage, Storage, storage_from_url
 from veil.triggers import Poller
-from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES
+from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES, MAX_PIXEL_RATE
 
 log = logging.getLogger("veil.service")
 events = logging.getLogger("veil.jobs")
@@ -76,8 +76,11 @@ class ServiceConfig:
     max_duration: float = MAX_DURATION
     """Longest video a job accepts, in seconds."""
     max_fps: float = MAX_FPS
-    """Highest frame rate a job accepts: with the picture-size limit, a bound on the
-    pixels a second of video costs (a tiny file can hold hours of 8K frames)."""
+    """Highest frame rate a job accepts."""
+    max_pixel_rate: float = MAX_PIXEL_RATE
+    """Most megapixels a second of video may hold (width x height x fps / 1e6): with
+    ``max_duration``, a bound on a job's detector work (a tiny file can hold hours of 8K
+    frames)."""
     webhook_hosts: frozenset[str] = frozenset()
     """Hosts a webhook may reach even on a loopback, private or link-local address."""
     blur: BlurOptions = field(default_factory=BlurOptions)
@@ -260,6 +263,7 @@ class ServeOptions:
     max_bytes: int = MAX_INPUT_BYTES
     max_duration: float = MAX_DURATION
     max_fps: float = MAX_FPS
+    max_pixel_rate: float = MAX_PIXEL_RATE
     webhook_hosts: frozenset[str] = frozenset()
     heartbeat_interval: float = heartbeats.INTERVAL
     heartbeat_timeout: float = heartbeats.TIMEOUT
@@ -309,6 +313,7 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         max_bytes=opts.max_bytes,
         max_duration=opts.max_duration,
         max_fps=opts.max_fps,
+        max_pixel_rate=opts.max_pixel_rate,
         webhook_hosts=opts.webhook_hosts,
         heartbeat_interval=opts.heartbeat_interval,
         heartbeat_timeout=opts.heartbeat_timeout,

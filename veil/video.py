@@ -48,13 +48,16 @@ os.environ.setdefault("SVT_LOG", "1")
 MAX_SIDE = 8192
 """Pixels: the longest picture side veil processes (8K is 7680)."""
 MAX_PIXELS = 7680 * 4320
+"""Pixels per picture veil processes: 8K UHD. Larger pictures are refused up front,
+before any frame is decoded, since a frame alone would take hundreds of megabytes."""
 MAX_DURATION = 12 * 3600.0
 """The longest video a service job accepts by default (``--max-duration``), in seconds."""
 MAX_FPS = 240.0
-"""The highest frame rate a service job accepts by default (``--max-fps``): with
-``MAX_PIXELS``, a bound on the pixels a second of video costs."""
-"""Pixels per picture veil processes: 8K UHD. Larger pictures are refused up front,
-before any frame is decoded, since a frame alone would take hundreds of megabytes."""
+"""The highest frame rate a service job accepts by default (``--max-fps``)."""
+MAX_PIXEL_RATE = 1000.0
+"""The most megapixels a second of video may hold in a service job by default
+(``--max-pixel-rate``): 8K at 30 fps is 995, 4K at 120 fps 995, 1080p at 240 fps 498.
+The detector's cost follows pixels, so this bounds what one second of input costs."""
 
 MAX_INPUT_BYTES = 10 * 1024**3
 """Bytes: the largest input ``veil serve`` accepts by default (``--max-size``), as the

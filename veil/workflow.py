@@ -246,8 +246,8 @@ def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
 
 def _check_work(key: str, info: VideoInfo) -> None:
     """Refuse a video that would cost more than the service accepts: longer than
-    ``--max-duration`` or faster than ``--max-fps`` (a file of a few KB can hold hours of
-    8K frames)."""
+    ``--max-duration``, faster than ``--max-fps``, or more megapixels a second than
+    ``--max-pixel-rate`` (a file of a few KB can hold hours of 8K frames)."""
     limit = _config().max_duration
     if info.duration > limit:
         raise JobFailed(
@@ -256,6 +256,12 @@ def _check_work(key: str, info: VideoInfo) -> None:
     if info.fps > _config().max_fps:
         raise JobFailed(
             f"{key}: frame rate too high ({info.fps:,.1f} fps; the limit is {_config().max_fps:g})"
+        )
+    rate = info.width * info.height * info.fps / 1e6
+    if rate > _config().max_pixel_rate:
+        raise JobFailed(
+            f"{key}: too many pixels a second ({info.width}x{info.height} at {info.fps:,.1f} fps"
+            f" is {rate:,.1f} megapixels a second; the limit is {_config().max_pixel_rate:g})"
         )
 
 
