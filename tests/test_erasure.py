@@ -4,6 +4,7 @@ veil keeps of it, and retention does so on its own after a set time. In-process,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,8 @@ from test_workflow import InProcess
 
 from veil import heartbeats, jobs, service
 from veil.erasure import Retention, RetentionPolicy
+from veil.jobs import FaceDetectionRequest
+from veil.keys import face_detection_key
 from veil.synthetic import MovingFace, Scene, write_video
 
 
@@ -135,3 +138,41 @@ def test_retention_removes_inputs_then_jobs_once_they_are_old_enough(veil, clip)
     assert job["id"] in retention.apply_once(now=ended + 7 * 86400 + 60)
     assert "old.mp4" not in veil.output.objects
     assert jobs.find(job["id"]) is None
+
+
+def finished_face_detection(veil: InProcess, key: str, video: bytes) -> str:
+    """A face-detection job (the cloud API's) on ``key``, run to its end: its ID."""
+    veil.input.objects[key] = video
+    stat = veil.input.stat(key)
+    job_id = jobs.face_detection_job_id("anonymous", key)
+    request = FaceDetectionRequest(key=key, etag=stat.etag, size=stat.size, caller="anonymous")
+    service.submit_face_detection(job_id, request)
+    deadline = time.monotonic() + 60
+    while (status := jobs.find(job_id, jobs.FACE_DETECTION_WORKFLOW)).status != "SUCCESS":
+        assert status.status in ("PENDING", "ENQUEUED") and time.monotonic() < deadline, status
+        time.sleep(0.2)
+    return job_id
+
+
+def test_a_face_detection_jobs_faces_go_with_a_purge(veil, clip):
+    # Its faces file sat under .veil/face-detection/ for ever: no purge, no retention.
+    job_id = finished_face_detection(veil, "detected.mp4", clip.path.read_bytes() + b"rk")
+    faces = face_detection_key(job_id)
+    assert faces in veil.output.objects
+    answer = veil.call("DELETE", f"/api/jobs/{job_id}", params={"purge": "true"})
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["objects"] == [f"output:{faces}"]
+    assert faces not in veil.output.objects
+    assert "detected.mp4" in veil.input.objects  # the caller's own, unless asked
+    assert jobs.find(job_id, jobs.FACE_DETECTION_WORKFLOW) is None
+    again = veil.call("DELETE", f"/api/jobs/{job_id}", params={"purge": "true"})
+    assert again.status_code == 404, again.text
+
+
+def test_retention_purges_face_detection_jobs_too(veil, clip):
+    job_id = finished_face_detection(veil, "detected-old.mp4", clip.path.read_bytes() + b"rk2")
+    retention = Retention(RetentionPolicy(jobs=7 * 86400), service.kept())
+    assert job_id not in retention.apply_once()
+    assert job_id in retention.apply_once(now=time.time() + 7 * 86400 + 60)
+    assert face_detection_key(job_id) not in veil.output.objects
+    assert jobs.find(job_id, jobs.FACE_DETECTION_WORKFLOW) is None

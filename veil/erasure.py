@@ -11,16 +11,21 @@ A blur job leaves, besides its input (the user's own object):
 - in the work folder, nothing once it ended (``veil.workflow.cleanup`` and the
   heartbeats' sweep remove it).
 
+A face-detection job (the cloud API's ``StartFaceDetection``) leaves its faces file
+under ``.veil/face-detection/`` in the output store and its history; ``purge_face_detection``
+removes both.
+
 ``purge`` removes all of that, and the input too when asked (again only the version the
 job read). ``DELETE /api/jobs/{id}?purge=true`` calls it, and ``Retention`` calls it for
 jobs that ended longer ago than ``--retain-jobs`` (``--retain-inputs`` removes inputs
-alone). A running job is refused: cancel it first, so that no step writes after the
+alone; a face-detection job's input, the caller's own object, is removed only when asked). A running job is refused: cancel it first, so that no step writes after the
 purge. Each purge is logged by job ID and what it removed, never by content.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import glob
 import logging
 import shutil
@@ -33,8 +38,17 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from veil import jobs
-from veil.errors import JobStateError, ObjectNotFoundError, StorageError
-from veil.jobs import Job, JobStatus, ProgressStore, create_tables, database_errors
+from veil.errors import JobNotFoundError, JobStateError, ObjectNotFoundError, StorageError
+from veil.jobs import (
+    FACE_DETECTION_WORKFLOW,
+    FaceDetectionRequest,
+    Job,
+    JobStatus,
+    ProgressStore,
+    create_tables,
+    database_errors,
+)
+from veil.keys import face_detection_key
 from veil.review import ReviewStore
 from veil.storage import Storage
 
@@ -81,14 +95,12 @@ class Purged:
     job_id: str
     objects: list[str] = field(default_factory=list)
     thumbnails: int = 0
-    history: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return {
             "id": self.job_id,
             "objects": self.objects,
             "thumbnails": self.thumbnails,
-            "history": self.history,
         }
 
 
@@ -136,19 +148,7 @@ def purge(job: Job, kept: Kept, *, with_input: bool = False) -> Purged:
     if with_input and (removed := _delete_version(kept.input_store, job.key, job.etag)):
         done.objects.append(f"input:{removed}")
     done.thumbnails = kept.reviews.forget(job.id)
-    kept.progress.forget(job.id)
-    # Work folders a cancelled step left (a segment's or re-render's input copy): here;
-    # other machines' sweeps remove theirs (``veil.heartbeats``).
-    for folder in kept.work_dir.glob(f"{glob.escape(job.id)}*"):
-        if folder.name == job.id or folder.name.startswith((f"{job.id}-s", f"{job.id}-r")):
-            shutil.rmtree(folder, ignore_errors=True)
-    with database_errors():
-        for render in DBOS.list_workflows(
-            workflow_id_prefix=f"{job.id}-r", load_input=False, load_output=False
-        ):
-            DBOS.delete_workflow(render.workflow_id, delete_children=True)
-        DBOS.delete_workflow(job.id, delete_children=True)
-    done.history = True
+    _forget_work(job.id, kept)
     log.warning(
         "purged job %s: %d stored objects (%s), %d thumbnails, its detections and history",
         job.id,
@@ -157,6 +157,60 @@ def purge(job: Job, kept: Kept, *, with_input: bool = False) -> Purged:
         done.thumbnails,
     )
     return done
+
+
+def purge_face_detection(job_id: str, kept: Kept, *, with_input: bool = False) -> Purged:
+    """Remove a face-detection job's faces file, work folders and history, and its input
+    version when ``with_input``; ``JobNotFoundError`` for no such job, ``JobStateError``
+    while it is queued or running. The faces file sits under veil's reserved folder,
+    which no one else can write, so it is removed whatever its version."""
+    with database_errors():
+        status = DBOS.get_workflow_status(job_id)
+    if status is None or status.name != FACE_DETECTION_WORKFLOW:
+        raise JobNotFoundError(job_id)
+    if status.status in ("PENDING", "ENQUEUED"):
+        raise JobStateError(job_id, "is running; cancel it before purging")
+    request = FaceDetectionRequest.from_dict(jobs.workflow_request(status))
+    done = Purged(job_id)
+    key = face_detection_key(job_id)
+    with contextlib.suppress(ObjectNotFoundError):
+        kept.output_store.delete(key)
+        done.objects.append(f"output:{key}")
+    if with_input and (removed := _delete_version(kept.input_store, request.key, request.etag)):
+        done.objects.append(f"input:{removed}")
+    _forget_work(job_id, kept)
+    log.warning("purged face-detection job %s: its faces file and history", job_id)
+    return done
+
+
+def _face_detections_ended_before(when: float) -> list[str]:
+    """The IDs of face-detection jobs that ended before ``when`` (Unix seconds)."""
+    before = datetime.datetime.fromtimestamp(when, datetime.UTC).isoformat()
+    with database_errors():
+        ended = DBOS.list_workflows(
+            name=FACE_DETECTION_WORKFLOW,
+            status=["SUCCESS", "ERROR", "CANCELLED"],
+            completed_before=before,
+            load_input=False,
+            load_output=False,
+        )
+    return [status.workflow_id for status in ended]
+
+
+def _forget_work(job_id: str, kept: Kept) -> None:
+    """Remove a job's progress rows, the work folders a cancelled step left (a segment's
+    or re-render's input copy; other machines' sweeps remove theirs, ``veil.heartbeats``)
+    and its history with its segments and re-renders."""
+    kept.progress.forget(job_id)
+    for folder in kept.work_dir.glob(f"{glob.escape(job_id)}*"):
+        if folder.name == job_id or folder.name.startswith((f"{job_id}-s", f"{job_id}-r")):
+            shutil.rmtree(folder, ignore_errors=True)
+    with database_errors():
+        for render in DBOS.list_workflows(
+            workflow_id_prefix=f"{job_id}-r", load_input=False, load_output=False
+        ):
+            DBOS.delete_workflow(render.workflow_id, delete_children=True)
+        DBOS.delete_workflow(job_id, delete_children=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,6 +267,15 @@ class Retention:
                 if _delete_version(kept.input_store, job.key, job.etag):
                     log.warning("removed the input of job %s (--retain-inputs)", job.id)
                 self._inputs_removed.add(job.id)
+        if self.policy.jobs is not None:
+            # Face-detection jobs keep faces files; their inputs are the callers' own.
+            for job_id in _face_detections_ended_before(now - self.policy.jobs):
+                try:
+                    purge_face_detection(job_id, kept)
+                except JobStateError as exc:  # restarted meanwhile: next time
+                    log.info("retention: %s", exc)
+                    continue
+                purged.append(job_id)
         return purged
 
     def _run(self) -> None:

@@ -16,20 +16,13 @@ from dbos import DBOS
 
 from veil import segment_jobs, service
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest
-from veil.keys import RESERVED_FOLDER
+from veil.keys import face_detection_key
 from veil.workflow import detect_faces, retrying_step, run_job, validate, work_dir
-
-FACES_PREFIX = f"{RESERVED_FOLDER}/face-detection"
-
-
-def faces_key(job_id: str) -> str:
-    """Where a face-detection job's result lives in the output store."""
-    return f"{FACES_PREFIX}/{job_id}.json"
 
 
 @retrying_step("StoreFaces", attempts=8)
 def store_faces(job_id: str) -> str:
-    key = faces_key(job_id)
+    key = face_detection_key(job_id)
     service.runtime().config.output.upload(work_dir(job_id) / "faces.json", key)
     return key
 

@@ -115,7 +115,9 @@ class FaceDetectionRequest(JobRequest):
     the job is visible to it alone."""
 
 
-JOB_ID_PREFIXES = ("job-", "rk-")
+FACE_DETECTION_PREFIX = "rk-"
+"""How a face-detection job's ID starts."""
+JOB_ID_PREFIXES = ("job-", FACE_DETECTION_PREFIX)
 """How every job's ID (and so its work folder's name) starts: blur and face-detection."""
 
 
@@ -145,8 +147,8 @@ def face_detection_job_id(caller: str, token: str | None) -> str:
     """A face-detection job's ID: the same for the same caller and ``ClientRequestToken``
     (the cloud API's idempotency), a fresh one without a token."""
     if token is None:
-        return "rk-" + uuid.uuid4().hex
-    return "rk-" + hashlib.sha256(f"{caller}\0{token}".encode()).hexdigest()[:40]
+        return FACE_DETECTION_PREFIX + uuid.uuid4().hex
+    return FACE_DETECTION_PREFIX + hashlib.sha256(f"{caller}\0{token}".encode()).hexdigest()[:40]
 
 
 @dataclass

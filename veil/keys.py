@@ -31,6 +31,11 @@ RESERVED_FOLDER = ".veil"
 _PUBLISHED_ENDINGS = (*VIDEO_EXTENSIONS, FACES_SUFFIX, REPORT_SUFFIX)
 
 
+def face_detection_key(job_id: str) -> str:
+    """Where a face-detection job (the cloud API's) keeps its result in the output store."""
+    return f"{RESERVED_FOLDER}/face-detection/{job_id}.json"
+
+
 def check_not_reserved(key: str) -> str:
     """``key`` if it is a valid key that names none of veil's own objects and lies under
     none of the names veil publishes to; ``InvalidKeyError`` saying why otherwise."""

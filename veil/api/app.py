@@ -211,9 +211,12 @@ def create_app(service: Service) -> FastAPI:
     ) -> dict[str, Any]:
         """Cancel a job; with ``purge``, instead remove everything veil keeps of an ended
         job (``veil.erasure``): its published output, faces file and report, thumbnails,
-        detections, edits and history, and with ``input`` its input too."""
+        detections, edits and history, and with ``input`` its input too. A face-detection
+        job (``rk-``) loses its faces file and history."""
         if not purge:
             return jobs.cancel(job_id, runtime().progress, runtime().reviews).to_dict()
+        if job_id.startswith(jobs.FACE_DETECTION_PREFIX):
+            return erasure.purge_face_detection(job_id, kept(), with_input=with_input).to_dict()
         return erasure.purge(_job(job_id), kept(), with_input=with_input).to_dict()
 
     def _rerender_job(

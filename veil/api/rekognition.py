@@ -34,9 +34,8 @@ from veil import jobs
 from veil.api.sigv4 import check_headers, verify
 from veil.detections import Detections
 from veil.errors import ApiError, InvalidKeyError, SignatureError, StorageError
-from veil.face_detection import faces_key
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
-from veil.keys import check_not_reserved
+from veil.keys import check_not_reserved, face_detection_key
 from veil.service import ServiceConfig, submit_face_detection
 from veil.storage import bucket_store
 from veil.storage.buckets import may_read
@@ -404,7 +403,7 @@ class _FacesCache:
         with tempfile.TemporaryDirectory(prefix="veil-faces-") as tmp:
             local = Path(tmp) / "faces.json"
             try:
-                self.service.output.download(faces_key(job_id), local)
+                self.service.output.download(face_detection_key(job_id), local)
             except StorageError as exc:
                 raise ApiError(
                     "InternalServerError", f"the job's results cannot be read: {exc}", 500
