@@ -148,8 +148,11 @@ def finished_face_detection(veil: InProcess, key: str, video: bytes) -> str:
     request = FaceDetectionRequest(key=key, etag=stat.etag, size=stat.size, caller="anonymous")
     service.submit_face_detection(job_id, request)
     deadline = time.monotonic() + 60
-    while (status := jobs.find(job_id, jobs.FACE_DETECTION_WORKFLOW)).status != "SUCCESS":
-        assert status.status in ("PENDING", "ENQUEUED") and time.monotonic() < deadline, status
+    while (status := jobs.find(job_id, jobs.FACE_DETECTION_WORKFLOW)) is None or (
+        status.status != "SUCCESS"
+    ):
+        assert status is None or status.status in ("PENDING", "ENQUEUED"), status
+        assert time.monotonic() < deadline, status
         time.sleep(0.2)
     return job_id
 
