@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -16,9 +17,11 @@ from veil.anonymizers import MODES, get_anonymizer
 from veil.audit import (
     _CHECK_COST,
     _DECODE_SHARE,
+    _SWEEP_COST,
     AUDIT_SHARE,
     FOCUS_MS,
     MIN_DETAIL,
+    SWEEP_SECONDS,
     AuditDetector,
     AuditResult,
     Finding,
@@ -33,6 +36,7 @@ from veil.cli import AUDIT_FINDINGS_EXIT, main
 from veil.detections import Detections, box_iou
 from veil.errors import FacesFileError, InputError, OptionError
 from veil.pipeline import BlurOptions, detect_video, redact_video
+from veil.report import service_audit
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, write_video
 
 # Three faces large enough to recognise, drifting; the third leaves before the end.
@@ -320,11 +324,16 @@ def test_join_audits_keeps_apart_what_is_not_one_face():
 )
 def test_service_sampling_stays_within_the_budget(frames, fps):
     sampling = service_sampling(frames, fps)
-    checks, every = sampling["max_frames"], sampling["every"]
-    assert set(sampling) == {"every", "max_frames"} and every >= 1 and 1 <= checks <= frames
+    checks, every, sweep = sampling["max_frames"], sampling["every"], sampling["sweep"]
+    assert (
+        set(sampling) == {"every", "max_frames", "sweep"} and every >= 1 and 1 <= checks <= frames
+    )
+    # The sweep: a frame a second, so a face visible for a second is on one.
+    assert sweep == max(1, math.floor((fps or 30.0) * SWEEP_SECONDS))
     seconds = frames / (fps or 30.0)
     if seconds > 60:  # long enough for the job's own frames to dominate its time
-        assert checks * _CHECK_COST / frames + _DECODE_SHARE <= AUDIT_SHARE + 1e-9
+        cost = (checks * _CHECK_COST + frames // sweep * _SWEEP_COST) / frames
+        assert cost + _DECODE_SHARE <= AUDIT_SHARE + 1e-9
     else:  # short videos get a check every 2 s, up to 5
         assert checks >= min(frames, math.ceil(min(10, seconds) / 2))
     assert len(planned_frames(frames, fps, every=every, max_frames=checks)) <= checks
@@ -440,3 +449,77 @@ def test_cli_errors_exit_1(tmp_path, name):
     result = invoke("audit", tmp_path / name)
     assert result.exit_code == 1
     assert result.stderr.startswith("veil: error: ") and result.stdout == ""
+
+
+# A minute at 15 fps: one face all along, hidden; another shown for one second (15
+# frames, from frame 436: between two of the sweep's frames, 435 and 450) and left
+# unblurred, as a detector miss would leave it. Fine checks alone (one frame in
+# hundreds) pass it by.
+LONG = Scene(
+    width=320,
+    height=180,
+    frames=900,
+    fps=15,
+    faces=(
+        MovingFace(photo="astronaut", height=48, start=(0.25, 0.4), end=(0.3, 0.45)),
+        MovingFace(
+            photo="grace_hopper",
+            height=36,
+            start=(0.7, 0.5),
+            end=(0.72, 0.5),
+            first_frame=436,
+            last_frame=450,
+        ),
+    ),
+)
+
+
+def hidden_but_one(scene: Scene, out: Path, tmp_path: Path) -> Path:
+    """``scene`` written with face 0 blurred at its true boxes and the rest left
+    visible; returns the faces file that made it (face 0's track alone)."""
+    clip = write_video(tmp_path / "long.mp4", scene, audio=False)
+    faces = []
+    for index in range(scene.frames):
+        _, boxes, ids = scene.render(index)
+        x1, y1, x2, y2 = (float(v) for v in boxes[ids.index(0)])
+        box = {
+            "Left": x1 / scene.width,
+            "Top": y1 / scene.height,
+            "Width": (x2 - x1) / scene.width,
+            "Height": (y2 - y1) / scene.height,
+        }
+        time_ms = round(index * 1000 / scene.fps)
+        faces.append({"Timestamp": time_ms, "Face": {"BoundingBox": box, "TrackId": 1}})
+    path = tmp_path / "long.faces.json"
+    path.write_text(json.dumps({"JobStatus": "SUCCEEDED", "Faces": faces}))
+    redact_video(clip.path, path, out)
+    return path
+
+
+def test_the_service_audit_sees_a_face_left_visible_for_one_second(tmp_path):
+    out = tmp_path / "long.blurred.mp4"
+    faces = hidden_but_one(LONG, out, tmp_path)
+    audit = service_audit(out, faces, frames=LONG.frames, fps=LONG.fps, device="cpu")
+    assert audit["settings"]["sweep"] == 15
+    assert audit["frames_checked"] < LONG.frames / 10
+    (finding,) = audit["findings"]
+    assert finding["start_ms"] == finding["end_ms"] == 30000  # frame 450, the sweep's
+    box = finding["box"]
+    assert (box["left"] + box["width"] / 2) * LONG.width == pytest.approx(0.72 * 320, abs=12)
+    # Without the sweep, the fine checks' budget falls elsewhere and the face passes.
+    sampling = service_sampling(LONG.frames, LONG.fps)
+    fine_only = audit_video(
+        out,
+        focus_ms=track_edges(faces),
+        every=sampling["every"],
+        max_frames=sampling["max_frames"],
+    )
+    assert fine_only.passed
+
+
+def test_the_service_audit_passes_a_clean_long_clip(tmp_path):
+    clean = replace(LONG, faces=LONG.faces[:1])
+    out = tmp_path / "clean.blurred.mp4"
+    faces = hidden_but_one(clean, out, tmp_path)
+    audit = service_audit(out, faces, frames=clean.frames, fps=clean.fps, device="cpu")
+    assert audit["passed"], audit["findings"]

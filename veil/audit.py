@@ -70,17 +70,30 @@ _LINK_SPEED = 15.0
 (the benchmark's fastest crosses the frame at half its height a frame)."""
 _SAME_FACE_IOU = 0.3
 
-AUDIT_SHARE = 0.2
+SWEEP_SECONDS = 1.0
+"""A service audit checks one frame in every this many seconds at ``SWEEP_SCALE``
+(``service_sampling``'s ``sweep``), so a face of ``SWEEP_FACE`` px or more left visible
+for this long is on a checked frame however the rest of the budget falls."""
+SWEEP_SCALE = 1.0
+"""The sweep's finest detector scale: faces from 14 px of the detector's input at scale
+2 are 28 px here (``veil.tiling.MIN_FACE``), at a quarter of the fine pass's pixels."""
+SWEEP_FACE = 32
+"""Face height (px) the sweep is sized for: every face this tall and visible for
+``SWEEP_SECONDS`` is checked (measured: ``bench/audit_rates.py --corpus``)."""
+
+AUDIT_SHARE = 0.25
 """The share of a service job's time the audit may take (``service_sampling``)."""
-_CHECK_COST = 22.0
-"""One checked frame costs about this many frames of ``veil blur`` at its defaults: the
-fp32 whole-frame pass and the second looks against the whole blur job (decode, detect,
-track, encode). Measured with ``bench/audit_rates.py --timing`` on the 720p demo clip:
-18.5, 22.3 and 22.0 (467 to 503 ms a check against 21 to 26 ms a blurred frame, 2
-shared cores); the larger is taken. It was 10 to 12 before the blur looked again only
-where the picture changed (2026-12); with 12 kept, the audit took about 30% of a long
-job's time instead of ``AUDIT_SHARE``. The ratio holds across frame sizes because both
-are dominated by detector pixels."""
+_CHECK_COST = 16.0
+"""One fine check (scale 2) costs about this many frames of ``veil blur`` at its
+defaults: the fp32 whole-frame pass and the second looks against the whole blur job
+(decode, detect, track, encode). Measured with ``bench/audit_rates.py --timing`` on the
+720p demo clip (2 shared cores): 14.6 and 12.6 (2026-12-07, 321-329 ms a check against
+22-26 ms a blurred frame); the larger measurements of before (18.5 to 22.3) came
+with a slower fp32 pass. The ratio holds across frame sizes because both are dominated
+by detector pixels."""
+_SWEEP_COST = 4.5
+"""One sweep check (scale 1) costs about this many blurred frames (measured with
+``bench/audit_rates.py --timing``: 3.3 to 3.9)."""
 _DECODE_SHARE = 0.06
 """Decoding every frame for the audit costs about 6% of the blur job (3.5 of 55 ms at 720p)."""
 _MIN_CHECKS = 5
@@ -328,9 +341,11 @@ def audit_video(
     every: int = 5,
     focus_ms: Sequence[int] = (),
     max_frames: int | None = None,
+    sweep: int | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
     detector: AuditDetector | None = None,
+    sweep_detector: AuditDetector | None = None,
     start_ms: int | None = None,
 ) -> AuditResult:
     """Look for faces still recognisable in the video at ``path``.
@@ -339,17 +354,29 @@ def audit_video(
     ``every / FOCUS_DENSITY`` within ``FOCUS_MS`` of each of ``focus_ms`` (ms: where
     tracks start and end, ``track_edges``). ``max_frames`` caps the frames checked:
     sampling thins out evenly to fit (for a video whose frame count cannot be known
-    before decoding, checking stops at the cap). ``progress`` gets (frames decoded,
-    frames expected). ``detector`` replaces the default ``AuditDetector(device=device)``.
-    ``start_ms``: the time the first frame has in a longer video this one is a piece of
-    (a segment's, written from time 0): ``focus_ms`` and the findings are in that
-    video's time. Raises ``InputError`` for a video that cannot be read, ``OptionError`` for bad options.
+    before decoding, checking stops at the cap). ``sweep``: besides those, one frame in
+    ``sweep`` (every frame whose index is a multiple of it) is checked at
+    ``SWEEP_SCALE``, uncapped, so no face of ``SWEEP_FACE`` px or more stays visible
+    for ``sweep`` frames unchecked. ``progress`` gets (frames decoded, frames expected).
+    ``detector`` replaces the default ``AuditDetector(device=device)``, and
+    ``sweep_detector`` the sweep's (by default ``detector`` if given, else
+    ``AuditDetector(scale=SWEEP_SCALE)``). ``start_ms``: the time the first frame has in
+    a longer video this one is a piece of (a segment's, written from time 0):
+    ``focus_ms`` and the findings are in that video's time. Raises ``InputError`` for a
+    video that cannot be read, ``OptionError`` for bad options.
     """
     if every < 1:
         raise OptionError(f"every must be 1 or more, got {every}")
     if max_frames is not None and max_frames < 1:
         raise OptionError(f"max frames must be 1 or more, got {max_frames}")
+    if sweep is not None and sweep < 1:
+        raise OptionError(f"sweep must be 1 or more, got {sweep}")
     checker = detector or AuditDetector(device=device)
+    sweeper = (
+        None
+        if sweep is None
+        else sweep_detector or detector or AuditDetector(scale=SWEEP_SCALE, device=device)
+    )
     with VideoReader(path) as reader:
         info = reader.info
         fps = info.fps if math.isfinite(info.fps) and info.fps > 0 else 30.0
@@ -370,12 +397,14 @@ def audit_video(
             else None
         )
         checks = len(plan) if plan is not None else max(1, (expected or 0) // every)
+        if sweep is not None:
+            checks += (expected or 0) // sweep
         # Checked frames this far apart (or closer) may show the same face.
         link_ms = max(LINK_MS, 2.0 * (expected or every) / max(1, checks) * 1000 / fps)
         focus = sorted(focus_ms)
         sightings: list[_Sighting] = []
         shift: int | None = None if start_ms is not None else 0
-        checked = decoded = 0
+        checked = fine = decoded = 0
         # A cut ends every sighting: a face in the next shot where one was is another face.
         change, last_cut_ms = PictureChange(), 0
         for item in reader:
@@ -388,10 +417,14 @@ def audit_video(
             if change(item.grey()) > CUT_CHANGE:
                 last_cut_ms = time_ms
             if _wanted(item.index, time_ms, plan, expected, every, focus) and (
-                max_frames is None or checked < max_frames
+                max_frames is None or fine < max_frames
             ):
-                checked += 1
+                checked, fine = checked + 1, fine + 1
                 found = checker.detect_frame(item.rgb())
+                _link(sightings, found, time_ms, link_ms, last_cut_ms)
+            elif sweeper is not None and sweep is not None and item.index % sweep == 0:
+                checked += 1
+                found = sweeper.detect_frame(item.rgb())
                 _link(sightings, found, time_ms, link_ms, last_cut_ms)
             if progress is not None:
                 progress(decoded, expected)
@@ -412,6 +445,8 @@ def audit_video(
         "focus_points": len(focus),
         "focus_window_ms": FOCUS_MS,
         "max_frames": max_frames,
+        "sweep": sweep,
+        "sweep_scale": sweeper.centerface.scale if sweeper is not None else None,
     }
     return AuditResult(findings, checked, decoded, settings)
 
@@ -466,27 +501,31 @@ class Sampling(TypedDict):
 
     every: int
     max_frames: int
+    sweep: int
 
 
 def service_sampling(frame_count: int, fps: float) -> Sampling:
-    """The ``audit_video`` keyword arguments (``every``, ``max_frames``) that keep an
-    audit within ``AUDIT_SHARE`` (about 20%) of a service job's time.
+    """The ``audit_video`` keyword arguments (``sweep``, ``every``, ``max_frames``) that
+    keep an audit within ``AUDIT_SHARE`` (about 25%) of a service job's time.
 
-    A checked frame costs about ``_CHECK_COST`` (22) frames of the blur job and decoding
-    every frame about ``_DECODE_SHARE`` (6%) of it (measured: ``bench/audit_rates.py
-    --timing``), so ``(0.20 - 0.06) / 22``, one frame in about 157, can be checked:
-    ``max_frames``. ``every`` spreads that many over the video; the frames checked
-    densely near track edges come out of the same budget (``planned_frames`` thins
-    evenly). A video under about 26 s would get fewer than ``_MIN_CHECKS`` (5) checks:
-    it gets one every 2 s up to that many instead: about 43% of a 10 s video's blur
-    time, 55% of a 3 s one's, 80% of a 1 s one's (a few seconds at most)."""
+    Decoding every frame costs about ``_DECODE_SHARE`` (6%) of the blur job. The sweep
+    checks one frame a second (``SWEEP_SECONDS``) at scale 1, about ``_SWEEP_COST``
+    (4.5) blurred frames each: 15% at 30 fps, 7.5% at 60. What is left pays for fine
+    checks (scale 2, faces from 16 px) at ``_CHECK_COST`` (16) blurred frames each:
+    ``max_frames``, about one frame in 400 at 30 fps, spread over the video by
+    ``every`` and gathered near track edges (``planned_frames`` thins evenly). A video
+    under about a minute would get fewer than ``_MIN_CHECKS`` (5) fine checks: it gets
+    one every 2 s up to that many instead (about 45% of a 10 s video's blur time, a few
+    seconds at most). Measured with ``bench/audit_rates.py --timing``."""
     if frame_count < 1:
-        return {"every": 1, "max_frames": 1}
+        return {"every": 1, "max_frames": 1, "sweep": 1}
     rate = fps if math.isfinite(fps) and fps > 0 else 30.0
-    budget = math.floor(frame_count * (AUDIT_SHARE - _DECODE_SHARE) / _CHECK_COST)
+    sweep = max(1, math.floor(rate * SWEEP_SECONDS))
+    sweep_share = _SWEEP_COST / sweep
+    budget = math.floor(frame_count * (AUDIT_SHARE - _DECODE_SHARE - sweep_share) / _CHECK_COST)
     floor = min(_MIN_CHECKS, math.ceil(frame_count / rate / _MIN_CHECK_SECONDS))
     checks = min(frame_count, max(1, budget, floor))
-    return {"every": max(1, frame_count // checks), "max_frames": checks}
+    return {"every": max(1, frame_count // checks), "max_frames": checks, "sweep": sweep}
 
 
 def join_audits(audits: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -125,9 +125,8 @@ def service_audit(
         focus_ms=track_edges(faces_path),
         progress=progress,
         device=device,
-        every=sampling["every"],
-        max_frames=sampling["max_frames"],
         start_ms=start_ms,
+        **sampling,
     ).to_json()
 
 
