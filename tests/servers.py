@@ -17,12 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "veil-test",
     "AWS_SECRET_ACCESS_KEY": "veil-test-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+QUICK = os.environ.get("VEIL_TEST_QUICK") == "1"
+"""Set by ``scripts/test --quick``: tests that start a server process are left to the
+full suite (each such start calls ``server_process``)."""
+
+
+def server_process(what: str) -> None:
+    """Skip the calling test under ``scripts/test --quick``: it starts ``what``."""
+    if QUICK:
+        pytest.skip(f"starts {what}: run by the full suite, not by --quick")
 
 
 def free_port() -> int:
@@ -59,6 +71,7 @@ class SeaweedFS:
     """The port of the test server its webhook posts to, where a test runs one."""
 
     def __init__(self, root: Path, webhook: str | None = None) -> None:
+        server_process("SeaweedFS")
         self.root = root
         self.ports = {
             name: free_port() for name in ("master", "volume", "filer", "s3", "admin", "admin_grpc")
@@ -159,6 +172,7 @@ class VeilServer:
         """``own_key``: without ``api_key``, let veil serve make its own key, as it does
         for users; otherwise the server is open (``--no-auth``), as the tests' clients
         send no key."""
+        server_process("veil serve")
         self.data = data
         self.env = env or {}
         if api_key is None and not own_key and not any(a.startswith("--api-key") for a in args):
@@ -252,6 +266,7 @@ class PostgreSQL:
     """A throwaway PostgreSQL cluster on a loopback port, run as an unprivileged user."""
 
     def __init__(self, root: Path) -> None:
+        server_process("PostgreSQL")
         self.root = root
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/veil"
@@ -271,11 +286,18 @@ class PostgreSQL:
             subprocess.run(["chown", "-R", self._user, str(self.root)], check=True)
             self.root.chmod(0o755)
         self._run(_pg_bin("initdb"), "-A", "trust", "-U", "postgres", "-D", str(data))
+        self._start()
+        self._run(
+            _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "veil"
+        )
+
+    def _start(self) -> None:
+        sock = self.root / "sock"
         options = f"-k {sock} -p {self.port} -c listen_addresses=127.0.0.1 -c max_connections=200"
         self._run(
             _pg_bin("pg_ctl"),
             "-D",
-            str(data),
+            str(self.root / "pgdata"),
             "-o",
             options,
             "-l",
@@ -283,13 +305,17 @@ class PostgreSQL:
             "-w",
             "start",
         )
-        self._run(
-            _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "veil"
-        )
 
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
             self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "pgdata"), "-m", "immediate", "stop")
+
+    def restart(self, down: float) -> None:
+        """Stop the server as an operator would (``-m fast``: clients are disconnected),
+        stay down ``down`` seconds, and start it again on the same port."""
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "pgdata"), "-m", "fast", "-w", "stop")
+        time.sleep(down)
+        self._start()
 
 
 @contextlib.contextmanager
@@ -311,6 +337,7 @@ class VeilWorker:
     """``veil worker`` in its own process."""
 
     def __init__(self, data: Path, *args: str, worker_id: str | None = None) -> None:
+        server_process("veil worker")
         self.data = data
         self.worker_id = worker_id
         """Its ID in the job database, where the test chose one."""

@@ -431,3 +431,54 @@ def test_a_killed_workers_segment_is_redone_once_by_another(postgres, tmp_path):
     served = json.loads((outbox / "long.mp4.faces.json").read_text())
     assert served == json.loads(whole_faces.read_text())
     assert not (outbox / ".veil").exists() or not list((outbox / ".veil").rglob("*.*"))
+
+
+def test_a_database_restart_under_running_jobs_fails_none(postgres, tmp_path):
+    """PostgreSQL restarted (down 1.5 s) while a worker runs a job in one piece and one
+    in segments: both wait the outage out and succeed (a progress update's database
+    error used to fail the job for good, as if the video were bad)."""
+    from test_segments import keyed_clip
+
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    outbox.mkdir()
+    face = (MovingFace(height=48, start=(0.1, 0.4), end=(0.9, 0.5)),)
+    keyed_clip(inbox / "long.mp4", Scene(width=640, height=360, frames=300, faces=face), every=30)
+    write_video(inbox / "short.mp4", Scene(width=640, height=360, frames=75, faces=face))
+    db = postgres.url
+    shared = ["--input", str(inbox), "--output", str(outbox), "--database", db]
+    more = ["--segment-seconds", "4", "--workers", "3", *HEARTBEAT]
+    worker = VeilWorker(tmp_path / "w", *shared, *more, worker_id="w").start()
+    try:
+        wait_for(functools.partial(launched, db, "w"), 60, "the worker to launch")
+        job_ids = [enqueue(db, inbox, key) for key in ("short.mp4", "long.mp4")]
+
+        def both_working() -> bool:
+            # The short job in its Redact step and a segment of the long one in its own.
+            rows = query(
+                db,
+                "SELECT job_id FROM veil_progress"
+                " WHERE frames_done > 0 AND step IN ('Redact', 'Segment')",
+            )
+            names = {r[0] for r in rows}
+            return job_ids[0] in names and any(n.startswith(f"{job_ids[1]}-s") for n in names)
+
+        wait_for(both_working, 120, "both jobs to be under way", interval=0.05)
+        postgres.restart(down=1.5)
+
+        def ended() -> Any:
+            rows = query(
+                db,
+                "SELECT workflow_uuid, status, error FROM dbos.workflow_status"
+                " WHERE workflow_uuid IN (:a, :b)",
+                a=job_ids[0],
+                b=job_ids[1],
+            )
+            done = [r for r in rows if r[1] not in ("ENQUEUED", "PENDING")]
+            return rows if len(done) == 2 else None
+
+        statuses = wait_for(ended, 240, "both jobs to end")
+    finally:
+        worker.stop()
+    assert {row[1] for row in statuses} == {"SUCCESS"}, (statuses, worker.log()[-3000:])
+    assert sorted(p.name for p in outbox.glob("*.mp4")) == ["long.mp4", "short.mp4"]

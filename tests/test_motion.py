@@ -168,6 +168,7 @@ def still_scene(frames: int) -> Scene:
     )
 
 
+@pytest.mark.slow
 def test_a_still_camera_is_looked_at_again_only_where_the_picture_changes(tmp_path):
     """Between whole looks (every ``REFRESH_ANALYSES`` intervals), a full analysis of a
     still picture runs the finer levels only where it changed, keeps the faces found

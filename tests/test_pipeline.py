@@ -238,6 +238,7 @@ FOUR_K_PEAK_MIB = 1024
 """The target: a 4K run peaks under 1 GiB (docs/benchmarks.md has the breakdown)."""
 
 
+@pytest.mark.slow
 def test_a_4k_close_up_stays_within_the_memory_bound(tmp_path):
     import subprocess
     import sys

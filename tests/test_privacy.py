@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from servers import free_port, wait_for
+from servers import free_port, server_process, wait_for
 
 # Loaded by every Python process the test starts: records the socket calls Python makes.
 AUDIT_HOOK = """
@@ -158,6 +158,7 @@ def test_blur_connects_nowhere(clip, tmp_path):
 def test_serve_connects_only_to_loopback(clip, tmp_path):
     """A whole job through ``veil serve`` (folder buckets, SQLite): the server listens
     on loopback and reaches no other address."""
+    server_process("veil serve")
     home, tmp, data = folders(tmp_path, "home", "tmp", "data")
     watch = SocketWatch(tmp_path / "watch")
     port = free_port()

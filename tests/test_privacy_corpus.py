@@ -34,6 +34,7 @@ def test_the_corpus_draws_on_many_people_and_kinds(scenes):
     assert [(s.name, s.people) for s in again] == [(s.name, s.people) for s in scenes]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", CI_SLICE)
 def test_no_face_of_16_px_or_more_stays_visible(scenes, index, tmp_path):
     item = scenes[index]

@@ -124,7 +124,10 @@ def test_faces_on_seams_are_hidden_whole(detector, photo, width, height, face, w
 
 
 @pytest.mark.parametrize("photo", ["astronaut", "grace_hopper", "cameraman"])
-@pytest.mark.parametrize(("width", "height"), [(1280, 720), (1920, 1080), (3840, 2160)])
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(1280, 720), (1920, 1080), pytest.param(3840, 2160, marks=pytest.mark.slow)],
+)
 @pytest.mark.parametrize("fraction", [0.5, 0.7, 0.95])
 def test_close_ups_are_hidden_whole(detector, photo, width, height, fraction):
     # A face filling most of the frame: eyes, nose, mouth and chin all hidden, not just

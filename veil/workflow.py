@@ -170,9 +170,15 @@ def _fetch_input(job_id: str, request: JobRequest) -> Path:
 @contextlib.contextmanager
 def _failing_job(key: str) -> Iterator[None]:
     """Turn a problem with the video itself into a job failure that names the key, not
-    the work folder's copy, and is never retried."""
+    the work folder's copy, and is never retried. A fault of a store or of the job
+    database that is worth retrying (a restart, a timeout: ``StorageError.transient``)
+    is not the video's: it goes on to the step, which retries it."""
     try:
         yield
+    except StorageError as exc:
+        if exc.transient:
+            raise
+        raise JobFailed(str(exc)) from None
     except InputError as exc:
         raise JobFailed(f"{key}: {exc.reason}") from None
     except OutputError as exc:  # its path is the work folder's, which clients must not see
