@@ -20,6 +20,7 @@ from conftest import SMALL_SCENE
 
 from veil import service
 from veil.api import Service, create_app
+from veil.errors import DatabaseError
 from veil.service import ServiceConfig
 from veil.storage import MemoryStorage
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
@@ -267,3 +268,25 @@ def test_a_job_whose_input_was_replaced_meanwhile_publishes_nothing(veil, tmp_pa
     assert "replaced by a newer upload while this job ran; nothing was published" in job["error"]
     assert "swap.mp4" not in veil.output.objects
     assert "swap.mp4.faces.json" not in veil.output.objects
+
+
+def test_a_step_that_gives_up_says_why(veil, clip, monkeypatch):
+    # The job database stays unreachable during Redact: the step retries (1, 2, 4 s),
+    # then gives up. The job used to name only "Step Redact has exceeded its maximum of
+    # 4 retries", never the cause the log had.
+    progress = service.runtime().progress
+    recorded = progress.set
+
+    def unreachable(job_id: str, step: str, *args: Any, **kwargs: Any) -> None:
+        if step == "Redact":
+            raise DatabaseError("job database", None, "connection refused", transient=True)
+        recorded(job_id, step, *args, **kwargs)
+
+    monkeypatch.setattr(progress, "set", unreachable)
+    veil.input.objects["stuck.mp4"] = clip.path.read_bytes() + b"stuck"
+    job = veil.finished(veil.call("POST", "/api/jobs", json={"key": "stuck.mp4"}).json()["id"])
+    assert job["status"] == "FAILED", job
+    assert job["error"] == (
+        "Redact gave up after 4 tries: job database: connection refused;"
+        " retry the job once that is fixed"
+    )

@@ -34,11 +34,12 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from dbos import DBOS
+from dbos import error as dbos_errors
 
 from veil import service
 from veil.errors import (
@@ -121,9 +122,25 @@ def retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Cal
             events.info("%s  %s", args[0], name)
             return func(*args, **kwargs)
 
-        return step(run)
+        stepped = step(run)
+
+        @functools.wraps(func)
+        def giving_up_plainly(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return stepped(*args, **kwargs)
+            except dbos_errors.DBOSMaxStepRetriesExceeded as exc:
+                raise JobFailed(_gave_up(name, attempts, exc.errors)) from None
+
+        return giving_up_plainly
 
     return announced
+
+
+def _gave_up(step: str, attempts: int, errors: Sequence[BaseException]) -> str:
+    """What a job says when a step's retries ran out: the step, and the fault of its
+    last try in plain words (DBOS says only that the retries ran out)."""
+    cause = f": {errors[-1]}" if errors else ""
+    return f"{step} gave up after {attempts} tries{cause}; retry the job once that is fixed"
 
 
 def work_dir(job_id: str) -> Path:
