@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from dbos import DBOS
 
 from veil import jobs
+from veil.db import create_tables, database_errors
 from veil.errors import JobNotFoundError, JobStateError, ObjectNotFoundError, StorageError
 from veil.jobs import (
     FACE_DETECTION_WORKFLOW,
@@ -45,8 +46,6 @@ from veil.jobs import (
     Job,
     JobStatus,
     ProgressStore,
-    create_tables,
-    database_errors,
 )
 from veil.keys import face_detection_key
 from veil.review import ReviewStore

@@ -40,6 +40,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from veil import jobs
+from veil.db import create_tables
 from veil.errors import OptionError
 
 log = logging.getLogger("veil.heartbeats")
@@ -83,7 +84,7 @@ class Heartbeats:
             # The writer's clock, for people reading the table; liveness is judged on beats.
             sa.Column("beat_at", sa.Float, nullable=False),
         )
-        jobs.create_tables(self.table.metadata, self.engine)
+        create_tables(self.table.metadata, self.engine)
         self._seen: dict[str, tuple[int, float]] = {}
         """Executor → (its count, when this process saw that count first, monotonic)."""
         self._beaten = False

@@ -14,24 +14,22 @@ holds the job queue.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import hashlib
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import sqlalchemy as sa
 from dbos import DBOS
 
-from veil.errors import DatabaseError, JobNotFoundError, JobStateError
-
-if TYPE_CHECKING:
-    from veil.review import Review, ReviewStore
+from veil.db import create_tables, database_errors, owned_by
+from veil.errors import JobNotFoundError, JobStateError
+from veil.review import Review, ReviewStore
 
 STEPS = ("Validate", "Redact", "Audit", "Publish")
 """A blur job's steps, in order. Redact detects, tracks and anonymizes in one decode;
@@ -127,17 +125,6 @@ def job_id_for(input_url: str, key: str, etag: str) -> str:
     return f"job-{digest[:24]}"
 
 
-def owned_by(column: Any, job_id: str) -> Any:
-    """A SQL condition: ``column`` names job ``job_id`` or one of its segments
-    (``segment_id``) or re-renders (``JOB-rN``)."""
-    pattern = job_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return sa.or_(
-        column == job_id,
-        column.like(f"{pattern}-s%", escape="\\"),
-        column.like(f"{pattern}-r%", escape="\\"),
-    )
-
-
 def segment_id(job_id: str, index: int) -> str:
     """The workflow (and work folder) of segment ``index`` of job ``job_id``."""
     return f"{job_id}-s{index}"
@@ -230,18 +217,6 @@ class Job:
         data["segments"] = [segment.to_dict() for segment in self.segments]
         data["history"] = [{"state": c.state.value, "at": c.at} for c in self.history]
         return data
-
-
-@contextlib.contextmanager
-def database_errors() -> Iterator[None]:
-    """SQLAlchemy's errors (DBOS's too: it runs on SQLAlchemy) raised inside come out as
-    ``DatabaseError``: worth retrying when the database could not be reached."""
-    try:
-        yield
-    except sa.exc.OperationalError as exc:
-        raise DatabaseError("job database", None, str(exc.orig or exc), transient=True) from exc
-    except sa.exc.SQLAlchemyError as exc:
-        raise DatabaseError("job database", None, str(exc), transient=False) from exc
 
 
 def state_of(status: Any) -> JobStatus:
@@ -514,16 +489,6 @@ def step_records(steps: Sequence[Mapping[str, Any]]) -> list[StepRecord]:
             )
         )
     return records
-
-
-def create_tables(metadata: sa.MetaData, engine: sa.Engine) -> None:
-    """Create veil's own tables beside DBOS's, if missing. Processes starting together on
-    a new PostgreSQL database race: only one of two concurrent CREATE TABLEs succeeds
-    (the other fails on the catalogue's unique index) and the loser then finds it."""
-    try:
-        metadata.create_all(engine)
-    except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-        metadata.create_all(engine)
 
 
 class ProgressStore:

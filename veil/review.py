@@ -32,8 +32,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from veil.db import create_tables, database_errors, owned_by
 from veil.errors import FacesFileError, JobStateError
-from veil.jobs import create_tables, database_errors, owned_by
 
 ACTIONS = ("show", "remove", "add")
 """What an edit does: leave a track visible, drop a false track, add a box."""

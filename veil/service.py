@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from veil import heartbeats
+from veil.db import database_errors
 from veil.erasure import Kept, PurgedJobs, Retention, RetentionPolicy
 from veil.errors import JobStateError, OptionError
 from veil.jobs import (
@@ -30,7 +31,6 @@ from veil.jobs import (
     FaceDetectionRequest,
     JobRequest,
     ProgressStore,
-    database_errors,
     job_id_for,
 )
 from veil.pipeline import BlurOptions

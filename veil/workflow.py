@@ -42,6 +42,7 @@ from dbos import DBOS
 from dbos import error as dbos_errors
 
 from veil import service
+from veil.db import database_errors
 from veil.errors import (
     InputError,
     InvalidKeyError,
@@ -60,7 +61,6 @@ from veil.jobs import (
     JobRequest,
     JobStatus,
     ProgressStore,
-    database_errors,
     segments_of,
 )
 from veil.keys import FACES_SUFFIX, REPORT_SUFFIX, RESERVED_FOLDER, check_video_key
