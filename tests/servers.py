@@ -368,12 +368,12 @@ class VeilWorker:
 
 
 def enqueue(database: str, inbox: Path, key: str) -> str:
-    """Queue a blur job as ``veil.service.submit`` does, from outside any veil process
+    """Queue a blur job as ``veil.queue.submit`` does, from outside any veil process
     (DBOS's client): so no process but the workers already running can take it."""
     from dbos import DBOSClient
 
     from veil.jobs import WORKFLOW_NAME, JobRequest, job_id_for
-    from veil.service import QUEUE_NAME
+    from veil.runtime import QUEUE_NAME
     from veil.storage import LocalStorage
 
     store = LocalStorage(inbox)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from test_workflow import InProcess
 
-from veil import heartbeats, jobs, service
+from veil import heartbeats, jobs, queue, runtime
 from veil.erasure import Retention, RetentionPolicy
 from veil.jobs import FaceDetectionRequest
 from veil.keys import face_detection_key
@@ -21,7 +21,7 @@ from veil.synthetic import MovingFace, Scene, write_video
 def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
     running = InProcess(tmp_path_factory.mktemp("erasure"), write_report=True)
     yield running
-    service.shutdown()
+    runtime.shutdown()
 
 
 def finished_job(veil: InProcess, key: str, video: bytes) -> dict:
@@ -33,8 +33,8 @@ def finished_job(veil: InProcess, key: str, video: bytes) -> dict:
 
 def kept_of(job_id: str) -> tuple[int, int]:
     """Thumbnails and progress rows the job database keeps of a job."""
-    runtime = service.runtime()
-    return len(runtime.reviews.thumbnails_of(job_id)), len(runtime.progress.get([job_id]))
+    running = runtime.runtime()
+    return len(running.reviews.thumbnails_of(job_id)), len(running.progress.get([job_id]))
 
 
 def test_faces_go_with_their_video(veil, clip):
@@ -68,7 +68,7 @@ def test_a_purge_forgets_everything_of_the_job(veil, clip):
     assert kept_of(job["id"]) == (0, 0)
     assert veil.call("GET", f"/api/jobs/{job['id']}").status_code == 404
     assert job["id"] not in {j["id"] for j in veil.call("GET", "/api/jobs").json()}
-    assert not list((service.runtime().config.work_dir).glob(f"{job['id']}*"))
+    assert not list((runtime.runtime().config.work_dir).glob(f"{job['id']}*"))
     # The version left in place starts no job again (a restarted poller ran it anew and
     # brought its thumbnails back: an attacker's review of the purge).
     again = veil.call("POST", "/api/jobs", json={"key": "forget.mp4"})
@@ -101,7 +101,7 @@ def test_a_cancelled_jobs_leftovers_go_with_its_purge(veil, clip):
     # copy in the work folder, and the sweep kept it (its workflow was gone).
     veil.input.objects["left.mp4"] = clip.path.read_bytes() + b"left"
     job_id = veil.call("POST", "/api/jobs", json={"key": "left.mp4"}).json()["id"]
-    work = service.runtime().config.work_dir
+    work = runtime.runtime().config.work_dir
     (work / f"{job_id}-s3").mkdir(parents=True)
     (work / f"{job_id}-s3" / "input.mp4").write_bytes(b"a segment's copy")
     veil.call("DELETE", f"/api/jobs/{job_id}")
@@ -112,7 +112,7 @@ def test_a_cancelled_jobs_leftovers_go_with_its_purge(veil, clip):
     # And on other machines, whose work folders the purge cannot reach, the sweep does.
     (work / job_id).mkdir()
     (work / "uploads").mkdir(exist_ok=True)
-    heartbeats.Heartbeats(service.runtime().config.database_url, "sweeper", work_dir=work).sweep()
+    heartbeats.Heartbeats(runtime.runtime().config.database_url, "sweeper", work_dir=work).sweep()
     assert not (work / job_id).exists()
     assert (work / "uploads").exists()  # not a job's
 
@@ -128,7 +128,7 @@ def test_a_running_job_is_not_purged(veil, clip):
 
 def test_retention_removes_inputs_then_jobs_once_they_are_old_enough(veil, clip):
     job = finished_job(veil, "old.mp4", clip.path.read_bytes() + b"old")
-    retention = Retention(RetentionPolicy(inputs=3600, jobs=7 * 86400), service.kept())
+    retention = Retention(RetentionPolicy(inputs=3600, jobs=7 * 86400), runtime.kept())
     ended = job["updated_at"]
     assert retention.apply_once(now=ended + 60) == []
     assert "old.mp4" in veil.input.objects
@@ -146,7 +146,7 @@ def finished_face_detection(veil: InProcess, key: str, video: bytes) -> str:
     stat = veil.input.stat(key)
     job_id = jobs.face_detection_job_id("anonymous", key)
     request = FaceDetectionRequest(key=key, etag=stat.etag, size=stat.size, caller="anonymous")
-    service.submit_face_detection(job_id, request)
+    queue.submit_face_detection(job_id, request)
     deadline = time.monotonic() + 60
     while (status := jobs.find(job_id, jobs.FACE_DETECTION_WORKFLOW)) is None or (
         status.status != "SUCCESS"
@@ -174,7 +174,7 @@ def test_a_face_detection_jobs_faces_go_with_a_purge(veil, clip):
 
 def test_retention_purges_face_detection_jobs_too(veil, clip):
     job_id = finished_face_detection(veil, "detected-old.mp4", clip.path.read_bytes() + b"rk2")
-    retention = Retention(RetentionPolicy(jobs=7 * 86400), service.kept())
+    retention = Retention(RetentionPolicy(jobs=7 * 86400), runtime.kept())
     assert job_id not in retention.apply_once()
     assert job_id in retention.apply_once(now=time.time() + 7 * 86400 + 60)
     assert face_detection_key(job_id) not in veil.output.objects

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from test_workflow import InProcess
 
-from veil import service
+from veil import runtime
 from veil.synthetic import MovingFace, Scene, write_video
 
 
@@ -19,7 +19,7 @@ def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
         tmp_path_factory.mktemp("limits"), max_duration=2.0, max_fps=50.0, max_pixel_rate=1.0
     )
     yield running
-    service.shutdown()
+    runtime.shutdown()
 
 
 @pytest.mark.parametrize(

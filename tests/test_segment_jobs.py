@@ -15,7 +15,7 @@ import pytest
 from test_segments import SCENE, SECONDS, SHORT, frame_times, keyed_clip
 from test_workflow import InProcess
 
-from veil import service
+from veil import queue, runtime
 from veil.jobs import FaceDetectionRequest
 from veil.pipeline import blur_video, detect_video
 from veil.synthetic import visible_faces
@@ -25,7 +25,7 @@ from veil.synthetic import visible_faces
 def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
     running = InProcess(tmp_path_factory.mktemp("segmented"), blur=SHORT, segment_seconds=SECONDS)
     yield running
-    service.shutdown()
+    runtime.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def _face_detection(veil: InProcess, key: str) -> dict[str, Any]:
     info = veil.input.stat(key)
     job_id = f"rk-test-{time.monotonic_ns()}"
     request = FaceDetectionRequest(key, info.etag, info.size, caller="anonymous")
-    service.submit_face_detection(job_id, request)
+    queue.submit_face_detection(job_id, request)
     status: Any = DBOS.retrieve_workflow(job_id).get_result(polling_interval_sec=0.2)
     assert isinstance(status, dict)
     return {"id": job_id, **status}

@@ -250,11 +250,11 @@ def test_the_operators_webhook_is_still_http_only(caplog):
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from test_workflow import InProcess
 
-    from veil import service
+    from veil import runtime
 
     running = InProcess(tmp_path_factory.mktemp("webhook-api"))
     yield running
-    service.shutdown()
+    runtime.shutdown()
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from conftest import SMALL_SCENE
 
-from veil import service
+from veil import queue, runtime
 from veil.api import Service, create_app
 from veil.errors import DatabaseError
-from veil.service import ServiceConfig
+from veil.runtime import ServiceConfig
 from veil.storage import MemoryStorage
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 
@@ -41,8 +41,8 @@ class InProcess:
             work_dir=work / "work",
             **settings,
         )
-        service.launch(config)
-        self.app = create_app(Service(config=config, submit=service.submit))
+        runtime.launch(config)
+        self.app = create_app(Service(config=config, submit=queue.submit))
 
     def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         async def send() -> httpx.Response:
@@ -68,7 +68,7 @@ class InProcess:
 def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
     running = InProcess(tmp_path_factory.mktemp("in-process"))
     yield running
-    service.shutdown()
+    runtime.shutdown()
 
 
 def test_a_job_runs_its_steps_and_publishes_a_hidden_video(veil, clip: SyntheticVideo, tmp_path):
@@ -274,7 +274,7 @@ def test_a_step_that_gives_up_says_why(veil, clip, monkeypatch):
     # The job database stays unreachable during Redact: the step retries (1, 2, 4 s),
     # then gives up. The job used to name only "Step Redact has exceeded its maximum of
     # 4 retries", never the cause the log had.
-    progress = service.runtime().progress
+    progress = runtime.runtime().progress
     recorded = progress.set
 
     def unreachable(job_id: str, step: str, *args: Any, **kwargs: Any) -> None:

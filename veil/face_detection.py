@@ -14,7 +14,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from veil import segment_jobs, service
+from veil import runtime, segment_jobs
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest
 from veil.keys import face_detection_key
 from veil.workflow import detect_faces, retrying_step, run_job, validate, work_dir
@@ -23,7 +23,7 @@ from veil.workflow import detect_faces, retrying_step, run_job, validate, work_d
 @retrying_step("StoreFaces", attempts=8)
 def store_faces(job_id: str) -> str:
     key = face_detection_key(job_id)
-    service.runtime().config.output.upload(work_dir(job_id) / "faces.json", key)
+    runtime.runtime().config.output.upload(work_dir(job_id) / "faces.json", key)
     return key
 
 

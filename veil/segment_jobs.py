@@ -32,7 +32,7 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from veil import service
+from veil import runtime
 from veil.audit import join_audits
 from veil.errors import JobFailed
 from veil.jobs import SEGMENT_WORKFLOW, FaceDetectionRequest, JobRequest, segment_id
@@ -65,8 +65,8 @@ from veil.workflow import (
 log = logging.getLogger("veil.workflow")
 
 
-def _config() -> service.ServiceConfig:
-    return service.runtime().config
+def _config() -> runtime.ServiceConfig:
+    return runtime.runtime().config
 
 
 def _suffix(request: JobRequest) -> str:
@@ -99,7 +99,7 @@ def process_segment(
             progress=_progress(own, "Segment"),
             thumbnails=None if detect_only else thumbnails,
         )
-    service.runtime().progress.set(own, "Segment", run.frames, run.frames, force=True)
+    runtime.runtime().progress.set(own, "Segment", run.frames, run.frames, force=True)
     audit = None if video is None else _audit_piece(local, video, faces, segments, run)
     video_key, faces_key = piece_keys(job_id, index, _suffix(request))
     store = _config().output
@@ -163,7 +163,7 @@ def run_segments(
             "face_detection": isinstance(request, FaceDetectionRequest),
         }
         with SetWorkflowID(segment_id(job_id, segment.index)):
-            handles.append(service.runtime().segment_queue.enqueue(segment_workflow, data))
+            handles.append(runtime.runtime().segment_queue.enqueue(segment_workflow, data))
     try:
         return [handle.get_result(polling_interval_sec=0.5) for handle in handles]
     except Exception as exc:
@@ -251,7 +251,7 @@ def join(
     saw (``veil.report.run_summary``) and the audit of the whole output (``audit``), the
     segments' joined, or ``None`` where a seam was repaired: a repair's frames are not
     the ones a segment audited, so then the Audit step audits the output whole."""
-    service.runtime().progress.set(job_id, "Join", 0, None, force=True)
+    runtime.runtime().progress.set(job_id, "Join", 0, None, force=True)
     segments = SegmentPlan.from_json(plan_data)
     runs = [SegmentRun.from_json(d["run"]) for d in done]
     local = _fetch_input(job_id, request)

@@ -1,9 +1,11 @@
 """Running the service: ``veil serve`` (API, triggers and workers in one process) and
 ``veil worker`` (more workers sharing a PostgreSQL database).
 
-Here live the service's settings (``ServeOptions`` from the command line, the
-``ServiceConfig`` the jobs read), its lifecycle (``launch``, ``shutdown``) and the job
-queue (``submit``, ``submit_face_detection``).
+Here live the command line's settings (``ServeOptions``, turned into the jobs'
+``veil.runtime.ServiceConfig``), the service's own key and address, and the two ways
+to run: ``serve`` and ``work``. The top of veil's layers: it imports the API
+(``veil.api``), the queue (``veil.queue``, which registers the workflows) and the
+runtime; nothing in veil imports it but the CLI.
 """
 
 from __future__ import annotations
@@ -20,216 +22,29 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from veil import heartbeats
-from veil.db import database_errors
-from veil.erasure import Kept, PurgedJobs, Retention, RetentionPolicy
-from veil.errors import JobStateError, OptionError
-from veil.jobs import (
-    SEGMENT_QUEUE,
-    FaceDetectionRequest,
-    JobRequest,
-    ProgressStore,
-    job_id_for,
-)
+from veil.api import Service, create_app
+from veil.api.guard import machine_names
+from veil.api.rekognition import RekognitionConfig
+from veil.erasure import Retention, RetentionPolicy
+from veil.errors import OptionError
 from veil.pipeline import BlurOptions
-from veil.review import Edit, ReviewStore
-from veil.storage import LocalStorage, Storage, storage_from_url
+from veil.queue import submit
+from veil.runtime import (
+    SEGMENT_SECONDS,
+    ServiceConfig,
+    kept,
+    launch,
+    show_job_events,
+    shutdown,
+)
+from veil.storage import LocalStorage, storage_from_url
 from veil.triggers import Poller
 from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES, MAX_PIXEL_RATE
 
 log = logging.getLogger("veil.service")
 events = logging.getLogger("veil.jobs")
-
-
-def show_job_events() -> None:
-    """Print one line per job event (``veil.jobs``: queued, each step, how it ended) on
-    the console of ``veil serve`` and ``veil worker``, so an operator sees work happen."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    events.addHandler(handler)
-    events.setLevel(logging.INFO)
-    events.propagate = False
-
-
-QUEUE_NAME = "veil-jobs"
-
-SEGMENT_SECONDS = 60.0
-"""The default ``--segment-seconds``: see docs/benchmarks.md (segments) for the
-measurements behind it."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServiceConfig:
-    """Everything the jobs' steps need, set once per process by ``launch``."""
-
-    input: Storage
-    output: Storage
-    database_url: str
-    work_dir: Path
-    workers: int = 1
-    worker_id: str = "local"
-    """Who this process is to the job database. A restarted process with the same ID
-    resumes the jobs it was running; two live processes must never share one."""
-    max_bytes: int = MAX_INPUT_BYTES
-    max_duration: float = MAX_DURATION
-    """Longest video a job accepts, in seconds."""
-    max_fps: float = MAX_FPS
-    """Highest frame rate a job accepts."""
-    max_pixel_rate: float = MAX_PIXEL_RATE
-    """Most megapixels a second of video may hold (width x height x fps / 1e6): with
-    ``max_duration``, a bound on a job's detector work (a tiny file can hold hours of 8K
-    frames)."""
-    webhook_hosts: frozenset[str] = frozenset()
-    """Hosts a webhook may reach even on a loopback, private or link-local address."""
-    blur: BlurOptions = field(default_factory=BlurOptions)
-    on_audit_finding: str = "hold"
-    """What a job does when its audit finds a face in the output: ``hold`` it for review
-    (``NEEDS_REVIEW``, nothing published) or ``publish`` it anyway."""
-    write_report: bool = False
-    """Also publish each job's privacy report beside its output, as ``KEY.veil.json``."""
-    segment_seconds: float = SEGMENT_SECONDS
-    """Videos longer than this are processed in segments of about this length, spread
-    over every worker (``veil.segment_jobs``); 0: never."""
-    heartbeat_interval: float = heartbeats.INTERVAL
-    """Seconds between this process's heartbeats in the job database."""
-    heartbeat_timeout: float = heartbeats.TIMEOUT
-    """Seconds of silence after which a live process takes another for dead and hands
-    its running jobs back to the queue (``veil.heartbeats``)."""
-
-
-@dataclass(frozen=True)
-class Runtime:
-    """A launched service in this process: its settings, progress table and job queue."""
-
-    config: ServiceConfig
-    progress: ProgressStore
-    reviews: ReviewStore
-    purged: PurgedJobs
-    queue: Any
-    segment_queue: Any = None
-
-
-_running: list[Runtime] = []
-
-
-def runtime() -> Runtime:
-    """The service ``launch`` started in this process. DBOS runs a job's steps in its own
-    threads with only the job's plain-data arguments, so this is how they find it."""
-    if not _running:
-        raise RuntimeError("veil.service.launch() has not been called in this process")
-    return _running[-1]
-
-
-def launch(config: ServiceConfig) -> Runtime:
-    """Start DBOS on the service's database, recover unfinished jobs, start workers and
-    the heartbeats through which live processes recover dead ones' jobs."""
-    from dbos import DBOS
-
-    # The workflows register themselves with DBOS when imported; before launch they must.
-    from veil import face_detection, segment_jobs, workflow  # noqa: F401
-
-    config.work_dir.mkdir(parents=True, exist_ok=True)
-    progress = ProgressStore(config.database_url)
-    reviews = ReviewStore(config.database_url)
-    # Alive before DBOS may hand this process a job: nobody takes it for dead meanwhile.
-    beats = heartbeats.Heartbeats(
-        config.database_url,
-        config.worker_id,
-        interval=config.heartbeat_interval,
-        timeout=config.heartbeat_timeout,
-        work_dir=config.work_dir,
-    )
-    beats.beat()
-    DBOS(
-        config={
-            "name": "veil",
-            "system_database_url": config.database_url,
-            "executor_id": config.worker_id,
-            "log_level": "WARNING",
-        }
-    )
-    # Steps of recovered jobs may run as soon as DBOS launches: the runtime comes first.
-    purged = PurgedJobs(config.database_url)
-    _running.append(Runtime(config, progress, reviews, purged, None))
-    DBOS.launch()
-    queue = DBOS.register_queue(
-        QUEUE_NAME, worker_concurrency=config.workers, polling_interval_sec=0.5
-    )
-    segment_queue = DBOS.register_queue(
-        SEGMENT_QUEUE, worker_concurrency=config.workers, polling_interval_sec=0.5
-    )
-    _running[-1] = Runtime(config, progress, reviews, purged, queue, segment_queue)
-    beats.start()
-    return _running[-1]
-
-
-def shutdown() -> None:
-    from dbos import DBOS
-
-    heartbeats.stop()  # first: its watch asks DBOS, which is going
-    DBOS.destroy(workflow_completion_timeout_sec=0)
-    _running.clear()
-
-
-def kept() -> Kept:
-    """Where this service keeps what its jobs leave (``veil.erasure``)."""
-    run = runtime()
-    config = run.config
-    return Kept(config.input, config.output, run.progress, run.reviews, run.purged, config.work_dir)
-
-
-def submit(request: JobRequest) -> str:
-    """Queue a blur job for one object version; the same version always gives the same job."""
-    from dbos import SetWorkflowID
-
-    from veil.workflow import anonymize
-
-    job_id = job_id_for(runtime().config.input.url, request.key, request.etag)
-    if job_id in runtime().purged:
-        raise JobStateError(
-            job_id,
-            f"this version of {request.key} was purged; upload it again for a new job",
-        )
-    with database_errors(), SetWorkflowID(job_id):
-        runtime().queue.enqueue(anonymize, request.to_dict())
-    events.info("%s  queued  %s", job_id, request.key)
-    return job_id
-
-
-def submit_rerender(
-    job_id: str, request: JobRequest, edits: list[Edit], *, approve: bool, renders: int
-) -> str:
-    """Queue a reviewer's re-render of blur job ``job_id`` with ``edits`` (the whole
-    list, applied to the job's own detections); ``renders`` is how many the reviewer saw,
-    so two reviewers' concurrent re-renders cannot both start. Returns its ID."""
-    from dbos import SetWorkflowID
-
-    from veil.workflow import rerender_job
-
-    render_id = runtime().reviews.start_render(job_id, edits, renders)
-    data = {
-        "job_id": job_id,
-        "request": request.to_dict(),
-        "edits": [edit.to_json() for edit in edits],
-        "approve": approve,
-    }
-    with database_errors(), SetWorkflowID(render_id):
-        runtime().queue.enqueue(rerender_job, data)
-    events.info("%s  queued  re-render of %s (%d edits)", render_id, request.key, len(edits))
-    return render_id
-
-
-def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
-    """Queue a face-detection job (the cloud API's StartFaceDetection) under ``job_id``."""
-    from dbos import SetWorkflowID
-
-    from veil.face_detection import face_detection
-
-    with database_errors(), SetWorkflowID(job_id):
-        runtime().queue.enqueue(face_detection, request.to_dict())
-    events.info("%s  queued  %s (face detection)", job_id, request.key)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -436,17 +251,12 @@ def check_listen_address(opts: ServeOptions) -> None:
 def host_names(opts: ServeOptions) -> frozenset[str]:
     """The names (``Host``) the API answers to: those given, the listen address when it
     is a name, and this machine's name when listening beyond loopback."""
-    from veil.api.guard import machine_names
-
     names = opts.public_hosts | {opts.host.lower()}
     return names if is_loopback(opts.host) else names | machine_names()
 
 
 def serve(opts: ServeOptions) -> None:
     import uvicorn
-
-    from veil.api import Service, create_app
-    from veil.api.rekognition import RekognitionConfig
 
     check_keys(opts)  # before anything is written
     own_key = None

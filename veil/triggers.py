@@ -25,6 +25,7 @@ from veil.errors import (
 )
 from veil.jobs import JobRequest
 from veil.keys import check_video_key, is_video_key
+from veil.runtime import runtime
 from veil.storage import Storage
 from veil.webhooks import check_webhook_url
 
@@ -102,8 +103,6 @@ def submit_key(
     check_video_key(key)
     if webhook_url:  # as in the workflow, an empty URL is none
         if webhook_hosts is None:
-            from veil.service import runtime  # the service imports this module
-
             webhook_hosts = runtime().config.webhook_hosts
         # Refused now, while the caller can be told; the worker checks again when sending.
         check_webhook_url(webhook_url, webhook_hosts)

@@ -141,13 +141,15 @@ def post_json(
     connection = _connection(target)
     # The socket timeout bounds each read; a receiver that drips a byte at a time would
     # hold the job's worker for ever. At the deadline the connection is cut.
-    deadline = threading.Timer(DEADLINE, _cut, args=(connection,))
+    cut = threading.Event()
+    deadline = threading.Timer(DEADLINE, _cut, args=(connection, cut))
     deadline.start()
     try:
         connection.request("POST", target.target, body=body, headers=headers)
         response = connection.getresponse()  # its body does not matter, only its status
     except (OSError, http.client.HTTPException) as exc:
-        late = " in time" if not deadline.is_alive() else ""
+        # The event, not the timer's thread: that may still be alive while it cuts.
+        late = " in time" if cut.is_set() else ""
         raise WebhookError(url, f"not delivered{late}: {exc or type(exc).__name__}") from exc
     finally:
         deadline.cancel()
@@ -157,8 +159,9 @@ def post_json(
         raise WebhookError(url, f"answered {response.status} {response.reason}{moved}")
 
 
-def _cut(connection: http.client.HTTPConnection) -> None:
+def _cut(connection: http.client.HTTPConnection, cut: threading.Event) -> None:
     """End a webhook call that passed its deadline: reads on its socket fail at once."""
+    cut.set()
     sock = connection.sock
     if sock is not None:
         with contextlib.suppress(OSError):

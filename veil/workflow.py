@@ -19,8 +19,8 @@ plain words. The input object is only read; the output is uploaded only by Publi
 once the whole video is done.
 
 Steps run in DBOS's threads and take only plain arguments, so what they need of the
-process (stores, settings, the progress table) comes from ``veil.service.runtime()``,
-set by ``veil.service.launch``: DBOS offers no other way to hand it to them.
+process (stores, settings, the progress table) comes from ``veil.runtime.runtime()``,
+set by ``veil.runtime.launch``: DBOS offers no other way to hand it to them.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from dbos import DBOS
 from dbos import error as dbos_errors
 
-from veil import service
+from veil import runtime
 from veil.db import database_errors
 from veil.errors import (
     InputError,
@@ -75,7 +75,7 @@ from veil.video import VideoInfo, probe
 from veil.webhooks import WebhookError, post_json
 
 if TYPE_CHECKING:
-    from veil.service import ServiceConfig
+    from veil.runtime import ServiceConfig
 
 log = logging.getLogger("veil.workflow")
 events = logging.getLogger("veil.jobs")
@@ -87,15 +87,15 @@ R = TypeVar("R")
 
 
 def _config() -> ServiceConfig:
-    return service.runtime().config
+    return runtime.runtime().config
 
 
 def _progress_store() -> ProgressStore:
-    return service.runtime().progress
+    return runtime.runtime().progress
 
 
 def _reviews() -> ReviewStore:
-    return service.runtime().reviews
+    return runtime.runtime().reviews
 
 
 def _transient(exc: BaseException) -> bool:

@@ -621,10 +621,10 @@ def test_local_folders_by_bucket_name_and_failed_jobs(tmp_path, clip):
 def in_process(tmp_path):
     """The app in this process on folder stores, its face-detection API unsigned
     (``--no-aws-auth``) with ``--max-face-jobs 2``; the jobs it started are left to end."""
-    from veil import jobs, service
+    from veil import jobs, queue, runtime
     from veil.api import Service, create_app
     from veil.api.rekognition import RekognitionConfig
-    from veil.service import ServiceConfig
+    from veil.runtime import ServiceConfig
     from veil.storage import LocalStorage
 
     folders = {name: tmp_path / name for name in ("input", "output")}
@@ -636,21 +636,21 @@ def in_process(tmp_path):
         database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
         work_dir=tmp_path / "work",
     )
-    service.launch(config)
+    runtime.launch(config)
     try:
         yield (
             folders["input"],
             create_app(
                 Service(
                     config=config,
-                    submit=service.submit,
+                    submit=queue.submit,
                     rekognition=RekognitionConfig(secrets=None, max_face_jobs=2),
                 )
             ),
         )
         wait_for(lambda: jobs.count_active("veil.face_detection") == 0, 120, "the jobs to end")
     finally:
-        service.shutdown()
+        runtime.shutdown()
 
 
 def test_max_face_jobs_holds_under_concurrent_starts(in_process, clip):

@@ -33,8 +33,9 @@ from veil.errors import (
 )
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_video_key, is_video_key
+from veil.queue import submit_rerender
 from veil.review import MAX_WHOLE, Edit, check_edits, parse_edits, tracks
-from veil.service import ServiceConfig, kept, runtime, submit_rerender
+from veil.runtime import ServiceConfig, kept, runtime
 from veil.storage import Storage
 from veil.triggers import s3_event_keys, seaweedfs_event_keys, submit_key, submit_keys
 

@@ -36,7 +36,8 @@ from veil.detections import Detections
 from veil.errors import ApiError, InvalidKeyError, SignatureError, StorageError
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
 from veil.keys import check_not_reserved, face_detection_key
-from veil.service import ServiceConfig, submit_face_detection
+from veil.queue import submit_face_detection
+from veil.runtime import ServiceConfig
 from veil.storage import bucket_store
 from veil.storage.buckets import may_read
 

@@ -1,0 +1,57 @@
+"""The job queue: how a blur job, a reviewer's re-render and a face-detection job are
+started (``submit``, ``submit_rerender``, ``submit_face_detection``). The API, the
+triggers and the CLI call these; importing this module registers every workflow with
+DBOS.
+"""
+
+from __future__ import annotations
+
+from dbos import SetWorkflowID
+
+from veil.db import database_errors
+from veil.errors import JobStateError
+from veil.face_detection import face_detection
+from veil.jobs import FaceDetectionRequest, JobRequest, job_id_for
+from veil.review import Edit
+from veil.runtime import events, runtime
+from veil.workflow import anonymize, rerender_job
+
+
+def submit(request: JobRequest) -> str:
+    """Queue a blur job for one object version; the same version always gives the same job."""
+    job_id = job_id_for(runtime().config.input.url, request.key, request.etag)
+    if job_id in runtime().purged:
+        raise JobStateError(
+            job_id,
+            f"this version of {request.key} was purged; upload it again for a new job",
+        )
+    with database_errors(), SetWorkflowID(job_id):
+        runtime().queue.enqueue(anonymize, request.to_dict())
+    events.info("%s  queued  %s", job_id, request.key)
+    return job_id
+
+
+def submit_rerender(
+    job_id: str, request: JobRequest, edits: list[Edit], *, approve: bool, renders: int
+) -> str:
+    """Queue a reviewer's re-render of blur job ``job_id`` with ``edits`` (the whole
+    list, applied to the job's own detections); ``renders`` is how many the reviewer saw,
+    so two reviewers' concurrent re-renders cannot both start. Returns its ID."""
+    render_id = runtime().reviews.start_render(job_id, edits, renders)
+    data = {
+        "job_id": job_id,
+        "request": request.to_dict(),
+        "edits": [edit.to_json() for edit in edits],
+        "approve": approve,
+    }
+    with database_errors(), SetWorkflowID(render_id):
+        runtime().queue.enqueue(rerender_job, data)
+    events.info("%s  queued  re-render of %s (%d edits)", render_id, request.key, len(edits))
+    return render_id
+
+
+def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
+    """Queue a face-detection job (the cloud API's StartFaceDetection) under ``job_id``."""
+    with database_errors(), SetWorkflowID(job_id):
+        runtime().queue.enqueue(face_detection, request.to_dict())
+    events.info("%s  queued  %s (face detection)", job_id, request.key)
