@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from veil import webhooks
+from veil.steps import notify
 from veil.webhooks import WebhookError, WebhookURLError, check_webhook_url, post_json, safe_url
-from veil.workflow import notify
 
 NOBODY: frozenset[str] = frozenset()
 

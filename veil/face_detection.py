@@ -17,7 +17,8 @@ from dbos import DBOS
 from veil import runtime, segment_jobs
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest
 from veil.keys import face_detection_key
-from veil.workflow import detect_faces, retrying_step, run_job, validate, work_dir
+from veil.steps import retrying_step, run_job, work_dir
+from veil.workflow import detect_faces, validate
 
 
 @retrying_step("StoreFaces", attempts=8)

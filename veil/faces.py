@@ -236,6 +236,7 @@ def _read(path: Path) -> np.ndarray:
 def sprites() -> tuple[FaceSprite, ...]:
     """Every face of every source, found by the fp32 detector at full size (score 0.6 or
     more, 40 px or taller), the ``people`` largest of each picture."""
+    # Here, not at the top: `python -m veil.faces fetch` needs no ONNX Runtime.
     from veil.detector import CenterFace
 
     detector = CenterFace(threshold=0.6, precision="fp32", scale=1.0)

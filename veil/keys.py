@@ -17,9 +17,11 @@ face-detection API) and the workflow's first step refuse such keys:
 
 from __future__ import annotations
 
+import hashlib
+
 from veil.errors import InvalidKeyError
 from veil.storage import check_key
-from veil.storage.local import PARTIAL_SUFFIX
+from veil.storage.local import NAME_MAX, PARTIAL_SUFFIX, fitting_name
 from veil.video import VIDEO_EXTENSIONS
 
 FACES_SUFFIX = ".faces.json"
@@ -69,3 +71,36 @@ def is_video_key(key: str) -> bool:
     except InvalidKeyError:
         return False
     return True
+
+
+def faces_file_key(key: str) -> str:
+    """Where a blur job's faces file goes: ``KEY.faces.json``, beside the output."""
+    return _beside(key, FACES_SUFFIX)
+
+
+def report_key(key: str) -> str:
+    """Where ``--write-report`` puts a job's privacy report: ``KEY.veil.json``."""
+    return _beside(key, REPORT_SUFFIX)
+
+
+def _beside(key: str, suffix: str) -> str:
+    """``KEY`` + ``suffix``. A name with no room left for the suffix (a folder store's
+    names end at 255 bytes) is shortened and keeps a digest of the whole name, so it
+    stays the output's own."""
+    folder, _, name = key.rpartition("/")
+    beside = f"{name}{suffix}"
+    if len(beside.encode()) > NAME_MAX:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        beside = fitting_name(name, f"-{digest}{suffix}")
+    return f"{folder}/{beside}" if folder else beside
+
+
+PIECES_PREFIX = f"{RESERVED_FOLDER}/segments"
+"""Where a long job's segments leave their pieces in the output store, out of the way of
+published keys (``veil.segment_jobs``)."""
+
+
+def piece_keys(job_id: str, index: int, suffix: str) -> tuple[str, str]:
+    """Where segment ``index`` of job ``job_id`` leaves its video and faces file."""
+    folder = f"{PIECES_PREFIX}/{job_id}"
+    return f"{folder}/{index}{suffix}", f"{folder}/{index}.faces.json"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import veil
+from veil.audit import audit_video, service_sampling, track_edges
 from veil.detector import cpu_instruction_sets
 from veil.pipeline import BlurOptions, RunResult
 
@@ -117,8 +118,6 @@ def service_audit(
     """Audit an output of ``frames`` frames at ``fps`` within the service's budget
     (``veil.audit.service_sampling``), looking hardest where the faces file's tracks
     start and end; as JSON. ``start_ms``: the output is a segment's piece starting there."""
-    from veil.audit import audit_video, service_sampling, track_edges
-
     sampling = service_sampling(frames, fps)
     return audit_video(
         output_path,

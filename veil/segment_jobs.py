@@ -36,6 +36,7 @@ from veil import runtime
 from veil.audit import join_audits
 from veil.errors import JobFailed
 from veil.jobs import SEGMENT_WORKFLOW, FaceDetectionRequest, JobRequest, segment_id
+from veil.keys import piece_keys
 from veil.pipeline import RunResult
 from veil.report import run_summary, service_audit
 from veil.segments import (
@@ -48,25 +49,22 @@ from veil.segments import (
     parts,
     to_repair,
 )
-from veil.thumbnails import Thumbnails
-from veil.video import probe
-from veil.workflow import (
-    _failing_job,
-    _fetch_input,
-    _progress,
-    _results,
-    _reviews,
+from veil.steps import (
     cleanup,
-    piece_keys,
+    config,
+    failing_job,
+    fetch_input,
+    progress_reporter,
+    progress_store,
+    results_paths,
     retrying_step,
+    review_store,
     work_dir,
 )
+from veil.thumbnails import Thumbnails
+from veil.video import probe
 
 log = logging.getLogger("veil.workflow")
-
-
-def _config() -> runtime.ServiceConfig:
-    return runtime.runtime().config
 
 
 def _suffix(request: JobRequest) -> str:
@@ -82,33 +80,33 @@ def process_segment(
     its own piece, so the audit is spread over the workers like the rest: Join only
     joins the audits (``veil.audit.join_audits``)."""
     own = segment_id(job_id, index)
-    local = _fetch_input(job_id, request)  # the job's copy: one a machine, not one a segment
+    local = fetch_input(job_id, request)  # the job's copy: one a machine, not one a segment
     segments = SegmentPlan.from_json(plan_data)
     work = work_dir(own)
     video = None if detect_only else work / f"piece{_suffix(request)}"
     faces = work / "faces.json"
     thumbnails = Thumbnails()
-    with _failing_job(request.key):
+    with failing_job(request.key):
         run = blur_segment(
             local,
             segments,
             index,
             video,
-            _config().blur,
+            config().blur,
             faces_out=faces,
-            progress=_progress(own, "Segment"),
+            progress=progress_reporter(own, "Segment"),
             thumbnails=None if detect_only else thumbnails,
         )
-    runtime.runtime().progress.set(own, "Segment", run.frames, run.frames, force=True)
+    progress_store().set(own, "Segment", run.frames, run.frames, force=True)
     audit = None if video is None else _audit_piece(local, video, faces, segments, run)
     video_key, faces_key = piece_keys(job_id, index, _suffix(request))
-    store = _config().output
+    store = config().output
     # Join reads exactly the versions written here: a piece replaced in the store by
     # anyone else fails the job instead of being published.
     versions = {}
     if video is not None:
         versions["video"] = store.upload(video, video_key).etag
-        _reviews().keep_thumbnails(own, thumbnails.pictures)
+        review_store().keep_thumbnails(own, thumbnails.pictures)
     versions["faces"] = store.upload(faces, faces_key).etag
     return {"run": run.to_json(), "audit": audit, "versions": versions}
 
@@ -126,7 +124,7 @@ def _audit_piece(
         faces,
         frames=run.frames,
         fps=probe(local).fps,
-        device=_config().blur.device,
+        device=config().blur.device,
         start_ms=start_ms,
     )
 
@@ -209,12 +207,12 @@ def _repaired(
         video_key, faces_key = piece_keys(job_id, run.index, suffix)
         video = work / f"{run.index}{suffix}" if videos else None
         faces = work / f"{run.index}.faces.json"
-        _config().output.download(faces_key, faces, versions.get("faces"))
+        config().output.download(faces_key, faces, versions.get("faces"))
         if video is not None:
-            _config().output.download(video_key, video, versions.get("video"))
-        pictures = _reviews().thumbnails_of(segment_id(job_id, run.index)) if videos else {}
+            config().output.download(video_key, video, versions.get("video"))
+        pictures = review_store().thumbnails_of(segment_id(job_id, run.index)) if videos else {}
         own[run.index] = (video, faces, pictures)
-    local = _fetch_input(job_id, request)
+    local = fetch_input(job_id, request)
     repairs: dict[int, SegmentRun] = {}
     mended = {}
     while todo := to_repair(runs, repairs):
@@ -222,13 +220,13 @@ def _repaired(
             video = work / f"{index}-repair{suffix}" if videos else None
             faces = work / f"{index}-repair.faces.json"
             thumbnails = Thumbnails()
-            with _failing_job(request.key):
+            with failing_job(request.key):
                 repairs[index] = blur_segment(
                     local,
                     segments,
                     index,
                     video,
-                    _config().blur,
+                    config().blur,
                     faces_out=faces,
                     entry=state,
                     base=runs[index],
@@ -251,21 +249,21 @@ def join(
     saw (``veil.report.run_summary``) and the audit of the whole output (``audit``), the
     segments' joined, or ``None`` where a seam was repaired: a repair's frames are not
     the ones a segment audited, so then the Audit step audits the output whole."""
-    runtime.runtime().progress.set(job_id, "Join", 0, None, force=True)
+    progress_store().set(job_id, "Join", 0, None, force=True)
     segments = SegmentPlan.from_json(plan_data)
     runs = [SegmentRun.from_json(d["run"]) for d in done]
-    local = _fetch_input(job_id, request)
-    output, faces = _results(job_id, request.key)
+    local = fetch_input(job_id, request)
+    output, faces = results_paths(job_id, request.key)
     made = _repaired(job_id, request, segments, done, videos=True)
     videos = [v for v in made.videos if v is not None]
-    with _failing_job(request.key):
-        joined = join_segments(local, segments, videos, output, _config().blur, runs=made.runs)
+    with failing_job(request.key):
+        joined = join_segments(local, segments, videos, output, config().blur, runs=made.runs)
         join_faces(made.runs, made.faces, faces, metadata_removed=joined.metadata_removed)
         info = probe(local)
     # Each part kept its tracks' thumbnails by its own ids; the job's are the video's.
-    _reviews().keep(job_id, faces, join_thumbnails(made.runs, made.thumbnails))
+    review_store().keep(job_id, faces, join_thumbnails(made.runs, made.thumbnails))
     for run in runs:
-        _reviews().keep_thumbnails(segment_id(job_id, run.index), {})
+        review_store().keep_thumbnails(segment_id(job_id, run.index), {})
     total = RunResult(
         info,
         sum(r.frames for r in made.runs),
@@ -293,6 +291,6 @@ def join_faces_only(
     returned) as one faces file in its work folder."""
     segments = SegmentPlan.from_json(plan_data)
     made = _repaired(job_id, request, segments, done, videos=False)
-    with _failing_job(request.key):
+    with failing_job(request.key):
         join_faces(made.runs, made.faces, work_dir(job_id) / "faces.json")
     return _tracks_in(work_dir(job_id) / "faces.json")

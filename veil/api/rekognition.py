@@ -77,7 +77,7 @@ class RekognitionConfig:
     """Buckets StartFaceDetection may read besides the service's input bucket."""
     _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _start_lock: threading.Lock = field(default_factory=threading.Lock)
+    start_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held from counting the jobs in progress to enqueueing one, so that concurrent
     starts cannot all see room under ``max_face_jobs``. Only ``veil serve`` serves the
     API, in one process, so a lock in memory is enough."""
@@ -300,7 +300,7 @@ def _start(
         identity=identity,
         caller=caller,
     )
-    with config._start_lock:
+    with config.start_lock:
         if token and _started(job_id, identity):  # the same token, sent twice at once
             return {"JobId": job_id}
         if jobs.count_active(FACE_DETECTION_WORKFLOW) >= config.max_face_jobs:
