@@ -14,7 +14,9 @@ counts as a recognisable face only when all three hold:
 - **detailed**: ``face_detail``, the median strength of detail at the scale of eyes and
   mouth inside the box, is at least ``MIN_DETAIL`` (2) grey levels. veil's anonymizers
   leave next to none: a blur is smooth, a solid box flat. (A mosaic's cell borders are
-  sharp, so its detail can pass; mosaics are turned down by the first two tests.)
+  sharp, so its detail can pass; mosaics are turned down by the first two tests.) A dim
+  face holds less: one the second look finds at ``SURE_THRESHOLD`` (0.5) or more counts
+  without this test.
 
 Sightings on sampled frames are linked into ``Finding``s by overlap and time, never
 across a cut (``veil.motion.PictureChange``). The
@@ -53,6 +55,11 @@ MIN_DETAIL = 2.0
 face. Measured: up to 1.55 on those of veil's anonymized faces that the second look
 finds again (x264's noise in a blurred box); 2.2 or more on 99 in 100 unblurred faces,
 also at a third of full contrast."""
+SURE_THRESHOLD = 0.5
+"""A detection whose second look scores this much counts whatever its detail: a dark or
+backlit face holds less fine detail than ``MIN_DETAIL`` (1.7 to 1.8 on the privacy
+corpus's scenes 073 and 204, found again at 0.81 to 0.88), while veil's anonymized faces
+found again reach 0.28 at most."""
 AUDIT_SCALE = 2.0
 """The audit pass's finest detector scale: faces from 16 px."""
 
@@ -93,9 +100,10 @@ with a slower fp32 pass. The ratio holds across frame sizes because both are dom
 by detector pixels."""
 _SWEEP_COST = 4.5
 """One sweep check (scale 1) costs about this many blurred frames (measured with
-``bench/audit_rates.py --timing``: 3.3 to 3.9)."""
-_DECODE_SHARE = 0.06
-"""Decoding every frame for the audit costs about 6% of the blur job (3.5 of 55 ms at 720p)."""
+``bench/audit_rates.py --timing``: 3.3 to 4.2)."""
+_DECODE_SHARE = 0.09
+"""Decoding every frame for the audit costs about 9% of the blur job (1.9 of 21 ms at
+720p, 2026-12-07; 6% before the blur got faster)."""
 _MIN_CHECKS = 5
 """A short video gets at least one check every ``_MIN_CHECK_SECONDS``, up to this many."""
 _MIN_CHECK_SECONDS = 2.0
@@ -168,6 +176,7 @@ class AuditDetector:
             "threshold": self.centerface.threshold,
             "confirm_threshold": self.confirm_threshold,
             "min_detail": self.min_detail,
+            "sure_threshold": SURE_THRESHOLD,
         }
 
     def detect_frame(self, frame: Frame) -> Detections:
@@ -184,15 +193,16 @@ class AuditDetector:
         grey = np.asarray(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), np.uint8)
         keep = np.zeros(len(found), bool)
         for i, box in enumerate(found.xyxy):
-            # The cheap test first: most blurred faces stop here.
-            if face_detail(grey, box) < self.min_detail:
+            # The cheap test first: most blurred faces stop here, unless the first look
+            # was sure enough that a dim face's second look is worth its cost.
+            detailed = face_detail(grey, box) >= self.min_detail
+            if not detailed and float(found.confidence[i]) < self.confirm_threshold:
                 continue
             again = self.centerface.detect_near(frame, box[None])
             if len(again):
                 same = box_iou(again.xyxy, box[None])[:, 0] > _SAME_FACE_IOU
-                keep[i] = bool(same.any()) and float(again.confidence[same].max()) >= (
-                    self.confirm_threshold
-                )
+                score = float(again.confidence[same].max()) if same.any() else 0.0
+                keep[i] = score >= (self.confirm_threshold if detailed else SURE_THRESHOLD)
         return found[keep]
 
 
@@ -508,13 +518,13 @@ def service_sampling(frame_count: int, fps: float) -> Sampling:
     """The ``audit_video`` keyword arguments (``sweep``, ``every``, ``max_frames``) that
     keep an audit within ``AUDIT_SHARE`` (about 25%) of a service job's time.
 
-    Decoding every frame costs about ``_DECODE_SHARE`` (6%) of the blur job. The sweep
+    Decoding every frame costs about ``_DECODE_SHARE`` (9%) of the blur job. The sweep
     checks one frame a second (``SWEEP_SECONDS``) at scale 1, about ``_SWEEP_COST``
     (4.5) blurred frames each: 15% at 30 fps, 7.5% at 60. What is left pays for fine
     checks (scale 2, faces from 16 px) at ``_CHECK_COST`` (16) blurred frames each:
-    ``max_frames``, about one frame in 400 at 30 fps, spread over the video by
+    ``max_frames``, about one frame in 1,600 at 30 fps (one in 190 at 60), spread by
     ``every`` and gathered near track edges (``planned_frames`` thins evenly). A video
-    under about a minute would get fewer than ``_MIN_CHECKS`` (5) fine checks: it gets
+    under a few minutes would get fewer than ``_MIN_CHECKS`` (5) fine checks: it gets
     one every 2 s up to that many instead (about 45% of a 10 s video's blur time, a few
     seconds at most). Measured with ``bench/audit_rates.py --timing``."""
     if frame_count < 1:
