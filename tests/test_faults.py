@@ -482,3 +482,68 @@ def test_a_database_restart_under_running_jobs_fails_none(postgres, tmp_path):
         worker.stop()
     assert {row[1] for row in statuses} == {"SUCCESS"}, (statuses, worker.log()[-3000:])
     assert sorted(p.name for p in outbox.glob("*.mp4")) == ["long.mp4", "short.mp4"]
+
+
+def test_a_stopped_worker_hands_its_job_on_and_says_nothing_false(postgres, tmp_path):
+    """SIGTERM to a worker in the middle of a long step: it takes no more work, lets the
+    step go on for --stop-grace while it keeps beating, then exits within a bound. It
+    printed "FAILED ... System database accessed before DBOS was launched" for a job
+    that then succeeded, and its heartbeat went at once while its step ran on for 20 s,
+    so another worker ran the same step at the same time."""
+    inbox, outbox = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    outbox.mkdir()
+    face = (MovingFace(height=48, start=(0.1, 0.4), end=(0.9, 0.5)),)
+    write_video(inbox / "long.mp4", Scene(width=640, height=360, frames=600, faces=face))
+    db = postgres.url
+    shared = ["--input", str(inbox), "--output", str(outbox), "--database", db, *HEARTBEAT]
+    stopped = VeilWorker(tmp_path / "a", *shared, "--stop-grace", "2", worker_id="a").start()
+    taker: VeilWorker | None = None
+    try:
+        wait_for(functools.partial(launched, db, "a"), 60, "worker a to launch")
+        job_id = enqueue(db, inbox, "long.mp4")
+
+        def redacting() -> bool:
+            rows = query(
+                db,
+                "SELECT frames_done FROM veil_progress WHERE job_id = :id AND step = 'Redact'",
+                id=job_id,
+            )
+            return bool(rows and rows[0][0] > 0)
+
+        wait_for(redacting, 120, "worker a to be in Redact", interval=0.05)
+        assert stopped.proc is not None
+        sent = time.monotonic()
+        stopped.proc.terminate()
+        # Beating through its grace: nobody may take it for dead while its step runs.
+        time.sleep(1.0)
+        beats = query(db, "SELECT beats FROM veil_heartbeats WHERE executor_id = 'a'")
+        assert beats, "worker a's heartbeat went before it stopped"
+        stopped.proc.wait(timeout=30)
+        took = time.monotonic() - sent
+        assert took < 15, f"worker a took {took:.1f} s to stop"
+        log = stopped.log()
+        assert "FAILED" not in log, log[-3000:]
+        assert f"{job_id}  stopped with this process; another will resume it" in log, log[-3000:]
+
+        taker = VeilWorker(tmp_path / "b", *shared, worker_id="b").start()
+
+        def ended() -> Any:
+            rows = query(
+                db, "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id", id=job_id
+            )
+            return rows[0][0] if rows[0][0] not in ("ENQUEUED", "PENDING") else None
+
+        assert wait_for(ended, 240, "the job to end") == "SUCCESS", taker.log()[-3000:]
+    finally:
+        stopped.kill()
+        if taker is not None:
+            taker.stop()
+    redacts = query(
+        db,
+        "SELECT count(*) FROM dbos.operation_outputs"
+        " WHERE workflow_uuid = :id AND function_name = 'Redact'",
+        id=job_id,
+    )
+    assert redacts[0][0] == 1
+    assert frame_count(outbox / "long.mp4") == 600

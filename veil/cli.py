@@ -459,6 +459,13 @@ _service_options = _option_group(
         help="Seconds of silence after which a live process takes another for dead and hands its unfinished jobs back to the queue (the same on every process).",
     ),
     click.option(
+        "--stop-grace",
+        type=click.FloatRange(min=0),
+        default=30.0,  # veil.runtime.STOP_GRACE (not imported: veil --help stays quick)
+        show_default=True,
+        help="Seconds a stopping process (Ctrl-C, SIGTERM) lets its running jobs go on, beating meanwhile; jobs still running then are resumed at their step by another process once its heartbeat times out.",
+    ),
+    click.option(
         "--on-audit-finding",
         type=click.Choice(("hold", "publish")),  # veil.service.AUDIT_FINDING_POLICIES
         default="hold",

@@ -89,6 +89,7 @@ class Heartbeats:
         """Executor → (its count, when this process saw that count first, monotonic)."""
         self._beaten = False
         self._stop = threading.Event()
+        self._draining = threading.Event()
         self._thread: threading.Thread | None = None
 
     def beat(self) -> None:
@@ -200,10 +201,17 @@ class Heartbeats:
         self._thread.start()
         _running.append(self)
 
+    def draining(self) -> None:
+        """Keep beating but take nothing over: this process is stopping (``DBOS`` is
+        going), and its own running steps must not be taken for a dead process's."""
+        self._draining.set()
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.beat()
+                if self._draining.is_set():
+                    continue
                 self.check()
                 self.sweep()
             except Exception as exc:
@@ -227,6 +235,12 @@ class Heartbeats:
 
 
 _running: list[Heartbeats] = []
+
+
+def drain() -> None:
+    """Let the heartbeats ``Heartbeats.start`` started in this process only beat."""
+    for beats in _running:
+        beats.draining()
 
 
 def stop() -> None:

@@ -10,7 +10,11 @@ a service (``veil.service``, the tests) imports that.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,12 +151,50 @@ def launch(config: ServiceConfig) -> Runtime:
     return _running[-1]
 
 
-def shutdown() -> None:
+STOP_GRACE = 30.0
+"""The default ``--stop-grace``: seconds a stopping process lets its running jobs go on."""
+
+_stopping = threading.Event()
+_jobs_here: set[str] = set()
+_jobs_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def running_job(job_id: str) -> Iterator[None]:
+    """Mark job ``job_id`` as running in this process while inside (``shutdown`` says
+    which jobs it leaves to others)."""
+    with _jobs_lock:
+        _jobs_here.add(job_id)
+    try:
+        yield
+    finally:
+        with _jobs_lock:
+            _jobs_here.discard(job_id)
+
+
+def stopping() -> bool:
+    """Whether this process is shutting down: a step that fails now was interrupted by
+    the stop, not by its video, and another process resumes its job."""
+    return _stopping.is_set()
+
+
+def shutdown(grace: float = 0.0) -> None:
+    """Stop the service in this process: it takes no new job, lets the running ones go on
+    for up to ``grace`` seconds while it keeps beating (so no other process takes them
+    meanwhile), then stops. A job still running then is resumed at its step by a live
+    process once this one's heartbeat is over (``veil.heartbeats``)."""
     from dbos import DBOS
 
-    heartbeats.stop()  # first: its watch asks DBOS, which is going
-    DBOS.destroy(workflow_completion_timeout_sec=0)
+    _stopping.set()
+    heartbeats.drain()  # beating on, but its watch no longer asks DBOS, which is going
+    DBOS.destroy(workflow_completion_timeout_sec=math.ceil(grace))
+    with _jobs_lock:
+        left = sorted(_jobs_here)
+    for job_id in left:
+        events.info("%s  stopped with this process; another will resume it", job_id)
+    heartbeats.stop()
     _running.clear()
+    _stopping.clear()
 
 
 def kept() -> Kept:

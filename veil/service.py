@@ -33,6 +33,7 @@ from veil.pipeline import BlurOptions
 from veil.queue import submit
 from veil.runtime import (
     SEGMENT_SECONDS,
+    STOP_GRACE,
     ServiceConfig,
     kept,
     launch,
@@ -82,6 +83,8 @@ class ServeOptions:
     webhook_hosts: frozenset[str] = frozenset()
     heartbeat_interval: float = heartbeats.INTERVAL
     heartbeat_timeout: float = heartbeats.TIMEOUT
+    stop_grace: float = STOP_GRACE
+    """Seconds a stopping process lets its running jobs go on (``runtime.shutdown``)."""
     on_audit_finding: str = "hold"
     write_report: bool = False
     segment_seconds: float = SEGMENT_SECONDS
@@ -313,7 +316,8 @@ def serve(opts: ServeOptions) -> None:
             poller.stop()
         if retention:
             retention.stop()
-        shutdown()
+        shutdown(opts.stop_grace)
+    _exit_now()
 
 
 ADDRESS_FILE = "serve.json"
@@ -404,4 +408,14 @@ def work(opts: ServeOptions) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        shutdown()
+        shutdown(opts.stop_grace)
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """End the process once the service stopped. A step still running past the grace
+    would hold the interpreter's exit until it ended (``concurrent.futures`` joins its
+    threads), minutes for a long video, although another process will resume its job:
+    so the process ends here, its logs flushed."""
+    logging.shutdown()
+    os._exit(0)

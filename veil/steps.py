@@ -251,8 +251,14 @@ def run_job(
     # caller can only ask for it (NotificationChannel), never say where it goes.
     operator = isinstance(request, FaceDetectionRequest)
     try:
-        result = steps()
+        with runtime.running_job(job_id):
+            result = steps()
     except Exception as exc:
+        if runtime.stopping():
+            # Interrupted by this process's stop, not failed: its record stays unfinished
+            # and a live process resumes it at this step (``runtime.shutdown`` says so).
+            # Nothing is cleaned up or told.
+            raise
         events.info("%s  FAILED  %s", job_id, exc)
         cleanup(job_id, request.key)
         if request.webhook_url:
