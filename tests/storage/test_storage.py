@@ -224,3 +224,19 @@ def test_serve_refuses_overlapping_input_and_output(tmp_path, input_, output):
     opts = ServeOptions(data=tmp_path, input=str(tmp_path / input_), output=str(tmp_path / output))
     with pytest.raises(OptionError, match="overlap"):
         service_config(opts)
+
+
+def test_local_removes_the_services_own_folders_once_empty(tmp_path):
+    # Segment pieces left .veil/segments/<job>/ folders behind, empty, for ever.
+    store = LocalStorage(tmp_path / "bucket")
+    source = tmp_path / "piece.mp4"
+    source.write_bytes(b"piece")
+    for key in (".veil/segments/job-1/0.mp4", ".veil/segments/job-1/1.mp4", "mine/a.mp4"):
+        store.upload(source, key)
+    store.delete(".veil/segments/job-1/0.mp4")
+    assert (tmp_path / "bucket/.veil/segments/job-1").is_dir()  # one piece is left
+    store.delete(".veil/segments/job-1/1.mp4")
+    assert not (tmp_path / "bucket/.veil").exists()
+    store.delete("mine/a.mp4")
+    assert (tmp_path / "bucket/mine").is_dir()  # a user's folder stays
+    assert (tmp_path / "bucket").is_dir()

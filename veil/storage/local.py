@@ -130,7 +130,18 @@ class LocalStorage(Storage):
         return self._info(key, target)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        if key.startswith("."):
+            # Under a hidden top folder (the service's own: segment pieces), folders go
+            # with their last object, as prefixes do in S3. Users' folders stay.
+            for folder in path.parents:
+                if folder == self.root or not folder.is_relative_to(self.root):
+                    break
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (or gone): its parents are not either
+                    break
 
     def overlaps(self, other: Storage) -> bool:
         if not isinstance(other, LocalStorage):
