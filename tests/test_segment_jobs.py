@@ -166,3 +166,20 @@ def test_a_piece_replaced_in_the_store_fails_the_job(veil, long_clip):
     assert job["status"] == "FAILED", job
     assert "replaced" in job["error"], job
     assert "swapped.mp4" not in veil.output.objects
+
+
+def test_a_cancelled_segmented_job_leaves_no_piece(veil, long_clip):
+    # A cancelled job's finished segments left their pieces under .veil/segments/.
+    veil.input.objects["dropped.mp4"] = long_clip.read_bytes() + b"dropped"
+    job_id = veil.call("POST", "/api/jobs", json={"key": "dropped.mp4"}).json()["id"]
+    prefix = f".veil/segments/{job_id}/"
+    deadline = time.monotonic() + 120
+    while not any(key.startswith(prefix) for key in veil.output.objects):
+        assert time.monotonic() < deadline, "no segment finished"
+        time.sleep(0.05)
+    assert veil.call("DELETE", f"/api/jobs/{job_id}").status_code == 202
+    assert veil.finished(job_id)["status"] == "CANCELLED"
+    deadline = time.monotonic() + 40
+    while any(key.startswith(prefix) for key in veil.output.objects):
+        assert time.monotonic() < deadline, sorted(veil.output.objects)
+        time.sleep(0.2)

@@ -59,6 +59,7 @@ from veil.steps import (
     results_paths,
     retrying_step,
     review_store,
+    stop_if_cancelled,
     work_dir,
 )
 from veil.thumbnails import Thumbnails
@@ -101,6 +102,8 @@ def process_segment(
     audit = None if video is None else _audit_piece(local, video, faces, segments, run)
     video_key, faces_key = piece_keys(job_id, index, _suffix(request))
     store = config().output
+    # Not written for a job cancelled meanwhile: its cleanup may already have run.
+    stop_if_cancelled(None, own, "Segment")
     # Join reads exactly the versions written here: a piece replaced in the store by
     # anyone else fails the job instead of being published.
     versions = {}

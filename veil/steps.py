@@ -27,6 +27,7 @@ from dbos import error as dbos_errors
 from veil import runtime
 from veil.db import database_errors
 from veil.errors import (
+    DatabaseError,
     InputError,
     JobCancelled,
     JobFailed,
@@ -183,21 +184,30 @@ def progress_reporter(job_id: str, step: str) -> Callable[[int, int | None], Non
     meanwhile, so a cancelled job or segment stops within a second or two
     (``JobCancelled``) instead of running its step to the end."""
     store = progress_store()
-    workflow = DBOS.workflow_id
+    workflow = DBOS.workflow_id  # here: the callback runs in the pipeline's threads too
     next_check = time.monotonic() + CANCEL_CHECK_SECONDS
 
     def report(done: int, total: int | None) -> None:
         nonlocal next_check
         store.set(job_id, step, done, total)
-        if workflow is None or time.monotonic() < next_check:
+        if time.monotonic() < next_check:
             return
         next_check = time.monotonic() + CANCEL_CHECK_SECONDS
-        with database_errors():
-            status = DBOS.get_workflow_status(workflow)
-        if status is not None and status.status == "CANCELLED":
-            raise JobCancelled(f"{job_id}: cancelled during {step}")
+        stop_if_cancelled(workflow, job_id, step)
 
     return report
+
+
+def stop_if_cancelled(workflow: str | None, job_id: str, step: str) -> None:
+    """``JobCancelled`` if ``workflow`` (running ``step`` of ``job_id``; ``None``: this
+    thread's) was cancelled meanwhile."""
+    workflow = workflow or DBOS.workflow_id
+    if workflow is None:
+        return
+    with database_errors():
+        status = DBOS.get_workflow_status(workflow)
+    if status is not None and status.status == "CANCELLED":
+        raise JobCancelled(f"{job_id}: cancelled during {step}")
 
 
 def results_paths(work_id: str, key: str) -> tuple[Path, Path]:
@@ -211,6 +221,51 @@ def cleanup(job_id: str, key: str | None = None) -> None:
     """Remove the job's work folder and, for a job of video ``key`` that ran in segments,
     the pieces they left in the output store (best effort: they are hidden under
     ``.veil/`` and never published)."""
+    remove_leftovers(job_id, key)
+
+
+def _outside_workflow(func: Callable[[], R]) -> R:
+    """``func()`` run in a thread of its own, outside this workflow: inside it, DBOS
+    records each of its calls as a step, which a run DBOS has stopped may not do."""
+    done: list[R] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            done.append(func())
+        except BaseException as exc:  # handed to the caller
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="veil-outside-workflow")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _was_cancelled(job_id: str) -> bool:
+    def ask() -> bool:
+        try:
+            with database_errors():
+                recorded = DBOS.get_workflow_status(job_id)
+        except DatabaseError:  # unknown: the job's own fault is what it reports
+            return False
+        return recorded is not None and recorded.status == "CANCELLED"
+
+    return _outside_workflow(ask)
+
+
+def _cancelled(job_id: str, request: JobRequest) -> None:
+    """A cancelled job ends here: DBOS runs no more of its steps, so no Cleanup step
+    either; what it and its finished segments left goes now (a segment stopping
+    meanwhile looks again before it writes its piece)."""
+    events.info("%s  CANCELLED  %s", job_id, request.key)
+    _outside_workflow(lambda: remove_leftovers(job_id, request.key))
+
+
+def remove_leftovers(job_id: str, key: str | None = None) -> None:
+    """``cleanup`` outside a step: for a cancelled job, whose workflow runs no more steps."""
     shutil.rmtree(config().work_dir / job_id, ignore_errors=True)
     if key is None:
         return
@@ -253,11 +308,20 @@ def run_job(
     try:
         with runtime.running_job(job_id):
             result = steps()
+    except (dbos_errors.DBOSWorkflowCancelledError, dbos_errors.DBOSWorkflowConflictIDError):
+        # DBOS stops this run: the job was cancelled, or another process owns it now
+        # (which goes on with its work folder and pieces: nothing of it is touched).
+        if _was_cancelled(job_id):
+            _cancelled(job_id, request)
+        raise
     except Exception as exc:
         if runtime.stopping():
             # Interrupted by this process's stop, not failed: its record stays unfinished
             # and a live process resumes it at this step (``runtime.shutdown`` says so).
             # Nothing is cleaned up or told.
+            raise
+        if _was_cancelled(job_id):
+            _cancelled(job_id, request)  # a segment's cancel, come up as a failure
             raise
         events.info("%s  FAILED  %s", job_id, exc)
         cleanup(job_id, request.key)
