@@ -11,9 +11,11 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 import pytest
 from conftest import SMALL_SCENE
@@ -21,6 +23,8 @@ from conftest import SMALL_SCENE
 from veil import queue, runtime
 from veil.api import Service, create_app
 from veil.errors import DatabaseError
+from veil.jobs import JobRequest
+from veil.pipeline import BlurOptions
 from veil.runtime import ServiceConfig
 from veil.storage import MemoryStorage
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
@@ -290,3 +294,31 @@ def test_a_step_that_gives_up_says_why(veil, clip, monkeypatch):
         "Redact gave up after 4 tries: job database: connection refused;"
         " retry the job once that is fixed"
     )
+
+
+def test_a_job_runs_with_the_options_it_was_queued_with(veil, clip: SyntheticVideo, tmp_path):
+    # A job queued by a process with other flags (here: solid boxes 1.6 times the face)
+    # is finished by this one, whose flags are the defaults. It ran, and its report
+    # said, the options of whichever process ran each step.
+    queued_with = BlurOptions(mode="solid", box_scale=1.6)
+    veil.input.objects["flags.mp4"] = clip.path.read_bytes() + b"flags"
+    stat = veil.input.stat("flags.mp4")
+    request = JobRequest("flags.mp4", stat.etag, stat.size, options=asdict(queued_with))
+    job = veil.finished(queue.submit(request))
+    assert job["status"] == "SUCCEEDED", job
+    report = veil.call("GET", f"/api/jobs/{job['id']}/report").json()
+    assert report["settings"]["mode"] == "solid" and report["settings"]["box_scale"] == 1.6
+    published = tmp_path / "flags.mp4"
+    published.write_bytes(veil.output.objects["flags.mp4"])
+    assert visible_faces(published, SMALL_SCENE) == []
+    # Solid boxes: the middle of a face is one flat colour, as a blur's is not.
+    _, boxes, _ = SMALL_SCENE.render(10)
+    with av.open(str(published)) as container:
+        picture = next(
+            f.to_ndarray(format="gray") for n, f in enumerate(container.decode(video=0)) if n == 10
+        )
+    x1, y1, x2, y2 = (int(v) for v in boxes[0])
+    middle = picture[
+        (3 * y1 + y2) // 4 : (y1 + 3 * y2) // 4, (3 * x1 + x2) // 4 : (x1 + 3 * x2) // 4
+    ]
+    assert float(middle.std()) < 2.0

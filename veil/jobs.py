@@ -86,6 +86,11 @@ class JobRequest:
     size: int
     webhook_url: str | None = None
     """Where to POST the job's ending, if anywhere."""
+    options: dict[str, Any] | None = None
+    """The ``BlurOptions`` (as a dict) the job runs with, recorded with it when it is
+    queued (``veil.queue``): a job resumed after a crash, or a segment on a worker
+    started with other flags, runs and reports exactly these. ``None`` in jobs queued
+    before they were recorded: those use the running process's."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

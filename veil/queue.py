@@ -6,6 +6,9 @@ DBOS.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TypeVar
+
 from dbos import SetWorkflowID
 
 from veil.db import database_errors
@@ -15,6 +18,8 @@ from veil.jobs import FaceDetectionRequest, JobRequest, job_id_for
 from veil.review import Edit
 from veil.runtime import events, runtime
 from veil.workflow import anonymize, rerender_job
+
+R = TypeVar("R", bound=JobRequest)
 
 
 def submit(request: JobRequest) -> str:
@@ -26,9 +31,17 @@ def submit(request: JobRequest) -> str:
             f"this version of {request.key} was purged; upload it again for a new job",
         )
     with database_errors(), SetWorkflowID(job_id):
-        runtime().queue.enqueue(anonymize, request.to_dict())
+        runtime().queue.enqueue(anonymize, _with_options(request).to_dict())
     events.info("%s  queued  %s", job_id, request.key)
     return job_id
+
+
+def _with_options(request: R) -> R:
+    """``request`` with the options it runs with recorded in it: this process's, unless
+    it names its own (``JobRequest.options``)."""
+    if request.options is not None:
+        return request
+    return dataclasses.replace(request, options=dataclasses.asdict(runtime().config.blur))
 
 
 def submit_rerender(
@@ -53,5 +66,5 @@ def submit_rerender(
 def submit_face_detection(job_id: str, request: FaceDetectionRequest) -> None:
     """Queue a face-detection job (the cloud API's StartFaceDetection) under ``job_id``."""
     with database_errors(), SetWorkflowID(job_id):
-        runtime().queue.enqueue(face_detection, request.to_dict())
+        runtime().queue.enqueue(face_detection, _with_options(request).to_dict())
     events.info("%s  queued  %s (face detection)", job_id, request.key)

@@ -50,6 +50,7 @@ from veil.segments import (
     to_repair,
 )
 from veil.steps import (
+    blur_options,
     cleanup,
     config,
     failing_job,
@@ -93,13 +94,17 @@ def process_segment(
             segments,
             index,
             video,
-            config().blur,
+            blur_options(request),
             faces_out=faces,
             progress=progress_reporter(own, "Segment"),
             thumbnails=None if detect_only else thumbnails,
         )
     progress_store().set(own, "Segment", run.frames, run.frames, force=True)
-    audit = None if video is None else _audit_piece(local, video, faces, segments, run)
+    audit = (
+        None
+        if video is None
+        else _audit_piece(local, video, faces, segments, run, blur_options(request).device)
+    )
     video_key, faces_key = piece_keys(job_id, index, _suffix(request))
     store = config().output
     # Not written for a job cancelled meanwhile: its cleanup may already have run.
@@ -115,7 +120,7 @@ def process_segment(
 
 
 def _audit_piece(
-    local: Path, video: Path, faces: Path, segments: SegmentPlan, run: SegmentRun
+    local: Path, video: Path, faces: Path, segments: SegmentPlan, run: SegmentRun, device: str
 ) -> dict[str, Any]:
     """The audit of a segment's piece, within the budget a one-piece job has for as many
     frames, its times those of the whole video."""
@@ -127,7 +132,7 @@ def _audit_piece(
         faces,
         frames=run.frames,
         fps=probe(local).fps,
-        device=config().blur.device,
+        device=device,
         start_ms=start_ms,
     )
 
@@ -229,7 +234,7 @@ def _repaired(
                     segments,
                     index,
                     video,
-                    config().blur,
+                    blur_options(request),
                     faces_out=faces,
                     entry=state,
                     base=runs[index],
@@ -260,7 +265,9 @@ def join(
     made = _repaired(job_id, request, segments, done, videos=True)
     videos = [v for v in made.videos if v is not None]
     with failing_job(request.key):
-        joined = join_segments(local, segments, videos, output, config().blur, runs=made.runs)
+        joined = join_segments(
+            local, segments, videos, output, blur_options(request), runs=made.runs
+        )
         join_faces(made.runs, made.faces, faces, metadata_removed=joined.metadata_removed)
         info = probe(local)
     # Each part kept its tracks' thumbnails by its own ids; the job's are the video's.

@@ -38,6 +38,7 @@ from veil.errors import (
 )
 from veil.jobs import FaceDetectionRequest, JobRequest, JobStatus, ProgressStore, segments_of
 from veil.keys import piece_keys
+from veil.pipeline import BlurOptions
 from veil.review import ReviewStore
 from veil.runtime import ServiceConfig, events
 from veil.storage import Storage, bucket_store
@@ -57,6 +58,12 @@ def config() -> ServiceConfig:
 def progress_store() -> ProgressStore:
     """The job database's progress table."""
     return runtime.runtime().progress
+
+
+def blur_options(request: JobRequest) -> BlurOptions:
+    """The options job ``request`` runs with: those recorded with it, else (a job queued
+    before they were) the running process's."""
+    return BlurOptions(**request.options) if request.options else config().blur
 
 
 def review_store() -> ReviewStore:

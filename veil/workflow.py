@@ -50,6 +50,7 @@ from veil.report import audit_and_report, run_summary, write_report
 from veil.review import apply_edits, parse_edits, write_faces_file
 from veil.segments import plan_segments
 from veil.steps import (
+    blur_options,
     config,
     failing_job,
     fetch_input,
@@ -97,7 +98,11 @@ def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
     with failing_job(key):
         # Long videos are cut into segments here, from the packets alone (cheap): the
         # decision is recorded with the step, so a replay decides the same.
-        plan = plan_segments(local, seconds, config().blur) if 0 < seconds < info.duration else None
+        plan = (
+            plan_segments(local, seconds, blur_options(request))
+            if 0 < seconds < info.duration
+            else None
+        )
     progress_store().set(job_id, "Validate", 1, 1, force=True, duration=info.duration)
     return {
         "width": info.width,
@@ -136,7 +141,7 @@ def detect_faces(job_id: str, request: JobRequest) -> int:
     faces = work_dir(job_id) / "faces.json"
     with failing_job(request.key):
         result = detect_video(
-            local, faces, config().blur, progress=progress_reporter(job_id, "DetectFaces")
+            local, faces, blur_options(request), progress=progress_reporter(job_id, "DetectFaces")
         )
     return result.tracks
 
@@ -151,7 +156,7 @@ def _detect_and_redact(job_id: str, request: JobRequest) -> dict[str, Any]:
         result = blur_video(
             local,
             output,
-            config().blur,
+            blur_options(request),
             faces_out=faces,
             progress=progress_reporter(job_id, "Redact"),
             thumbnails=thumbnails,
@@ -179,7 +184,7 @@ def _redact_reviewed(
             local,
             faces,
             output,
-            _render_options(config().blur),
+            _render_options(blur_options(request)),
             progress=progress_reporter(job_id, "Rerender"),
         )
     return run_summary(result)
@@ -236,7 +241,9 @@ def audit(
             faces_path=faces,
             input_name=request.key,
             output_name=request.key,
-            options=config().blur if edits is None else _render_options(config().blur),
+            options=blur_options(request)
+            if edits is None
+            else _render_options(blur_options(request)),
             run=run,
             edits=edits or [],
             redacted_from="detections" if edits is None else "reviewed detections",
