@@ -1,12 +1,12 @@
-"""The blur job's durable workflow and the steps every job shares, on DBOS.
+"""The blur job's durable workflows and their steps, on DBOS.
 
 A blur job is Validate → Redact → Audit → Publish. Redact decodes the video once:
 detection, tracking, redaction and encoding share that pass (``blur_video``), which
 writes the faces file beside the output, so a job's output and faces.json are those of
-``veil blur --faces-out`` with the same options. A video longer than ``--segment-seconds`` is cut into segments by Validate and spread
-over the workers (``veil.segment_jobs``), its Redact replaced by its segments and Join.
-Audit looks for faces left in the
-output and writes the privacy report; a finding holds the job (``NEEDS_REVIEW``, nothing
+``veil blur --faces-out`` with the options recorded with the job. A video longer than
+``--segment-seconds`` is cut into segments by Validate and spread over the workers
+(``veil.segment_jobs``), its Redact replaced by its segments and Join. Audit looks for
+faces left in the output and writes the privacy report; a finding holds the job (``NEEDS_REVIEW``, nothing
 published) unless ``--on-audit-finding publish``. A reviewer's re-render is a workflow of
 its own (``rerender_job``): Rerender (the job's kept detections with the edits, no
 detection) → Audit → Publish. A face-detection job (the cloud API's
@@ -18,17 +18,15 @@ backoff; anything wrong with the video itself fails the job at once with a messa
 plain words. The input object is only read; the output is uploaded only by Publish,
 once the whole video is done.
 
-Steps run in DBOS's threads and take only plain arguments, so what they need of the
-process (stores, settings, the progress table) comes from ``veil.runtime.runtime()``,
-set by ``veil.runtime.launch``: DBOS offers no other way to hand it to them.
+What every job's steps share (the retrying step, the input copy, progress, failing in
+plain words, cleaning up) is in ``veil.steps``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any
 
 from dbos import DBOS
 
@@ -65,17 +63,6 @@ from veil.steps import (
 )
 from veil.thumbnails import Thumbnails
 from veil.video import VideoInfo, probe
-
-if TYPE_CHECKING:
-    pass
-
-log = logging.getLogger("veil.workflow")
-events = logging.getLogger("veil.jobs")
-"""One line per job event (queued, each step, how it ended): the console of veil serve
-and veil worker shows them."""
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @retrying_step("Validate", attempts=6)
