@@ -316,7 +316,7 @@ def serve(opts: ServeOptions) -> None:
             poller.stop()
         if retention:
             retention.stop()
-        shutdown(opts.stop_grace)
+        _stop(opts.stop_grace)
     _exit_now()
 
 
@@ -408,8 +408,16 @@ def work(opts: ServeOptions) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        shutdown(opts.stop_grace)
+        _stop(opts.stop_grace)
     _exit_now()
+
+
+def _stop(grace: float) -> None:
+    """``shutdown`` with ``grace``; a second Ctrl-C during it stops at once."""
+    try:
+        shutdown(grace)
+    except KeyboardInterrupt:
+        log.warning("stopped at once: running jobs are resumed by another process")
 
 
 def _exit_now() -> None:
