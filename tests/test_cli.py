@@ -318,3 +318,23 @@ def test_names_at_the_file_system_limit(clip, tmp_path):
     (default,) = [p for p in tmp_path.iterdir() if ".blurred" in p.name]
     assert len(default.name.encode()) <= 255 and default.name.endswith(".blurred.mp4")
     assert not [p for p in tmp_path.rglob("*") if ".part" in p.name]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_service_flags_default_to_what_the_service_defaults_to(command):
+    # The CLI writes some defaults as numbers (importing the service would slow
+    # `veil --help`): they must not drift from the service's own.
+    from veil.service import ServeOptions
+
+    defaults = ServeOptions()
+    params = {p.name: p for p in main.commands[command].params}
+    for name in (
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "stop_grace",
+        "segment_seconds",
+        "max_fps",
+        "max_pixel_rate",
+        "max_bytes",
+    ):
+        assert params[name].default == getattr(defaults, name), name
