@@ -81,7 +81,6 @@ class Tally:
     visible: int = 0
     longest: int = 0
     seconds: float = 0.0
-    leaks: list[str] = field(default_factory=list)
     by_scene: dict[str, int] = field(default_factory=dict)
     """Visible face-frames (16 px and up) by scene."""
 
@@ -162,8 +161,6 @@ def main() -> None:
             totals[name].seconds += seconds
             by_kind[(name, item.kind)].add(found.face_frames, found.visible, found.longest_run)
             totals[name].by_scene[item.name] = found.visible
-            if found.visible:
-                totals[name].leaks.append(f"{item.name} ({found.visible} face-frames)")
             for lo, hi in SIZES:
                 hits = [v for v in found.visible_frames if lo <= v[2] < hi]
                 by_size[(name, (lo, hi))].visible += len(hits)
@@ -237,7 +234,8 @@ def _write(
         "",
     ]
     for name in configs:
-        lines.append(f"- {name}: " + (", ".join(totals[name].leaks) or "none"))
+        leaks = [f"{scene} ({n} face-frames)" for scene, n in totals[name].by_scene.items() if n]
+        lines.append(f"- {name}: " + (", ".join(leaks) or "none"))
     if {"defaults", "whole"} <= set(configs):
         ours, reference = totals["defaults"].by_scene, totals["whole"].by_scene
         lost = [

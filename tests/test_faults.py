@@ -51,6 +51,14 @@ def frame_count(path: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
+def ended(database: str, job_id: str) -> str | None:
+    """The job's DBOS status once it ended; ``None`` while it is queued or running."""
+    rows = query(
+        database, "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id", id=job_id
+    )
+    return str(rows[0][0]) if rows[0][0] not in ("ENQUEUED", "PENDING") else None
+
+
 def launched(database: str, worker_id: str | None) -> bool:
     """Whether the worker has launched: its heartbeat thread, started last, has beaten."""
     try:
@@ -399,13 +407,7 @@ def test_a_killed_workers_segment_is_redone_once_by_another(postgres, tmp_path):
         wait_for(a_in_a_segment, 120, "worker A to be in a segment", interval=0.05)
         doomed.kill()
 
-        def ended() -> Any:
-            rows = query(
-                db, "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id", id=job_id
-            )
-            return rows[0][0] if rows[0][0] not in ("ENQUEUED", "PENDING") else None
-
-        status = wait_for(ended, 240, "the job to end")
+        status = wait_for(functools.partial(ended, db, job_id), 240, "the job to end")
     finally:
         survivor.stop()
         doomed.kill()
@@ -528,13 +530,8 @@ def test_a_stopped_worker_hands_its_job_on_and_says_nothing_false(postgres, tmp_
 
         taker = VeilWorker(tmp_path / "b", *shared, worker_id="b").start()
 
-        def ended() -> Any:
-            rows = query(
-                db, "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = :id", id=job_id
-            )
-            return rows[0][0] if rows[0][0] not in ("ENQUEUED", "PENDING") else None
-
-        assert wait_for(ended, 240, "the job to end") == "SUCCESS", taker.log()[-3000:]
+        status = wait_for(functools.partial(ended, db, job_id), 240, "the job to end")
+        assert status == "SUCCESS", taker.log()[-3000:]
     finally:
         stopped.kill()
         if taker is not None:

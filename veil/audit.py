@@ -79,14 +79,12 @@ _SAME_FACE_IOU = 0.3
 
 SWEEP_SECONDS = 1.0
 """A service audit checks one frame in every this many seconds at ``SWEEP_SCALE``
-(``service_sampling``'s ``sweep``), so a face of ``SWEEP_FACE`` px or more left visible
-for this long is on a checked frame however the rest of the budget falls."""
+(``service_sampling``'s ``sweep``), so a face of 32 px or more left visible for this
+long is on a checked frame however the rest of the budget falls (how often it is then
+found: ``bench/audit_corpus.py``, docs/audit.md)."""
 SWEEP_SCALE = 1.0
-"""The sweep's finest detector scale: faces from 14 px of the detector's input at scale
-2 are 28 px here (``veil.tiling.MIN_FACE``), at a quarter of the fine pass's pixels."""
-SWEEP_FACE = 32
-"""Face height (px) the sweep is sized for: every face this tall and visible for
-``SWEEP_SECONDS`` is checked (measured: ``bench/audit_rates.py --corpus``)."""
+"""The sweep's finest detector scale: faces from ``veil.tiling.MIN_FACE`` (28) px, at a
+quarter of the fine pass's pixels."""
 
 AUDIT_SHARE = 0.25
 """The share of a service job's time the audit may take (``service_sampling``)."""
@@ -355,7 +353,6 @@ def audit_video(
     progress: Progress | None = None,
     device: str = "cpu",
     detector: AuditDetector | None = None,
-    sweep_detector: AuditDetector | None = None,
     start_ms: int | None = None,
 ) -> AuditResult:
     """Look for faces still recognisable in the video at ``path``.
@@ -366,11 +363,10 @@ def audit_video(
     sampling thins out evenly to fit (for a video whose frame count cannot be known
     before decoding, checking stops at the cap). ``sweep``: besides those, one frame in
     ``sweep`` (every frame whose index is a multiple of it) is checked at
-    ``SWEEP_SCALE``, uncapped, so no face of ``SWEEP_FACE`` px or more stays visible
-    for ``sweep`` frames unchecked. ``progress`` gets (frames decoded, frames expected).
-    ``detector`` replaces the default ``AuditDetector(device=device)``, and
-    ``sweep_detector`` the sweep's (by default ``detector`` if given, else
-    ``AuditDetector(scale=SWEEP_SCALE)``). ``start_ms``: the time the first frame has in
+    ``SWEEP_SCALE``, uncapped, so no face of 32 px or more stays visible for ``sweep``
+    frames unchecked. ``progress`` gets (frames decoded, frames expected).
+    ``detector`` replaces the default ``AuditDetector(device=device)``, for the sweep
+    too (by default ``AuditDetector(scale=SWEEP_SCALE)``). ``start_ms``: the time the first frame has in
     a longer video this one is a piece of (a segment's, written from time 0):
     ``focus_ms`` and the findings are in that video's time. Raises ``InputError`` for a
     video that cannot be read, ``OptionError`` for bad options.
@@ -382,11 +378,7 @@ def audit_video(
     if sweep is not None and sweep < 1:
         raise OptionError(f"sweep must be 1 or more, got {sweep}")
     checker = detector or AuditDetector(device=device)
-    sweeper = (
-        None
-        if sweep is None
-        else sweep_detector or detector or AuditDetector(scale=SWEEP_SCALE, device=device)
-    )
+    sweeper = None if sweep is None else detector or AuditDetector(scale=SWEEP_SCALE, device=device)
     with VideoReader(path) as reader:
         info = reader.info
         fps = info.fps if math.isfinite(info.fps) and info.fps > 0 else 30.0
@@ -432,7 +424,7 @@ def audit_video(
                 checked, fine = checked + 1, fine + 1
                 found = checker.detect_frame(item.rgb())
                 _link(sightings, found, time_ms, link_ms, last_cut_ms)
-            elif sweeper is not None and sweep is not None and item.index % sweep == 0:
+            elif sweeper is not None and item.index % (sweep or 1) == 0:
                 checked += 1
                 found = sweeper.detect_frame(item.rgb())
                 _link(sightings, found, time_ms, link_ms, last_cut_ms)

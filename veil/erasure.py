@@ -18,7 +18,8 @@ removes both.
 ``purge`` removes all of that, and the input too when asked (again only the version the
 job read). ``DELETE /api/jobs/{id}?purge=true`` calls it, and ``Retention`` calls it for
 jobs that ended longer ago than ``--retain-jobs`` (``--retain-inputs`` removes inputs
-alone; a face-detection job's input, the caller's own object, is removed only when asked). A running job is refused: cancel it first, so that no step writes after the
+alone; a face-detection job's input, the caller's own object, is removed only when
+asked). A running job is refused: cancel it first, so that no step writes after the
 purge. Each purge is logged by job ID and what it removed, never by content.
 """
 
@@ -163,16 +164,16 @@ def purge_face_detection(job_id: str, kept: Kept, *, with_input: bool = False) -
     version when ``with_input``; ``JobNotFoundError`` for no such job, ``JobStateError``
     while it is queued or running. The faces file sits under veil's reserved folder,
     which no one else can write, so it is removed whatever its version."""
-    with database_errors():
-        status = DBOS.get_workflow_status(job_id)
-    if status is None or status.name != FACE_DETECTION_WORKFLOW:
+    status = jobs.find(job_id, FACE_DETECTION_WORKFLOW)
+    if status is None:
         raise JobNotFoundError(job_id)
-    if status.status in ("PENDING", "ENQUEUED"):
+    if jobs.state_of(status) not in _ENDED:
         raise JobStateError(job_id, "is running; cancel it before purging")
     request = FaceDetectionRequest.from_dict(jobs.workflow_request(status))
     done = Purged(job_id)
     key = face_detection_key(job_id)
     with contextlib.suppress(ObjectNotFoundError):
+        kept.output_store.stat(key)  # only what is there is reported removed
         kept.output_store.delete(key)
         done.objects.append(f"output:{key}")
     if with_input and (removed := _delete_version(kept.input_store, request.key, request.etag)):

@@ -14,17 +14,17 @@ from typing import Any
 
 from dbos import DBOS
 
-from veil import runtime, segment_jobs
+from veil import segment_jobs
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest
 from veil.keys import face_detection_key
-from veil.steps import retrying_step, run_job, work_dir
+from veil.steps import config, retrying_step, run_job, work_dir
 from veil.workflow import detect_faces, validate
 
 
 @retrying_step("StoreFaces", attempts=8)
 def store_faces(job_id: str) -> str:
     key = face_detection_key(job_id)
-    runtime.runtime().config.output.upload(work_dir(job_id) / "faces.json", key)
+    config().output.upload(work_dir(job_id) / "faces.json", key)
     return key
 
 

@@ -61,16 +61,13 @@ from veil.steps import (
     retrying_step,
     review_store,
     stop_if_cancelled,
+    suffix_of,
     work_dir,
 )
 from veil.thumbnails import Thumbnails
 from veil.video import probe
 
 log = logging.getLogger("veil.workflow")
-
-
-def _suffix(request: JobRequest) -> str:
-    return Path(request.key).suffix.lower()
 
 
 @retrying_step("Segment", attempts=4)
@@ -85,7 +82,7 @@ def process_segment(
     local = fetch_input(job_id, request)  # the job's copy: one a machine, not one a segment
     segments = SegmentPlan.from_json(plan_data)
     work = work_dir(own)
-    video = None if detect_only else work / f"piece{_suffix(request)}"
+    video = None if detect_only else work / f"piece{suffix_of(request.key)}"
     faces = work / "faces.json"
     thumbnails = Thumbnails()
     with failing_job(request.key):
@@ -105,10 +102,10 @@ def process_segment(
         if video is None
         else _audit_piece(local, video, faces, segments, run, blur_options(request).device)
     )
-    video_key, faces_key = piece_keys(job_id, index, _suffix(request))
+    video_key, faces_key = piece_keys(job_id, index, suffix_of(request.key))
     store = config().output
     # Not written for a job cancelled meanwhile: its cleanup may already have run.
-    stop_if_cancelled(None, own, "Segment")
+    stop_if_cancelled(DBOS.workflow_id, own, "Segment")
     # Join reads exactly the versions written here: a piece replaced in the store by
     # anyone else fails the job instead of being published.
     versions = {}
@@ -206,7 +203,7 @@ def _repaired(
     first run (``veil.segments.to_repair``). Exact by construction."""
     work = work_dir(job_id) / "pieces"
     work.mkdir(exist_ok=True)
-    suffix = _suffix(request)
+    suffix = suffix_of(request.key)
     runs = [SegmentRun.from_json(d["run"]) for d in done]
     own = {}
     for run, result in zip(runs, done, strict=True):

@@ -206,15 +206,17 @@ def progress_reporter(job_id: str, step: str) -> Callable[[int, int | None], Non
 
 
 def stop_if_cancelled(workflow: str | None, job_id: str, step: str) -> None:
-    """``JobCancelled`` if ``workflow`` (running ``step`` of ``job_id``; ``None``: this
-    thread's) was cancelled meanwhile."""
-    workflow = workflow or DBOS.workflow_id
-    if workflow is None:
-        return
+    """``JobCancelled`` if ``workflow`` (running ``step`` of ``job_id``; ``None``: none,
+    outside a workflow) was cancelled meanwhile."""
+    if workflow is not None and is_cancelled(workflow):
+        raise JobCancelled(f"{job_id}: cancelled during {step}")
+
+
+def is_cancelled(workflow: str) -> bool:
+    """Whether DBOS records ``workflow`` as cancelled."""
     with database_errors():
         status = DBOS.get_workflow_status(workflow)
-    if status is not None and status.status == "CANCELLED":
-        raise JobCancelled(f"{job_id}: cancelled during {step}")
+    return status is not None and status.status == "CANCELLED"
 
 
 def results_paths(work_id: str, key: str) -> tuple[Path, Path]:
@@ -252,15 +254,12 @@ def _outside_workflow(func: Callable[[], R]) -> R:
 
 
 def _was_cancelled(job_id: str) -> bool:
-    def ask() -> bool:
-        try:
-            with database_errors():
-                recorded = DBOS.get_workflow_status(job_id)
-        except DatabaseError:  # unknown: the job's own fault is what it reports
-            return False
-        return recorded is not None and recorded.status == "CANCELLED"
-
-    return _outside_workflow(ask)
+    """``is_cancelled``, asked outside the workflow; ``False`` when the job database
+    cannot say (the job's own fault is then what it reports)."""
+    try:
+        return _outside_workflow(lambda: is_cancelled(job_id))
+    except DatabaseError:
+        return False
 
 
 def _cancelled(job_id: str, request: JobRequest) -> None:

@@ -136,7 +136,7 @@ class LocalStorage(Storage):
             # Under a hidden top folder (the service's own: segment pieces), folders go
             # with their last object, as prefixes do in S3. Users' folders stay.
             for folder in path.parents:
-                if folder == self.root or not folder.is_relative_to(self.root):
+                if folder == self.root:  # ``_path`` keeps every key under it
                     break
                 try:
                     folder.rmdir()
