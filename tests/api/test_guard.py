@@ -5,6 +5,7 @@ malformed input answered with a 4xx, never a 500."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 
@@ -49,7 +50,12 @@ def status_of(answer: bytes) -> int:
 
 
 def files_in(folder) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+    # The server removes folders while we look: a folder gone between listing and
+    # reading counts as empty, and the caller's wait_for looks again.
+    names = []
+    for root, _dirs, files in os.walk(folder):
+        names += files
+    return sorted(names)
 
 
 @pytest.fixture(scope="module")
