@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
@@ -168,11 +169,13 @@ def test_dead_workers_job_is_finished_by_another(postgres, tmp_path):
 def leftovers(work_dirs: list[Path]) -> list[Path]:
     """Files in the work folders, and folders of jobs (the API receives uploads in
     work/uploads, which stays)."""
-    found = []
+    found: list[Path] = []
     for folder in work_dirs:
-        if folder.exists():
-            found += [p for p in folder.rglob("*") if p.is_file()]
-            found += [p for p in folder.iterdir() if p.is_dir() and p.name != "uploads"]
+        # os.walk skips a folder the workers remove while we look; wait_for looks again.
+        for root, dirs, files in os.walk(folder):
+            found += [Path(root, name) for name in files]
+            if Path(root) == folder:
+                found += [Path(root, name) for name in dirs if name != "uploads"]
     return found
 
 

@@ -53,7 +53,7 @@ def files_in(folder) -> list[str]:
     # The server removes folders while we look: a folder gone between listing and
     # reading counts as empty, and the caller's wait_for looks again.
     names = []
-    for root, _dirs, files in os.walk(folder):
+    for _root, _dirs, files in os.walk(folder):
         names += files
     return sorted(names)
 
