@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from veil import faces_file
 from veil.detections import Detections
 from veil.errors import FacesFileError
 from veil.faces_file import CONFIDENCE_DIGITS, FacesWriter, ratio_digits, read_faces
@@ -205,3 +206,26 @@ def test_malformed_files_are_refused(tmp_path, content, message):
         read_faces(path, 320, 240)
     assert message in str(raised.value)
     assert raised.value.path == str(path)
+
+
+def test_save_writes_what_load_reads_and_replaces_whole(clip_info, tmp_path):
+    # The review's edited faces file goes through the same writer as the pipeline's: the
+    # same layout (one entry a line), and a failed save leaves the old file whole.
+    path = write(tmp_path / "f.json", clip_info, random_frames(clip_info, count=3))
+    data = faces_file.load(path)
+    data["Faces"] = data["Faces"][1:]
+    faces_file.save(data, tmp_path / "g.json")
+    assert faces_file.load(tmp_path / "g.json") == data
+    lines = (tmp_path / "g.json").read_text().splitlines()
+    assert len(lines) == len(data["Faces"]) + 2
+    before = path.read_bytes()
+    broken = {**data, "Faces": [*data["Faces"], {"Timestamp": 1, "Face": object()}]}
+    with pytest.raises(TypeError):
+        faces_file.save(broken, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json", "g.json"]
+
+
+def test_track_ids(clip_info, tmp_path):
+    data = {"Faces": [{"Timestamp": 0, "Face": {"TrackId": 3}}, {"Timestamp": 0, "Face": {}}]}
+    assert faces_file.track_ids(data) == {3}

@@ -10,15 +10,14 @@ import pytest
 from click.testing import CliRunner
 from conftest import SMALL_SCENE
 
+from veil import faces_file
 from veil.cli import main
 from veil.review import (
     Edit,
     apply_edits,
     check_edits,
     parse_edits,
-    read_faces_file,
     tracks,
-    write_faces_file,
 )
 from veil.synthetic import SyntheticVideo, visible_faces
 
@@ -151,11 +150,11 @@ def test_an_edited_faces_file_leaves_a_shown_track_visible_and_hides_an_added_bo
 ) -> None:
     faces_path = tmp_path / "faces.json"
     assert _invoke("detect", clip.path, "-o", faces_path, "-q").exit_code == 0
-    faces = read_faces_file(faces_path)
+    faces = faces_file.load(faces_path)
     # The largest face of the clip (72 px, scene face 3) is the track with the tallest box.
     biggest = max(tracks(faces), key=lambda t: t["box"]["height"])
     shown = tmp_path / "shown.json"
-    write_faces_file(apply_edits(faces, [Edit(action="show", track=biggest["id"])]), shown)
+    faces_file.save(apply_edits(faces, [Edit(action="show", track=biggest["id"])]), shown)
     out = tmp_path / "shown.mp4"
     assert _invoke("redact", clip.path, "--faces", shown, "-o", out, "-q").exit_code == 0
     visible = visible_faces(out, SMALL_SCENE)
@@ -170,7 +169,7 @@ def test_an_edited_faces_file_leaves_a_shown_track_visible_and_hides_an_added_bo
     span = {"start_ms": first * 1000 // 30, "end_ms": last * 1000 // 30 + 34}
     drawn = apply_edits(data, parse_edits([{"action": "add", "box": box, **span}]))
     drawn_path = tmp_path / "drawn.json"
-    write_faces_file(drawn, drawn_path)
+    faces_file.save(drawn, drawn_path)
     out = tmp_path / "drawn.mp4"
     assert _invoke("redact", clip.path, "--faces", drawn_path, "-o", out, "-q").exit_code == 0
     assert visible_faces(out, SMALL_SCENE) == []

@@ -10,6 +10,10 @@ places (each within 0.05 px of the tracked box, so a box's far edge, ``Left + Wi
 within 0.1 px), ``Confidence`` (0-100) to two. The tracker gives landmarks on detected
 and interpolated frames alike (NaN on held frames, which get none), so the file keeps
 every landmark it is given, rounded like the boxes.
+
+This is the one module that reads and writes faces files: the pipeline, the review, the
+join of segments and the face-detection API all go through it, and every write lands
+under a temporary name first (``FacesFileWriter``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,30 +68,20 @@ def video_metadata(info: VideoInfo) -> dict[str, Any]:
     }
 
 
-class FacesWriter:
-    """Writes faces.json incrementally to a temporary name; ``commit()`` moves it into place."""
+class FacesFileWriter:
+    """Writes a faces file entry by entry, one a line, to a temporary name beside
+    ``path``; ``commit()`` moves it into place, so no half-written file is ever read.
+    ``head``: every field but ``Faces`` (``JobStatus``, ``VideoMetadata``, ...)."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        info: VideoInfo,
-        *,
-        metadata_removed: dict[str, list[str]] | None = None,
-    ) -> None:
+    def __init__(self, path: str | Path, head: Mapping[str, Any]) -> None:
         self.path = Path(path)
-        self._info = info
         self._tmp = self.path.with_name(f".{self.path.name}.veil-{os.getpid()}.part")
         try:
             self._file: IO[str] = self._tmp.open("w", encoding="utf-8")
         except OSError as exc:
             raise OutputError(self.path, f"cannot write here ({exc.strerror or exc})") from exc
         self._first = True
-        self._digits = ratio_digits(info.width, info.height)
-        head: dict[str, Any] = {"JobStatus": "SUCCEEDED", "VideoMetadata": video_metadata(info)}
-        if metadata_removed is not None:
-            # veil's own field (``veil.streams.RemovedMetadata``); cloud clients ignore it.
-            head["MetadataRemoved"] = metadata_removed
-        self._write(json.dumps(head, separators=_COMPACT)[:-1] + ',"Faces":[')
+        self._write(json.dumps(dict(head), separators=_COMPACT)[:-1] + ',"Faces":[')
 
     def _write(self, text: str) -> None:
         try:
@@ -95,12 +90,10 @@ class FacesWriter:
             self.close()
             raise OutputError(self.path, f"cannot write ({exc.strerror or exc})") from exc
 
-    def add(self, time_ms: int, detections: Detections) -> None:
-        for face in detections.to_rekognition(self._info.width, self._info.height):
-            entry = {"Timestamp": time_ms, "Face": _rounded(face, self._digits)}
-            sep = "\n" if self._first else ",\n"
-            self._first = False
-            self._write(sep + json.dumps(entry, separators=_COMPACT))
+    def add_entry(self, entry: Mapping[str, Any]) -> None:
+        """One ``{"Timestamp": ms, "Face": FaceDetail}``, after those before it in time."""
+        self._write(("\n" if self._first else ",\n") + json.dumps(entry, separators=_COMPACT))
+        self._first = False
 
     def commit(self) -> None:
         self._write("\n]}\n")
@@ -117,9 +110,38 @@ class FacesWriter:
         with contextlib.suppress(FileNotFoundError):
             self._tmp.unlink()
 
+    def __enter__(self) -> FacesFileWriter:
+        return self
 
-def read_faces(path: str | Path, width: int, height: int) -> list[tuple[int, Detections]]:
-    """Detections per timestamp (ms), sorted by time, in pixels of a ``width`` x ``height`` frame."""
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class FacesWriter(FacesFileWriter):
+    """Writes a video's detections as they are made, in the cloud's result format."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        info: VideoInfo,
+        *,
+        metadata_removed: dict[str, list[str]] | None = None,
+    ) -> None:
+        head: dict[str, Any] = {"JobStatus": "SUCCEEDED", "VideoMetadata": video_metadata(info)}
+        if metadata_removed is not None:
+            # veil's own field (``veil.streams.RemovedMetadata``); cloud clients ignore it.
+            head["MetadataRemoved"] = metadata_removed
+        super().__init__(path, head)
+        self._info = info
+        self._digits = ratio_digits(info.width, info.height)
+
+    def add(self, time_ms: int, detections: Detections) -> None:
+        for face in detections.to_rekognition(self._info.width, self._info.height):
+            self.add_entry({"Timestamp": time_ms, "Face": _rounded(face, self._digits)})
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A faces file parsed whole (for editing, joining and serving), its layout checked."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -127,9 +149,29 @@ def read_faces(path: str | Path, width: int, height: int) -> list[tuple[int, Det
         raise FacesFileError(path, "no such file") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FacesFileError(path, f"not a JSON faces file ({exc})") from exc
-    faces = data.get("Faces") if isinstance(data, dict) else None
-    if not isinstance(faces, list):
+    if not isinstance(data, dict) or not isinstance(data.get("Faces"), list):
         raise FacesFileError(path, 'no "Faces" list; expected the output of veil detect')
+    return data
+
+
+def save(data: Mapping[str, Any], path: str | Path) -> None:
+    """Write a parsed faces file (``load``) in the layout ``FacesWriter`` writes."""
+    with FacesFileWriter(path, {k: v for k, v in data.items() if k != "Faces"}) as out:
+        for entry in data.get("Faces", []):
+            out.add_entry(entry)
+        out.commit()
+
+
+def track_ids(data: Mapping[str, Any]) -> set[int]:
+    """The tracks of a parsed faces file (each face's ``TrackId``; hand-drawn boxes of
+    other tools may have none)."""
+    return {int(e["Face"]["TrackId"]) for e in data.get("Faces", []) if "TrackId" in e["Face"]}
+
+
+def read_faces(path: str | Path, width: int, height: int) -> list[tuple[int, Detections]]:
+    """Detections per timestamp (ms), sorted by time, in pixels of a ``width`` x ``height`` frame."""
+    path = Path(path)
+    faces = load(path)["Faces"]
     by_time: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for n, entry in enumerate(faces):
         try:

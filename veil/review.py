@@ -33,7 +33,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from veil.db import create_tables, database_errors, owned_by
-from veil.errors import FacesFileError, JobStateError
+from veil.errors import JobStateError
+from veil.faces_file import track_ids
 
 ACTIONS = ("show", "remove", "add")
 """What an edit does: leave a track visible, drop a false track, add a box."""
@@ -175,7 +176,7 @@ def _added_range(faces: Mapping[str, Any], edit: Edit) -> tuple[int, int]:
 def check_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> None:
     """Refuse (``ValueError``) edits that name tracks the faces file lacks, or add more
     boxes than ``MAX_ADDED_BOXES``."""
-    known = {int(e["Face"]["TrackId"]) for e in faces.get("Faces", []) if "TrackId" in e["Face"]}
+    known = track_ids(faces)
     for n, edit in enumerate(edits):
         if edit.track is not None and edit.track not in known:
             raise ValueError(f"edit {n}: no track {edit.track} in this job's detections")
@@ -199,8 +200,7 @@ def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, An
         for entry in faces.get("Faces", [])
         if entry.get("Face", {}).get("TrackId") not in hidden
     ]
-    used = [int(e["Face"]["TrackId"]) for e in faces.get("Faces", []) if "TrackId" in e["Face"]]
-    next_track = max(used, default=-1) + 1
+    next_track = max(track_ids(faces), default=-1) + 1
     step = _frame_ms(faces)
     for edit in edits:
         if edit.action != "add":
@@ -217,27 +217,6 @@ def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, An
         next_track += 1
     entries.sort(key=lambda entry: int(entry["Timestamp"]))
     return {**faces, "Faces": entries}
-
-
-def read_faces_file(path: Path) -> dict[str, Any]:
-    """A faces.json parsed whole, for editing."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FacesFileError(path, "no such file") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FacesFileError(path, f"not a JSON faces file ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("Faces"), list):
-        raise FacesFileError(path, 'no "Faces" list; expected the output of veil detect')
-    return data
-
-
-def write_faces_file(data: Mapping[str, Any], path: Path) -> None:
-    """Write a faces file in faces.json's layout: one entry a line."""
-    head = {k: v for k, v in data.items() if k != "Faces"}
-    lines = ",\n".join(json.dumps(e, separators=(",", ":")) for e in data.get("Faces", []))
-    text = json.dumps(head, separators=(",", ":"))[:-1] + ',"Faces":[\n' + lines + "\n]}\n"
-    path.write_text(text, encoding="utf-8")
 
 
 def tracks(faces: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -24,7 +24,6 @@ another (``veil.heartbeats``) and redone once; cancelling a job cancels its segm
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from veil import runtime
+from veil import faces_file, runtime
 from veil.audit import join_audits
 from veil.errors import JobFailed
 from veil.jobs import SEGMENT_WORKFLOW, FaceDetectionRequest, JobRequest, segment_id
@@ -286,8 +285,7 @@ def join(
 
 def _tracks_in(faces: Path) -> int:
     """The tracks of a faces file."""
-    entries = json.loads(faces.read_text(encoding="utf-8"))["Faces"]
-    return len({e["Face"]["TrackId"] for e in entries if "TrackId" in e["Face"]})
+    return len(faces_file.track_ids(faces_file.load(faces)))
 
 
 @retrying_step("JoinFaces", attempts=4)

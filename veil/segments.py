@@ -37,7 +37,6 @@ import contextlib
 import hashlib
 import itertools
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -51,6 +50,7 @@ import av
 
 from veil.detector import FaceDetector
 from veil.errors import OptionError, OutputError
+from veil.faces_file import FacesFileWriter, load
 from veil.motion import BUSY_FRAMES
 from veil.pipeline import BlurOptions, ProgressCallback, Window, blur_window
 from veil.thumbnails import Thumbnails
@@ -744,35 +744,17 @@ def join_faces(
     (``JoinResult``), which a segment, writing no audio or tags, cannot know.
     """
     maps = track_ids(runs)
-    output = Path(output_faces)
-    tmp = output.with_name(f".{output.name}.veil-{os.getpid()}.part")
-    try:
-        with tmp.open("w", encoding="utf-8") as out:
-            head: dict[str, Any] | None = None
-            first = True
-            for global_id, run, path in zip(maps, runs, segment_faces, strict=True):
-                data = json.loads(Path(path).read_text(encoding="utf-8"))
-                if head is None:
-                    head = {k: v for k, v in data.items() if k != "Faces"}
-                    if metadata_removed is not None:
-                        head["MetadataRemoved"] = metadata_removed
-                    out.write(json.dumps(head, separators=_COMPACT)[:-1] + ',"Faces":[')
-                entries = data["Faces"]
-                if run.start_ms is not None:  # the rest of a run after a repair
-                    entries = [e for e in entries if e["Timestamp"] >= run.start_ms]
-                for entry in _in_track_order(entries, global_id):
-                    out.write(("\n" if first else ",\n") + json.dumps(entry, separators=_COMPACT))
-                    first = False
-            out.write("\n]}\n")
-        os.replace(tmp, output)
-    except OSError as exc:
-        raise OutputError(output, f"cannot write ({exc.strerror or exc})") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-_COMPACT = (",", ":")
+    head: dict[str, Any] = {k: v for k, v in load(segment_faces[0]).items() if k != "Faces"}
+    if metadata_removed is not None:
+        head["MetadataRemoved"] = metadata_removed
+    with FacesFileWriter(output_faces, head) as out:
+        for global_id, run, path in zip(maps, runs, segment_faces, strict=True):
+            entries = load(path)["Faces"]
+            if run.start_ms is not None:  # the rest of a run after a repair
+                entries = [e for e in entries if e["Timestamp"] >= run.start_ms]
+            for entry in _in_track_order(entries, global_id):
+                out.add_entry(entry)
+        out.commit()
 
 
 def _in_track_order(

@@ -30,7 +30,7 @@ from typing import Any
 
 from dbos import DBOS
 
-from veil import segment_jobs
+from veil import faces_file, segment_jobs
 from veil.errors import (
     InvalidKeyError,
     JobFailed,
@@ -45,7 +45,7 @@ from veil.jobs import (
 from veil.keys import check_video_key, faces_file_key, report_key
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.report import audit_and_report, run_summary, write_report
-from veil.review import apply_edits, parse_edits, write_faces_file
+from veil.review import apply_edits, parse_edits
 from veil.segments import plan_segments
 from veil.steps import (
     blur_options,
@@ -165,7 +165,7 @@ def _redact_reviewed(
     without detecting again; the edited faces file is the one published."""
     local = fetch_input(render_id, request)
     output, faces = results_paths(render_id, request.key)
-    write_faces_file(apply_edits(review_store().faces(job_id), parse_edits(edits)), faces)
+    faces_file.save(apply_edits(review_store().faces(job_id), parse_edits(edits)), faces)
     with failing_job(request.key):
         result = redact_video(
             local,

@@ -30,10 +30,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from veil import jobs
+from veil import faces_file, jobs
 from veil.api.sigv4 import check_headers, verify
 from veil.detections import Detections
-from veil.errors import ApiError, InvalidKeyError, SignatureError, StorageError
+from veil.errors import ApiError, FacesFileError, InvalidKeyError, SignatureError, StorageError
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
 from veil.keys import check_not_reserved, face_detection_key
 from veil.queue import submit_face_detection
@@ -405,11 +405,11 @@ class _FacesCache:
             local = Path(tmp) / "faces.json"
             try:
                 self.service.output.download(face_detection_key(job_id), local)
-            except StorageError as exc:
+                data = faces_file.load(local)
+            except (StorageError, FacesFileError) as exc:
                 raise ApiError(
                     "InternalServerError", f"the job's results cannot be read: {exc}", 500
                 ) from exc
-            data = json.loads(local.read_text())
         # Report the boxes veil blurs: grown by --box-scale and kept inside the frame, so a
         # client that blurs exactly these boxes hides what veil hides.
         details = [entry["Face"] for entry in data["Faces"]]
