@@ -22,7 +22,7 @@ from conftest import SMALL_SCENE
 
 from veil import queue, runtime
 from veil.api import Service, create_app
-from veil.errors import DatabaseError
+from veil.errors import DatabaseError, StorageError
 from veil.jobs import JobRequest
 from veil.pipeline import BlurOptions
 from veil.runtime import ServiceConfig
@@ -294,6 +294,40 @@ def test_a_step_that_gives_up_says_why(veil, clip, monkeypatch):
         "Redact gave up after 4 tries: job database: connection refused;"
         " retry the job once that is fixed"
     )
+
+
+def test_a_retrying_step_shows_its_cause_until_it_gets_through(veil, clip, monkeypatch):
+    # Issue 25: while a step waits to try again, the job says which step and why, in
+    # plain words, with when the next try is due; once through, it says nothing more.
+    upload = veil.output.upload
+    faults = []
+
+    def not_writable(path: Path, key: str) -> Any:
+        if key == "shy.mp4" and len(faults) < 2:
+            faults.append(key)
+            raise StorageError("output store", key, "Operation not permitted", transient=True)
+        return upload(path, key)
+
+    monkeypatch.setattr(veil.output, "upload", not_writable)
+    veil.input.objects["shy.mp4"] = clip.path.read_bytes() + b"shy"
+    job_id = veil.call("POST", "/api/jobs", json={"key": "shy.mp4"}).json()["id"]
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = veil.call("GET", f"/api/jobs/{job_id}").json()
+        if job["retrying"]:
+            seen.append((job["retrying"], time.time()))
+        if job["status"] in ENDED:
+            break
+        time.sleep(0.1)
+    assert job["status"] == "SUCCEEDED", job
+    assert job["retrying"] is None
+    assert seen, "the job never said it was retrying"
+    retry, when = seen[0]
+    assert retry["step"] == "Publish"
+    assert retry["cause"] == "output store/shy.mp4: Operation not permitted"
+    assert when - 1 <= retry["retry_at"] <= when + 4
+    assert veil.output.objects["shy.mp4"]
 
 
 def test_a_job_runs_with_the_options_it_was_queued_with(veil, clip: SyntheticVideo, tmp_path):

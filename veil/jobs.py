@@ -215,6 +215,10 @@ class Job:
     """Its detections are kept, so a reviewer may edit and re-render it."""
     segments: list[SegmentState] = field(default_factory=list)
     """A long job's segments (``veil.segment_jobs``), in order; empty for one piece."""
+    retrying: dict[str, Any] | None = None
+    """While a step waits to try again after a fault: ``step``, ``cause`` (plain words)
+    and ``retry_at`` (Unix seconds); ``segment``, the index of the segment whose step it
+    is, for a long job's."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -298,6 +302,14 @@ def add_segments(job: Job, progress: ProgressStore) -> None:
         job.frames_done = sum(s.frames_done for s in job.segments)
         totals = [s.frames_total for s in job.segments]
         job.frames_total = sum(t for t in totals if t) if all(totals) else None
+        waiting = [
+            (s.index, rows[s.workflow_id]["retrying"])
+            for s in found
+            if state_of(s) in _ACTIVE and "retrying" in rows.get(s.workflow_id, {})
+        ]
+        if waiting and job.retrying is None:
+            index, retry = waiting[0]
+            job.retrying = {**retry, "segment": index}
 
 
 def _renders(reviews: Sequence[Review]) -> dict[str, Any]:
@@ -437,6 +449,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         frames_done=int(progress.get("frames_done") or 0),
         frames_total=progress.get("frames_total"),
         duration=progress.get("duration"),
+        retrying=progress.get("retrying") if state not in _ENDED else None,
         faces=output.get("faces"),
         output_key=output.get("output_key"),
         output_etag=output.get("output_etag"),
@@ -514,6 +527,16 @@ class ProgressStore:
             sa.Column("duration", sa.Float, nullable=True),
             sa.Column("updated_at", sa.Float),
         )
+        # A step waiting to try again after a fault (a store or the database out of
+        # reach): which step, why, and when the next try is due.
+        self.retries = sa.Table(
+            "veil_retries",
+            self.table.metadata,
+            sa.Column("job_id", sa.String(64), primary_key=True),
+            sa.Column("step", sa.String(32)),
+            sa.Column("cause", sa.Text),
+            sa.Column("retry_at", sa.Float),
+        )
         create_tables(self.table.metadata, self.engine)
         self._last: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
@@ -549,15 +572,39 @@ class ProgressStore:
             if not updated:
                 conn.execute(self.table.insert().values(job_id=job_id, **row))
 
+    def retrying(self, job_id: str, step: str, cause: str, retry_at: float) -> None:
+        """Say that ``step`` of job ``job_id`` failed for ``cause`` and tries again at
+        ``retry_at`` (Unix seconds), until ``retried``."""
+        row = {"step": step, "cause": cause[:2000], "retry_at": retry_at}
+        with database_errors(), self.engine.begin() as conn:
+            updated = conn.execute(
+                self.retries.update().where(self.retries.c.job_id == job_id).values(**row)
+            ).rowcount
+            if not updated:
+                conn.execute(self.retries.insert().values(job_id=job_id, **row))
+
+    def retried(self, job_id: str) -> None:
+        """The step that was ``retrying`` got through (or the job ended)."""
+        with database_errors(), self.engine.begin() as conn:
+            conn.execute(self.retries.delete().where(self.retries.c.job_id == job_id))
+
     def forget(self, job_id: str) -> None:
         """Remove the progress of job ``job_id`` and of its segments and re-renders."""
-        c = self.table.c
         with database_errors(), self.engine.begin() as conn:
-            conn.execute(self.table.delete().where(owned_by(c.job_id, job_id)))
+            for table in (self.table, self.retries):
+                conn.execute(table.delete().where(owned_by(table.c.job_id, job_id)))
 
     def get(self, job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Each job's progress row, with ``retrying`` (``step``, ``cause``, ``retry_at``)
+        where one of its steps waits to try again."""
         if not job_ids:
             return {}
         with database_errors(), self.engine.connect() as conn:
             rows = conn.execute(self.table.select().where(self.table.c.job_id.in_(job_ids)))
-            return {row.job_id: dict(row._mapping) for row in rows}
+            found = {row.job_id: dict(row._mapping) for row in rows}
+            r = self.retries.c
+            waiting = conn.execute(self.retries.select().where(r.job_id.in_(job_ids)))
+            for row in waiting:
+                retry = {"step": row.step, "cause": row.cause, "retry_at": row.retry_at}
+                found.setdefault(row.job_id, {"job_id": row.job_id})["retrying"] = retry
+        return found

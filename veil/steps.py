@@ -92,21 +92,53 @@ def retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Cal
         def run(*args: P.args, **kwargs: P.kwargs) -> R:
             # Only a step that really runs (not one DBOS replays from its records) is
             # announced; a retry is announced again.
-            events.info("%s  %s", args[0], name)
-            return func(*args, **kwargs)
+            job_id = str(args[0])
+            events.info("%s  %s", job_id, name)
+            _tries.count += 1
+            try:
+                result = func(*args, **kwargs)
+            except Exception as exc:
+                if _transient(exc) and _tries.count < attempts:
+                    # DBOS waits interval * backoff ** (tries - 1) before the next try.
+                    wait = 2.0 ** (_tries.count - 1)
+                    events.info("%s  %s failed (%s); retrying in %g s", job_id, name, exc, wait)
+                    _say(progress_store().retrying, job_id, name, str(exc), time.time() + wait)
+                raise
+            if _tries.count > 1:
+                _say(progress_store().retried, job_id)
+            return result
 
         stepped = step(run)
 
         @functools.wraps(func)
         def giving_up_plainly(*args: P.args, **kwargs: P.kwargs) -> R:
+            _tries.count = 0
             try:
                 return stepped(*args, **kwargs)
             except dbos_errors.DBOSMaxStepRetriesExceeded as exc:
+                _say(progress_store().retried, str(args[0]))
                 raise JobFailed(_gave_up(name, attempts, exc.errors)) from None
 
         return giving_up_plainly
 
     return announced
+
+
+class _Tries(threading.local):
+    """Tries of the step this thread runs: DBOS retries a step in the thread that
+    called it, and says only whether to retry, not which try this is."""
+
+    count = 0
+
+
+_tries = _Tries()
+
+
+def _say(record: Callable[..., None], *args: Any) -> None:
+    """Record a step's retry for the API: the job database may be the fault itself, so
+    failing to say so is no failure of the step."""
+    with contextlib.suppress(VeilError, OSError):
+        record(*args)
 
 
 def _gave_up(step: str, attempts: int, errors: Sequence[BaseException]) -> str:
@@ -231,6 +263,7 @@ def cleanup(job_id: str, key: str | None = None) -> None:
     the pieces they left in the output store (best effort: they are hidden under
     ``.veil/`` and never published)."""
     remove_leftovers(job_id, key)
+    _say(progress_store().retried, job_id)
 
 
 def _outside_workflow(func: Callable[[], R]) -> R:

@@ -121,19 +121,29 @@ const segmentsRunning = (job) => job.status === "RUNNING" && (job.segments || []
 
 // One overall progress: a segmented job's is its segments' shares averaged (they may run
 // at once, each on its own worker); anything else's is the frames of the step it is in.
+// A step waiting to try again after a fault: which, why, and when (job.retrying).
+function retryingText(job) {
+  const retry = job.retrying;
+  if (!retry) return "";
+  const which = retry.segment != null ? `${stepLabel(retry.step)} ${retry.segment + 1}` : stepLabel(retry.step);
+  const wait = Math.max(0, Math.ceil(retry.retry_at - Date.now() / 1000));
+  return `${which}: ${retry.cause}; ${wait ? `retrying in ${wait} s` : "retrying now"}`;
+}
+
 function progressOf(job) {
   if (job.status === "SUCCEEDED" || job.status === "NEEDS_REVIEW") return { fraction: 1, detail: "" };
   const segments = job.segments || [];
+  const retrying = retryingText(job);
   if (segmentsRunning(job)) {
     const fraction = segments.reduce((sum, s) => sum + segmentFraction(s), 0) / segments.length;
     const done = segments.filter((s) => s.status === "SUCCEEDED").length;
     const frames = segments.reduce((sum, s) => sum + (s.frames_done || 0), 0);
-    return { fraction, detail: `${stepLabel("Segments")}: ${done} of ${segments.length} done, ${frames} frames ${timeLeft({ ...job, step: "Segments" }, fraction)}`.trim() };
+    return { fraction, detail: retrying || `${stepLabel("Segments")}: ${done} of ${segments.length} done, ${frames} frames ${timeLeft({ ...job, step: "Segments" }, fraction)}`.trim() };
   }
   const fraction = job.frames_total ? Math.min(1, job.frames_done / job.frames_total) : 0;
-  const detail = job.status === "RUNNING" && job.step
+  const detail = retrying || (job.status === "RUNNING" && job.step
     ? `${stepLabel(job.step)}: ${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames ${timeLeft(job, job.frames_total ? fraction : 0)}`.trim()
-    : "";
+    : "");
   return { fraction, detail };
 }
 
@@ -406,7 +416,9 @@ async function refreshJob(id) {
   text($("#job-title"), job.key);
   const size = `${bytes(job.size)}${job.duration ? `, ${seconds(job.duration)}` : ""}`;
   const faces = job.faces == null ? "" : `, ${job.faces} face${job.faces === 1 ? "" : "s"} tracked`;
-  $("#job-status").replaceChildren(el("span", { class: `status ${job.status}` }, job.status), ` ${size}${faces}`);
+  const retrying = retryingText(job);
+  $("#job-status").replaceChildren(el("span", { class: `status ${job.status}` }, job.status), ` ${size}${faces}`,
+    ...(retrying ? [el("br"), el("span", { class: "retrying" }, retrying)] : []));
   drawGraph(job);
   const error = $("#job-error");
   error.hidden = !job.error;
