@@ -26,8 +26,11 @@ from veil.errors import DatabaseError, StorageError
 from veil.jobs import JobRequest
 from veil.pipeline import BlurOptions
 from veil.runtime import ServiceConfig
+from veil.segment_jobs import SegmentDone
+from veil.steps import restored
 from veil.storage import MemoryStorage
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
+from veil.workflow import Checked, Validated
 
 STEPS = ["Validate", "Redact", "Audit", "Publish"]
 ENDED = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW")
@@ -300,7 +303,7 @@ def test_a_retrying_step_shows_its_cause_until_it_gets_through(veil, clip, monke
     # Issue 25: while a step waits to try again, the job says which step and why, in
     # plain words, with when the next try is due; once through, it says nothing more.
     upload = veil.output.upload
-    faults = []
+    faults: list[str] = []
 
     def not_writable(path: Path, key: str) -> Any:
         if key == "shy.mp4" and len(faults) < 2:
@@ -356,3 +359,16 @@ def test_a_job_runs_with_the_options_it_was_queued_with(veil, clip: SyntheticVid
         (3 * y1 + y2) // 4 : (y1 + 3 * y2) // 4, (3 * x1 + x2) // 4 : (x1 + 3 * x2) // 4
     ]
     assert float(middle.std()) < 2.0
+
+
+def test_a_step_result_recorded_by_an_older_veil_is_replayed_as_its_type():
+    # Steps returned dicts before they returned dataclasses; DBOS replays a resumed job's
+    # finished steps from their records, so an old record must still read.
+    old = {"width": 640, "height": 360, "frames": 90, "duration": 3.0, "segments": None}
+    assert restored(Validated, old) == Validated(640, 360, 90, 3.0, None)
+    new = Validated(640, 360, 90, 3.0, None)
+    assert restored(Validated, new) is new
+    done = restored(SegmentDone, {"run": {"index": 0}, "audit": None})  # before versions
+    assert done == SegmentDone(run={"index": 0}, audit=None, versions={})
+    kept = {"audit": {"passed": True}, "report": {}, "hold": False, "later": 1}
+    assert restored(Checked, kept) == Checked({"passed": True}, {}, False)

@@ -37,7 +37,7 @@ def face_detection(data: dict[str, Any]) -> dict[str, Any]:
     request = FaceDetectionRequest.from_dict(data)
 
     def steps() -> dict[str, Any]:
-        segments = validate(job_id, request)["segments"]
+        segments = validate(job_id, request).segments
         if segments is None:
             faces = detect_faces(job_id, request)
         else:

@@ -36,23 +36,41 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def run_summary(result: RunResult) -> dict[str, Any]:
-    """What a run saw, as plain data (a service step's result)."""
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    """What a run saw, as plain data: a service step's result, and the report's source.
+    A segmented job's Join adds ``segments`` and the audit joined from its segments'
+    pieces (``audit``; ``None`` where a seam was repaired and the output is audited whole)."""
+
+    frames: int
+    frames_analysed: int
+    frames_followed: int
+    tracks: int
+    metadata_removed: dict[str, list[str]] | None
+    video: dict[str, Any]
+    """``width``, ``height``, ``fps``, ``duration_s`` and ``codec`` of the input."""
+    segments: int | None = None
+    audit: dict[str, Any] | None = None
+
+
+def run_summary(result: RunResult, **joined: Any) -> RunSummary:
+    """What ``result``'s run saw; ``joined``: ``segments`` and ``audit`` of a Join."""
     info = result.info
-    return {
-        "frames": result.frames,
-        "frames_analysed": result.analysed,
-        "frames_followed": result.followed,
-        "tracks": result.tracks,
-        "metadata_removed": result.metadata_removed,
-        "video": {
+    return RunSummary(
+        frames=result.frames,
+        frames_analysed=result.analysed,
+        frames_followed=result.followed,
+        tracks=result.tracks,
+        metadata_removed=result.metadata_removed,
+        video={
             "width": info.width,
             "height": info.height,
             "fps": info.fps,
             "duration_s": info.duration,
             "codec": info.codec,
         },
-    }
+        **joined,
+    )
 
 
 def settings(options: BlurOptions) -> dict[str, Any]:
@@ -69,7 +87,7 @@ def privacy_report(
     output_name: str,
     output_sha256: str,
     options: BlurOptions,
-    run: Mapping[str, Any],
+    run: RunSummary,
     audit: Mapping[str, Any] | None,
     edits: Sequence[Mapping[str, Any]] = (),
     redacted_from: str = "detections",
@@ -94,14 +112,14 @@ def privacy_report(
         },
         "settings": settings(options),
         "redacted_from": redacted_from,
-        "video": run.get("video"),
-        "frames": run.get("frames"),
-        "frames_analysed": run.get("frames_analysed"),
-        "frames_followed": run.get("frames_followed"),
-        "tracks": run.get("tracks"),
+        "video": run.video,
+        "frames": run.frames,
+        "frames_analysed": run.frames_analysed,
+        "frames_followed": run.frames_followed,
+        "tracks": run.tracks,
         "audit": dict(audit) if audit is not None else None,
         "edits": [dict(e) for e in edits],
-        "metadata_removed": run.get("metadata_removed"),
+        "metadata_removed": run.metadata_removed,
     }
 
 
@@ -137,7 +155,7 @@ def audit_and_report(
     input_name: str,
     output_name: str,
     options: BlurOptions,
-    run: Mapping[str, Any],
+    run: RunSummary,
     edits: Sequence[Mapping[str, Any]] = (),
     redacted_from: str = "detections",
     progress: Callable[[int, int | None], None] | None = None,
@@ -147,12 +165,11 @@ def audit_and_report(
     --report`` and a service job make their report. ``audit``: the output's audit,
     already made (a segmented job's, from its segments' pieces)."""
     if audit is None:
-        video = run.get("video") or {}
         audit = service_audit(
             output_path,
             faces_path,
-            frames=int(run.get("frames") or 0),
-            fps=float(video.get("fps") or 30.0),
+            frames=run.frames,
+            fps=float(run.video.get("fps") or 30.0),
             device=options.device,
             progress=progress,
         )

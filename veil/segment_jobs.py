@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from veil.errors import JobFailed
 from veil.jobs import SEGMENT_WORKFLOW, FaceDetectionRequest, JobRequest, segment_id
 from veil.keys import piece_keys
 from veil.pipeline import RunResult
-from veil.report import run_summary, service_audit
+from veil.report import RunSummary, run_summary, service_audit
 from veil.segments import (
     SegmentPlan,
     SegmentRun,
@@ -56,6 +56,7 @@ from veil.steps import (
     fetch_input,
     progress_reporter,
     progress_store,
+    restored,
     results_paths,
     retrying_step,
     review_store,
@@ -69,12 +70,23 @@ from veil.video import probe
 log = logging.getLogger("veil.workflow")
 
 
+@dataclass(frozen=True)
+class SegmentDone:
+    """A segment's result: its ``SegmentRun.to_json()`` (``run``), the audit of its piece
+    (``None`` for faces only), and the versions of the piece's objects it uploaded
+    (``video``, ``faces``), which Join downloads and no others."""
+
+    run: dict[str, Any]
+    audit: dict[str, Any] | None
+    versions: dict[str, str] = field(default_factory=dict)
+    """Empty for a segment an older veil finished: Join reads what is there."""
+
+
 @retrying_step("Segment", attempts=4)
 def process_segment(
     job_id: str, request: JobRequest, plan_data: dict[str, Any], index: int, detect_only: bool
-) -> dict[str, Any]:
-    """Process one segment and upload its piece; returns its ``SegmentRun`` (``run``)
-    and the audit of its piece (``audit``; ``None`` for faces only). Each segment audits
+) -> SegmentDone:
+    """Process one segment and upload its piece; returns its ``SegmentDone``. Each segment audits
     its own piece, so the audit is spread over the workers like the rest: Join only
     joins the audits (``veil.audit.join_audits``)."""
     own = segment_id(job_id, index)
@@ -112,7 +124,7 @@ def process_segment(
         versions["video"] = store.upload(video, video_key).etag
         review_store().keep_thumbnails(own, thumbnails.pictures)
     versions["faces"] = store.upload(faces, faces_key).etag
-    return {"run": run.to_json(), "audit": audit, "versions": versions}
+    return SegmentDone(run=run.to_json(), audit=audit, versions=versions)
 
 
 def _audit_piece(
@@ -134,7 +146,7 @@ def _audit_piece(
 
 
 @DBOS.workflow(name=SEGMENT_WORKFLOW)
-def segment_workflow(data: dict[str, Any]) -> dict[str, Any]:
+def segment_workflow(data: dict[str, Any]) -> SegmentDone:
     """One segment of a job: ``data`` holds the job's ID and request, the plan and the
     segment's index, and whether only faces are wanted (a face-detection job)."""
     job_id = str(data["job_id"])
@@ -149,7 +161,7 @@ def segment_workflow(data: dict[str, Any]) -> dict[str, Any]:
 
 def run_segments(
     job_id: str, request: JobRequest, plan_data: dict[str, Any], *, detect_only: bool = False
-) -> list[dict[str, Any]]:
+) -> list[SegmentDone]:
     """Start every segment of the job as a child workflow on the segment queue and wait
     for them all (workflow code: DBOS records each start and each result). A segment
     that fails fails the job with its reason, after its siblings are cancelled."""
@@ -167,7 +179,9 @@ def run_segments(
         with SetWorkflowID(segment_id(job_id, segment.index)):
             handles.append(runtime.runtime().segment_queue.enqueue(segment_workflow, data))
     try:
-        return [handle.get_result(polling_interval_sec=0.5) for handle in handles]
+        return [
+            restored(SegmentDone, handle.get_result(polling_interval_sec=0.5)) for handle in handles
+        ]
     except Exception as exc:
         for handle in handles:
             with contextlib.suppress(Exception):
@@ -192,7 +206,7 @@ def _repaired(
     job_id: str,
     request: JobRequest,
     segments: SegmentPlan,
-    done: list[dict[str, Any]],
+    done: list[SegmentDone],
     *,
     videos: bool,
 ) -> _Parts:
@@ -203,11 +217,10 @@ def _repaired(
     work = work_dir(job_id) / "pieces"
     work.mkdir(exist_ok=True)
     suffix = suffix_of(request.key)
-    runs = [SegmentRun.from_json(d["run"]) for d in done]
+    runs = [SegmentRun.from_json(d.run) for d in done]
     own = {}
     for run, result in zip(runs, done, strict=True):
-        # A segment finished by an older veil recorded no versions: read what is there.
-        versions = result.get("versions", {})
+        versions = result.versions
         video_key, faces_key = piece_keys(job_id, run.index, suffix)
         video = work / f"{run.index}{suffix}" if videos else None
         faces = work / f"{run.index}.faces.json"
@@ -246,16 +259,16 @@ def _repaired(
 
 @retrying_step("Join", attempts=4)
 def join(
-    job_id: str, request: JobRequest, plan_data: dict[str, Any], done: list[dict[str, Any]]
-) -> dict[str, Any]:
+    job_id: str, request: JobRequest, plan_data: dict[str, Any], done: list[SegmentDone]
+) -> RunSummary:
     """Join the segments' pieces (``done``: what ``process_segment`` returned) into the
     job's output and faces file, as Redact would have left them; returns what the passes
-    saw (``veil.report.run_summary``) and the audit of the whole output (``audit``), the
+    saw (``veil.report.RunSummary``) with the audit of the whole output (``audit``), the
     segments' joined, or ``None`` where a seam was repaired: a repair's frames are not
     the ones a segment audited, so then the Audit step audits the output whole."""
     progress_store().set(job_id, "Join", 0, None, force=True)
     segments = SegmentPlan.from_json(plan_data)
-    runs = [SegmentRun.from_json(d["run"]) for d in done]
+    runs = [SegmentRun.from_json(d.run) for d in done]
     local = fetch_input(job_id, request)
     output, faces = results_paths(job_id, request.key)
     made = _repaired(job_id, request, segments, done, videos=True)
@@ -279,8 +292,9 @@ def join(
         metadata_removed=joined.metadata_removed,
     )
     repaired = any(run.handed for run in made.runs)
-    audit = None if repaired else join_audits([d["audit"] for d in done])
-    return {**run_summary(total), "segments": len(runs), "audit": audit}
+    audits = [d.audit for d in done if d.audit is not None]
+    audit = None if repaired or len(audits) < len(done) else join_audits(audits)
+    return run_summary(total, segments=len(runs), audit=audit)
 
 
 def _tracks_in(faces: Path) -> int:
@@ -290,7 +304,7 @@ def _tracks_in(faces: Path) -> int:
 
 @retrying_step("JoinFaces", attempts=4)
 def join_faces_only(
-    job_id: str, request: JobRequest, plan_data: dict[str, Any], done: list[dict[str, Any]]
+    job_id: str, request: JobRequest, plan_data: dict[str, Any], done: list[SegmentDone]
 ) -> int:
     """A face-detection job's segments' faces (``done``: what ``process_segment``
     returned) as one faces file in its work folder."""

@@ -11,15 +11,17 @@ set by ``veil.runtime.launch``: DBOS offers no other way to hand it to them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
 import threading
 import time
+import typing
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from dbos import DBOS
 from dbos import error as dbos_errors
@@ -75,9 +77,23 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, StorageError) and exc.transient
 
 
+T = TypeVar("T")
+
+
+def restored(kind: type[T], value: Any) -> T:
+    """A step's result as the dataclass ``kind`` its step returns today: DBOS hands back
+    what the step returned when it ran, and a step an older veil ran returned a dict of
+    the same fields."""
+    if isinstance(value, dict) and dataclasses.is_dataclass(kind):
+        names = {f.name for f in dataclasses.fields(kind)}
+        return kind(**{k: v for k, v in value.items() if k in names})
+    return cast(T, value)
+
+
 def retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """A DBOS step that retries storage faults with exponential backoff (1 s, 2 s, 4 s...)
-    and fails at once on anything else."""
+    and fails at once on anything else. Its result comes back as the type it is
+    annotated with (``restored``), however old the record it is replayed from."""
     step = DBOS.step(
         name=name,
         retries_allowed=True,
@@ -114,7 +130,9 @@ def retrying_step(name: str, *, attempts: int) -> Callable[[Callable[P, R]], Cal
         def giving_up_plainly(*args: P.args, **kwargs: P.kwargs) -> R:
             _tries.count = 0
             try:
-                return stepped(*args, **kwargs)
+                result = stepped(*args, **kwargs)
+                kind = typing.get_type_hints(func).get("return")
+                return restored(kind, result) if isinstance(kind, type) else result
             except dbos_errors.DBOSMaxStepRetriesExceeded as exc:
                 _say(progress_store().retried, str(args[0]))
                 raise JobFailed(_gave_up(name, attempts, exc.errors)) from None

@@ -44,7 +44,7 @@ from veil.jobs import (
 )
 from veil.keys import check_video_key, faces_file_key, report_key
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
-from veil.report import audit_and_report, run_summary, write_report
+from veil.report import RunSummary, audit_and_report, run_summary, write_report
 from veil.review import apply_edits, parse_edits
 from veil.segments import plan_segments
 from veil.steps import (
@@ -65,8 +65,43 @@ from veil.thumbnails import Thumbnails
 from veil.video import VideoInfo, probe
 
 
+@dataclasses.dataclass(frozen=True)
+class Validated:
+    """What Validate read of the input, and how the job runs: in one piece, or in the
+    segments of ``segments`` (``SegmentPlan.to_json()``)."""
+
+    width: int
+    height: int
+    frames: int | None
+    duration: float
+    segments: dict[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """The Audit step's result: the audit (``AuditResult.to_json()``), the privacy report,
+    and whether the job is held for review."""
+
+    audit: dict[str, Any]
+    report: dict[str, Any]
+    hold: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """Where Publish put the output and faces file (and report), at which versions: the
+    job's downloads ask for exactly these."""
+
+    output_key: str
+    output_etag: str
+    faces_key: str
+    faces_etag: str
+    report_key: str | None = None
+    report_etag: str | None = None
+
+
 @retrying_step("Validate", attempts=6)
-def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
+def validate(job_id: str, request: JobRequest) -> Validated:
     key = request.key
     progress_store().set(job_id, "Validate", 0, None, force=True)
     try:
@@ -91,13 +126,13 @@ def validate(job_id: str, request: JobRequest) -> dict[str, Any]:
             else None
         )
     progress_store().set(job_id, "Validate", 1, 1, force=True, duration=info.duration)
-    return {
-        "width": info.width,
-        "height": info.height,
-        "frames": info.frame_count,
-        "duration": info.duration,
-        "segments": plan.to_json() if plan is not None and len(plan.segments) > 1 else None,
-    }
+    return Validated(
+        width=info.width,
+        height=info.height,
+        frames=info.frame_count,
+        duration=info.duration,
+        segments=plan.to_json() if plan is not None and len(plan.segments) > 1 else None,
+    )
 
 
 def _check_work(key: str, info: VideoInfo) -> None:
@@ -133,7 +168,7 @@ def detect_faces(job_id: str, request: JobRequest) -> int:
     return result.tracks
 
 
-def _detect_and_redact(job_id: str, request: JobRequest) -> dict[str, Any]:
+def _detect_and_redact(job_id: str, request: JobRequest) -> RunSummary:
     """The job's one pass: detect, track and anonymize, writing the output and faces
     file; the detections and a thumbnail of each face are kept for review."""
     local = fetch_input(job_id, request)
@@ -160,7 +195,7 @@ def _render_options(options: BlurOptions) -> BlurOptions:
 
 def _redact_reviewed(
     job_id: str, render_id: str, request: JobRequest, edits: list[dict[str, Any]]
-) -> dict[str, Any]:
+) -> RunSummary:
     """A re-render: the job's kept detections with a reviewer's edits, anonymized
     without detecting again; the edited faces file is the one published."""
     local = fetch_input(render_id, request)
@@ -192,7 +227,7 @@ def _ensure_results(
 
 
 @retrying_step("Redact", attempts=4)
-def redact(job_id: str, request: JobRequest) -> dict[str, Any]:
+def redact(job_id: str, request: JobRequest) -> RunSummary:
     """Detect, track and anonymize in one decode of the video, writing the output and
     its faces file; returns what the pass saw (``veil.report.run_summary``)."""
     return _detect_and_redact(job_id, request)
@@ -201,7 +236,7 @@ def redact(job_id: str, request: JobRequest) -> dict[str, Any]:
 @retrying_step("Rerender", attempts=4)
 def rerender(
     job_id: str, render_id: str, request: JobRequest, edits: list[dict[str, Any]]
-) -> dict[str, Any]:
+) -> RunSummary:
     """Anonymize the job's detections as a reviewer edited them."""
     return _redact_reviewed(job_id, render_id, request, edits)
 
@@ -212,13 +247,13 @@ def audit(
     work_id: str,
     request: JobRequest,
     edits: list[dict[str, Any]] | None,
-    run: dict[str, Any],
-) -> dict[str, Any]:
+    run: RunSummary,
+) -> Checked:
     """Look for faces left in the output (a second opinion, ``veil.audit``, within the
     budget ``service_sampling`` sets) and write the privacy report. Returns the audit,
     the report, and whether the job is held for review (decided here, by the settings of
     the process that ran the audit, so a replay decides the same). A segmented job's
-    segments audited their own pieces (``run["audit"]``, joined): only the report is
+    segments audited their own pieces (``run.audit``, joined): only the report is
     made here."""
     output, faces = _ensure_results(job_id, work_id, request, edits)
     with failing_job(request.key):
@@ -235,14 +270,14 @@ def audit(
             edits=edits or [],
             redacted_from="detections" if edits is None else "reviewed detections",
             progress=progress_reporter(job_id, "Audit"),
-            audit=run.get("audit"),  # a segmented job's, joined from its segments'
+            audit=run.audit,  # a segmented job's, joined from its segments'
         )
     found = report["audit"]
-    return {
-        "audit": found,
-        "report": report,
-        "hold": not found["passed"] and config().on_audit_finding == "hold",
-    }
+    return Checked(
+        audit=found,
+        report=report,
+        hold=not found["passed"] and config().on_audit_finding == "hold",
+    )
 
 
 @retrying_step("Publish", attempts=8)
@@ -252,7 +287,7 @@ def publish(
     request: JobRequest,
     edits: list[dict[str, Any]] | None,
     report: dict[str, Any],
-) -> dict[str, str]:
+) -> Published:
     """Upload the output and faces file (and the privacy report, with
     ``--write-report``); returns their key and versions, which the job's downloads ask
     for, so a later job's output under the same key is never served as this one's."""
@@ -269,21 +304,21 @@ def publish(
     # The faces file first: once the video is there, everything about it is.
     faces_key = faces_file_key(key)
     faces_info = store.upload(faces, faces_key)
-    published = {}
+    report_info = None
     if config().write_report:
         path = work_dir(work_id) / "report.json"
         write_report(report, path)
         report_info = store.upload(path, report_key(key))
-        published = {"report_key": report_info.key, "report_etag": report_info.etag}
     output_info = store.upload(output, key)
     progress_store().set(job_id, "Publish", 1, 1, force=True)
-    return {
-        "output_key": key,
-        "output_etag": output_info.etag,
-        "faces_key": faces_key,
-        "faces_etag": faces_info.etag,
-        **published,
-    }
+    return Published(
+        output_key=key,
+        output_etag=output_info.etag,
+        faces_key=faces_key,
+        faces_etag=faces_info.etag,
+        report_key=report_info.key if report_info else None,
+        report_etag=report_info.etag if report_info else None,
+    )
 
 
 def _current_version(request: JobRequest) -> str | None:
@@ -300,17 +335,20 @@ def _publish_or_hold(
     work_id: str,
     request: JobRequest,
     edits: list[dict[str, Any]] | None,
-    run: dict[str, Any],
-    checked: dict[str, Any],
+    run: RunSummary,
+    checked: Checked,
     *,
     approved: bool = False,
 ) -> dict[str, Any]:
     """Publish, unless the audit found a face and nobody approved publishing it anyway:
-    then the job ends held, ``NEEDS_REVIEW``, with nothing published."""
-    found = {"faces": run.get("tracks"), "audit": checked["audit"], "report": checked["report"]}
-    if checked["hold"] and not approved:
+    then the job ends held, ``NEEDS_REVIEW``, with nothing published. Returns the job's
+    result as the API shows it (``veil.jobs.job_from_status``)."""
+    found = {"faces": run.tracks, "audit": checked.audit, "report": checked.report}
+    if checked.hold and not approved:
         return {"status": JobStatus.NEEDS_REVIEW.value, **found}
-    return {**publish(job_id, work_id, request, edits, checked["report"]), **found}
+    published = publish(job_id, work_id, request, edits, checked.report)
+    shown = {k: v for k, v in dataclasses.asdict(published).items() if v is not None}
+    return {**shown, **found}
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)
@@ -322,7 +360,7 @@ def anonymize(data: dict[str, Any]) -> dict[str, Any]:
 
     def steps() -> dict[str, Any]:
 
-        segments = validate(job_id, request)["segments"]
+        segments = validate(job_id, request).segments
         if segments is None:
             run = redact(job_id, request)
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import http.server
 import json
@@ -15,7 +16,7 @@ import socket
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import boto3
 import cv2
@@ -638,14 +639,21 @@ def in_process(tmp_path):
     )
     runtime.launch(config)
     try:
-        yield (
-            folders["input"],
-            create_app(
+
+        def app_of(config: ServiceConfig) -> Any:
+            return create_app(
                 Service(
                     config=config,
                     submit=queue.submit,
                     rekognition=RekognitionConfig(secrets=None, max_face_jobs=2),
                 )
+            )
+
+        yield (
+            folders["input"],
+            app_of(config),
+            lambda **blur: app_of(
+                dataclasses.replace(config, blur=dataclasses.replace(config.blur, **blur))
             ),
         )
         wait_for(lambda: jobs.count_active("veil.face_detection") == 0, 120, "the jobs to end")
@@ -653,32 +661,58 @@ def in_process(tmp_path):
         runtime.shutdown()
 
 
+def call_in_process(app: Any, target: str, params: dict[str, Any]) -> httpx.Response:
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
+            return await http.post(
+                "/",
+                content=json.dumps(params),
+                headers={
+                    "X-Amz-Target": f"RekognitionService.{target}",
+                    "Content-Type": CONTENT_TYPE,
+                },
+            )
+
+    return asyncio.run(send())
+
+
 def test_max_face_jobs_holds_under_concurrent_starts(in_process, clip):
-    folder, app = in_process
+    folder, app, _ = in_process
     shutil.copy(clip.path, folder / "talk.mp4")
-    body = json.dumps({"Video": {"S3Object": {"Bucket": "input", "Name": "talk.mp4"}}})
+    params = {"Video": {"S3Object": {"Bucket": "input", "Name": "talk.mp4"}}}
     ready = threading.Barrier(8)
 
     def start(_: int) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-                return await http.post(
-                    "/",
-                    content=body,
-                    headers={
-                        "X-Amz-Target": "RekognitionService.StartFaceDetection",
-                        "Content-Type": CONTENT_TYPE,
-                    },
-                )
-
         ready.wait()  # all eight at once
-        return asyncio.run(send())
+        return call_in_process(app, "StartFaceDetection", params)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(start, range(8)))
     outcomes = sorted(a.json().get("__type", "started") for a in answers)
     assert outcomes == ["LimitExceededException"] * 6 + ["started"] * 2
+
+
+def test_boxes_are_grown_by_the_jobs_own_box_scale(in_process, clip):
+    # Issue 25: GetFaceDetection grew a job's boxes by the --box-scale of whichever
+    # process answered, not the one the job ran (and blurred) with.
+    folder, app, app_with = in_process
+    shutil.copy(clip.path, folder / "talk.mp4")
+    params = {"Video": {"S3Object": {"Bucket": "input", "Name": "talk.mp4"}}}
+    job_id = call_in_process(app, "StartFaceDetection", params).json()["JobId"]
+
+    def boxes(served_by: Any) -> list[dict[str, float]]:
+        def ended() -> dict[str, Any] | None:
+            answer = call_in_process(served_by, "GetFaceDetection", {"JobId": job_id}).json()
+            return None if answer.get("JobStatus") == "IN_PROGRESS" else answer
+
+        answer = wait_for(ended, 120, "the job to end")
+        assert answer["JobStatus"] == "SUCCEEDED", answer
+        return [f["Face"]["BoundingBox"] for f in answer["Faces"]]
+
+    own = boxes(app)
+    assert own
+    assert boxes(app_with(box_scale=2.0)) == own
 
 
 def test_a_long_video_in_segments_pages_as_one(s3_store, tmp_path):

@@ -376,7 +376,9 @@ def _get(faces_cache: _FacesCache, params: dict[str, Any], caller: str) -> dict[
     if state is not JobStatus.SUCCEEDED:
         message = str(status.error) if status.error is not None else f"job {state.lower()}"
         return {**response, "JobStatus": "FAILED", "StatusMessage": message}
-    metadata, faces = faces_cache.get(job_id)
+    # The boxes the job blurs by: its own recorded options, not this process's flags.
+    options = request.get("options") or {}
+    metadata, faces = faces_cache.get(job_id, options.get("box_scale", faces_cache.box_scale))
     offset = _page_offset(job_id, token) if token else 0
     if offset > len(faces):
         raise ApiError("InvalidPaginationTokenException", "Invalid Token")
@@ -396,7 +398,12 @@ class _FacesCache:
         self._items: OrderedDict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, job_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    @property
+    def box_scale(self) -> float:
+        """The serving process's ``--box-scale``: for jobs queued without options."""
+        return self.service.blur.box_scale
+
+    def get(self, job_id: str, box_scale: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         with self._lock:
             if job_id in self._items:
                 self._items.move_to_end(job_id)
@@ -413,7 +420,7 @@ class _FacesCache:
         # Report the boxes veil blurs: grown by --box-scale and kept inside the frame, so a
         # client that blurs exactly these boxes hides what veil hides.
         details = [entry["Face"] for entry in data["Faces"]]
-        grown = Detections.from_rekognition(details, 1, 1).grown(self.service.blur.box_scale)
+        grown = Detections.from_rekognition(details, 1, 1).grown(float(box_scale))
         boxes = np.clip(grown.xyxy, 0.0, 1.0)
         faces = []
         for entry, (x1, y1, x2, y2) in zip(data["Faces"], boxes.tolist(), strict=True):
