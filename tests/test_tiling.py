@@ -142,7 +142,9 @@ def test_close_ups_are_hidden_whole(detector, photo, width, height, fraction):
     assert max(parts.values()) < 0.6, parts
 
 
-@pytest.mark.parametrize(("width", "height"), [(1280, 720), (3840, 2160)])
+@pytest.mark.parametrize(
+    ("width", "height"), [(1280, 720), pytest.param(3840, 2160, marks=pytest.mark.slow)]
+)
 def test_a_close_up_gets_one_box_not_its_parts(detector, width, height):
     scene = Scene(
         width=width,
@@ -159,6 +161,7 @@ def test_a_close_up_gets_one_box_not_its_parts(detector, width, height):
     assert bottom - top > 0.8 * (truth[0, 3] - truth[0, 1])
 
 
+@pytest.mark.slow  # a whole 4K pyramid: seconds of CPU
 def test_a_scene_without_faces_has_no_large_false_boxes(detector):
     frame, _, _ = Scene(width=3840, height=2160, frames=1).render(0)
     found = detector.detect_frame(frame)
