@@ -316,6 +316,87 @@ Analyse = Callable[[DecodedFrame, Tracker], list[tuple[int, Detections]]]
 and returns the frames the tracker finished."""
 
 
+class _Span:
+    """The frames a run reads, analyses and writes: every one, or a segment's
+    ``Window`` of them (with its warm-up, margins and entry state), and where the run
+    may end early (``end_after``). What ``_run``'s loop asks of a window."""
+
+    def __init__(self, window: Window | None, input_path: Path) -> None:
+        self.window = window
+        self.input_path = input_path
+        self.first = window.first if window else 0
+        """The first frame written."""
+        self.end: float = window.end if window and window.end is not None else math.inf
+        """The frame after the last written."""
+        # The last frame read: the last written one waits this long for its boxes.
+        self.last: float = window.stop - 1 if window and window.stop is not None else math.inf
+        self.keyframes = window.keyframes if window else frozenset()
+
+    def tracker(self, options: TrackerOptions, schedule: DetectionSchedule | None) -> Tracker:
+        """The run's tracker: a window's entry state restored (the schedule's too), or
+        a new one starting where analysis starts."""
+        window = self.window
+        if window is not None and window.entry is not None:
+            assert schedule is not None
+            schedule.restore(window.entry["schedule"])
+            return Tracker.restore(options, window.entry["tracker"])
+        return Tracker(options, start=window.analyse if window else 0)
+
+    def expected(self, info: VideoInfo) -> int | None:
+        """Frames to write, for progress: Matroska and WebM headers carry no frame
+        count, so the duration gives an estimate."""
+        if self.window is not None and self.window.end is not None:
+            return self.window.end - self.window.first
+        return info.frame_count or (round(info.duration * info.fps) or None)
+
+    def frames(self, reader: VideoReader) -> Iterator[DecodedFrame | Any]:
+        """The decoded frames (and the packets passed through), from the window's
+        keyframe on."""
+        return iter(reader) if self.window is None else reader.frames(self.window.start)
+
+    def writes(self, index: int) -> bool:
+        return self.first <= index < self.end
+
+    def analyses(
+        self, frame: DecodedFrame, tracker: Tracker, schedule: DetectionSchedule | None
+    ) -> bool:
+        """Whether the run analyses ``frame``. A window's first written frame must have
+        the time the plan says; its warm-up frames only show the schedule how the
+        picture changes; frames its entry state already holds are skipped."""
+        window = self.window
+        if window is None:
+            return True
+        if (
+            frame.index == window.first
+            and window.first_pts is not None
+            and frame.pts != window.first_pts
+        ):
+            raise CorruptVideoError(
+                self.input_path,
+                f"frame {window.first} has time {frame.pts}, "
+                f"not {window.first_pts}: the decoder skipped or added frames",
+            )
+        if window.entry is None and window.warm <= frame.index < window.analyse:
+            assert schedule is not None
+            schedule.observe(frame)
+            return False
+        # Before the warm-up, or already in the entry state.
+        return frame.index > tracker.seen
+
+    def end_after(self, index: int, latency: int) -> None:
+        """Write no frame after ``index``; read on only as far as its boxes need."""
+        self.end, self.last = index + 1, min(self.last, index + latency)
+
+    def check_written(self, done: int) -> None:
+        """A window's run must have written every frame of it."""
+        if self.window is not None and self.end != math.inf and done != self.end - self.first:
+            first, end = self.first, int(self.end)
+            raise CorruptVideoError(
+                self.input_path,
+                f"frames {first}-{end - 1}: the decoder gave {done} of {end - first}",
+            )
+
+
 def _run(
     input_path: Path,
     analyse_for: Callable[[VideoReader], Analyse],
@@ -349,25 +430,11 @@ def _run(
         tracker_options = options.tracker_options(
             info.fps, detecting=detecting, frame_pixels=info.width * info.height
         )
-        if window is not None and window.entry is not None:
-            assert schedule is not None
-            tracker = Tracker.restore(tracker_options, window.entry["tracker"])
-            schedule.restore(window.entry["schedule"])
-        else:
-            tracker = Tracker(tracker_options, start=window.analyse if window else 0)
-        first = window.first if window else 0
-        end = window.end if window and window.end is not None else math.inf
-        # The last frame read: the last written one waits this long for its boxes.
-        last = window.stop - 1 if window and window.stop is not None else math.inf
-        keyframes = window.keyframes if window else frozenset()
+        span = _Span(window, input_path)
+        tracker = span.tracker(tracker_options, schedule)
         pending: deque[DecodedFrame] = deque()
         done = 0
-        # Matroska and WebM headers carry no frame count; the duration gives an estimate.
-        expected = (
-            window.end - window.first
-            if window and window.end is not None
-            else info.frame_count or (round(info.duration * info.fps) or None)
-        )
+        expected = span.expected(info)
         writer: VideoWriter | None = None
         faces: FacesWriter | None = None
         encoder: _EncoderThread | None = None
@@ -375,7 +442,7 @@ def _run(
         def emit(ready: list[tuple[int, Detections]]) -> None:
             nonlocal done
             for index, detections in ready:
-                if not first <= index < end:
+                if not span.writes(index):
                     continue  # a window's margin: looked at, not written
                 frame = pending.popleft()
                 assert frame.index == index
@@ -391,27 +458,26 @@ def _run(
                     if editable is not None:  # hidden in YUV: no frame-sized RGB
                         copy, planes, full_range = editable
                         hide_in_yuv420(anonymizer, planes, boxes, full_range)
-                        encoder.put(_Keyframe(copy) if index in keyframes else copy)
+                        encoder.put(_Keyframe(copy) if index in span.keyframes else copy)
                     else:
                         image = anonymizer.apply(frame.rgb(), boxes)
-                        encoder.put(_Redacted(image, frame.pts, index in keyframes))
+                        encoder.put(_Redacted(image, frame.pts, index in span.keyframes))
                 elif encoder is not None:
                     # No face: encoded as decoded, no trip through RGB.
-                    encoder.put(_Keyframe(frame) if index in keyframes else frame)
+                    encoder.put(_Keyframe(frame) if index in span.keyframes else frame)
                 done += 1
                 if progress is not None:
                     progress(done, expected)
 
         def record(index: int) -> None:
-            nonlocal end, last
             if states is not None and index in states:
                 state = {
                     "tracker": tracker.state(),
                     "schedule": schedule.state() if schedule is not None else None,
                 }
                 states[index] = state
-                if done_at is not None and index + 1 < end and done_at(index, state):
-                    end, last = index + 1, min(last, index + tracker.latency)
+                if done_at is not None and index + 1 < span.end and done_at(index, state):
+                    span.end_after(index, tracker.latency)
 
         try:
             if output is not None:
@@ -427,45 +493,25 @@ def _run(
                 # The faces file says what the output lost of the input's metadata.
                 removed = writer.metadata_removed.to_json() if writer is not None else None
                 faces = FacesWriter(faces_out, info, metadata_removed=removed)
-            source = iter(reader) if window is None else reader.frames(window.start)
             record(tracker.seen)
             at_end = True
-            for item in _background(source, maxsize=_queue_frames(info)):
+            for item in _background(span.frames(reader), maxsize=_queue_frames(info)):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
                         encoder.put(item)
                     continue
-                if window is not None:
-                    if (
-                        item.index == window.first
-                        and window.first_pts is not None
-                        and item.pts != window.first_pts
-                    ):
-                        raise CorruptVideoError(
-                            input_path,
-                            f"frame {window.first} has time {item.pts}, "
-                            f"not {window.first_pts}: the decoder skipped or added frames",
-                        )
-                    if window.entry is None and window.warm <= item.index < window.analyse:
-                        assert schedule is not None
-                        schedule.observe(item)
-                        continue
-                    if item.index <= tracker.seen:
-                        continue  # before the warm-up, or already in the entry state
-                if first <= item.index < end:
+                if not span.analyses(item, tracker, schedule):
+                    continue
+                if span.writes(item.index):
                     pending.append(item)
                 emit(analyse(item, tracker))
                 record(item.index)
-                if item.index >= last:
+                if item.index >= span.last:
                     at_end = False  # the last written frame has its boxes
                     break
             if at_end:
                 emit(tracker.flush())
-            if window and end != math.inf and done != end - first:
-                raise CorruptVideoError(
-                    input_path,
-                    f"frames {first}-{int(end) - 1}: the decoder gave {done} of {int(end) - first}",
-                )
+            span.check_written(done)
             if encoder is not None and writer is not None:
                 encoder.finish()
                 writer.commit()
