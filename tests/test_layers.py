@@ -24,7 +24,11 @@ def modules() -> dict[str, ast.Module]:
 def imports(name: str, tree: ast.Module, known: set[str]) -> list[tuple[str, list[str]]]:
     """``(module, names)`` of every veil module ``name`` imports, anywhere in it."""
     found: list[tuple[str, list[str]]] = []
-    package = name if name in {"veil", "veil.api", "veil.storage"} else name.rsplit(".", 1)[0]
+    package = (
+        name
+        if name in {"veil", "veil.api", "veil.storage", "veil.video"}
+        else name.rsplit(".", 1)[0]
+    )
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(a.name, []) for a in node.names if a.name in known]

@@ -50,6 +50,7 @@ from veil.jobs import (
 )
 from veil.keys import face_detection_key
 from veil.review import ReviewStore
+from veil.settings import RetentionPolicy
 from veil.storage import Storage
 
 log = logging.getLogger("veil.erasure")
@@ -211,18 +212,6 @@ def _forget_work(job_id: str, kept: Kept) -> None:
         ):
             DBOS.delete_workflow(render.workflow_id, delete_children=True)
         DBOS.delete_workflow(job_id, delete_children=True)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetentionPolicy:
-    """How long veil keeps what a job leaves, in seconds after the job ended; ``None``
-    keeps it until purged by hand."""
-
-    inputs: float | None = None
-    """Remove a finished job's input (the version it read) this long after it ended."""
-    jobs: float | None = None
-    """Purge a job (``purge``: outputs, thumbnails, detections, history) this long after
-    it ended."""
 
 
 class Retention:

@@ -42,15 +42,9 @@ import sqlalchemy as sa
 from veil import jobs
 from veil.db import create_tables
 from veil.errors import OptionError
+from veil.settings import HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT
 
 log = logging.getLogger("veil.heartbeats")
-
-INTERVAL = 5.0
-"""Seconds between a process's heartbeats (``--heartbeat-interval``)."""
-TIMEOUT = 30.0
-"""Seconds without a heartbeat after which a process is taken for dead. Several
-intervals, so a process busy for a moment (or a slow database) is not
-(``--heartbeat-timeout``)."""
 
 
 class Heartbeats:
@@ -61,8 +55,8 @@ class Heartbeats:
         url: str,
         executor_id: str,
         *,
-        interval: float = INTERVAL,
-        timeout: float = TIMEOUT,
+        interval: float = HEARTBEAT_INTERVAL,
+        timeout: float = HEARTBEAT_TIMEOUT,
         work_dir: Path | None = None,
     ) -> None:
         if not 0 < interval < timeout:

@@ -24,6 +24,12 @@ from veil.erasure import Kept, PurgedJobs
 from veil.jobs import SEGMENT_QUEUE, ProgressStore
 from veil.pipeline import BlurOptions
 from veil.review import ReviewStore
+from veil.settings import (
+    AUDIT_FINDING_POLICIES,
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TIMEOUT,
+    SEGMENT_SECONDS,
+)
 from veil.storage import Storage
 from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES, MAX_PIXEL_RATE
 
@@ -43,10 +49,6 @@ def show_job_events() -> None:
 
 
 QUEUE_NAME = "veil-jobs"
-
-SEGMENT_SECONDS = 60.0
-"""The default ``--segment-seconds``: see docs/benchmarks.md (segments) for the
-measurements behind it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,7 +75,7 @@ class ServiceConfig:
     webhook_hosts: frozenset[str] = frozenset()
     """Hosts a webhook may reach even on a loopback, private or link-local address."""
     blur: BlurOptions = field(default_factory=BlurOptions)
-    on_audit_finding: str = "hold"
+    on_audit_finding: str = AUDIT_FINDING_POLICIES[0]
     """What a job does when its audit finds a face in the output: ``hold`` it for review
     (``NEEDS_REVIEW``, nothing published) or ``publish`` it anyway."""
     write_report: bool = False
@@ -81,9 +83,9 @@ class ServiceConfig:
     segment_seconds: float = SEGMENT_SECONDS
     """Videos longer than this are processed in segments of about this length, spread
     over every worker (``veil.segment_jobs``); 0: never."""
-    heartbeat_interval: float = heartbeats.INTERVAL
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
     """Seconds between this process's heartbeats in the job database."""
-    heartbeat_timeout: float = heartbeats.TIMEOUT
+    heartbeat_timeout: float = HEARTBEAT_TIMEOUT
     """Seconds of silence after which a live process takes another for dead and hands
     its running jobs back to the queue (``veil.heartbeats``)."""
 
@@ -150,9 +152,6 @@ def launch(config: ServiceConfig) -> Runtime:
     beats.start()
     return _running[-1]
 
-
-STOP_GRACE = 30.0
-"""The default ``--stop-grace``: seconds a stopping process lets its running jobs go on."""
 
 _stopping = threading.Event()
 _jobs_here: set[str] = set()

@@ -1,8 +1,8 @@
 """Running the service: ``veil serve`` (API, triggers and workers in one process) and
 ``veil worker`` (more workers sharing a PostgreSQL database).
 
-Here live the command line's settings (``ServeOptions``, turned into the jobs'
-``veil.runtime.ServiceConfig``), the service's own key and address, and the two ways
+Here the command line's settings (``veil.settings.ServeOptions``) become the jobs'
+``veil.runtime.ServiceConfig``; here live the service's own key and address, and the two ways
 to run: ``serve`` and ``work``. The top of veil's layers: it imports the API
 (``veil.api``), the queue (``veil.queue``, which registers the workflows) and the
 runtime; nothing in veil imports it but the CLI.
@@ -20,80 +20,27 @@ import secrets
 import signal
 import socket
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from veil import heartbeats
 from veil.api import Service, create_app
 from veil.api.guard import machine_names
 from veil.api.rekognition import RekognitionConfig
-from veil.erasure import Retention, RetentionPolicy
+from veil.erasure import Retention
 from veil.errors import OptionError
-from veil.pipeline import BlurOptions
 from veil.queue import submit
 from veil.runtime import (
-    SEGMENT_SECONDS,
-    STOP_GRACE,
     ServiceConfig,
     kept,
     launch,
     show_job_events,
     shutdown,
 )
+from veil.settings import AUDIT_FINDING_POLICIES, ServeOptions
 from veil.storage import LocalStorage, storage_from_url
 from veil.triggers import Poller
-from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES, MAX_PIXEL_RATE
 
 log = logging.getLogger("veil.service")
 events = logging.getLogger("veil.jobs")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ServeOptions:
-    data: Path = Path("veil-data")
-    input: str | None = None
-    output: str | None = None
-    s3_endpoint: str | None = None
-    database: str | None = None
-    workers: int = 1
-    worker_id: str | None = None
-    host: str = "127.0.0.1"
-    port: int = 8000
-    api_keys: frozenset[str] = frozenset()
-    aws_keys: dict[str, str] | None = None
-    """Access key ID → secret for the face-detection API; None turns its auth off."""
-    region: str = "us-east-1"
-    """The region face-detection API signatures must be scoped to."""
-    notification_webhook: str | None = None
-    max_face_jobs: int = 20
-    rate_limit: float | None = None
-    buckets: frozenset[str] = frozenset()
-    """Buckets the face-detection API may read besides the input bucket."""
-    public_hosts: frozenset[str] = frozenset()
-    """Names clients reach the API by (``Host``), besides addresses and ``localhost``."""
-    insecure: bool = False
-    no_auth: bool = False
-    """Serve the REST API and the page without a key (loopback only); otherwise, with no
-    ``api_keys`` given, the service's own key (``stored_api_key``) is required."""
-    poll_interval: float | None = None
-    max_bytes: int = MAX_INPUT_BYTES
-    max_duration: float = MAX_DURATION
-    max_fps: float = MAX_FPS
-    max_pixel_rate: float = MAX_PIXEL_RATE
-    webhook_hosts: frozenset[str] = frozenset()
-    heartbeat_interval: float = heartbeats.INTERVAL
-    heartbeat_timeout: float = heartbeats.TIMEOUT
-    stop_grace: float = STOP_GRACE
-    """Seconds a stopping process lets its running jobs go on (``runtime.shutdown``)."""
-    on_audit_finding: str = "hold"
-    write_report: bool = False
-    segment_seconds: float = SEGMENT_SECONDS
-    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-    """How long inputs and job data are kept after a job ends (``veil.erasure``)."""
-    blur: BlurOptions = field(default_factory=BlurOptions)
-
-
-AUDIT_FINDING_POLICIES = ("hold", "publish")
 
 
 def service_config(opts: ServeOptions) -> ServiceConfig:

@@ -38,6 +38,7 @@ from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, 
 from veil.keys import check_not_reserved, face_detection_key
 from veil.queue import submit_face_detection
 from veil.runtime import ServiceConfig
+from veil.settings import MAX_FACE_JOBS, REGION
 from veil.storage import bucket_store
 from veil.storage.buckets import may_read
 
@@ -69,9 +70,9 @@ class RekognitionConfig:
     ``NotificationChannel``, and limits."""
 
     secrets: dict[str, str] | None = None
-    region: str = "us-east-1"
+    region: str = REGION
     notification_webhook: str | None = None
-    max_face_jobs: int = 20
+    max_face_jobs: int = MAX_FACE_JOBS
     rate_limit: float | None = None
     buckets: frozenset[str] = frozenset()
     """Buckets StartFaceDetection may read besides the service's input bucket."""

@@ -1,0 +1,11 @@
+"""The ``veil`` command. ``files`` has the commands on files (blur, detect, redact,
+audit, sample), ``service`` those of the service (serve, worker, jobs), and ``common``
+the command group and what both share; importing this package registers them all."""
+
+from __future__ import annotations
+
+from veil.cli import files, service
+from veil.cli.common import main
+from veil.cli.files import AUDIT_FINDINGS_EXIT
+
+__all__ = ["AUDIT_FINDINGS_EXIT", "files", "main", "service"]

@@ -1,0 +1,344 @@
+"""The commands on files, no service needed: ``veil blur``, ``detect``, ``redact``,
+``audit`` and ``sample``."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from veil.cli.common import (
+    blur_option,
+    blur_options_from,
+    detection_options,
+    main,
+    quiet_option,
+    redaction_options,
+    report_failure,
+)
+from veil.detector import DEVICES
+from veil.errors import NotAVideoError, VeilError
+from veil.pipeline import (
+    ProgressCallback,
+    RunResult,
+    blur_video,
+    detect_video,
+    redact_video,
+)
+from veil.report import audit_and_report, run_summary, write_report
+from veil.storage.local import fitting_name
+from veil.video import (
+    VIDEO_EXTENSIONS,
+    is_video_path,
+)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output file, or folder when INPUT is a folder. Default: INPUT.blurred.EXT beside it.",
+)
+@click.option(
+    "--faces-out",
+    type=click.Path(path_type=Path),
+    help="Also write the detections to this faces.json (for a folder: a folder).",
+)
+@click.option(
+    "--report",
+    "report_out",
+    type=click.Path(path_type=Path),
+    help="Also audit the output for faces left visible and write a privacy report (JSON: versions, settings, what was found, the audit, SHA-256 of input and output) to this file (for a folder: a folder).",
+)
+@detection_options
+@redaction_options
+@quiet_option
+def blur(
+    input_path: Path,
+    output: Path | None,
+    faces_out: Path | None,
+    report_out: Path | None,
+    quiet: bool,
+    **opts: Any,
+) -> None:
+    """Write a copy of INPUT (a video, or a folder of videos) with every face anonymized."""
+    options = blur_options_from(opts)
+    jobs = _planned(input_path, output, ".blurred")
+    detector = options.detector() if jobs else None
+    many = input_path.is_dir()
+
+    def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult:
+        faces = _beside(faces_out, src, many, ".faces.json")
+        report = _beside(report_out, src, many, ".veil.json")
+        if report is None:
+            return blur_video(
+                src, dst, options, faces_out=faces, detector=detector, progress=progress
+            )
+        with tempfile.TemporaryDirectory(prefix="veil-") as tmp:
+            faces = faces or Path(tmp) / "faces.json"  # the audit looks where tracks end
+            result = blur_video(
+                src, dst, options, faces_out=faces, detector=detector, progress=progress
+            )
+            made = audit_and_report(
+                input_path=src,
+                output_path=dst,
+                faces_path=faces,
+                input_name=src.name,
+                output_name=dst.name,
+                options=options,
+                run=run_summary(result),
+            )
+        write_report(made, report)
+        if not made["audit"]["passed"]:
+            found = len(made["audit"]["findings"])
+            click.echo(
+                f"veil: warning: {dst}: the audit found {found} face(s) that may still be "
+                f"visible; see {report} and check them (veil audit {dst})",
+                err=True,
+            )
+        return result
+
+    _run_all(jobs, run, quiet, verb="blurred")
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="faces.json to write. Default: INPUT.faces.json beside it.",
+)
+@detection_options
+@quiet_option
+def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
+    """Write the faces found in INPUT as a faces.json (the cloud face-detection result format)."""
+    options = blur_options_from(opts)
+    if input_path.is_dir():
+        raise click.UsageError("veil detect takes one video file")
+    dst = output or input_path.with_name(input_path.name + ".faces.json")
+    _run_all(
+        [(input_path, dst)],
+        lambda s, d, p: detect_video(s, d, options, progress=p),
+        quiet,
+        verb="analysed",
+    )
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--faces",
+    "faces_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="faces.json from veil detect, possibly edited.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Output file. Default: INPUT.blurred.EXT beside it.",
+)
+@blur_option(
+    "--hold",
+    click.FloatRange(min=0),
+    "Seconds a box is kept around the timestamps it is listed at.",
+)
+@redaction_options
+@quiet_option
+def redact(
+    input_path: Path, faces_path: Path, output: Path | None, quiet: bool, **opts: Any
+) -> None:
+    """Anonymize the faces listed in a faces.json file, without running the detector."""
+    options = blur_options_from({**opts, "detect_every": 1})
+    if input_path.is_dir():
+        raise click.UsageError("veil redact takes one video file")
+    jobs = _planned(input_path, output, ".blurred")
+    _run_all(
+        jobs,
+        lambda s, d, p: redact_video(s, faces_path, d, options, progress=p),
+        quiet,
+        verb="redacted",
+    )
+
+
+AUDIT_FINDINGS_EXIT = 3
+"""``veil audit``'s exit status when it finds a face (0: none, 1: an error)."""
+
+
+@main.command()
+@click.argument("input_path", metavar="VIDEO", type=click.Path(path_type=Path))
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (see docs/audit.md)."
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Check one frame in N (1: every frame). Every frame is decoded either way.",
+)
+@blur_option("--device", click.Choice(DEVICES), "Where the detector runs.")
+@quiet_option
+def audit(input_path: Path, as_json: bool, every: int, device: str, quiet: bool) -> None:
+    """List the faces in VIDEO that are still recognisable (a second opinion on an output).
+
+    A more sensitive detector than veil blur's looks at sampled frames; a face counts only
+    if a second look finds it again and it still shows fine detail, so the faces veil
+    blurred, pixelated or covered do not. Exit status: 0 when none is found, 3 when any
+    is, 1 on error.
+    """
+    import json
+
+    from veil.audit import audit_video
+    from veil.video import probe
+
+    try:
+        info = probe(input_path)
+        with _progress(input_path, not quiet and sys.stderr.isatty()) as progress:
+            result = audit_video(input_path, every=every, device=device, progress=progress)
+    except Exception as exc:  # one line, exit 1 (2 for a bad option)
+        sys.exit(report_failure(exc, input_path))
+    if as_json:
+        click.echo(json.dumps({"video": str(input_path), **result.to_json()}, indent=2))
+    else:
+        for finding in result.findings:
+            left, top, width, height = finding.pixels(info.width, info.height)
+            click.echo(
+                f"{_clock(finding.start_ms)}-{_clock(finding.end_ms)}  "
+                f"box {width}x{height} at {left},{top}  score {finding.score:.2f}  "
+                f"seen on {finding.frames} checked frame{'s' if finding.frames != 1 else ''}"
+            )
+        if not quiet:
+            verdict = (
+                "no recognisable face found"
+                if result.passed
+                else f"{len(result.findings)} face(s) still recognisable"
+            )
+            click.echo(
+                f"{input_path}: {verdict} ({result.frames_checked} of "
+                f"{result.frames_total} frames checked)",
+                err=True,
+            )
+    sys.exit(0 if result.passed else AUDIT_FINDINGS_EXIT)
+
+
+def _clock(ms: int) -> str:
+    """``ms`` as ``M:SS.mmm``."""
+    minutes, rest = divmod(ms, 60_000)
+    return f"{minutes}:{rest / 1000:06.3f}"
+
+
+@main.command()
+@click.argument("output", type=click.Path(path_type=Path), default="sample.mp4")
+@click.option("--width", default=1280, show_default=True)
+@click.option("--height", default=720, show_default=True)
+@click.option("--frames", default=150, show_default=True)
+def sample(output: Path, width: int, height: int, frames: int) -> None:
+    """Make a demo video with faces of several sizes (needs the samples extra)."""
+    try:
+        from veil.synthetic import demo_scene, write_video
+    except ImportError as exc:
+        raise click.ClickException(f"{exc}; install with: pip install 'veil[samples]'") from exc
+    write_video(output, demo_scene(width, height, frames))
+    click.echo(f"wrote {output} ({width}x{height}, {frames} frames)")
+
+
+def _planned(input_path: Path, output: Path | None, tag: str) -> list[tuple[Path, Path]]:
+    """``_plan``'s pairs, or exit with its refusal in the one-line form of every error."""
+    try:
+        return list(_plan(input_path, output, tag))
+    except (VeilError, click.UsageError) as exc:
+        sys.exit(report_failure(exc))
+
+
+def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every video in a folder."""
+    if not input_path.is_dir():
+        yield input_path, output or _tagged(input_path, tag)
+        return
+    if output is not None and output.exists() and not output.is_dir():
+        raise click.UsageError(f"{output}: INPUT is a folder, so -o must be a folder")
+    videos = sorted(
+        p for p in input_path.iterdir() if p.is_file() and is_video_path(p) and tag not in p.stem
+    )
+    if not videos:
+        raise NotAVideoError(
+            input_path, f"a folder with no videos ({', '.join(VIDEO_EXTENSIONS)}) in it"
+        )
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    for src in videos:
+        yield src, (output / src.name) if output else _tagged(src, tag)
+
+
+def _tagged(src: Path, tag: str) -> Path:
+    """``src`` with ``tag`` before its suffix, within the file system's name limit."""
+    return src.with_name(fitting_name(src.stem, f"{tag}{src.suffix}"))
+
+
+def _beside(out: Path | None, src: Path, many: bool, suffix: str) -> Path | None:
+    """Where a side file (faces.json, report) of ``src`` goes: ``out`` itself, or for a
+    folder of videos ``out/NAME`` + ``suffix``."""
+    if out is None:
+        return None
+    if many:
+        out.mkdir(parents=True, exist_ok=True)
+        return out / f"{src.name}{suffix}"
+    return out
+
+
+Runner = Callable[[Path, Path, ProgressCallback], RunResult]
+
+
+def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: str) -> None:
+    """Run each job, report each failure in one line and go on; exit 1 if any failed."""
+    for src, dst in jobs:
+        if src.resolve() == dst.resolve():
+            sys.exit(
+                report_failure(click.UsageError(f"{src}: the output would overwrite the input"))
+            )
+    failed = 0
+    show = not quiet and sys.stderr.isatty()
+    for src, dst in jobs:
+        try:
+            with _progress(src, show) as progress:
+                result = run(src, dst, progress)
+        except Exception as exc:  # each file's failure is one line; the others go on
+            report_failure(exc, src)
+            failed += 1
+            continue
+        if not quiet:
+            click.echo(
+                f"{src} -> {dst}: {verb} {result.frames} frames, {result.tracks} faces tracked",
+                err=True,
+            )
+    if failed:
+        if len(jobs) > 1:
+            click.echo(f"veil: {failed} of {len(jobs)} videos failed", err=True)
+        sys.exit(1)
+
+
+@contextmanager
+def _progress(src: Path, show: bool) -> Iterator[ProgressCallback]:
+    if not show:
+        yield lambda done, total: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(desc=src.name, unit="frame", dynamic_ncols=True, leave=False) as bar:
+
+        def update(done: int, total: int | None) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
