@@ -175,6 +175,69 @@ def test_an_edited_faces_file_leaves_a_shown_track_visible_and_hides_an_added_bo
     assert visible_faces(out, SMALL_SCENE) == []
 
 
+def test_redact_keeps_a_track_and_hides_a_box_from_the_command_line(
+    clip: SyntheticVideo, tmp_path
+) -> None:
+    # Issue 26: the same two edits without editing JSON by hand, the faces file untouched.
+    faces_path = tmp_path / "faces.json"
+    assert _invoke("detect", clip.path, "-o", faces_path, "-q").exit_code == 0
+    before = faces_path.read_bytes()
+    biggest = max(tracks(faces_file.load(faces_path)), key=lambda t: t["box"]["height"])
+    out = tmp_path / "kept.mp4"
+    kept = _invoke(
+        "redact", clip.path, "--faces", faces_path, "--keep-track", biggest["id"], "-o", out, "-q"
+    )
+    assert kept.exit_code == 0, kept.output
+    assert {face for _, face, _ in visible_faces(out, SMALL_SCENE)} == {3}
+    assert faces_path.read_bytes() == before
+
+    # That face hidden again by a box over its time on screen, in pixels.
+    first, last = SMALL_SCENE.faces[3].first_frame, SMALL_SCENE.faces[3].last_frame
+    assert first is not None and last is not None
+    w, h = SMALL_SCENE.width, SMALL_SCENE.height
+    hide = f"{first / 30:.3f}-{(last + 1) / 30:.3f}:{0.55 * w:.0f},{0.1 * h:.0f},{0.35 * w:.0f},{0.6 * h:.0f}"
+    out = tmp_path / "hidden.mp4"
+    args = ["--keep-track", biggest["id"], "--hide", hide, "-o", out, "-q"]
+    hidden = _invoke("redact", clip.path, "--faces", faces_path, *args)
+    assert hidden.exit_code == 0, hidden.output
+    assert visible_faces(out, SMALL_SCENE) == []
+
+    # Plain-word refusals: a track the file lacks, a box beyond the picture.
+    for bad, said in (
+        (["--keep-track", "999"], "no track 999"),
+        (["--hide", f"0-1:{w - 10},0,20,20"], f"goes beyond the {w}x{h} picture"),
+        (["--hide", "2-1:0,0,10,10"], "END must not come before START"),
+    ):
+        answer = _invoke("redact", clip.path, "--faces", faces_path, *bad, "-o", out, "-q")
+        assert answer.exit_code == 2 and said in answer.output, answer.output
+
+
+def test_a_faces_file_of_another_video_is_refused_unless_forced(
+    clip: SyntheticVideo, tmp_path
+) -> None:
+    faces_path = tmp_path / "faces.json"
+    assert _invoke("detect", clip.path, "-o", faces_path, "-q").exit_code == 0
+    data = faces_file.load(faces_path)
+    out = tmp_path / "out.mp4"
+    for change, said in (
+        ({"FrameWidth": 1920, "FrameHeight": 1080}, "made for a 1920x1080 video, not this"),
+        ({"DurationMillis": 600_000}, "made for a video of 600.00 s, not this one of"),
+    ):
+        other = {**data, "VideoMetadata": {**data["VideoMetadata"], **change}}
+        faces_file.save(other, tmp_path / "other.json")
+        for extra in ([], ["--keep-track", "0"]):
+            refused = _invoke(
+                "redact", clip.path, "--faces", tmp_path / "other.json", *extra, "-o", out
+            )
+            assert refused.exit_code == 1 and said in refused.output, refused.output
+            assert not out.exists()
+        forced = _invoke(
+            "redact", clip.path, "--faces", tmp_path / "other.json", "--force", "-o", out, "-q"
+        )
+        assert forced.exit_code == 0, forced.output
+        out.unlink()
+
+
 def test_added_boxes_stay_within_the_video_and_within_the_bound() -> None:
     # A range past the end (a hostile or careless request) covers the video's frames only.
     edit = Edit(action="add", start_ms=0, end_ms=10**15, box=(0.1, 0.1, 0.2, 0.2))

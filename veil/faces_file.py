@@ -168,10 +168,40 @@ def track_ids(data: Mapping[str, Any]) -> set[int]:
     return {int(e["Face"]["TrackId"]) for e in data.get("Faces", []) if "TrackId" in e["Face"]}
 
 
-def read_faces(path: str | Path, width: int, height: int) -> list[tuple[int, Detections]]:
-    """Detections per timestamp (ms), sorted by time, in pixels of a ``width`` x ``height`` frame."""
+def check_made_for(data: Mapping[str, Any], info: VideoInfo, path: str | Path) -> None:
+    """Refuse (``FacesFileError``) the faces file ``data`` (read from ``path``) for the
+    video of ``info`` when its ``VideoMetadata`` says it was made for another: another
+    frame size, or a duration more than half a second and 1% apart (a re-encoded copy of
+    the same video keeps its size and nearly its duration). A file without the fields
+    (written by hand) passes."""
+    meta = data.get("VideoMetadata")
+    if not isinstance(meta, Mapping):
+        return
+    size = (meta.get("FrameWidth"), meta.get("FrameHeight"))
+    if None not in size and size != (info.width, info.height):
+        raise FacesFileError(
+            Path(path),
+            f"made for a {size[0]}x{size[1]} video, not this {info.width}x{info.height} one",
+        )
+    made = meta.get("DurationMillis")
+    here = info.duration_ms
+    if isinstance(made, int | float) and here and abs(made - here) > max(500, 0.01 * here):
+        raise FacesFileError(
+            Path(path),
+            f"made for a video of {made / 1000:.2f} s, not this one of {here / 1000:.2f} s",
+        )
+
+
+def read_faces(
+    path: str | Path, width: int, height: int, *, made_for: VideoInfo | None = None
+) -> list[tuple[int, Detections]]:
+    """Detections per timestamp (ms), sorted by time, in pixels of a ``width`` x ``height``
+    frame. ``made_for``: the video they are for (``check_made_for``)."""
     path = Path(path)
-    faces = load(path)["Faces"]
+    data = load(path)
+    if made_for is not None:
+        check_made_for(data, made_for, path)
+    faces = data["Faces"]
     by_time: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for n, entry in enumerate(faces):
         try:

@@ -660,18 +660,22 @@ def redact_video(
     options: BlurOptions | None = None,
     *,
     progress: ProgressCallback | None = None,
+    force: bool = False,
 ) -> RunResult:
     """Anonymize the boxes of a faces.json file (e.g. edited by hand) without detecting.
 
     Each entry applies to the frame nearest its ``Timestamp``; the tracker then links and
     holds boxes as it does for detections, so a box added at one timestamp is covered
-    for the hold time around it.
+    for the hold time around it. A faces file made for another video (another frame
+    size or duration, ``veil.faces_file.check_made_for``) is refused unless ``force``:
+    its boxes would land beside the faces.
     """
     options = options or BlurOptions()
 
     def analyse_for(reader: VideoReader) -> Analyse:
         info = reader.info
-        entries = deque(read_faces(faces_path, info.width, info.height))
+        made_for = None if force else info
+        entries = deque(read_faces(faces_path, info.width, info.height, made_for=made_for))
         half_frame_ms = 500.0 / (info.fps or 30.0)
 
         def analyse(frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from veil import faces_file
 from veil.cli.common import (
     blur_option,
     blur_options_from,
@@ -31,11 +34,9 @@ from veil.pipeline import (
     redact_video,
 )
 from veil.report import audit_and_report, run_summary, write_report
+from veil.review import Edit, apply_edits, check_edits
 from veil.storage.local import fitting_name
-from veil.video import (
-    VIDEO_EXTENSIONS,
-    is_video_path,
-)
+from veil.video import VIDEO_EXTENSIONS, is_video_path, probe
 
 
 @main.command()
@@ -147,6 +148,27 @@ def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> N
     type=click.Path(path_type=Path),
     help="Output file. Default: INPUT.blurred.EXT beside it.",
 )
+@click.option(
+    "--keep-track",
+    "keep_tracks",
+    type=click.IntRange(min=0),
+    multiple=True,
+    metavar="N",
+    help="Leave the face of track N (its TrackId in the faces file) visible: someone who agreed to be shown. Repeatable.",
+)
+@click.option(
+    "--hide",
+    "hide",
+    multiple=True,
+    metavar="START-END:X,Y,W,H",
+    callback=lambda _ctx, param, values: [_hidden_box(param, v) for v in values],
+    help="Also hide a box from START to END (seconds, or M:SS) at X,Y (its top left corner) W wide and H high, in pixels of the picture as a player shows it: a face the detector missed, a name badge, a screen. Repeatable.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Use a faces file made for another video (another frame size or duration) all the same.",
+)
 @blur_option(
     "--hold",
     click.FloatRange(min=0),
@@ -155,19 +177,132 @@ def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> N
 @redaction_options
 @quiet_option
 def redact(
-    input_path: Path, faces_path: Path, output: Path | None, quiet: bool, **opts: Any
+    input_path: Path,
+    faces_path: Path,
+    output: Path | None,
+    keep_tracks: tuple[int, ...],
+    hide: list[_HiddenBox],
+    force: bool,
+    quiet: bool,
+    **opts: Any,
 ) -> None:
-    """Anonymize the faces listed in a faces.json file, without running the detector."""
+    """Anonymize the faces listed in a faces.json file, without running the detector;
+    with --keep-track and --hide, as a reviewer would edit it (the file itself is not
+    changed)."""
     options = blur_options_from({**opts, "detect_every": 1})
     if input_path.is_dir():
         raise click.UsageError("veil redact takes one video file")
     jobs = _planned(input_path, output, ".blurred")
-    _run_all(
-        jobs,
-        lambda s, d, p: redact_video(s, faces_path, d, options, progress=p),
-        quiet,
-        verb="redacted",
-    )
+    if not (keep_tracks or hide):
+        _run_all(
+            jobs,
+            lambda s, d, p: redact_video(s, faces_path, d, options, progress=p, force=force),
+            quiet,
+            verb="redacted",
+        )
+        return
+    try:
+        edited = _edited(input_path, faces_path, keep_tracks, hide, force=force)
+    except (VeilError, click.UsageError) as exc:
+        sys.exit(report_failure(exc))
+    with tempfile.TemporaryDirectory(prefix="veil-") as tmp:
+        edited_path = Path(tmp) / "faces.json"
+        faces_file.save(edited, edited_path)
+        _run_all(
+            jobs,
+            lambda s, d, p: redact_video(s, edited_path, d, options, progress=p, force=True),
+            quiet,
+            verb="redacted",
+        )
+
+
+def _edited(
+    video: Path,
+    faces_path: Path,
+    keep_tracks: Sequence[int],
+    hide: Sequence[_HiddenBox],
+    *,
+    force: bool,
+) -> dict[str, Any]:
+    """The faces file with ``--keep-track`` and ``--hide`` applied as a reviewer's edits
+    (``veil.review``); refused in plain words when they do not fit it or the video."""
+    info = probe(video)
+    data = faces_file.load(faces_path)
+    if not force:
+        faces_file.check_made_for(data, info, faces_path)
+    known = faces_file.track_ids(data)
+    for track in keep_tracks:
+        if track not in known:
+            raise click.UsageError(f"--keep-track {track}: {faces_path} has no track {track}")
+    edits = [Edit(action="show", track=n) for n in keep_tracks]
+    edits += [box.edit(info.width, info.height) for box in hide]
+    try:
+        check_edits(data, edits)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return apply_edits(data, edits)
+
+
+@dataclass(frozen=True)
+class _HiddenBox:
+    """A ``--hide`` box: seconds, and pixels of the displayed picture."""
+
+    start: float
+    end: float
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def edit(self, frame_width: int, frame_height: int) -> Edit:
+        """The reviewer's ``add`` edit this box is, in a ``frame_width`` x ``frame_height``
+        picture; ``click.UsageError`` for a box outside it."""
+        if self.x + self.width > frame_width or self.y + self.height > frame_height:
+            raise click.UsageError(
+                f"--hide: the box {self.x:g},{self.y:g},{self.width:g},{self.height:g} goes "
+                f"beyond the {frame_width}x{frame_height} picture"
+            )
+        box = (
+            self.x / frame_width,
+            self.y / frame_height,
+            self.width / frame_width,
+            self.height / frame_height,
+        )
+        start_ms, end_ms = round(self.start * 1000), round(self.end * 1000)
+        return Edit(action="add", box=box, start_ms=start_ms, end_ms=end_ms, note="--hide")
+
+
+_NUMBER = r"\s*(\d+(?:\.\d*)?)\s*"
+_HIDE = re.compile(rf"^\s*(\S+?)\s*-\s*(\S+?)\s*:{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$")
+
+
+def _seconds(text: str) -> float:
+    """Seconds from ``12.5`` or ``M:SS(.s)``."""
+    minutes, _, rest = text.rpartition(":")
+    value = float(rest) + 60 * (int(minutes) if minutes else 0)
+    if not 0 <= value < float("inf"):
+        raise ValueError(text)
+    return value
+
+
+def _hidden_box(param: click.Parameter, value: str) -> _HiddenBox:
+    """Parse ``START-END:X,Y,W,H``."""
+    problem = f"{value!r}: expected START-END:X,Y,W,H (for example 1.5-4:100,80,60,60)"
+    found = _HIDE.match(value)
+    if not found:
+        raise click.BadParameter(problem, param=param)
+    try:
+        start, end = _seconds(found[1]), _seconds(found[2])
+        x, y, w, h = (float(found[n]) for n in range(3, 7))
+    except ValueError:
+        raise click.BadParameter(problem, param=param) from None
+    if not (end >= start and w > 0 and h > 0 and x >= 0 and y >= 0):
+        raise click.BadParameter(
+            f"{value!r}: END must not come before START, and the box needs a positive size "
+            "at X, Y of 0 or more",
+            param=param,
+        )
+    return _HiddenBox(start, end, x, y, w, h)
 
 
 AUDIT_FINDINGS_EXIT = 3
