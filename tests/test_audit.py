@@ -401,8 +401,18 @@ def test_json_shapes():
                 "score": 0.9,
             }
         ],
+        "coverage": "10 of 50 frames checked: one frame in 5 at scale 2",
+        "verdict": "1 face may still be visible",
     }
     assert AuditResult([], 1, 1, {}).passed
+    wide = {"every": 40, "max_frames": 12, "focus_points": 4, "sweep": 30, "sweep_scale": 1.0}
+    assert AuditResult([], 52, 900, wide).to_json()["coverage"] == (
+        "52 of 900 frames checked: one frame in 40 (at most 12) at scale 2; more often "
+        "within 1 s of 4 track starts and ends; and one frame in 30 at scale 1"
+    )
+    assert AuditResult([], 5, 5, {}).to_json()["verdict"] == (
+        "passed: no face left visible was found"
+    )
     assert finding.pixels(640, 360) == (64, 72, 32, 36)
 
 
@@ -428,7 +438,8 @@ def test_cli_lists_findings_and_exits_3(scene_clip):
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and all("score" in line and " at " in line for line in lines)
     assert lines[0].startswith("0:00.000-0:01.000  box ")
-    assert "3 face(s) still recognisable (3 of 45 frames checked)" in result.stderr
+    said = "3 faces may still be visible (3 of 45 frames checked: one frame in 15 at scale 2)"
+    assert said in result.stderr
 
 
 def test_cli_json_and_a_clean_output_exits_0(scene_clip, faces_json, tmp_path):

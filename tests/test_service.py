@@ -148,9 +148,15 @@ def test_privacy_report_beside_the_output_and_from_veil_blur(clip, tmp_path):
     assert 0 < served["frames_analysed"] < clip.scene.frames
 
     out, report = tmp_path / "party.blurred.mp4", tmp_path / "party.veil.json"
-    args = ["blur", str(clip.path), "-o", str(out), "--report", str(report), "-q"]
-    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    args = ["blur", str(clip.path), "-o", str(out), "--report", str(report)]
+    blurred = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert blurred.exit_code == 0
     local = json.loads(report.read_text())
+    # The console says what the report and the page say: the verdict and the coverage.
+    audit = served["audit"]
+    assert audit["verdict"] == "passed: no face left visible was found"
+    assert audit["coverage"].startswith(f"{audit['frames_checked']} of {audit['frames_total']}")
+    assert f"{out}: audit {audit['verdict']} ({audit['coverage']})" in blurred.stderr
     assert local["input"]["sha256"] == served["input"]["sha256"]
     assert local["output"]["sha256"] == digest(out)
     for field in ("detector", "audit", "frames", "frames_analysed", "tracks", "metadata_removed"):

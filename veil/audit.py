@@ -28,7 +28,7 @@ every mode) are in ``docs/benchmarks.md``; what the audit does not check is in
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -252,13 +252,51 @@ class AuditResult:
         return not self.findings
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "passed": self.passed,
             "frames_checked": self.frames_checked,
             "frames_total": self.frames_total,
             "settings": self.settings,
             "findings": [finding.to_json() for finding in self.findings],
         }
+        return {**data, "coverage": coverage(data), "verdict": verdict(data)}
+
+
+def coverage(audit: Mapping[str, Any]) -> str:
+    """How much of a video an audit (``AuditResult.to_json``, or ``join_audits``) looked
+    at and how those frames were chosen, in plain words: what the page, the privacy
+    report, ``veil audit`` and ``veil blur --report`` all say."""
+    settings = audit.get("settings") or {}
+    every = settings.get("every")
+    pieces = settings.get("pieces")
+    if isinstance(every, list):  # joined pieces: each its own spacing
+        every = max((e for e in every if e), default=None)
+    ways = []
+    if every:
+        fine = "every frame" if every == 1 else f"one frame in {every:,}"
+        if settings.get("max_frames"):
+            fine += f" (at most {settings['max_frames']:,})"
+        ways.append(f"{fine} at scale {settings.get('scale') or 2:g}")
+    if settings.get("focus_points"):
+        window = settings.get("focus_window_ms", FOCUS_MS) / 1000
+        ways.append(
+            f"more often within {window:g} s of {settings['focus_points']:,} track starts and ends"
+        )
+    if settings.get("sweep"):
+        scale = settings.get("sweep_scale") or SWEEP_SCALE
+        ways.append(f"and one frame in {settings['sweep']:,} at scale {scale:g}")
+    how = f": {'; '.join(ways)}" if ways else ""
+    where = f", in {pieces} pieces" if pieces else ""
+    checked, total = audit.get("frames_checked", 0), audit.get("frames_total", 0)
+    return f"{checked:,} of {total:,} frames checked{where}{how}"
+
+
+def verdict(audit: Mapping[str, Any]) -> str:
+    """Whether an audit passed, in plain words."""
+    found = len(audit.get("findings") or [])
+    if not found:
+        return "passed: no face left visible was found"
+    return f"{found} face{'s' if found != 1 else ''} may still be visible"
 
 
 def planned_frames(
@@ -554,7 +592,7 @@ def join_audits(audits: Sequence[dict[str, Any]]) -> dict[str, Any]:
             )
     findings.sort(key=lambda f: (f["start_ms"], f["box"]["left"]))
     first = audits[0]["settings"] if audits else {}
-    return {
+    joined = {
         "passed": not findings,
         "frames_checked": sum(a["frames_checked"] for a in audits),
         "frames_total": sum(a["frames_total"] for a in audits),
@@ -566,6 +604,7 @@ def join_audits(audits: Sequence[dict[str, Any]]) -> dict[str, Any]:
         },
         "findings": findings,
     }
+    return {**joined, "coverage": coverage(joined), "verdict": verdict(joined)}
 
 
 def _continues(before: dict[str, Any], after: dict[str, Any]) -> bool:

@@ -74,6 +74,7 @@ def blur(
     jobs = _planned(input_path, output, ".blurred")
     detector = options.detector() if jobs else None
     many = input_path.is_dir()
+    show = not quiet and sys.stderr.isatty()
 
     def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult:
         faces = _beside(faces_out, src, many, ".faces.json")
@@ -87,23 +88,28 @@ def blur(
             result = blur_video(
                 src, dst, options, faces_out=faces, detector=detector, progress=progress
             )
-            made = audit_and_report(
-                input_path=src,
-                output_path=dst,
-                faces_path=faces,
-                input_name=src.name,
-                output_name=dst.name,
-                options=options,
-                run=run_summary(result),
-            )
+            with _progress(src, show, "audit") as audit_progress:
+                made = audit_and_report(
+                    input_path=src,
+                    output_path=dst,
+                    faces_path=faces,
+                    input_name=src.name,
+                    output_name=dst.name,
+                    options=options,
+                    run=run_summary(result),
+                    progress=audit_progress,
+                )
         write_report(made, report)
-        if not made["audit"]["passed"]:
-            found = len(made["audit"]["findings"])
+        audit = made["audit"]
+        if not audit["passed"]:
             click.echo(
-                f"veil: warning: {dst}: the audit found {found} face(s) that may still be "
-                f"visible; see {report} and check them (veil audit {dst})",
+                f"veil: warning: {dst}: the audit found {len(audit['findings'])} face(s) that "
+                f"may still be visible ({audit['coverage']}); see {report} and check them "
+                f"(veil audit {dst})",
                 err=True,
             )
+        elif not quiet:
+            click.echo(f"{dst}: audit {audit['verdict']} ({audit['coverage']})", err=True)
         return result
 
     _run_all(jobs, run, quiet, verb="blurred")
@@ -353,16 +359,8 @@ def audit(input_path: Path, as_json: bool, every: int, device: str, quiet: bool)
                 f"seen on {finding.frames} checked frame{'s' if finding.frames != 1 else ''}"
             )
         if not quiet:
-            verdict = (
-                "no recognisable face found"
-                if result.passed
-                else f"{len(result.findings)} face(s) still recognisable"
-            )
-            click.echo(
-                f"{input_path}: {verdict} ({result.frames_checked} of "
-                f"{result.frames_total} frames checked)",
-                err=True,
-            )
+            found = result.to_json()
+            click.echo(f"{input_path}: {found['verdict']} ({found['coverage']})", err=True)
     sys.exit(0 if result.passed else AUDIT_FINDINGS_EXIT)
 
 
@@ -463,13 +461,15 @@ def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: s
 
 
 @contextmanager
-def _progress(src: Path, show: bool) -> Iterator[ProgressCallback]:
+def _progress(src: Path, show: bool, what: str = "") -> Iterator[ProgressCallback]:
+    """A progress bar on standard error for work on ``src`` (``what``: which work)."""
     if not show:
         yield lambda done, total: None
         return
     from tqdm import tqdm
 
-    with tqdm(desc=src.name, unit="frame", dynamic_ncols=True, leave=False) as bar:
+    desc = f"{src.name} {what}".strip()
+    with tqdm(desc=desc, unit="frame", dynamic_ncols=True, leave=False) as bar:
 
         def update(done: int, total: int | None) -> None:
             if total and bar.total != total:

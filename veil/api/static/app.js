@@ -349,7 +349,8 @@ function drawAudit(job) {
   const audit = job.audit;
   $("#audit").hidden = !audit;
   if (!audit) return;
-  const checked = `${audit.frames_checked} of ${audit.frames_total} frames checked`;
+  // The same words as the report and the CLI (veil.audit.coverage); older jobs lack them.
+  const checked = audit.coverage || `${audit.frames_checked} of ${audit.frames_total} frames checked`;
   const n = audit.findings.length;
   text($("#audit-summary"), audit.passed
     ? `Passed: no face left visible (${checked}).`
