@@ -586,7 +586,7 @@ function drawTracks() {
     const picture = el("img", { class: "thumb", alt: `Face ${t.id}, from the original`, src: withKey(`/api/jobs/${review.id}/tracks/${t.id}/thumbnail`), referrerpolicy: "no-referrer", decoding: "async" });
     picture.addEventListener("error", () => picture.replaceWith(el("span", { class: "thumb none" }, "no picture")));
     const state = edit ? (edit.action === "show" ? "kept visible" : "removed") : "blurred";
-    const head = el("div", { class: "track-head" }, picture, el("div", {}, el("strong", { id: titleId }, `Face ${t.id}`), el("span", { class: `small state ${state.replace(" ", "-")}` }, ` ${state}`), el("div", { class: "small" }, `${range(t.start_ms, t.end_ms)} · ${t.frames} frame${t.frames === 1 ? "" : "s"} · score ${Math.round(t.score)}`)));
+    const head = el("div", { class: "track-head" }, picture, el("div", {}, el("strong", { id: titleId }, `Face ${t.id}`), el("span", { class: `small state ${state.replace(" ", "-")}` }, ` ${state}`), el("div", { class: "small" }, `${range(t.start_ms, t.end_ms)} · ${t.frames} frame${t.frames === 1 ? "" : "s"} · score ${(t.score / 100).toFixed(2)}`)));
     const keep = el("button", { type: "button", class: "secondary", "data-action": "show", "aria-pressed": String(!!edit && edit.action === "show"), "aria-describedby": titleId }, "Keep visible");
     const remove = el("button", { type: "button", class: "secondary", "data-action": "remove", "aria-pressed": String(!!edit && edit.action === "remove"), "aria-describedby": titleId }, "Remove (not a face)");
     const go = el("button", { type: "button", class: "secondary", "aria-describedby": titleId }, `Show at ${((t.best_ms ?? t.start_ms) / 1000).toFixed(2)} s`);
