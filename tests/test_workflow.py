@@ -209,12 +209,14 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     # Approved as it is: published with that face visible, and the report says why.
     approved = _rerender(veil, job_id, {"edits": show, "renders": 1, "approve": True})
     assert approved["status"] == "SUCCEEDED", approved
+    assert approved["accepted_findings"] == len(approved["audit"]["findings"]) > 0
     published = tmp_path / "approved.mp4"
     published.write_bytes(veil.output.objects["review.mp4"])
     assert {face for _, face, _ in visible_faces(published, REVIEW_SCENE)} == {0}
     report = veil.call("GET", f"/api/jobs/{job_id}/report").json()
     assert report["edits"] == show and report["redacted_from"] == "reviewed detections"
     assert not report["audit"]["passed"]
+    assert report["accepted_findings"] == approved["accepted_findings"]
     faces = json.loads(veil.output.objects["review.mp4.faces.json"])
     assert biggest["id"] not in {f["Face"].get("TrackId") for f in faces["Faces"]}
 
@@ -230,6 +232,7 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     # Edits replace, not add to, the earlier ones: with none, every face is hidden again.
     assert again["status"] == "SUCCEEDED" and again["audit"]["passed"], again
     assert again["renders"] == 4 and again["edits"] == []
+    assert again["accepted_findings"] is None  # a clean re-render: nothing accepted now
     published.write_bytes(veil.output.objects["review.mp4"])
     assert visible_faces(published, REVIEW_SCENE) == []
     history = [h["state"] for h in again["history"]]

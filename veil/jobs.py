@@ -205,6 +205,9 @@ class Job:
     """The version of the input this job read."""
     audit: dict[str, Any] | None = None
     """The audit of the latest output (``veil.audit.AuditResult.to_json``)."""
+    accepted_findings: int | None = None
+    """Findings of that audit a reviewer saw and approved the output with ("Approve and
+    publish as is"); ``None`` when no reviewer did."""
     report: dict[str, Any] | None = None
     """The privacy report of the latest output (``veil.report``)."""
     edits: list[dict[str, Any]] = field(default_factory=list)
@@ -459,6 +462,7 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         report_etag=output.get("report_etag"),
         etag=str(request.get("etag", "")),
         audit=output.get("audit"),
+        accepted_findings=output.get("accepted_findings"),
         report=output.get("report"),
     )
 
@@ -487,6 +491,7 @@ def with_review(job: Job, review: Review | None, render: Any | None) -> Job:
             setattr(job, name, getattr(latest, name))
     if latest.faces is not None:
         job.faces = latest.faces
+    job.accepted_findings = latest.accepted_findings
     return job
 
 

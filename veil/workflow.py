@@ -341,14 +341,19 @@ def _publish_or_hold(
     approved: bool = False,
 ) -> dict[str, Any]:
     """Publish, unless the audit found a face and nobody approved publishing it anyway:
-    then the job ends held, ``NEEDS_REVIEW``, with nothing published. Returns the job's
-    result as the API shows it (``veil.jobs.job_from_status``)."""
-    found = {"faces": run.tracks, "audit": checked.audit, "report": checked.report}
+    then the job ends held, ``NEEDS_REVIEW``, with nothing published. A reviewer's
+    approval of an output with findings is said in its result and its report
+    (``accepted_findings``). Returns the job's result as the API shows it
+    (``veil.jobs.job_from_status``)."""
     if checked.hold and not approved:
-        return {"status": JobStatus.NEEDS_REVIEW.value, **found}
-    published = publish(job_id, work_id, request, edits, checked.report)
+        held = {"faces": run.tracks, "audit": checked.audit, "report": checked.report}
+        return {"status": JobStatus.NEEDS_REVIEW.value, **held}
+    accepted = len(checked.audit["findings"]) if approved else 0
+    report = {**checked.report, "accepted_findings": accepted} if accepted else checked.report
+    published = publish(job_id, work_id, request, edits, report)
     shown = {k: v for k, v in dataclasses.asdict(published).items() if v is not None}
-    return {**shown, **found}
+    found = {"faces": run.tracks, "audit": checked.audit, "report": report}
+    return {**shown, **found, **({"accepted_findings": accepted} if accepted else {})}
 
 
 @DBOS.workflow(name=WORKFLOW_NAME)

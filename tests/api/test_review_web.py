@@ -363,15 +363,28 @@ def test_keep_a_track_visible_then_approve(
         page.click("#review-link")
         expect(row.locator("button[data-action=show]")).to_have_attribute("aria-pressed", "true")
         expect(page.locator("#approve")).to_be_visible()
+        # Approving with findings asks first: dismissed, nothing is sent.
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.click("#approve")
+        assert asked and asked[0].startswith("The audit found 1 face left visible."), asked
+        expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW")
+        page.once("dialog", lambda dialog: dialog.accept())
         with page.expect_request(lambda r: r.method == "POST") as post:
             page.click("#approve")
         assert sent_body(post.value) == {"edits": [shown], "renders": 1, "approve": True}
         expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
         expect(page.locator("#rerender-title")).to_contain_text("Re-render 2")
+        # Not a green "published" above a red finding: the page says who accepted what.
+        expect(page.locator("#audit-summary")).to_contain_text(
+            "Published with 1 finding accepted by a reviewer"
+        )
+        expect(page.locator("#audit-summary")).to_have_class("accepted")
 
         report = server.get(f"/api/jobs/{job_id}/report").json()
         assert report["edits"] == [shown]
         assert not report["audit"]["passed"]  # published by the reviewer's word
+        assert report["accepted_findings"] == len(report["audit"]["findings"]) == 1
         output = server.data / "output" / "talk.mp4"
         assert visible_faces(output, SCENE) != []  # the person who agreed is shown
         assert page.evaluate("localStorage.length") == 0

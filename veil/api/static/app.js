@@ -352,10 +352,14 @@ function drawAudit(job) {
   // The same words as the report and the CLI (veil.audit.coverage); older jobs lack them.
   const checked = audit.coverage || `${audit.frames_checked} of ${audit.frames_total} frames checked`;
   const n = audit.findings.length;
+  const faces = `${n} face${n === 1 ? "" : "s"}`;
+  const accepted = job.accepted_findings && job.status === "SUCCEEDED";
   text($("#audit-summary"), audit.passed
     ? `Passed: no face left visible (${checked}).`
-    : `Found ${n} face${n === 1 ? "" : "s"} left visible in the output (${checked}).`);
-  $("#audit-summary").className = audit.passed ? "ok" : "error";
+    : accepted
+      ? `Published with ${job.accepted_findings} finding${job.accepted_findings === 1 ? "" : "s"} accepted by a reviewer: the audit found ${faces} left visible (${checked}).`
+      : `Found ${faces} left visible in the output (${checked}).`);
+  $("#audit-summary").className = audit.passed ? "ok" : accepted ? "accepted" : "error";
   const body = $("#findings tbody");
   body.replaceChildren();
   for (const f of audit.findings) {
@@ -855,7 +859,13 @@ function setupReview() {
     }
   };
   $("#rerender").addEventListener("click", () => send(false));
-  $("#approve").addEventListener("click", () => send(true));
+  $("#approve").addEventListener("click", () => {
+    // Publishing with findings is the reviewer's word against the audit's: asked once more.
+    const audit = review.job && review.job.audit;
+    const n = audit ? audit.findings.length : 0;
+    if (n && !window.confirm(`The audit found ${n} face${n === 1 ? "" : "s"} left visible. Publish anyway if the re-render's audit still finds ${n === 1 ? "it" : "them"}? The report will say a reviewer accepted ${n === 1 ? "it" : "them"}.`)) return;
+    send(true);
+  });
 }
 
 window.addEventListener("DOMContentLoaded", () => {
