@@ -278,6 +278,11 @@ def test_a_job_whose_input_was_replaced_meanwhile_publishes_nothing(veil, tmp_pa
     assert "replaced by a newer upload while this job ran; nothing was published" in job["error"]
     assert "swap.mp4" not in veil.output.objects
     assert "swap.mp4.faces.json" not in veil.output.objects
+    # The job says its input is gone (issue 26), so its page closes review and retry.
+    assert job["superseded"] is True
+    assert veil.call("GET", "/api/jobs").json()[0]["superseded"] is None  # lists: not checked
+    newer = veil.call("POST", "/api/jobs", json={"key": "swap.mp4"}).json()["id"]
+    assert newer != job_id and veil.call("GET", f"/api/jobs/{newer}").json()["superseded"] is False
 
 
 def test_a_step_that_gives_up_says_why(veil, clip, monkeypatch):

@@ -205,6 +205,10 @@ class Job:
     """The version of the input this job read."""
     audit: dict[str, Any] | None = None
     """The audit of the latest output (``veil.audit.AuditResult.to_json``)."""
+    superseded: bool | None = None
+    """Whether the version of the input this job read is gone (replaced by a newer
+    upload, or deleted): its review and retry are closed. Checked for one job
+    (``GET /api/jobs/{id}``); ``None`` in lists."""
     accepted_findings: int | None = None
     """Findings of that audit a reviewer saw and approved the output with ("Approve and
     publish as is"); ``None`` when no reviewer did."""

@@ -115,7 +115,8 @@ def sent_body(request: Request) -> dict[str, Any]:
 def open_held_job(page: Page, server: VeilServer, job_id: str, findings: int) -> None:
     page.goto(f"{server.url}/#/jobs/{job_id}")
     expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW")
-    expect(page.locator("#held")).to_contain_text("nothing was published")
+    expect(page.locator("#held")).to_contain_text("Nothing was published")
+    expect(page.locator("#superseded")).to_be_hidden()
     for step in ("Validate", "Redact", "Audit"):
         expect(page.locator(f"#graph li[data-step={step}]")).to_have_class("done")
     expect(page.locator("#graph li[data-step=Publish]")).to_have_class("held")
@@ -356,6 +357,8 @@ def test_keep_a_track_visible_then_approve(
 
         shown = {"action": "show", "track": track["id"], "note": "agreed to be filmed"}
         expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW", timeout=180_000)
+        # The first output stays published, and the page says so (not "nothing published").
+        expect(page.locator("#held")).to_contain_text("(talk.mp4) stays live")
         expect(page.locator("#graph-rerender li[data-step=Publish]")).to_have_class("held")
         expect(page.locator("#edits-list li")).to_have_text(
             f"Face {track['id']} kept visible (“agreed to be filmed”)"

@@ -77,6 +77,40 @@ def test_upload_watch_compare_download(browser, server, clip, tmp_path):
     assert outside == [], f"requests to other hosts: {outside}"
 
 
+def test_replacing_a_video_asks_first_and_closes_the_old_job(browser, server, clip, tmp_path):
+    # Issue 26: another upload under the same name replaced the input without asking,
+    # and the old job still offered Review (with a black player).
+    page = browser.new_page(viewport={"width": 1100, "height": 900})
+    page.goto(server.url + "/")
+    first = tmp_path / "swap.mp4"
+    shutil.copy(clip.path, first)
+    page.set_input_files("#file", str(first))
+    row = page.locator("#jobs tbody tr", has_text="swap.mp4")
+    expect(row.locator(".status")).to_have_text("SUCCEEDED", timeout=90_000)
+    old_job = row.get_attribute("data-job")
+
+    newer = tmp_path / "newer" / "swap.mp4"
+    newer.parent.mkdir()
+    newer.write_bytes(clip.path.read_bytes() + b"a newer upload")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.set_input_files("#file", str(newer))
+    for _ in range(100):  # the page lists the bucket, then asks
+        if asked:
+            break
+        page.wait_for_timeout(100)
+    assert asked and asked[0].startswith("swap.mp4 is already in the input bucket. Replace it?")
+    expect(page.locator("#uploads li", has_text="swap.mp4")).to_have_count(1)
+    assert (server.data / "input" / "swap.mp4").read_bytes() == clip.path.read_bytes()
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.set_input_files("#file", str(newer))
+    expect(page.locator("#jobs tbody tr", has_text="swap.mp4")).to_have_count(2, timeout=30_000)
+    page.goto(f"{server.url}/#/jobs/{old_job}")
+    expect(page.locator("#superseded")).to_be_visible()
+    expect(page.locator("#review-link")).to_be_hidden()
+
+
 def test_bad_uploads_say_what_is_wrong(browser, server, tmp_path):
     page = browser.new_page()
     requests = watch_requests(page, server)

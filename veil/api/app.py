@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -202,7 +203,10 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str) -> dict[str, Any]:
-        return _job(job_id, with_steps=True).to_dict()
+        job = _job(job_id, with_steps=True)
+        with contextlib.suppress(StorageError):  # the store out of reach: not known
+            job.superseded = _input_gone(job)
+        return job.to_dict()
 
     @app.delete("/api/jobs/{job_id}", status_code=202)
     def cancel_job(
@@ -227,15 +231,20 @@ def create_app(service: Service) -> FastAPI:
         seen = job.renders if renders is None else renders
         return submit_rerender(job.id, request, edits, approve=approve, renders=seen)
 
-    def _original_kept(job: Job) -> None:
-        """Refuse (410) what shows the faces of a job's original (thumbnails, its boxes)
-        once the version of the video it read is gone: deleted or replaced, its faces go
-        with it."""
+    def _input_gone(job: Job) -> bool:
+        """Whether the version of the video job ``job`` read is gone: deleted, or
+        replaced by a newer upload (which has a job of its own)."""
         try:
             current = service.config.input.stat(job.key).etag
         except ObjectNotFoundError:
             current = None
-        if job.etag and current != job.etag:
+        return bool(job.etag) and current != job.etag
+
+    def _original_kept(job: Job) -> None:
+        """Refuse (410) what shows the faces of a job's original (thumbnails, its boxes)
+        once the version of the video it read is gone: deleted or replaced, its faces go
+        with it."""
+        if _input_gone(job):
             raise HTTPException(
                 410, f"the video job {job.id} read is gone ({job.key} was deleted or replaced)"
             )

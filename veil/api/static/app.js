@@ -209,15 +209,26 @@ function upload(file) {
   request.send(form);
 }
 
+// Uploads ``files``, asking first for each that would replace a video of the same name
+// in the input bucket (its job's review and retry close once it is replaced).
+async function uploadAll(files) {
+  let present = new Set();
+  try { present = new Set((await api("/api/objects")).map((o) => o.key)); } catch (e) { /* listed only to ask */ }
+  for (const file of files) {
+    if (present.has(file.name) && !window.confirm(`${file.name} is already in the input bucket. Replace it? Its earlier job keeps its output, but can no longer be reviewed or run again.`)) continue;
+    upload(file);
+  }
+}
+
 function setupUploads() {
   const drop = $("#drop");
   const input = $("#file");
-  input.addEventListener("change", () => { for (const file of input.files) upload(file); input.value = ""; });
+  input.addEventListener("change", () => { uploadAll([...input.files]); input.value = ""; });
   drop.addEventListener("click", (event) => { if (event.target !== input && event.target.tagName !== "LABEL") input.click(); });
   drop.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); input.click(); } });
   drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); for (const file of event.dataTransfer.files) upload(file); });
+  drop.addEventListener("drop", (event) => { event.preventDefault(); drop.classList.remove("over"); uploadAll([...event.dataTransfer.files]); });
   $("#bucket").addEventListener("toggle", () => { if ($("#bucket").open) refreshObjects().catch(() => {}); });
 }
 
@@ -430,9 +441,12 @@ async function refreshJob(id) {
   text(error, job.error || "");
   const held = job.status === "NEEDS_REVIEW";
   $("#held").hidden = !held;
-  if (held) text($("#held-text"), `Held for review: ${heldReason(job).replace("held: ", "")} in the output, so nothing was published. Review the faces, add a box over what was missed, and re-render (or approve it if what the audit saw is not a face).`);
+  // A re-render held after an earlier one was published leaves that one live: say so.
+  const live = job.output_key ? ` The output published before (${job.output_key}) stays live until a re-render passes or is approved.` : " Nothing was published.";
+  if (held) text($("#held-text"), `Held for review: ${heldReason(job).replace("held: ", "")} in this render's output, so it was not published.${live} Review the faces, add a box over what was missed, and re-render (or approve it if what the audit saw is not a face).`);
+  $("#superseded").hidden = !job.superseded;
   const review = $("#review-link");
-  review.hidden = !(job.reviewable && REVIEWABLE.includes(job.status));
+  review.hidden = !(job.reviewable && REVIEWABLE.includes(job.status)) || Boolean(job.superseded);
   review.href = `#/jobs/${job.id}/review`;
   review.className = held ? "button" : "button secondary";
   text(review, held ? "Review" : "Review faces and edits");
@@ -443,7 +457,7 @@ async function refreshJob(id) {
     if (done) link.href = withKey(`/api/jobs/${job.id}/${path}`);
   }
   $("#cancel").hidden = !["QUEUED", "RUNNING"].includes(job.status);
-  $("#retry").hidden = !["FAILED", "CANCELLED"].includes(job.status);
+  $("#retry").hidden = !["FAILED", "CANCELLED"].includes(job.status) || Boolean(job.superseded);
   const refused = (e) => { error.hidden = false; text(error, e.message); };
   $("#cancel").onclick = () => api(`/api/jobs/${job.id}`, { method: "DELETE" }).then(() => refreshJob(job.id)).catch(refused);
   $("#retry").onclick = () => api(`/api/jobs/${job.id}/retry`, { method: "POST" }).then((again) => { location.hash = `#/jobs/${again.id}`; }).catch(refused);
