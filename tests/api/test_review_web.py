@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Dialog, Page, Request, expect
 from servers import VeilServer, wait_for
 
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
@@ -368,7 +368,12 @@ def test_keep_a_track_visible_then_approve(
         expect(page.locator("#approve")).to_be_visible()
         # Approving with findings asks first: dismissed, nothing is sent.
         asked = []
-        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+
+        def refuse(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", refuse)
         page.click("#approve")
         assert asked and asked[0].startswith("The audit found 1 face left visible."), asked
         expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW")

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Dialog, expect
 from servers import VeilServer
 
 from veil.synthetic import visible_faces
@@ -93,7 +93,12 @@ def test_replacing_a_video_asks_first_and_closes_the_old_job(browser, server, cl
     newer.parent.mkdir()
     newer.write_bytes(clip.path.read_bytes() + b"a newer upload")
     asked: list[str] = []
-    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+
+    def refuse(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", refuse)
     page.set_input_files("#file", str(newer))
     for _ in range(100):  # the page lists the bucket, then asks
         if asked:
