@@ -261,6 +261,38 @@ def test_cancel_stops_the_running_step_within_seconds(veil, tmp_path):
     assert "stop.mp4" not in veil.output.objects
 
 
+def test_review_drafts_are_kept_on_the_server_until_a_re_render(veil, clip):
+    # Issue 26: edits vanished on reload. A draft is saved as it is made, seen by any tab,
+    # refused when another save came first, and becomes the re-render's edits.
+    veil.input.objects["draft.mp4"] = clip.path.read_bytes() + b"draft"
+    job = veil.finished(veil.call("POST", "/api/jobs", json={"key": "draft.mp4"}).json()["id"])
+    job_id = job["id"]
+    assert veil.call("GET", f"/api/jobs/{job_id}/review").json()["draft"] is None
+    keep = [{"action": "show", "track": 0}]
+    box = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+    added = [*keep, {"action": "add", "start_ms": 0, "end_ms": 500, "box": box}]
+
+    def put(edits: list[dict[str, Any]], version: int) -> httpx.Response:
+        body = {"edits": edits, "version": version}
+        return veil.call("PUT", f"/api/jobs/{job_id}/review/draft", json=body)
+
+    first = put(keep, 0)
+    assert first.status_code == 200, first.text
+    assert first.json()["version"] == 1 and first.json()["edits"] == keep
+    other_tab = put(added, 0)  # started from no draft, but there is one now
+    assert other_tab.status_code == 409 and "saved by someone else" in other_tab.text
+    assert put(added, 1).json()["version"] == 2
+    assert put(keep, 1).status_code == 409  # an older version of the draft
+    assert put([{"action": "show", "track": 999}], 2).status_code == 400
+    seen = veil.call("GET", f"/api/jobs/{job_id}/review").json()["draft"]
+    assert seen["version"] == 2 and seen["edits"] == added
+    assert seen["saved_at"] <= time.time()
+
+    _rerender(veil, job_id, {"edits": added, "renders": 0})
+    again = veil.call("GET", f"/api/jobs/{job_id}/review").json()
+    assert again["draft"] is None and again["edits"] == added
+
+
 def test_a_job_whose_input_was_replaced_meanwhile_publishes_nothing(veil, tmp_path):
     # Publish checks what it replaces (issue 24): an older version's job finishing after a
     # newer upload must not put the old video (or its faces file) back over the new one.

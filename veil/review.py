@@ -257,6 +257,23 @@ class Review:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class Draft:
+    """Edits saved as a reviewer makes them, before a re-render: ``version`` counts the
+    saves (each refers to the one before it), ``saved_at`` in Unix seconds."""
+
+    edits: list[Edit]
+    version: int
+    saved_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "edits": [e.to_json() for e in self.edits],
+            "version": self.version,
+            "saved_at": self.saved_at,
+        }
+
+
 class ReviewStore:
     """What review needs of each blur job, in the job database beside DBOS's tables:
     its detections (compressed), a thumbnail per track, the edits and the latest
@@ -281,6 +298,16 @@ class ReviewStore:
             sa.Column("job_id", sa.String(64), primary_key=True),
             sa.Column("track", sa.Integer, primary_key=True),
             sa.Column("picture", sa.LargeBinary),
+        )
+        # A reviewer's edits not yet re-rendered, saved as they are made: a reload, a
+        # second tab or another reviewer sees them (``save_draft``).
+        self.drafts = sa.Table(
+            "veil_review_drafts",
+            metadata,
+            sa.Column("job_id", sa.String(64), primary_key=True),
+            sa.Column("edits", sa.Text),
+            sa.Column("version", sa.Integer),
+            sa.Column("saved_at", sa.Float),
         )
         create_tables(metadata, self.engine)
 
@@ -368,7 +395,49 @@ class ReviewStore:
                 self.thumbnails.delete().where(owned_by(self.thumbnails.c.job_id, job_id))
             ).rowcount
             conn.execute(self.table.delete().where(owned_by(self.table.c.job_id, job_id)))
+            conn.execute(self.drafts.delete().where(owned_by(self.drafts.c.job_id, job_id)))
         return int(pictures or 0)
+
+    def draft(self, job_id: str) -> Draft | None:
+        """The edits a reviewer is making on job ``job_id``, if any are saved."""
+        d = self.drafts.c
+        with database_errors(), self.engine.connect() as conn:
+            row = conn.execute(self.drafts.select().where(d.job_id == job_id)).first()
+        if row is None:
+            return None
+        return Draft(parse_edits(json.loads(row.edits)), int(row.version), float(row.saved_at))
+
+    def save_draft(self, job_id: str, edits: Sequence[Edit], version: int) -> Draft:
+        """Save ``edits`` as job ``job_id``'s draft, the one after ``version`` (0: there
+        was none); refused (``JobStateError``) when someone saved another since the
+        caller read ``version``, so no reviewer's work silently replaces another's."""
+        d = self.drafts.c
+        saved = Draft(list(edits), version + 1, time.time())
+        row = {
+            "edits": json.dumps([e.to_json() for e in edits]),
+            "version": saved.version,
+            "saved_at": saved.saved_at,
+        }
+        with database_errors():
+            if version == 0:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.execute(self.drafts.insert().values(job_id=job_id, **row))
+                    taken = False
+                except sa.exc.IntegrityError:  # a draft is there already
+                    taken = True
+            else:
+                with self.engine.begin() as conn:
+                    taken = not conn.execute(
+                        self.drafts.update()
+                        .where(d.job_id == job_id, d.version == version)
+                        .values(**row)
+                    ).rowcount
+        if taken:
+            raise JobStateError(
+                job_id, "has edits saved by someone else meanwhile (another tab?); reload it"
+            )
+        return saved
 
     def thumbnail(self, job_id: str, track: int) -> bytes | None:
         t = self.thumbnails.c
@@ -394,6 +463,8 @@ class ReviewStore:
                     updated_at=time.time(),
                 )
             ).rowcount
+            if claimed:  # the draft's edits are the re-render's now
+                conn.execute(self.drafts.delete().where(self.drafts.c.job_id == job_id))
         if not claimed:
             raise JobStateError(job_id, "was re-rendered by someone else meanwhile; reload it")
         return render_id

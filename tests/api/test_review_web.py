@@ -351,7 +351,20 @@ def test_keep_a_track_visible_then_approve(
         keep.click()
         expect(keep).to_have_attribute("aria-pressed", "true")
         expect(remove).to_have_attribute("aria-pressed", "false")
+        page.click("#undo")  # back to "removed", then on to "kept" again
+        expect(remove).to_have_attribute("aria-pressed", "true")
+        keep.click()
+        expect(keep).to_have_attribute("aria-pressed", "true")
         row.locator("input").fill("agreed to be filmed")
+        expect(page.locator("#edit-count")).to_have_text("1 edit: 1 kept visible.")
+
+        # A reload in the middle of the edit loses nothing (issue 26): the draft is saved
+        # on the server as it is made.
+        expect(page.locator("#draft-status")).to_contain_text("Edits saved at", timeout=10_000)
+        page.reload()
+        expect(keep).to_have_attribute("aria-pressed", "true")
+        expect(row.locator("input")).to_have_value("agreed to be filmed")
+        expect(page.locator("#draft-status")).to_contain_text("are restored")
         expect(page.locator("#edit-count")).to_have_text("1 edit: 1 kept visible.")
         page.click("#rerender")
 

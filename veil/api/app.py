@@ -79,6 +79,14 @@ class SubmitBody(BaseModel):
     webhook_url: str | None = None
 
 
+class DraftBody(BaseModel):
+    edits: list[dict[str, Any]]
+    """The whole list of edits being made (``veil.review.Edit``)."""
+    version: Annotated[int, Field(ge=0, le=MAX_WHOLE)]
+    """The draft's version the reviewer started from (0: none): refused if another was
+    saved since."""
+
+
 class ReviewBody(BaseModel):
     edits: list[dict[str, Any]]
     """The whole list of edits (``veil.review.Edit``), applied to the job's own
@@ -324,6 +332,7 @@ def create_app(service: Service) -> FastAPI:
             raise HTTPException(409, f"job {job_id} has no detections to review yet")
         _original_kept(job)
         faces = runtime().reviews.faces(job_id)
+        draft = runtime().reviews.draft(job_id)
         return {
             "id": job_id,
             "status": job.status.value,
@@ -332,7 +341,23 @@ def create_app(service: Service) -> FastAPI:
             "edits": job.edits,
             "renders": job.renders,
             "audit": job.audit,
+            "draft": draft.to_json() if draft is not None else None,
         }
+
+    @app.put("/api/jobs/{job_id}/review/draft")
+    def save_draft(job_id: str, body: DraftBody) -> dict[str, Any]:
+        """Save the edits a reviewer is making (not yet re-rendered), so a reload, a second
+        tab or another reviewer sees them; refused (409) when another save came first."""
+        job = _job(job_id)
+        if not job.reviewable:
+            raise HTTPException(409, f"job {job_id} has no detections to review yet")
+        _original_kept(job)
+        try:
+            edits = parse_edits(body.edits)
+            check_edits(runtime().reviews.faces(job_id), edits)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        return runtime().reviews.save_draft(job_id, edits, body.version).to_json()
 
     @app.get("/api/jobs/{job_id}/tracks/{track}/thumbnail")
     def thumbnail(job_id: str, track: Annotated[int, PathParam(ge=0, le=MAX_WHOLE)]) -> Response:

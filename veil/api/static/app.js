@@ -511,6 +511,53 @@ function route() {
 const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30 };
 const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
 
+// Drafts: the edits saved on the server as they are made (veil.review.Draft), so a
+// reload, a second tab or another reviewer sees them; ``history`` is what Undo steps back
+// through (each entry the edits as JSON).
+const drafts = { version: 0, dirty: false, timer: null, history: [] };
+
+function showSubmitError(message) {
+  const error = $("#submit-error");
+  error.hidden = !message;
+  text(error, message || "");
+}
+
+function editsChanged({ undoable = true } = {}) {
+  countEdits();
+  const now = JSON.stringify(review.edits);
+  if (undoable && now !== drafts.history[drafts.history.length - 1]) drafts.history.push(now);
+  $("#undo").disabled = drafts.history.length < 2;
+  drafts.dirty = true;
+  text($("#draft-status"), "Saving…");
+  clearTimeout(drafts.timer);
+  drafts.timer = setTimeout(saveDraft, 400);
+}
+
+async function saveDraft() {
+  if (!drafts.dirty || !review.id) return;
+  const sent = JSON.stringify(review.edits);
+  try {
+    const saved = await api(`/api/jobs/${review.id}/review/draft`, { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ edits: review.edits, version: drafts.version }) });
+    drafts.version = saved.version;
+    if (JSON.stringify(review.edits) === sent) drafts.dirty = false;
+    text($("#draft-status"), drafts.dirty ? "Saving…" : `Edits saved at ${new Date(saved.saved_at * 1000).toLocaleTimeString()} (not re-rendered yet).`);
+    if (drafts.dirty) drafts.timer = setTimeout(saveDraft, 400);
+  } catch (e) {
+    text($("#draft-status"), "");
+    showSubmitError(`Your edits are not saved: ${e.message}`);
+  }
+}
+
+function undoEdit() {
+  if (drafts.history.length < 2) return;
+  drafts.history.pop();
+  review.edits = JSON.parse(drafts.history[drafts.history.length - 1]);
+  drawTracks();
+  drawAdded();
+  drawOverlay();
+  editsChanged({ undoable: false });
+}
+
 function showReviewError(message) {
   const error = $("#review-error");
   error.hidden = !message;
@@ -526,8 +573,15 @@ async function openReview(id) {
   if (review.id !== id) return; // the reader moved on meanwhile
   review.job = job;
   review.data = data;
-  review.edits = data.edits.map((e) => ({ ...e }));
+  review.edits = (data.draft ? data.draft.edits : data.edits).map((e) => ({ ...e }));
   review.draft = null;
+  drafts.version = data.draft ? data.draft.version : 0;
+  drafts.history = [JSON.stringify(review.edits)];
+  drafts.dirty = false;
+  clearTimeout(drafts.timer);
+  showSubmitError("");
+  text($("#draft-status"), data.draft ? `Your edits in progress, saved at ${new Date(data.draft.saved_at * 1000).toLocaleTimeString()}, are restored: not re-rendered yet.` : "");
+  $("#undo").disabled = true;
   const video = data.video || {};
   review.duration = video.DurationMillis || (job.duration ? job.duration * 1000 : 1000);
   review.fps = video.FrameRate || 30;
@@ -570,7 +624,7 @@ function setTrackAction(track, action) {
     review.edits.push(edit);
   }
   drawTracks();
-  countEdits();
+  editsChanged();
   const button = document.querySelector(`#tracks li[data-track="${track}"] button[data-action="${action}"]`);
   if (button) button.focus();
 }
@@ -614,7 +668,7 @@ function drawTracks() {
     const note = el("input", { type: "text", maxlength: "200", "aria-describedby": titleId });
     note.value = (edit && edit.note) || "";
     note.disabled = !edit;
-    note.addEventListener("input", () => { const e = trackEdit(t.id); if (e) { if (note.value.trim()) e.note = note.value.trim(); else delete e.note; } });
+    note.addEventListener("input", () => { const e = trackEdit(t.id); if (e) { if (note.value.trim()) e.note = note.value.trim(); else delete e.note; editsChanged({ undoable: false }); } });
     const actions = el("div", { class: "track-actions" }, keep, remove, go, el("label", { class: "note" }, "Note ", note));
     list.append(el("li", { class: `track-row ${state.replace(" ", "-")}`, "data-track": String(t.id) }, head, trackBar(bar(t.start_ms, t.end_ms, "span")), actions));
   }
@@ -698,7 +752,7 @@ function addBox(event) {
   review.draft = null;
   drawAdded();
   drawOverlay();
-  countEdits();
+  editsChanged();
 }
 
 function drawAdded() {
@@ -713,7 +767,7 @@ function drawAdded() {
       review.edits = review.edits.filter((e) => e !== edit);
       drawAdded();
       drawOverlay();
-      countEdits();
+      editsChanged();
       const next = $("#added button") || $("#box-left");
       next.focus();
     });
@@ -863,16 +917,24 @@ function setupReview() {
   const send = async (approve) => {
     const buttons = [$("#rerender"), $("#approve")];
     buttons.forEach((b) => { b.disabled = true; });
-    showReviewError("");
+    showSubmitError("");
     try {
+      clearTimeout(drafts.timer);
+      drafts.dirty = false; // the re-render takes these edits; its draft is dropped
       await api(`/api/jobs/${review.id}/review`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ edits: review.edits, renders: review.data.renders, approve }) });
       location.hash = `#/jobs/${review.id}`;
     } catch (e) {
-      showReviewError(`${approve ? "Approval" : "Re-render"} refused: ${e.message}`);
+      showSubmitError(`${approve ? "Approval" : "Re-render"} refused: ${e.message}`);
       buttons.forEach((b) => { b.disabled = false; });
     }
   };
   $("#rerender").addEventListener("click", () => send(false));
+  $("#undo").addEventListener("click", undoEdit);
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement && document.activeElement.tagName);
+    if (!$("#review").hidden && !typing && (event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") { event.preventDefault(); undoEdit(); }
+  });
+  window.addEventListener("beforeunload", (event) => { if (drafts.dirty) event.preventDefault(); });
   $("#approve").addEventListener("click", () => {
     // Publishing with findings is the reviewer's word against the audit's: asked once more.
     const audit = review.job && review.job.audit;
