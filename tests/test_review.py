@@ -250,3 +250,30 @@ def test_added_boxes_stay_within_the_video_and_within_the_bound() -> None:
         check_edits(long, [edit] * 10)
     with pytest.raises(ValueError, match="edit 1: no track 7 in this job's detections"):
         check_edits(FACES, [Edit(action="show", track=0), Edit(action="remove", track=7)])
+
+
+def test_an_added_box_with_keyframes_moves_from_one_to_the_next() -> None:
+    # Issue 26: a box drawn at two moments follows a face crossing the frame between them.
+    first = {"left": 0.1, "top": 0.1, "width": 0.2, "height": 0.2}
+    last = {"left": 0.5, "top": 0.3, "width": 0.3, "height": 0.2}
+    keyframes = [{"at_ms": 200, "box": first}, {"at_ms": 600, "box": last}]
+    (edit,) = parse_edits(
+        [{"action": "add", "start_ms": 0, "end_ms": 800, "box": first, "keyframes": keyframes}]
+    )
+    assert Edit.from_json(edit.to_json()) == edit
+    added = [e for e in apply_edits(FACES, [edit])["Faces"] if e["Face"]["TrackId"] == 2]
+    boxes = {e["Timestamp"]: e["Face"]["BoundingBox"] for e in added}
+    assert sorted(boxes) == list(range(0, 801, 100))
+    assert boxes[0]["Left"] == boxes[200]["Left"] == 0.1  # held before the first keyframe
+    assert boxes[400] == pytest.approx({"Left": 0.3, "Top": 0.2, "Width": 0.25, "Height": 0.2})
+    assert boxes[800]["Left"] == boxes[600]["Left"] == 0.5  # and after the last
+    for bad, said in (
+        ({"keyframes": keyframes[::-1]}, "in time order"),
+        ({"keyframes": [{"at_ms": 900, "box": first}]}, "from start_ms to end_ms"),
+        ({"keyframes": [{"at_ms": 200, "box": last}]}, "box must be the first keyframe's"),
+        ({"keyframes": [{"at_ms": 200, "box": {**first, "width": 2}}]}, "inside the frame"),
+        ({"keyframes": [{"at_ms": 200}]}, "an object with at_ms and box"),
+    ):
+        body = {"action": "add", "start_ms": 0, "end_ms": 800, "box": first, **bad}
+        with pytest.raises(ValueError, match=said):
+            parse_edits([body])

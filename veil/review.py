@@ -21,6 +21,7 @@ and the latest re-render.
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 import math
@@ -54,14 +55,18 @@ _NOTE_CHARS = 200
 class Edit:
     """One reviewer's change. ``track`` names a faces.json ``TrackId`` (``show``,
     ``remove``); ``add`` gives ``box`` (left, top, width, height as ratios of the
-    displayed frame) from ``start_ms`` to ``end_ms``."""
+    displayed frame) from ``start_ms`` to ``end_ms``, or ``keyframes``: boxes the reviewer
+    placed at several times, the box moving from one to the next (``box_at``), so an
+    added box follows a moving face; ``box`` is then the first keyframe's."""
 
     action: str
     track: int | None = None
     start_ms: int | None = None
     end_ms: int | None = None
-    box: tuple[float, float, float, float] | None = None
+    box: Box | None = None
     note: str = ""
+    keyframes: tuple[tuple[int, Box], ...] = ()
+    """``(at_ms, box)`` pairs in time order, within ``start_ms`` to ``end_ms``."""
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -69,36 +74,74 @@ class Edit:
         if self.action == "add":
             if self.box is None or self.start_ms is None or self.end_ms is None:
                 raise ValueError("an added box needs box, start_ms and end_ms")
-            left, top, width, height = self.box
-            if not all(math.isfinite(v) for v in self.box):
-                raise ValueError("box values must be numbers")
-            if width <= 0 or height <= 0 or left < 0 or top < 0:
-                raise ValueError("box needs a positive size inside the frame")
-            if left + width > 1.0001 or top + height > 1.0001:
-                raise ValueError("box must lie inside the frame (ratios 0-1)")
+            _check_box(self.box)
             if not 0 <= self.start_ms <= self.end_ms:
                 raise ValueError("start_ms must be 0 or more and at most end_ms")
+            self._check_keyframes()
+        elif self.keyframes:
+            raise ValueError(f"a {self.action} edit has no keyframes")
         elif self.track is None or self.track < 0:
             raise ValueError(f"a {self.action} edit needs the track's number (TrackId)")
         if len(self.note) > _NOTE_CHARS:
             raise ValueError(f"note must be at most {_NOTE_CHARS} characters")
+
+    def _check_keyframes(self) -> None:
+        if len(self.keyframes) > MAX_KEYFRAMES:
+            raise ValueError(f"at most {MAX_KEYFRAMES} keyframes")
+        times = [at for at, _ in self.keyframes]
+        if times != sorted(set(times)):
+            raise ValueError("keyframes must be in time order, one a time")
+        assert self.start_ms is not None and self.end_ms is not None
+        if times and not self.start_ms <= times[0] <= times[-1] <= self.end_ms:
+            raise ValueError("keyframes must lie from start_ms to end_ms")
+        for _, box in self.keyframes:
+            _check_box(box)
+        if self.keyframes and self.box != self.keyframes[0][1]:
+            raise ValueError("box must be the first keyframe's")
+
+    def box_at(self, time_ms: float) -> Box:
+        """The added box at ``time_ms``: ``box``, or between two keyframes the box moved
+        that far from one to the next (before the first and after the last, held)."""
+        assert self.box is not None
+        if not self.keyframes:
+            return self.box
+        times = [at for at, _ in self.keyframes]
+        after = bisect.bisect_right(times, time_ms)
+        if after == 0:
+            return self.keyframes[0][1]
+        if after == len(times):
+            return self.keyframes[-1][1]
+        (t0, a), (t1, b) = self.keyframes[after - 1], self.keyframes[after]
+        share = (time_ms - t0) / (t1 - t0)
+        return (
+            a[0] + (b[0] - a[0]) * share,
+            a[1] + (b[1] - a[1]) * share,
+            a[2] + (b[2] - a[2]) * share,
+            a[3] + (b[3] - a[3]) * share,
+        )
 
     @classmethod
     def from_json(cls, data: Any) -> Edit:
         """Parse one edit; ``ValueError`` with a plain message on anything malformed."""
         if not isinstance(data, Mapping):
             raise ValueError("an edit is an object with an action")
-        unknown = set(data) - {"action", "track", "start_ms", "end_ms", "box", "note"}
+        unknown = set(data) - {"action", "track", "start_ms", "end_ms", "box", "note", "keyframes"}
         if unknown:
             raise ValueError(f"unknown edit field(s): {', '.join(sorted(map(str, unknown)))}")
         box = data.get("box")
         if box is not None:
-            if not isinstance(box, Mapping):
-                raise ValueError("box is an object with left, top, width and height")
-            try:
-                box = tuple(float(box[k]) for k in ("left", "top", "width", "height"))
-            except (KeyError, TypeError, ValueError, OverflowError) as exc:
-                raise ValueError("box needs numbers left, top, width and height") from exc
+            box = _box_of(box)
+        keyframes = data.get("keyframes") or []
+        if not isinstance(keyframes, list) or len(keyframes) > MAX_KEYFRAMES:
+            raise ValueError(f"keyframes is a list of at most {MAX_KEYFRAMES}")
+        placed = []
+        for key in keyframes:
+            if not isinstance(key, Mapping) or set(key) != {"at_ms", "box"}:
+                raise ValueError("a keyframe is an object with at_ms and box")
+            at = _int_or_none(key["at_ms"], "at_ms")
+            if at is None:
+                raise ValueError("a keyframe needs its time, at_ms")
+            placed.append((at, _box_of(key["box"])))
         return cls(
             action=str(data.get("action")),
             track=_int_or_none(data.get("track"), "track"),
@@ -106,6 +149,7 @@ class Edit:
             end_ms=_int_or_none(data.get("end_ms"), "end_ms"),
             box=box,
             note=str(data.get("note") or ""),
+            keyframes=tuple(placed),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -113,15 +157,44 @@ class Edit:
         if self.track is not None:
             data["track"] = self.track
         if self.action == "add" and self.box is not None:
-            left, top, width, height = self.box
-            data.update(
-                start_ms=self.start_ms,
-                end_ms=self.end_ms,
-                box={"left": left, "top": top, "width": width, "height": height},
-            )
+            data.update(start_ms=self.start_ms, end_ms=self.end_ms, box=_box_json(self.box))
+        if self.keyframes:
+            data["keyframes"] = [{"at_ms": at, "box": _box_json(box)} for at, box in self.keyframes]
         if self.note:
             data["note"] = self.note
         return data
+
+
+Box = tuple[float, float, float, float]
+"""Left, top, width, height as ratios of the displayed frame."""
+MAX_KEYFRAMES = 500
+"""Keyframes one added box may have."""
+
+
+def _check_box(box: Box) -> None:
+    left, top, width, height = box
+    if not all(math.isfinite(v) for v in box):
+        raise ValueError("box values must be numbers")
+    if width <= 0 or height <= 0 or left < 0 or top < 0:
+        raise ValueError("box needs a positive size inside the frame")
+    if left + width > 1.0001 or top + height > 1.0001:
+        raise ValueError("box must lie inside the frame (ratios 0-1)")
+
+
+def _box_of(data: Any) -> Box:
+    """A box from JSON ``{"left", "top", "width", "height"}``."""
+    if not isinstance(data, Mapping):
+        raise ValueError("box is an object with left, top, width and height")
+    try:
+        left, top, width, height = (float(data[k]) for k in ("left", "top", "width", "height"))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ValueError("box needs numbers left, top, width and height") from exc
+    return left, top, width, height
+
+
+def _box_json(box: Box) -> dict[str, float]:
+    left, top, width, height = box
+    return {"left": left, "top": top, "width": width, "height": height}
 
 
 MAX_WHOLE = 2**53
@@ -205,15 +278,15 @@ def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, An
     for edit in edits:
         if edit.action != "add":
             continue
-        assert edit.box is not None
-        left, top, width, height = edit.box
-        face = {
-            "BoundingBox": {"Width": width, "Height": height, "Left": left, "Top": top},
-            "Confidence": 100.0,
-            "TrackId": next_track,
-        }
         start, count = _added_range(faces, edit)
-        entries += [{"Timestamp": round(start + k * step), "Face": face} for k in range(count)]
+        for k in range(count):
+            left, top, width, height = edit.box_at(start + k * step)
+            face = {
+                "BoundingBox": {"Width": width, "Height": height, "Left": left, "Top": top},
+                "Confidence": 100.0,
+                "TrackId": next_track,
+            }
+            entries.append({"Timestamp": round(start + k * step), "Face": face})
         next_track += 1
     entries.sort(key=lambda entry: int(entry["Timestamp"]))
     return {**faces, "Faces": entries}
