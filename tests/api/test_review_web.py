@@ -412,3 +412,118 @@ def test_keep_a_track_visible_then_approve(
         assert errors == []
     finally:
         server.stop()
+
+
+# Issue 26's review on the picture: a person who agreed to be filmed, whom veil tracks,
+# and a small face crossing the frame that veil's pass misses and the audit (at its own
+# scales) sees, so the job is held. At --scale 0.25 the big face scores 0.78-0.9 and the
+# small one at most 0.21: under the tentative half of --threshold 0.6.
+CROSSING = Scene(
+    width=640,
+    height=360,
+    frames=60,
+    fps=30,
+    faces=(
+        MovingFace(photo="astronaut", height=200, start=(0.25, 0.5)),
+        MovingFace(photo="grace_hopper", height=28, start=(0.55, 0.3), end=(0.9, 0.75)),
+    ),
+)
+
+
+def drawn_box(scene: Scene, face: int, index: int, pad: float = 10) -> Box:
+    """Face ``face``'s box on frame ``index``, ``pad`` px wider on every side."""
+    _, boxes, ids = scene.render(index)
+    x1, y1, x2, y2 = (float(v) for v in boxes[ids.index(face)])
+    x1, y1 = max(0.0, x1 - pad), max(0.0, y1 - pad)
+    x2, y2 = min(scene.width, x2 + pad), min(scene.height, y2 + pad)
+    return Box(
+        x1 / scene.width, y1 / scene.height, (x2 - x1) / scene.width, (y2 - y1) / scene.height
+    )
+
+
+def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browser, tmp_path: Path):
+    """Issue 26, done when: keep one person visible by their track, draw a box on a
+    moving face at two keyframes, see it follow the face between them, re-render: the
+    published video shows exactly that person, and the drawn face is hidden on every
+    frame (by the whole-face measure)."""
+    video = write_video(tmp_path / "crossing.mp4", CROSSING)
+    server = VeilServer(
+        tmp_path / "data",
+        "--poll-interval",
+        "0",
+        "--scale",
+        "0.25",
+        "--threshold",
+        "0.6",
+        "--no-auth",
+    ).start()
+    try:
+        job_id = upload(server, video, "crossing.mp4")
+        job = wait_status(server, job_id, "NEEDS_REVIEW")
+        (track,) = server.get(f"/api/jobs/{job_id}/review").json()["tracks"]
+
+        page, errors = new_page(browser)
+        page.goto(f"{server.url}/#/jobs/{job_id}/review")
+        expect(page.locator("#review")).to_be_visible()
+        page.wait_for_function("document.querySelector('#review-video').readyState >= 2")
+        expect(page.locator("#box-left")).to_have_value("")  # nothing filled in unasked
+        page.locator(f"#tracks li[data-track='{track['id']}'] button[data-action=show]").click()
+
+        area = page.locator("#overlay").bounding_box()
+        assert area is not None
+
+        def seek(index: int) -> int:
+            """Move the time slider to frame ``index`` (it steps a frame at a time, so the
+            page may land a frame off); returns the frame the page shows."""
+            page.evaluate(
+                "(ms) => { const s = document.querySelector('#seek'); s.value = ms;"
+                " s.dispatchEvent(new Event('input')); }",
+                round(index * 1000 / CROSSING.fps),
+            )
+            page.wait_for_function("!document.querySelector('#review-video').seeking")
+            now = page.evaluate("document.querySelector('#review-video').currentTime")
+            return round(now * CROSSING.fps)
+
+        def draw(box: Box) -> None:
+            x, y, w, h = area["x"], area["y"], area["width"], area["height"]
+            page.mouse.move(x + box.left * w, y + box.top * h)
+            page.mouse.down()
+            page.mouse.move(x + (box.left + box.width) * w, y + (box.top + box.height) * h, steps=6)
+            page.mouse.up()
+            expect(page.locator("#overlay .box.draft")).to_be_visible()
+
+        first = seek(0)
+        draw(drawn_box(CROSSING, 1, first))
+        page.click("#box-keyframe")
+        last = seek(CROSSING.frames - 1)
+        draw(drawn_box(CROSSING, 1, last))
+        page.click("#box-keyframe")
+        expect(page.locator("#keyframes-status")).to_contain_text("2 keyframes at 0.00 s, ")
+        page.click("#add-box")
+        expect(page.locator("#added li")).to_contain_text("moving through 2 keyframes")
+
+        # Between the keyframes the added box is where the face is.
+        middle = seek((first + last) // 2)
+        shown = page.locator("#overlay .box.added").bounding_box()
+        assert shown is not None
+        want = drawn_box(CROSSING, 1, middle)
+        assert abs((shown["x"] - area["x"]) / area["width"] - want.left) < 0.02
+        assert abs((shown["y"] - area["y"]) / area["height"] - want.top) < 0.02
+
+        with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/review")):
+            page.click("#rerender")
+        # The kept person is what the audit now finds: approved, after the page asks.
+        expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW", timeout=180_000)
+        page.click("#review-link")
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.click("#approve")
+        expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
+        expect(page.locator("#audit-summary")).to_contain_text("accepted by a reviewer")
+        assert errors == []
+    finally:
+        server.stop()
+    output = server.data / "output" / "crossing.mp4"
+    visible = visible_faces(output, CROSSING)
+    assert {face for _, face, _ in visible} == {0}  # that person, and nobody else
+    assert len(visible) == CROSSING.frames  # on every frame
+    assert job["audit"]["findings"]

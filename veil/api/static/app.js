@@ -353,6 +353,8 @@ function describeEdit(edit) {
   if (edit.action === "show") return `Face ${edit.track} kept visible${note}`;
   if (edit.action === "remove") return `Face ${edit.track} removed: not a face${note}`;
   const b = edit.box;
+  const keys = edit.keyframes ? edit.keyframes.length : 0;
+  if (keys > 1) return `Box added moving through ${keys} keyframes, from ${percent(b.left)} from the left and ${percent(b.top)} from the top, ${range(edit.start_ms, edit.end_ms)}${note}`;
   return `Box added at ${percent(b.left)} from the left, ${percent(b.top)} from the top, ${percent(b.width)} × ${percent(b.height)}, ${range(edit.start_ms, edit.end_ms)}${note}`;
 }
 
@@ -508,7 +510,7 @@ function route() {
 
 // Review: a person's edits to a job's detections (veil.review). Every request sends the
 // whole list of edits; they always apply to the job's own detections.
-const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30 };
+const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30, keyframes: [] };
 const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
 
 // Drafts: the edits saved on the server as they are made (veil.review.Draft), so a
@@ -597,9 +599,10 @@ async function openReview(id) {
   const seek = $("#seek");
   seek.max = String(review.duration);
   seek.step = String(Math.max(1, Math.round(1000 / review.fps)));
-  const findings = (data.audit && data.audit.findings) || [];
-  if (findings.length) useFinding(findings[0], false);
-  else fillForm({ left: 0.4, top: 0.4, width: 0.2, height: 0.2 }, null, false);
+  // The form starts empty: a box is drawn, typed or taken from a finding on purpose.
+  for (const sel of ["#box-left", "#box-top", "#box-width", "#box-height", "#box-start", "#box-end", "#box-note"]) $(sel).value = "";
+  review.keyframes = [];
+  drawKeyframes();
   drawTracks();
   drawFindingsRow();
   drawAdded();
@@ -743,16 +746,61 @@ function addBox(event) {
   error.hidden = !problem;
   text(error, problem || "");
   if (problem) return;
-  const round = (v) => Math.round(v * 10000) / 10000;
-  const edit = { action: "add", start_ms: times.start_ms, end_ms: times.end_ms, box: { left: round(box.left), top: round(box.top), width: round(box.width), height: round(box.height) } };
+  const edit = { action: "add", start_ms: times.start_ms, end_ms: times.end_ms, box: roundBox(box) };
+  if (review.keyframes.length) {
+    // The box moves through the keyframes; the time range covers them all.
+    edit.keyframes = review.keyframes.map((k) => ({ at_ms: k.at_ms, box: roundBox(k.box) }));
+    edit.box = edit.keyframes[0].box;
+    edit.start_ms = Math.min(edit.start_ms, edit.keyframes[0].at_ms);
+    edit.end_ms = Math.max(edit.end_ms, edit.keyframes[edit.keyframes.length - 1].at_ms);
+  }
   const note = $("#box-note").value.trim();
   if (note) edit.note = note;
   review.edits.push(edit);
   $("#box-note").value = "";
   review.draft = null;
+  review.keyframes = [];
+  drawKeyframes();
   drawAdded();
   drawOverlay();
   editsChanged();
+}
+
+const roundBox = (b) => { const r = (v) => Math.round(v * 10000) / 10000; return { left: r(b.left), top: r(b.top), width: r(b.width), height: r(b.height) }; };
+
+// An added box at ``ms``: its own, or moved between its keyframes (veil.review.Edit.box_at).
+function boxAtTime(keyframes, box, ms) {
+  if (!keyframes || !keyframes.length) return box;
+  const after = keyframes.findIndex((k) => k.at_ms > ms);
+  if (after === 0) return keyframes[0].box;
+  if (after < 0) return keyframes[keyframes.length - 1].box;
+  const a = keyframes[after - 1], b = keyframes[after];
+  const share = (ms - a.at_ms) / (b.at_ms - a.at_ms);
+  const mix = (name) => a.box[name] + (b.box[name] - a.box[name]) * share;
+  return { left: mix("left"), top: mix("top"), width: mix("width"), height: mix("height") };
+}
+
+// Keyframes of the box being drawn: the form's box at this moment, kept by time.
+function setKeyframe() {
+  const { box, error: problem } = formBox();
+  const error = $("#add-error");
+  error.hidden = !problem;
+  text(error, problem || "");
+  if (problem) return;
+  const at = Math.round(reviewPlayer().currentTime * 1000);
+  review.keyframes = [...review.keyframes.filter((k) => k.at_ms !== at), { at_ms: at, box }].sort((a, b) => a.at_ms - b.at_ms);
+  const first = review.keyframes[0].at_ms, last = review.keyframes[review.keyframes.length - 1].at_ms;
+  $("#box-start").value = (first / 1000).toFixed(2);
+  if (!$("#box-to-end").checked) $("#box-end").value = (last / 1000).toFixed(2);
+  review.draft = null;
+  drawKeyframes();
+  drawOverlay();
+}
+
+function drawKeyframes() {
+  const n = review.keyframes.length;
+  text($("#keyframes-status"), n ? `${n} keyframe${n === 1 ? "" : "s"} at ${review.keyframes.map((k) => `${(k.at_ms / 1000).toFixed(2)} s`).join(", ")}: the box moves from one to the next.` : "");
+  $("#clear-keyframes").hidden = n === 0;
 }
 
 function drawAdded() {
@@ -806,8 +854,9 @@ function drawOverlay() {
   overlay.replaceChildren();
   const findings = (review.data.audit && review.data.audit.findings) || [];
   findings.forEach((f, i) => { if (now >= f.start_ms - frame && now <= f.end_ms + frame) overlay.append(boxAt(f.box, "finding", `finding ${i + 1}`)); });
-  review.edits.filter((e) => e.action === "add").forEach((e, i) => { if (now >= e.start_ms && now <= e.end_ms) overlay.append(boxAt(e.box, "added", `added ${i + 1}`)); });
+  review.edits.filter((e) => e.action === "add").forEach((e, i) => { if (now >= e.start_ms && now <= e.end_ms) overlay.append(boxAt(boxAtTime(e.keyframes, e.box, now), "added", `added ${i + 1}`)); });
   if (review.draft) overlay.append(boxAt(review.draft, "draft", "new box"));
+  else if (review.keyframes.length) overlay.append(boxAt(boxAtTime(review.keyframes, null, now), "draft keyed", "new box (keyframes)"));
 }
 
 function updateClock() {
@@ -859,6 +908,8 @@ function setupReview() {
   $("#frame-next").addEventListener("click", () => seekTo(reviewPlayer().currentTime * 1000 + 1000 / review.fps));
   $("#seek").addEventListener("input", () => seekTo(Number($("#seek").value)));
   $("#add-form").addEventListener("submit", addBox);
+  $("#box-keyframe").addEventListener("click", setKeyframe);
+  $("#clear-keyframes").addEventListener("click", () => { review.keyframes = []; drawKeyframes(); drawOverlay(); });
   $("#box-here").addEventListener("click", () => { const [a, b] = aroundNow(); $("#box-start").value = (a / 1000).toFixed(2); if (!$("#box-to-end").checked) $("#box-end").value = (b / 1000).toFixed(2); });
   for (const sel of ["#box-left", "#box-top", "#box-width", "#box-height"]) $(sel).addEventListener("input", draftFromForm);
   $("#box-to-end").addEventListener("change", () => {
@@ -897,6 +948,7 @@ function setupReview() {
   overlay.addEventListener("pointercancel", finish);
   // Keyboard: arrows move the new box by 1% of the picture (Shift: resize it).
   overlay.addEventListener("keydown", (event) => {
+    if (event.key === "k" || event.key === "K") { event.preventDefault(); setKeyframe(); return; }
     const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
     const move = moves[event.key];
     if (!move) return;
