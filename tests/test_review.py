@@ -15,6 +15,7 @@ from veil.cli import main
 from veil.review import (
     Edit,
     apply_edits,
+    boxes_between,
     check_edits,
     parse_edits,
     tracks,
@@ -277,3 +278,24 @@ def test_an_added_box_with_keyframes_moves_from_one_to_the_next() -> None:
         body = {"action": "add", "start_ms": 0, "end_ms": 800, "box": first, **bad}
         with pytest.raises(ValueError, match=said):
             parse_edits([body])
+
+
+def test_boxes_between_stops_at_the_bound_on_a_whole_timestamp(monkeypatch) -> None:
+    monkeypatch.setattr("veil.review.MAX_BOXES", 5)
+    face = {"BoundingBox": {"Left": 0.1, "Top": 0.1, "Width": 0.1, "Height": 0.1}}
+    faces = {
+        "Faces": [
+            {"Timestamp": t, "Face": {**face, "TrackId": k}}
+            for t in (0, 100, 200)
+            for k in range(3)
+        ]
+    }
+    answer = boxes_between(faces, 0, 1000)
+    # Six boxes at 0 and 100 ms are more than 5: the answer ends before 100 ms, whole.
+    assert answer["to_ms"] == 99 and [b["at_ms"] for b in answer["boxes"]] == [0, 0, 0]
+    assert boxes_between(faces, 100, 150)["boxes"][0] == {
+        "at_ms": 100,
+        "track": 0,
+        "box": {"left": 0.1, "top": 0.1, "width": 0.1, "height": 0.1},
+        "score": 0.0,
+    }

@@ -293,6 +293,21 @@ def test_review_drafts_are_kept_on_the_server_until_a_re_render(veil, clip):
     assert again["draft"] is None and again["edits"] == added
 
 
+def test_the_tracked_boxes_are_served_for_drawing_on_the_picture(veil, clip):
+    veil.input.objects["boxes.mp4"] = clip.path.read_bytes() + b"boxes"
+    job = veil.finished(veil.call("POST", "/api/jobs", json={"key": "boxes.mp4"}).json()["id"])
+    faces = json.loads(veil.output.objects["boxes.mp4.faces.json"])["Faces"]
+    whole = veil.call("GET", f"/api/jobs/{job['id']}/review/boxes?from_ms=0&to_ms=100000").json()
+    assert len(whole["boxes"]) == len(faces) > 0 and whole["to_ms"] == 100000
+    first = whole["boxes"][0]
+    assert set(first) == {"at_ms", "track", "box", "score"} and 0 < first["score"] <= 1
+    part = veil.call("GET", f"/api/jobs/{job['id']}/review/boxes?from_ms=500&to_ms=900").json()
+    assert part["boxes"] and all(500 <= b["at_ms"] <= 900 for b in part["boxes"])
+    assert part["boxes"] == [b for b in whole["boxes"] if 500 <= b["at_ms"] <= 900]
+    backwards = veil.call("GET", f"/api/jobs/{job['id']}/review/boxes?from_ms=900&to_ms=500")
+    assert backwards.status_code == 400
+
+
 def test_a_job_whose_input_was_replaced_meanwhile_publishes_nothing(veil, tmp_path):
     # Publish checks what it replaces (issue 24): an older version's job finishing after a
     # newer upload must not put the old video (or its faces file) back over the new one.

@@ -292,6 +292,47 @@ def apply_edits(faces: Mapping[str, Any], edits: Sequence[Edit]) -> dict[str, An
     return {**faces, "Faces": entries}
 
 
+MAX_BOXES = 20_000
+"""Tracked boxes one ``boxes_between`` answer holds at most (about 10 s of a busy video)."""
+
+
+def boxes_between(faces: Mapping[str, Any], from_ms: int, to_ms: int) -> dict[str, Any]:
+    """The tracked boxes of a faces file from ``from_ms`` to ``to_ms``, for drawing on the
+    picture: ``boxes`` (``at_ms``, ``track``, ``box``, ``score`` 0-1), and ``to_ms``, as far
+    as they go (less than asked when ``MAX_BOXES`` ran out first; entries are in time order)."""
+    entries = faces.get("Faces", [])
+    times = [int(e["Timestamp"]) for e in entries]
+    start = bisect.bisect_left(times, from_ms)
+    found: list[dict[str, Any]] = []
+    reached = to_ms
+    for entry in entries[start:]:
+        at = int(entry["Timestamp"])
+        if at > to_ms:
+            break
+        if len(found) >= MAX_BOXES:
+            reached = found[-1]["at_ms"] - 1 if found[-1]["at_ms"] > from_ms else from_ms
+            found = [b for b in found if b["at_ms"] <= reached]
+            break
+        face = entry["Face"]
+        if "TrackId" not in face:
+            continue
+        b = face["BoundingBox"]
+        found.append(
+            {
+                "at_ms": at,
+                "track": int(face["TrackId"]),
+                "box": {
+                    "left": b["Left"],
+                    "top": b["Top"],
+                    "width": b["Width"],
+                    "height": b["Height"],
+                },
+                "score": round(float(face.get("Confidence", 0.0)) / 100, 3),
+            }
+        )
+    return {"from_ms": from_ms, "to_ms": reached, "boxes": found}
+
+
 def tracks(faces: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Each track of a faces file: its id, first and last timestamp, frames, and the box
     of its most confident frame (where a thumbnail shows the face best)."""

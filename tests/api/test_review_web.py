@@ -467,7 +467,14 @@ def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browse
         expect(page.locator("#review")).to_be_visible()
         page.wait_for_function("document.querySelector('#review-video').readyState >= 2")
         expect(page.locator("#box-left")).to_have_value("")  # nothing filled in unasked
-        page.locator(f"#tracks li[data-track='{track['id']}'] button[data-action=show]").click()
+        # Every tracked box is drawn on the picture with its face and score; clicking the
+        # person's box keeps them visible.
+        on_picture = page.locator(f"#overlay .box.track[data-track='{track['id']}']")
+        expect(on_picture).to_contain_text(f"Face {track['id']} · 0.")
+        on_picture.click()
+        expect(on_picture).to_have_class(re.compile("kept"))
+        keep = page.locator(f"#tracks li[data-track='{track['id']}'] button[data-action=show]")
+        expect(keep).to_have_attribute("aria-pressed", "true")
 
         area = page.locator("#overlay").bounding_box()
         assert area is not None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from veil.errors import (
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_video_key, is_video_key
 from veil.queue import submit_rerender
-from veil.review import MAX_WHOLE, Edit, check_edits, parse_edits, tracks
+from veil.review import MAX_WHOLE, Edit, boxes_between, check_edits, parse_edits, tracks
 from veil.runtime import ServiceConfig, kept, runtime
 from veil.storage import Storage
 from veil.triggers import s3_event_keys, seaweedfs_event_keys, submit_key, submit_keys
@@ -343,6 +345,40 @@ def create_app(service: Service) -> FastAPI:
             "audit": job.audit,
             "draft": draft.to_json() if draft is not None else None,
         }
+
+    kept_faces: OrderedDict[tuple[str, float], dict[str, Any]] = OrderedDict()
+    kept_lock = threading.Lock()
+
+    def _kept_faces(job_id: str) -> dict[str, Any]:
+        """The job's own detections, parsed: the last few jobs' kept for paging through."""
+        review = runtime().reviews.get(job_id)
+        key = (job_id, review.updated_at if review is not None else 0.0)
+        with kept_lock:
+            if key in kept_faces:
+                kept_faces.move_to_end(key)
+                return kept_faces[key]
+        faces = runtime().reviews.faces(job_id)
+        with kept_lock:
+            kept_faces[key] = faces
+            while len(kept_faces) > 4:
+                kept_faces.popitem(last=False)
+        return faces
+
+    @app.get("/api/jobs/{job_id}/review/boxes")
+    def review_boxes(
+        job_id: str,
+        from_ms: Annotated[int, Query(ge=0, le=MAX_WHOLE)] = 0,
+        to_ms: Annotated[int, Query(ge=0, le=MAX_WHOLE)] = 10_000,
+    ) -> dict[str, Any]:
+        """The job's tracked boxes from ``from_ms`` to ``to_ms`` (``veil.review.boxes_between``),
+        drawn on the reviewer's picture."""
+        if to_ms < from_ms:
+            raise HTTPException(400, "to_ms must not be before from_ms")
+        job = _job(job_id)
+        if not job.reviewable:
+            raise HTTPException(409, f"job {job_id} has no detections to review yet")
+        _original_kept(job)
+        return boxes_between(_kept_faces(job_id), from_ms, to_ms)
 
     @app.put("/api/jobs/{job_id}/review/draft")
     def save_draft(job_id: str, body: DraftBody) -> dict[str, Any]:

@@ -510,7 +510,7 @@ function route() {
 
 // Review: a person's edits to a job's detections (veil.review). Every request sends the
 // whole list of edits; they always apply to the job's own detections.
-const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30, keyframes: [] };
+const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30, keyframes: [], boxes: { from_ms: 0, to_ms: -1, boxes: [], loading: null } };
 const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
 
 // Drafts: the edits saved on the server as they are made (veil.review.Draft), so a
@@ -602,6 +602,7 @@ async function openReview(id) {
   // The form starts empty: a box is drawn, typed or taken from a finding on purpose.
   for (const sel of ["#box-left", "#box-top", "#box-width", "#box-height", "#box-start", "#box-end", "#box-note"]) $(sel).value = "";
   review.keyframes = [];
+  review.boxes = { from_ms: 0, to_ms: -1, boxes: [], loading: null };
   drawKeyframes();
   drawTracks();
   drawFindingsRow();
@@ -852,11 +853,44 @@ function drawOverlay() {
   const frame = 1000 / review.fps;
   const overlay = $("#overlay");
   overlay.replaceChildren();
+  // Every box veil tracked at this moment, with its track and score: click one to keep
+  // that person visible (again to blur them).
+  for (const b of tracksNow(now, frame)) {
+    const edit = trackEdit(b.track);
+    const state = edit ? (edit.action === "show" ? "kept" : "removed") : "blurred";
+    const node = boxAt(b.box, `track ${state}`, `Face ${b.track} · ${b.score.toFixed(2)}${state === "blurred" ? "" : ` · ${state}`}`);
+    node.dataset.track = String(b.track);
+    node.title = state === "kept" ? `Face ${b.track}: kept visible; click to blur it again` : `Face ${b.track}: click to keep this person visible`;
+    node.addEventListener("pointerdown", (event) => { event.stopPropagation(); event.preventDefault(); setTrackAction(b.track, "show"); drawOverlay(); });
+    overlay.append(node);
+  }
   const findings = (review.data.audit && review.data.audit.findings) || [];
   findings.forEach((f, i) => { if (now >= f.start_ms - frame && now <= f.end_ms + frame) overlay.append(boxAt(f.box, "finding", `finding ${i + 1}`)); });
   review.edits.filter((e) => e.action === "add").forEach((e, i) => { if (now >= e.start_ms && now <= e.end_ms) overlay.append(boxAt(boxAtTime(e.keyframes, e.box, now), "added", `added ${i + 1}`)); });
   if (review.draft) overlay.append(boxAt(review.draft, "draft", "new box"));
   else if (review.keyframes.length) overlay.append(boxAt(boxAtTime(review.keyframes, null, now), "draft keyed", "new box (keyframes)"));
+}
+
+// The tracked boxes nearest ``now`` (within half a frame), from the window of them
+// fetched around the playhead (GET .../review/boxes); a window is fetched as it is left.
+function tracksNow(now, frame) {
+  const loaded = review.boxes;
+  if (now < loaded.from_ms || now > loaded.to_ms) {
+    loadBoxes(Math.max(0, Math.floor(now - 2000)), Math.ceil(now + 8000));
+    return [];
+  }
+  let best = Infinity;
+  for (const b of loaded.boxes) best = Math.min(best, Math.abs(b.at_ms - now));
+  if (best > frame / 2 + 1) return [];
+  return loaded.boxes.filter((b) => Math.abs(Math.abs(b.at_ms - now) - best) < 0.5);
+}
+
+function loadBoxes(from, to) {
+  if (review.boxes.loading || !review.id) return;
+  const id = review.id;
+  review.boxes.loading = api(`/api/jobs/${id}/review/boxes?from_ms=${from}&to_ms=${to}`)
+    .then((answer) => { if (review.id === id) { review.boxes = { ...answer, loading: null }; drawOverlay(); } })
+    .catch(() => { review.boxes.loading = null; });
 }
 
 function updateClock() {
