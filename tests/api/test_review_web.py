@@ -6,6 +6,7 @@ privacy report lists the edit."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -516,6 +517,14 @@ def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browse
         want = drawn_box(CROSSING, 1, middle)
         assert abs((shown["x"] - area["x"]) / area["width"] - want.left) < 0.02
         assert abs((shown["y"] - area["y"]) / area["height"] - want.top) < 0.02
+        # The docs' pictures of the review, wide and phone-sized (scripts/screenshot.py).
+        shots = Path(os.environ.get("VEIL_SCREENSHOTS") or tmp_path)
+        for name, size in (("wide", (1440, 900)), ("phone", (390, 844))):
+            page.set_viewport_size({"width": size[0], "height": size[1]})
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(shots / f"screenshot-review-{name}.png"))
+            assert (shots / f"screenshot-review-{name}.png").stat().st_size > 10_000
+        page.set_viewport_size({"width": 1200, "height": 1000})
 
         with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/review")):
             page.click("#rerender")

@@ -16,7 +16,8 @@ from veil.synthetic import visible_faces
 
 # The docs' picture is made on purpose (scripts/screenshot.py sets this); a plain test run
 # writes its screenshot to its temporary folder and leaves the tracked tree as it was.
-SCREENSHOT = os.environ.get("VEIL_SCREENSHOT")
+SCREENSHOTS = os.environ.get("VEIL_SCREENSHOTS")
+"""Where scripts/screenshot.py wants the docs' pictures; unset, they go to tmp_path."""
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_upload_watch_compare_download(browser, server, clip, tmp_path):
     page.evaluate(
         "[...document.querySelectorAll('video')].forEach(v => { v.pause(); v.currentTime = 0.5; })"
     )
-    shot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "screenshot-job.png"
+    shot = Path(SCREENSHOTS or tmp_path) / "screenshot-job.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
 

@@ -268,7 +268,9 @@ function drawSteps(list, steps, recorded, job, active) {
     else if (name === current) state = "current";
     else if (!active || ENDED.includes(job.status)) state = "skipped"; // never ran in this run
     const took = step && step.ended_at != null && step.started_at != null ? step.ended_at - step.started_at : null;
-    const time = took != null ? `${Math.max(0, took).toFixed(1)} s` : state === "current" ? "running…" : "";
+    // The current step says how far it is, as the jobs list does, not just "running".
+    const frames = job.step === name && job.frames_done ? `${job.frames_done}${job.frames_total ? ` / ${job.frames_total}` : ""} frames` : "";
+    const time = took != null ? `${Math.max(0, took).toFixed(1)} s` : state === "current" ? (frames || "running…") : "";
     let shown = state === "held" ? (active ? "held: waiting for review" : "held for review") : state === "skipped" ? "not run" : time || state;
     let said = ["held", "skipped"].includes(state) ? shown : state;
     let doing = what;
