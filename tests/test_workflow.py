@@ -199,6 +199,11 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     assert held["audit"]["findings"] and held["edits"] == show and held["renders"] == 1
     assert [s["name"] for s in held["steps"]] == [*STEPS, "Rerender", "Audit"]
     assert veil.output.objects["review.mp4"] == first
+    # What the audit held is kept for the reviewer to watch, under veil's own folder.
+    assert held["held_key"] == f".veil/held/{job_id}.mp4"
+    watched = veil.call("GET", f"/api/jobs/{job_id}/held")
+    assert watched.status_code == 200 and watched.content == veil.output.objects[held["held_key"]]
+    assert watched.content != first
     stale = veil.call("POST", f"/api/jobs/{job_id}/review", json={"edits": [], "renders": 0})
     assert stale.status_code == 409 and "re-rendered by someone else" in stale.text
     bad = veil.call(
@@ -217,6 +222,8 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     assert report["edits"] == show and report["redacted_from"] == "reviewed detections"
     assert not report["audit"]["passed"]
     assert report["accepted_findings"] == approved["accepted_findings"]
+    assert held["held_key"] not in veil.output.objects  # published: nothing held any more
+    assert veil.call("GET", f"/api/jobs/{job_id}/held").status_code == 409
     faces = json.loads(veil.output.objects["review.mp4.faces.json"])
     assert biggest["id"] not in {f["Face"].get("TrackId") for f in faces["Faces"]}
 

@@ -143,6 +143,7 @@ def purge(job: Job, kept: Kept, *, with_input: bool = False) -> Purged:
         (job.output_key, job.output_etag),
         (job.faces_key, job.faces_etag),
         (job.report_key, job.report_etag),
+        (job.held_key, job.held_etag),
     ):
         if removed := _delete_version(kept.output_store, key, etag):
             done.objects.append(f"output:{removed}")

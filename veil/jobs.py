@@ -205,6 +205,10 @@ class Job:
     """The version of the input this job read."""
     audit: dict[str, Any] | None = None
     """The audit of the latest output (``veil.audit.AuditResult.to_json``)."""
+    held_key: str | None = None
+    """Where the output its audit held waits for a reviewer to watch (``NEEDS_REVIEW``),
+    at ``held_etag``; never published."""
+    held_etag: str | None = None
     superseded: bool | None = None
     """Whether the version of the input this job read is gone (replaced by a newer
     upload, or deleted): its review and retry are closed. Checked for one job
@@ -467,6 +471,8 @@ def job_from_status(status: Any, progress: dict[str, Any] | None = None) -> Job:
         etag=str(request.get("etag", "")),
         audit=output.get("audit"),
         accepted_findings=output.get("accepted_findings"),
+        held_key=output.get("held_key"),
+        held_etag=output.get("held_etag"),
         report=output.get("report"),
     )
 
@@ -496,6 +502,7 @@ def with_review(job: Job, review: Review | None, render: Any | None) -> Job:
     if latest.faces is not None:
         job.faces = latest.faces
     job.accepted_findings = latest.accepted_findings
+    job.held_key, job.held_etag = latest.held_key, latest.held_etag
     return job
 
 

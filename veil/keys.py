@@ -100,6 +100,16 @@ PIECES_PREFIX = f"{RESERVED_FOLDER}/segments"
 published keys (``veil.segment_jobs``)."""
 
 
+HELD_PREFIX = f"{RESERVED_FOLDER}/held"
+"""Where a held job keeps the output its audit held, for a reviewer to watch: never a
+published key."""
+
+
+def held_key(job_id: str, suffix: str) -> str:
+    """Where job ``job_id`` keeps its latest held output (the job's own, or a re-render's)."""
+    return f"{HELD_PREFIX}/{job_id}{suffix}"
+
+
 def piece_keys(job_id: str, index: int, suffix: str) -> tuple[str, str]:
     """Where segment ``index`` of job ``job_id`` leaves its video and faces file."""
     folder = f"{PIECES_PREFIX}/{job_id}"

@@ -24,6 +24,7 @@ plain words, cleaning up) is in ``veil.steps``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from veil.errors import (
     InvalidKeyError,
     JobFailed,
     ObjectNotFoundError,
+    VeilError,
 )
 from veil.jobs import (
     RERENDER_WORKFLOW,
@@ -42,7 +44,7 @@ from veil.jobs import (
     JobRequest,
     JobStatus,
 )
-from veil.keys import check_video_key, faces_file_key, report_key
+from veil.keys import check_video_key, faces_file_key, held_key, report_key
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
 from veil.report import RunSummary, audit_and_report, run_summary, write_report
 from veil.review import apply_edits, parse_edits
@@ -59,6 +61,7 @@ from veil.steps import (
     review_store,
     run_job,
     source_store,
+    suffix_of,
     work_dir,
 )
 from veil.thumbnails import Thumbnails
@@ -85,6 +88,9 @@ class Checked:
     audit: dict[str, Any]
     report: dict[str, Any]
     hold: bool
+    held_key: str | None = None
+    """Where a held output waits for its reviewer (``keys.held_key``), at ``held_etag``."""
+    held_etag: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,11 +279,12 @@ def audit(
             audit=run.audit,  # a segmented job's, joined from its segments'
         )
     found = report["audit"]
-    return Checked(
-        audit=found,
-        report=report,
-        hold=not found["passed"] and config().on_audit_finding == "hold",
-    )
+    hold = not found["passed"] and config().on_audit_finding == "hold"
+    if not hold:
+        return Checked(audit=found, report=report, hold=False)
+    # Kept where a reviewer can watch it beside the original: never a published key.
+    held = config().output.upload(output, held_key(job_id, suffix_of(request.key)))
+    return Checked(audit=found, report=report, hold=True, held_key=held.key, held_etag=held.etag)
 
 
 @retrying_step("Publish", attempts=8)
@@ -310,6 +317,8 @@ def publish(
         write_report(report, path)
         report_info = store.upload(path, report_key(key))
     output_info = store.upload(output, key)
+    with contextlib.suppress(VeilError, OSError):  # a held render this one replaces
+        store.delete(held_key(job_id, suffix_of(key)))
     progress_store().set(job_id, "Publish", 1, 1, force=True)
     return Published(
         output_key=key,
@@ -347,7 +356,8 @@ def _publish_or_hold(
     (``veil.jobs.job_from_status``)."""
     if checked.hold and not approved:
         held = {"faces": run.tracks, "audit": checked.audit, "report": checked.report}
-        return {"status": JobStatus.NEEDS_REVIEW.value, **held}
+        where = {"held_key": checked.held_key, "held_etag": checked.held_etag}
+        return {"status": JobStatus.NEEDS_REVIEW.value, **held, **where}
     accepted = len(checked.audit["findings"]) if approved else 0
     report = {**checked.report, "accepted_findings": accepted} if accepted else checked.report
     published = publish(job_id, work_id, request, edits, report)

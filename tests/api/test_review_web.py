@@ -124,6 +124,10 @@ def open_held_job(page: Page, server: VeilServer, job_id: str, findings: int) ->
     expect(page.locator("#graph li[data-step=Publish]")).to_contain_text("waiting for review")
     expect(page.locator("#findings tbody tr")).to_have_count(findings)
     expect(page.locator("#download")).to_be_hidden()
+    # What the audit held plays beside the original (never published).
+    expect(page.locator("#compare")).to_be_visible()
+    expect(page.locator("#result-caption")).to_have_text("Held by the audit (not published)")
+    page.wait_for_function("document.querySelector('#video-result').readyState >= 2")
 
 
 def expected_edit(box: Box, end_ms: int) -> dict[str, Any]:
@@ -477,9 +481,6 @@ def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browse
         keep = page.locator(f"#tracks li[data-track='{track['id']}'] button[data-action=show]")
         expect(keep).to_have_attribute("aria-pressed", "true")
 
-        area = page.locator("#overlay").bounding_box()
-        assert area is not None
-
         def seek(index: int) -> int:
             """Move the time slider to frame ``index`` (it steps a frame at a time, so the
             page may land a frame off); returns the frame the page shows."""
@@ -493,6 +494,9 @@ def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browse
             return round(now * CROSSING.fps)
 
         def draw(box: Box) -> None:
+            page.locator("#overlay").scroll_into_view_if_needed()
+            area = page.locator("#overlay").bounding_box()
+            assert area is not None
             x, y, w, h = area["x"], area["y"], area["width"], area["height"]
             page.mouse.move(x + box.left * w, y + box.top * h)
             page.mouse.down()
@@ -512,6 +516,8 @@ def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browse
 
         # Between the keyframes the added box is where the face is.
         middle = seek((first + last) // 2)
+        area = page.locator("#overlay").bounding_box()
+        assert area is not None
         shown = page.locator("#overlay .box.added").bounding_box()
         assert shown is not None
         want = drawn_box(CROSSING, 1, middle)

@@ -438,6 +438,15 @@ def create_app(service: Service) -> FastAPI:
     def result(job_id: str) -> FileResponse:
         return _download(job_id, faces=False)
 
+    @app.get("/api/jobs/{job_id}/held")
+    def held(job_id: str) -> FileResponse:
+        """The output a held job's audit held (``NEEDS_REVIEW``): what a reviewer watches
+        beside the original. Never published; gone once a re-render is published."""
+        job = _job(job_id)
+        if job.status is not JobStatus.NEEDS_REVIEW or job.held_key is None:
+            raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; nothing held")
+        return _send(service.config.output, job.held_key, job.held_etag, "the held output")
+
     @app.get("/api/jobs/{job_id}/faces")
     def faces(job_id: str) -> FileResponse:
         return _download(job_id, faces=True)

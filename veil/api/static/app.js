@@ -468,15 +468,20 @@ async function refreshJob(id) {
   drawAudit(job);
   drawEdits(job);
   drawReport(job);
-  // A re-render publishes a new version under the same URL: reload the players then.
-  const version = `${job.id}:${job.output_etag}`;
-  if (done && $("#compare").dataset.job !== version) {
+  // A re-render publishes a new version under the same URL: reload the players then. A
+  // held job shows what its audit held (never published) beside the original.
+  const heldOutput = held && job.held_key;
+  const version = `${job.id}:${done ? job.output_etag : job.held_etag}`;
+  if ((done || heldOutput) && $("#compare").dataset.job !== version) {
     $("#compare").dataset.job = version;
     $("#video-original").src = withKey(`/api/jobs/${job.id}/input`);
-    $("#video-result").src = withKey(`/api/jobs/${job.id}/result?v=${encodeURIComponent(job.output_etag || "")}`);
+    $("#video-result").src = done
+      ? withKey(`/api/jobs/${job.id}/result?v=${encodeURIComponent(job.output_etag || "")}`)
+      : withKey(`/api/jobs/${job.id}/held?v=${encodeURIComponent(job.held_etag || "")}`);
+    text($("#result-caption"), done ? "Anonymized" : "Held by the audit (not published)");
     $("#compare").hidden = false;
   }
-  if (!done) $("#compare").hidden = true;
+  if (!done && !heldOutput) $("#compare").hidden = true;
   if (done) await drawTimeline(job);
   return job;
 }
@@ -598,6 +603,11 @@ async function openReview(id) {
   const player = reviewPlayer();
   const source = withKey(`/api/jobs/${id}/input`);
   if (player.dataset.src !== source) { player.dataset.src = source; player.src = source; }
+  // What the audit held, beside the original and in step with it.
+  const heldPlayer = $("#review-held");
+  const heldSource = job.status === "NEEDS_REVIEW" && job.held_key ? withKey(`/api/jobs/${id}/held?v=${encodeURIComponent(job.held_etag || "")}`) : "";
+  $("#held-figure").hidden = !heldSource;
+  if (heldPlayer.dataset.src !== heldSource) { heldPlayer.dataset.src = heldSource; if (heldSource) heldPlayer.src = heldSource; else heldPlayer.removeAttribute("src"); }
   const seek = $("#seek");
   seek.max = String(review.duration);
   seek.step = String(Math.max(1, Math.round(1000 / review.fps)));
@@ -925,6 +935,11 @@ function reviewPlayer() {
   player = el("video", { id: "review-video", preload: "auto", muted: "", playsinline: "" });
   player.muted = true;
   for (const name of ["timeupdate", "seeked", "loadedmetadata", "play", "pause"]) player.addEventListener(name, updateClock);
+  // The held render follows the original: play, pause and every seek.
+  const held = $("#review-held");
+  player.addEventListener("play", () => { if (held.src && held.paused) held.play().catch(() => {}); });
+  player.addEventListener("pause", () => { if (!held.paused) held.pause(); });
+  for (const name of ["seeked", "timeupdate"]) player.addEventListener(name, () => { if (held.src && Math.abs(held.currentTime - player.currentTime) > (player.paused ? 0.01 : 0.15)) held.currentTime = player.currentTime; });
   $("#stage").prepend(player);
   return player;
 }
