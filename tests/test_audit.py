@@ -20,6 +20,7 @@ from veil.audit import (
     _SWEEP_COST,
     AUDIT_SHARE,
     FOCUS_MS,
+    MAX_SIGHTINGS,
     MIN_DETAIL,
     SWEEP_SECONDS,
     AuditDetector,
@@ -30,6 +31,7 @@ from veil.audit import (
     join_audits,
     planned_frames,
     service_sampling,
+    thinned,
     track_edges,
 )
 from veil.cli import AUDIT_FINDINGS_EXIT, main
@@ -146,6 +148,14 @@ def test_finds_the_track_left_visible(scene_clip, faces_json, detector, tmp_path
     # held box hides half his face on the first frames: not every check sees him whole).
     assert finding.start_ms <= 333 and finding.end_ms == 1333 and finding.frames >= 7
     assert finding.box[3] * SCENE.height == pytest.approx(56, rel=0.35)
+    # Where it was on each checked frame, for a reviewer's box to follow: on the face.
+    assert len(finding.sightings) == finding.frames
+    assert [at for at, _ in finding.sightings] == sorted(at for at, _ in finding.sightings)
+    for at, (left, top, width, height) in finding.sightings:
+        _, boxes, ids = SCENE.render(round(at * SCENE.fps / 1000))
+        x1, y1 = left * SCENE.width, top * SCENE.height
+        seen = np.array([[x1, y1, x1 + width * SCENE.width, y1 + height * SCENE.height]])
+        assert box_iou(seen.astype(np.float32), boxes[[ids.index(1)]])[0, 0] > 0.3
 
 
 def tracks_on_face(data: dict, face: int) -> set[int]:
@@ -295,8 +305,12 @@ def test_pieces_audited_apart_are_the_whole_videos_audit(
 
 def test_join_audits_keeps_apart_what_is_not_one_face():
     def audit(*findings: tuple[int, int, float, float]) -> dict:
+        def finding(a: int, b: int, left: float, top: float) -> Finding:
+            box = (left, top, 0.1, 0.2)
+            return Finding(a, b, 2, box, 0.5, sightings=((a, box), (b, box)))
+
         return AuditResult(
-            [Finding(a, b, 2, (left, top, 0.1, 0.2), 0.5) for a, b, left, top in findings],
+            [finding(*f) for f in findings],
             4,
             10,
             {"every": 5, "focus_points": 1},
@@ -313,6 +327,9 @@ def test_join_audits_keeps_apart_what_is_not_one_face():
     spans = [(f["start_ms"], f["end_ms"], f["box"]["left"]) for f in joined["findings"]]
     assert spans == [(0, 300, 0.1), (1800, 2500, 0.5), (2000, 2200, 0.9), (2033, 2200, 0.1)]
     assert joined["findings"][1]["frames"] == 4
+    # The face that went on across the seam has its sightings of both pieces, in order.
+    at = [s["at_ms"] for s in joined["findings"][1]["sightings"]]
+    assert at == [1800, 1967, 2000, 2500]
     assert (joined["frames_checked"], joined["frames_total"]) == (8, 20)
     assert joined["settings"]["focus_points"] == 2 and not joined["passed"]
     assert join_audits([audit(), audit()])["passed"]
@@ -384,6 +401,12 @@ def test_track_edges_refuses_a_file_that_is_not_a_faces_file(tmp_path):
         track_edges(tmp_path / "list.json")
 
 
+def test_thinned_keeps_the_ends_and_spreads_the_rest():
+    assert thinned(list(range(5)), 10) == [0, 1, 2, 3, 4]
+    assert thinned(list(range(101)), 5) == [0, 25, 50, 75, 100]
+    assert len(thinned(list(range(1000)), MAX_SIGHTINGS)) == MAX_SIGHTINGS
+
+
 def test_json_shapes():
     finding = Finding(start_ms=100, end_ms=400, frames=3, box=(0.1, 0.2, 0.05, 0.1), score=0.9)
     result = AuditResult([finding], frames_checked=10, frames_total=50, settings={"every": 5})
@@ -399,6 +422,7 @@ def test_json_shapes():
                 "frames": 3,
                 "box": {"left": 0.1, "top": 0.2, "width": 0.05, "height": 0.1},
                 "score": 0.9,
+                "sightings": [],
             }
         ],
         "coverage": "10 of 50 frames checked: one frame in 5 at scale 2",

@@ -31,7 +31,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 import cv2
 import numpy as np
@@ -211,7 +211,9 @@ class Finding:
     ``start_ms``/``end_ms``: the first and last sampled frame it was seen on (ms);
     ``frames``: how many sampled frames it was seen on; ``box``: ``left, top, width,
     height`` as ratios of the displayed frame, at its most confident sighting;
-    ``score``: that sighting's detector score, 0-1.
+    ``score``: that sighting's detector score, 0-1; ``sightings``: where it was on each
+    checked frame, ``(time_ms, box)`` (at most ``MAX_SIGHTINGS``, evenly chosen), so that a
+    reviewer's box can follow it.
     """
 
     start_ms: int
@@ -219,21 +221,44 @@ class Finding:
     frames: int
     box: tuple[float, float, float, float]
     score: float
+    sightings: tuple[tuple[int, tuple[float, float, float, float]], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        left, top, width, height = self.box
         return {
             "start_ms": self.start_ms,
             "end_ms": self.end_ms,
             "frames": self.frames,
-            "box": {"left": left, "top": top, "width": width, "height": height},
+            "box": _box_json(self.box),
             "score": self.score,
+            "sightings": [{"at_ms": at, "box": _box_json(box)} for at, box in self.sightings],
         }
 
     def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
         """``box`` in pixels of a ``width`` x ``height`` frame: ``left, top, width, height``."""
         left, top, w, h = self.box
         return round(left * width), round(top * height), round(w * width), round(h * height)
+
+
+T = TypeVar("T")
+
+MAX_SIGHTINGS = 100
+"""A finding's sightings kept for the reviewer: enough keyframes to follow a face across
+a long clip, a bounded size in every audit's JSON."""
+
+
+def _box_json(box: Sequence[float]) -> dict[str, float]:
+    left, top, width, height = box
+    return {"left": left, "top": top, "width": width, "height": height}
+
+
+def thinned(items: Sequence[T], most: int) -> list[T]:
+    """At most ``most`` of ``items``, evenly spread, the first and the last always kept."""
+    if len(items) <= most:
+        return list(items)
+    if most < 2:
+        return list(items[:most])
+    step = (len(items) - 1) / (most - 1)
+    return [items[round(n * step)] for n in range(most)]
 
 
 @dataclass(frozen=True)
@@ -335,6 +360,7 @@ class _Sighting:
     best_box: FloatArray
     best_score: float
     frames: int = 1
+    path: list[tuple[int, FloatArray]] = field(default_factory=list)
 
     def matches(self, box: FloatArray, time_ms: int, link_ms: float) -> float:
         """How well ``box`` at ``time_ms`` continues this face: 0 (not at all) to 2."""
@@ -353,6 +379,7 @@ class _Sighting:
     def add(self, box: FloatArray, score: float, time_ms: int) -> None:
         self.last_ms, self.last_box = time_ms, box
         self.frames += 1
+        self.path.append((time_ms, box))
         if score > self.best_score:
             self.best_score, self.best_box = score, box
 
@@ -374,7 +401,7 @@ def _link(
             if match > best_match:
                 best, best_match = n, match
         if best is None:
-            sightings.append(_Sighting(time_ms, time_ms, box, box, score))
+            sightings.append(_Sighting(time_ms, time_ms, box, box, score, path=[(time_ms, box)]))
             taken.add(len(sightings) - 1)
         else:
             sightings[best].add(box, score, time_ms)
@@ -476,6 +503,10 @@ def audit_video(
             frames=s.frames,
             box=_ratios(s.best_box, info.width, info.height, digits),
             score=round(s.best_score, 3),
+            sightings=tuple(
+                (at, _ratios(box, info.width, info.height, digits))
+                for at, box in thinned(s.path, MAX_SIGHTINGS)
+            ),
         )
         for s in sorted(sightings, key=lambda s: (s.first_ms, float(s.best_box[0])))
     ]
@@ -589,6 +620,9 @@ def join_audits(audits: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 frames=before["frames"] + finding["frames"],
                 box=better["box"],
                 score=better["score"],
+                sightings=thinned(
+                    [*before.get("sightings", []), *finding.get("sightings", [])], MAX_SIGHTINGS
+                ),
             )
     findings.sort(key=lambda f: (f["start_ms"], f["box"]["left"]))
     first = audits[0]["settings"] if audits else {}

@@ -265,6 +265,10 @@ def test_keyboard_only_review(
     expect(page.locator("#box-left")).to_be_focused()
     expect(page.locator("#box-left")).to_have_value(f"{finding['box']['left'] * 100:.1f}")
     expect(page.locator("#overlay .box.draft")).to_be_visible()
+    # Where the audit saw the face on each checked frame: keyframes for the box to follow.
+    sightings = len(finding["sightings"])
+    assert sightings > 1
+    expect(page.locator("#keyframes-status")).to_contain_text(f"{sightings} keyframes")
 
     box = face_box(SCENE)
     for name, value in (
@@ -274,6 +278,8 @@ def test_keyboard_only_review(
         ("height", box.height),
     ):
         type_into(page, f"#box-{name}", f"{value * 100:.1f}")
+    # A box typed by hand is one fixed box instead.
+    expect(page.locator("#keyframes-status")).to_have_text("")
     type_into(page, "#box-start", "0")
     tab_to(page, "#box-to-end")
     page.keyboard.press("Space")

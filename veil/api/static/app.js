@@ -724,9 +724,15 @@ function aroundNow() {
   return [Math.max(0, now - 1000), Math.min(review.duration, now + 1000)];
 }
 
+// A finding's box, or where the audit saw it on each checked frame as keyframes, so the
+// added box follows the face; a second before and after, where the face may already show.
 function useFinding(finding, focus) {
   fillForm(finding.box, [Math.max(0, finding.start_ms - 1000), Math.min(review.duration, finding.end_ms + 1000)], focus);
-  review.draft = { ...finding.box };
+  const sightings = finding.sightings || [];
+  review.keyframes = sightings.length > 1 ? sightings.map((s) => ({ at_ms: s.at_ms, box: { ...s.box } })) : [];
+  review.keyframesFrom = review.keyframes.length ? "finding" : null;
+  review.draft = review.keyframes.length ? null : { ...finding.box };
+  drawKeyframes();
   if (focus) seekTo(finding.start_ms);
   drawOverlay();
 }
@@ -802,6 +808,7 @@ function setKeyframe() {
   if (problem) return;
   const at = Math.round(reviewPlayer().currentTime * 1000);
   review.keyframes = [...review.keyframes.filter((k) => k.at_ms !== at), { at_ms: at, box }].sort((a, b) => a.at_ms - b.at_ms);
+  review.keyframesFrom = "reviewer";
   const first = review.keyframes[0].at_ms, last = review.keyframes[review.keyframes.length - 1].at_ms;
   $("#box-start").value = (first / 1000).toFixed(2);
   if (!$("#box-to-end").checked) $("#box-end").value = (last / 1000).toFixed(2);
@@ -812,7 +819,9 @@ function setKeyframe() {
 
 function drawKeyframes() {
   const n = review.keyframes.length;
-  text($("#keyframes-status"), n ? `${n} keyframe${n === 1 ? "" : "s"} at ${review.keyframes.map((k) => `${(k.at_ms / 1000).toFixed(2)} s`).join(", ")}: the box moves from one to the next.` : "");
+  const seconds = (k) => `${(k.at_ms / 1000).toFixed(2)} s`;
+  const where = n > 6 ? `from ${seconds(review.keyframes[0])} to ${seconds(review.keyframes[n - 1])}` : `at ${review.keyframes.map(seconds).join(", ")}`;
+  text($("#keyframes-status"), n ? `${n} keyframe${n === 1 ? "" : "s"} ${where}: the box moves from one to the next.` : "");
   $("#clear-keyframes").hidden = n === 0;
 }
 
@@ -916,6 +925,8 @@ function updateClock() {
 }
 
 function draftFromForm() {
+  // Typing a box over a finding's keyframes means one fixed box instead.
+  if (review.keyframesFrom === "finding") { review.keyframes = []; review.keyframesFrom = null; drawKeyframes(); }
   const { box } = formBox();
   review.draft = box || null;
   drawOverlay();
