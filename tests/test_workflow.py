@@ -204,6 +204,16 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     watched = veil.call("GET", f"/api/jobs/{job_id}/held")
     assert watched.status_code == 200 and watched.content == veil.output.objects[held["held_key"]]
     assert watched.content != first
+    # Who asked is in the report: no name given, and no key (this service asks none).
+    assert held["report"]["reviewed_by"] == {
+        "name": None,
+        "api_key": None,
+        "asked_at": held["report"]["reviewed_by"]["asked_at"],
+        "approved": False,
+    }
+    odd = {"edits": show, "renders": 1, "reviewer": "Ada\nLovelace"}
+    refused = veil.call("POST", f"/api/jobs/{job_id}/review", json=odd)
+    assert refused.status_code == 422 and "reviewer" in refused.text
     stale = veil.call("POST", f"/api/jobs/{job_id}/review", json={"edits": [], "renders": 0})
     assert stale.status_code == 409 and "re-rendered by someone else" in stale.text
     bad = veil.call(
@@ -212,7 +222,9 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     assert bad.status_code == 400 and "edit 0: unknown action" in bad.text
 
     # Approved as it is: published with that face visible, and the report says why.
-    approved = _rerender(veil, job_id, {"edits": show, "renders": 1, "approve": True})
+    approved = _rerender(
+        veil, job_id, {"edits": show, "renders": 1, "approve": True, "reviewer": " Ada L. "}
+    )
     assert approved["status"] == "SUCCEEDED", approved
     assert approved["accepted_findings"] == len(approved["audit"]["findings"]) > 0
     published = tmp_path / "approved.mp4"
@@ -222,6 +234,7 @@ def test_review_a_published_job_a_shown_face_is_held_until_approved(veil, tmp_pa
     assert report["edits"] == show and report["redacted_from"] == "reviewed detections"
     assert not report["audit"]["passed"]
     assert report["accepted_findings"] == approved["accepted_findings"]
+    assert report["reviewed_by"]["name"] == "Ada L." and report["reviewed_by"]["approved"]
     assert held["held_key"] not in veil.output.objects  # published: nothing held any more
     assert veil.call("GET", f"/api/jobs/{job_id}/held").status_code == 409
     faces = json.loads(veil.output.objects["review.mp4.faces.json"])

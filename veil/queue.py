@@ -15,7 +15,7 @@ from veil.db import database_errors
 from veil.errors import JobStateError
 from veil.face_detection import face_detection
 from veil.jobs import FaceDetectionRequest, JobRequest, job_id_for
-from veil.review import Edit
+from veil.review import Edit, Reviewer
 from veil.runtime import events, runtime
 from veil.workflow import anonymize, rerender_job
 
@@ -45,17 +45,25 @@ def _with_options(request: R) -> R:
 
 
 def submit_rerender(
-    job_id: str, request: JobRequest, edits: list[Edit], *, approve: bool, renders: int
+    job_id: str,
+    request: JobRequest,
+    edits: list[Edit],
+    *,
+    approve: bool,
+    renders: int,
+    by: Reviewer | None = None,
 ) -> str:
     """Queue a reviewer's re-render of blur job ``job_id`` with ``edits`` (the whole
     list, applied to the job's own detections); ``renders`` is how many the reviewer saw,
-    so two reviewers' concurrent re-renders cannot both start. Returns its ID."""
+    so two reviewers' concurrent re-renders cannot both start; ``by``: who asked, for the
+    report. Returns its ID."""
     render_id = runtime().reviews.start_render(job_id, edits, renders)
     data = {
         "job_id": job_id,
         "request": request.to_dict(),
         "edits": [edit.to_json() for edit in edits],
         "approve": approve,
+        "reviewer": (by or Reviewer()).to_json(),
     }
     with database_errors(), SetWorkflowID(render_id):
         runtime().queue.enqueue(rerender_job, data)

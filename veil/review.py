@@ -360,6 +360,20 @@ def tracks(faces: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class Reviewer:
+    """Who asked for a re-render, as its privacy report records it: ``name`` as they
+    gave it (not checked), ``key`` the API key their request came with (checked by the
+    service; ``veil.api.guard.key_label``), None where the service asks for none."""
+
+    name: str | None = None
+    key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        asked_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        return {"name": self.name, "api_key": self.key, "asked_at": asked_at}
+
+
+@dataclass(frozen=True)
 class Review:
     """A job's review state: the edits made, and the re-render that is the job's latest
     (``render_id``, a workflow; None before the first)."""

@@ -348,18 +348,23 @@ def _publish_or_hold(
     checked: Checked,
     *,
     approved: bool = False,
+    reviewer: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Publish, unless the audit found a face and nobody approved publishing it anyway:
     then the job ends held, ``NEEDS_REVIEW``, with nothing published. A reviewer's
     approval of an output with findings is said in its result and its report
-    (``accepted_findings``). Returns the job's result as the API shows it
+    (``accepted_findings``); who asked for a re-render (``veil.review.Reviewer``) is in
+    its report as ``reviewed_by``. Returns the job's result as the API shows it
     (``veil.jobs.job_from_status``)."""
+    report = checked.report
+    if reviewer is not None:
+        report = {**report, "reviewed_by": {**reviewer, "approved": approved}}
     if checked.hold and not approved:
-        held = {"faces": run.tracks, "audit": checked.audit, "report": checked.report}
+        held = {"faces": run.tracks, "audit": checked.audit, "report": report}
         where = {"held_key": checked.held_key, "held_etag": checked.held_etag}
         return {"status": JobStatus.NEEDS_REVIEW.value, **held, **where}
     accepted = len(checked.audit["findings"]) if approved else 0
-    report = {**checked.report, "accepted_findings": accepted} if accepted else checked.report
+    report = {**report, "accepted_findings": accepted} if accepted else report
     published = publish(job_id, work_id, request, edits, report)
     shown = {k: v for k, v in dataclasses.asdict(published).items() if v is not None}
     found = {"faces": run.tracks, "audit": checked.audit, "report": report}
@@ -407,7 +412,16 @@ def rerender_job(data: dict[str, Any]) -> dict[str, Any]:
         run = rerender(job_id, render_id, request, edits)
         checked = audit(job_id, render_id, request, edits, run)
         approved = bool(data.get("approve"))
-        return _publish_or_hold(job_id, render_id, request, edits, run, checked, approved=approved)
+        return _publish_or_hold(
+            job_id,
+            render_id,
+            request,
+            edits,
+            run,
+            checked,
+            approved=approved,
+            reviewer=data.get("reviewer") or {},  # re-renders queued by an older veil: {}
+        )
 
     def message(status: str, result: dict[str, Any], error: str | None) -> dict[str, Any]:
         body = {"job_id": job_id, "key": request.key, "status": status, **result}

@@ -4,6 +4,8 @@ malformed input answered with a 4xx, never a 500."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -12,6 +14,8 @@ import time
 import httpx
 import pytest
 from servers import VeilServer, wait_for
+
+from veil.api.guard import CALLER, Guard, Policy, key_label
 
 API_KEY = "k" * 32
 MAX_SIZE = 200_000
@@ -450,3 +454,28 @@ def test_downloads_leave_nothing_in_tmpdir(tmp_path, clip):
         wait_for(lambda: files_in(data / "work" / "downloads") == [], 10, "copies sent removed")
     finally:
         server.stop()
+
+
+def test_the_key_a_request_came_with_is_named_to_the_app_never_shown():
+    # Who re-rendered a job is recorded by the key they used: a digest, not the key.
+    first, second = "a" * 32, "b" * 32
+    seen: list[str | None] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.append(scope.get("state", {}).get(CALLER))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guard = Guard(app, Policy(api_keys=frozenset({first, second})))
+
+    async def ask(key: str) -> int:
+        transport = httpx.ASGITransport(app=guard)
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as c:
+            answer = await c.get("/api/jobs", headers={"Authorization": f"Bearer {key}"})
+            return answer.status_code
+
+    assert asyncio.run(ask(second)) == 204
+    assert asyncio.run(ask("c" * 32)) == 401
+    assert seen == [key_label(second)]
+    assert seen[0] == "key " + hashlib.sha256(second.encode()).hexdigest()[:8]
+    assert second not in seen[0] and key_label(first) != key_label(second)

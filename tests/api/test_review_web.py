@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, Request, expect
 from servers import VeilServer, wait_for
 
+from veil.api.guard import key_label
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 
 # One face drifting right across a small clip: easy for the audit to see, and missed by
@@ -311,7 +312,7 @@ def test_keyboard_only_review(
     (edit,) = sent["edits"]
     assert_same_edit(edit, expected_edit(box, edit["end_ms"]), tolerance=0.0006)
     assert abs(edit["end_ms"] - duration) <= 1000 / SCENE.fps
-    assert sent == {"edits": [edit], "renders": 0, "approve": False}
+    assert sent == {"edits": [edit], "renders": 0, "approve": False, "reviewer": None}
     expect(page).to_have_url(re.compile(f"#/jobs/{job_id}$"))
     assert server.job(job_id)["edits"] == [edit]
     expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
@@ -402,9 +403,15 @@ def test_keep_a_track_visible_then_approve(
         assert asked and asked[0].startswith("The audit found 1 face left visible."), asked
         expect(page.locator("#job-status .status")).to_have_text("NEEDS_REVIEW")
         page.once("dialog", lambda dialog: dialog.accept())
+        page.fill("#reviewer-name", "Ada L.")
         with page.expect_request(lambda r: r.method == "POST") as post:
             page.click("#approve")
-        assert sent_body(post.value) == {"edits": [shown], "renders": 1, "approve": True}
+        assert sent_body(post.value) == {
+            "edits": [shown],
+            "renders": 1,
+            "approve": True,
+            "reviewer": "Ada L.",
+        }
         expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=180_000)
         expect(page.locator("#rerender-title")).to_contain_text("Re-render 2")
         # Not a green "published" above a red finding: the page says who accepted what.
@@ -417,9 +424,17 @@ def test_keep_a_track_visible_then_approve(
         assert report["edits"] == [shown]
         assert not report["audit"]["passed"]  # published by the reviewer's word
         assert report["accepted_findings"] == len(report["audit"]["findings"]) == 1
+        # Who approved: the name they gave (remembered by this browser) and the key the
+        # service checked, by its digest.
+        assert report["reviewed_by"]["name"] == "Ada L." and report["reviewed_by"]["approved"]
+        assert report["reviewed_by"]["api_key"] == key_label(KEY)
+        expect(page.locator("#reviewed-by")).to_contain_text(
+            f"Approved by Ada L. with {key_label(KEY)}"
+        )
         output = server.data / "output" / "talk.mp4"
         assert visible_faces(output, SCENE) != []  # the person who agreed is shown
-        assert page.evaluate("localStorage.length") == 0
+        # Nothing but that name is kept in the browser (edits are drafts on the server).
+        assert page.evaluate("Object.keys(localStorage)") == ["veil-reviewer"]
         assert errors == []
     finally:
         server.stop()

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 import veil
 from veil import erasure, jobs
-from veil.api.guard import Guard, Policy
+from veil.api.guard import CALLER, Guard, Policy
 from veil.api.rekognition import RekognitionConfig
 from veil.api.rekognition import install as install_rekognition
 from veil.api.uploads import receive_upload
@@ -37,7 +37,15 @@ from veil.errors import (
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_video_key, is_video_key
 from veil.queue import submit_rerender
-from veil.review import MAX_WHOLE, Edit, boxes_between, check_edits, parse_edits, tracks
+from veil.review import (
+    MAX_WHOLE,
+    Edit,
+    Reviewer,
+    boxes_between,
+    check_edits,
+    parse_edits,
+    tracks,
+)
 from veil.runtime import ServiceConfig, kept, runtime
 from veil.storage import Storage
 from veil.triggers import s3_event_keys, seaweedfs_event_keys, submit_key, submit_keys
@@ -97,6 +105,15 @@ class ReviewBody(BaseModel):
     """Re-renders the reviewer saw (``renders`` of the job): refused if another began."""
     approve: bool = False
     """Publish even if the audit finds a face (the reviewer checked: it is none)."""
+    reviewer: Annotated[str | None, Field(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")] = None
+    """The reviewer's name as they gave it, for the privacy report (beside the API key
+    the request came with, which the service checked)."""
+
+
+def _caller(request: Request) -> str | None:
+    """The API key ``request`` came with (``veil.api.guard.key_label``); None when the
+    service asks for none."""
+    return getattr(request.state, CALLER, None)
 
 
 _ENDED_BADLY = (JobStatus.FAILED, JobStatus.CANCELLED)
@@ -235,11 +252,18 @@ def create_app(service: Service) -> FastAPI:
         return erasure.purge(_job(job_id), kept(), with_input=with_input).to_dict()
 
     def _rerender_job(
-        job: Job, edits: list[Edit], *, approve: bool, renders: int | None = None
+        job: Job,
+        edits: list[Edit],
+        *,
+        approve: bool,
+        asked_by: Request,
+        reviewer: str | None = None,
+        renders: int | None = None,
     ) -> str:
         request = JobRequest.from_dict(jobs.workflow_request(jobs.find(job.id)))
         seen = job.renders if renders is None else renders
-        return submit_rerender(job.id, request, edits, approve=approve, renders=seen)
+        who = Reviewer(name=(reviewer or "").strip() or None, key=_caller(asked_by))
+        return submit_rerender(job.id, request, edits, approve=approve, renders=seen, by=who)
 
     def _input_gone(job: Job) -> bool:
         """Whether the version of the video job ``job`` read is gone: deleted, or
@@ -306,14 +330,14 @@ def create_app(service: Service) -> FastAPI:
         return _send(service.config.input, job.key, job.etag, "the video this job read")
 
     @app.post("/api/jobs/{job_id}/retry", status_code=202)
-    def retry(job_id: str) -> dict[str, str]:
+    def retry(job_id: str, request: Request) -> dict[str, str]:
         """Run a failed or cancelled job again from the start, as a new job, on the same
         version of its video; refused (409) once a newer upload replaced it."""
         job = _job(job_id)
         _still_current(job)
         if job.renders and job.status in _ENDED_BADLY:
             # The latest re-render failed or was cancelled: run it again, same edits.
-            _rerender_job(job, parse_edits(job.edits), approve=False)
+            _rerender_job(job, parse_edits(job.edits), approve=False, asked_by=request)
             return {"id": job_id}
         return {"id": jobs.retry(job_id, runtime().progress)}
 
@@ -406,7 +430,7 @@ def create_app(service: Service) -> FastAPI:
         return Response(picture, media_type="image/jpeg", headers=_PRIVATE)
 
     @app.post("/api/jobs/{job_id}/review", status_code=202)
-    def rerender(job_id: str, body: ReviewBody) -> dict[str, str]:
+    def rerender(job_id: str, body: ReviewBody, request: Request) -> dict[str, str]:
         """Re-render a held or finished job from its detections with a reviewer's edits,
         without detecting again; then audit and publish it as the job itself does."""
         job = _job(job_id)
@@ -420,7 +444,14 @@ def create_app(service: Service) -> FastAPI:
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         _still_current(job)
-        render_id = _rerender_job(job, edits, approve=body.approve, renders=body.renders)
+        render_id = _rerender_job(
+            job,
+            edits,
+            approve=body.approve,
+            asked_by=request,
+            reviewer=body.reviewer,
+            renders=body.renders,
+        )
         return {"id": job_id, "render_id": render_id}
 
     @app.get("/api/objects")

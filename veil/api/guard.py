@@ -22,6 +22,7 @@ read; a body that grows past its limit while arriving is cut off. In order:
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import json
@@ -44,6 +45,8 @@ face-detection calls are a few hundred bytes to a few KB."""
 FORM_ALLOWANCE = 64 * 1024
 """Bytes an upload's multipart form may add around the file itself."""
 UPLOAD_PATH = "/api/uploads"
+CALLER = "veil_caller"
+"""The request state's entry naming the API key a request came with (``key_label``)."""
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _PUBLIC_PATHS = frozenset({"/", "/healthz", "/openapi.json"})
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
@@ -91,9 +94,18 @@ class Policy:
         except ValueError:
             return name in self.host_names or name in _LOOPBACK_NAMES
 
-    def key_allowed(self, token: bytes) -> bool:
+    def key_of(self, token: bytes) -> str | None:
+        """The API key ``token`` is, or None."""
         # Bytes, not str: a token that is not ASCII is just a wrong token, not an error.
-        return any(hmac.compare_digest(token, key.encode()) for key in self.api_keys)
+        # Every key is compared, so the time taken does not say which one matched.
+        matched = [key for key in self.api_keys if hmac.compare_digest(token, key.encode())]
+        return matched[0] if matched else None
+
+
+def key_label(key: str) -> str:
+    """Which API key a caller used, as a privacy report may record it: a short digest,
+    never the key (``key 1a2b3c4d``: ``sha256sum`` of the key gives the same start)."""
+    return "key " + hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 _HOST = re.compile(r"(\[[0-9A-Fa-f:.]+(%[\w.]+)?\]|[\w.-]+)(:\d{1,5})?")
@@ -206,8 +218,11 @@ class Guard:
             )
         if self.policy.api_keys and not _public(method, path):
             token = _bearer(headers, scope, method)
-            if token is None or not self.policy.key_allowed(token):
+            key = self.policy.key_of(token) if token is not None else None
+            if key is None:
                 return 401, "missing or wrong API key", {"www-authenticate": "Bearer"}
+            # Who asked, for what records a person's decision (a review's re-render).
+            scope.setdefault("state", {})[CALLER] = key_label(key)
         length = headers.get("content-length", "0") or "0"
         limit = self.policy.body_limit(path)
         if not length.isdigit():

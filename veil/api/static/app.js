@@ -387,6 +387,19 @@ function drawAudit(job) {
 function drawEdits(job) {
   $("#edits-wrap").hidden = !job.edits.length;
   $("#edits-list").replaceChildren(...job.edits.map((e) => el("li", {}, describeEdit(e))));
+  const by = job.report && job.report.reviewed_by;
+  $("#reviewed-by").hidden = !by;
+  if (by) {
+    const who = [by.name, by.api_key ? `with ${by.api_key}` : ""].filter(Boolean).join(" ") || "someone (this service asks for no key)";
+    text($("#reviewed-by"), `${by.approved ? "Approved" : "Re-rendered"} by ${who}, asked at ${new Date(by.asked_at).toLocaleString()}.`);
+  }
+}
+
+// The reviewer's name, remembered by this browser (never sent anywhere but this service).
+function reviewerName() {
+  const name = $("#reviewer-name").value.trim();
+  try { if (name) localStorage.setItem("veil-reviewer", name); else localStorage.removeItem("veil-reviewer"); } catch { /* private mode */ }
+  return name || null;
 }
 
 function drawReport(job) {
@@ -1035,7 +1048,7 @@ function setupReview() {
     try {
       clearTimeout(drafts.timer);
       drafts.dirty = false; // the re-render takes these edits; its draft is dropped
-      await api(`/api/jobs/${review.id}/review`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ edits: review.edits, renders: review.data.renders, approve }) });
+      await api(`/api/jobs/${review.id}/review`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ edits: review.edits, renders: review.data.renders, approve, reviewer: reviewerName() }) });
       location.hash = `#/jobs/${review.id}`;
     } catch (e) {
       showSubmitError(`${approve ? "Approval" : "Re-render"} refused: ${e.message}`);
@@ -1043,6 +1056,7 @@ function setupReview() {
     }
   };
   $("#rerender").addEventListener("click", () => send(false));
+  try { $("#reviewer-name").value = localStorage.getItem("veil-reviewer") || ""; } catch { /* private mode */ }
   $("#undo").addEventListener("click", undoEdit);
   document.addEventListener("keydown", (event) => {
     const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement && document.activeElement.tagName);
