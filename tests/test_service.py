@@ -186,6 +186,24 @@ def test_bad_objects_fail_in_plain_words(local_server, name, content, message):
     assert job["steps"][-1]["name"] == "Validate" and job["steps"][-1]["error"] == message
     assert not (local_server.data / "output" / name).exists()
     assert (local_server.data / "input" / name).read_bytes() == content
+    # The console says it in one line, without DBOS's traceback of the same error.
+    log = local_server.log()
+    assert f"{job['id']}  FAILED  {message}" in log
+    assert "Traceback" not in log and "Exception encountered" not in log, log
+
+
+def test_an_upload_is_queued_once_on_the_console(local_server, clip):
+    # The upload submits it, and the folder's poller then sees the same file: one job,
+    # and one "queued" line.
+    answer = local_server.post(
+        "/api/uploads", files={"file": ("up.mp4", clip.path.read_bytes(), "video/mp4")}
+    )
+    assert answer.status_code == 202, answer.text
+    job = local_server.wait_job(answer.json()["id"])
+    assert job["status"] == "SUCCEEDED", job
+    time.sleep(1.5)  # several listings of the folder since
+    lines = [line for line in local_server.log().splitlines() if job["id"] in line]
+    assert [line.split("  ", 2)[1] for line in lines] == ["queued", *STEPS, "SUCCEEDED"]
 
 
 def test_only_videos_start_jobs(local_server, clip):

@@ -99,6 +99,8 @@ def test_a_job_runs_its_steps_and_publishes_a_hidden_video(veil, clip: Synthetic
     assert [j["id"] for j in listed].count(job["id"]) == 1
     result = veil.call("GET", f"/api/jobs/{job['id']}/result")
     assert result.content == veil.output.objects["party.mp4"]
+    # Saved as veil blur names its output, not under the original's name.
+    assert 'filename="party.blurred.mp4"' in result.headers["content-disposition"]
     # Only a failed or cancelled job is retried.
     retry = veil.call("POST", f"/api/jobs/{job['id']}/retry")
     assert retry.status_code == 409

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from dbos import SetWorkflowID
 
+from veil import jobs
 from veil.db import database_errors
 from veil.errors import JobStateError
 from veil.face_detection import face_detection
@@ -30,9 +31,11 @@ def submit(request: JobRequest) -> str:
             job_id,
             f"this version of {request.key} was purged; upload it again for a new job",
         )
+    known = jobs.find(job_id) is not None  # an upload and the folder's poller both submit
     with database_errors(), SetWorkflowID(job_id):
         runtime().queue.enqueue(anonymize, _with_options(request).to_dict())
-    events.info("%s  queued  %s", job_id, request.key)
+    if not known:
+        events.info("%s  queued  %s", job_id, request.key)
     return job_id
 
 

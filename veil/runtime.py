@@ -21,6 +21,7 @@ from typing import Any
 
 from veil import heartbeats
 from veil.erasure import Kept, PurgedJobs
+from veil.errors import VeilError
 from veil.jobs import SEGMENT_QUEUE, ProgressStore
 from veil.pipeline import BlurOptions
 from veil.review import ReviewStore
@@ -46,6 +47,15 @@ def show_job_events() -> None:
     events.addHandler(handler)
     events.setLevel(logging.INFO)
     events.propagate = False
+
+
+class _PlainFailures(logging.Filter):
+    """Drop DBOS's traceback of a job that failed in plain words (a ``VeilError``): its
+    FAILED line says all an operator needs. Any other exception (a bug) keeps its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, VeilError)
 
 
 QUEUE_NAME = "veil-jobs"
@@ -138,6 +148,9 @@ def launch(config: ServiceConfig) -> Runtime:
             "log_level": "WARNING",
         }
     )
+    dbos_log = logging.getLogger("dbos")
+    if not any(isinstance(f, _PlainFailures) for f in dbos_log.filters):
+        dbos_log.addFilter(_PlainFailures())
     # Steps of recovered jobs may run as soon as DBOS launches: the runtime comes first.
     purged = PurgedJobs(config.database_url)
     _running.append(Runtime(config, progress, reviews, purged, None))

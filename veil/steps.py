@@ -45,6 +45,7 @@ from veil.review import ReviewStore
 from veil.runtime import ServiceConfig, events
 from veil.storage import Storage, bucket_store
 from veil.webhooks import WebhookError, post_json
+from veil.words import counted
 
 log = logging.getLogger("veil.workflow")
 
@@ -389,11 +390,11 @@ def run_job(
     status = str(result.get("status", "SUCCEEDED"))
     if status == JobStatus.NEEDS_REVIEW:
         findings = len(result["audit"]["findings"])
-        events.info(
-            "%s  NEEDS_REVIEW  %s (audit: %s faces left visible)", job_id, request.key, findings
-        )
+        left = counted(findings, "face")
+        events.info("%s  NEEDS_REVIEW  %s (audit: %s left visible)", job_id, request.key, left)
     else:
-        events.info("%s  SUCCEEDED  %s (%s faces tracked)", job_id, request.key, faces)
+        tracked = counted(faces, "face")
+        events.info("%s  SUCCEEDED  %s (%s tracked)", job_id, request.key, tracked)
     cleanup(job_id, request.key)
     if request.webhook_url:
         # The webhook hears the job's outcome, not the report: that is the API's.

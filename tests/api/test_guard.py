@@ -153,6 +153,17 @@ def test_announced_oversized_bodies_are_refused_unread(open_server, path, size):
     assert announced_only(open_server, path, size) == 413
 
 
+def test_an_oversized_upload_is_told_the_limit_it_was_given(open_server):
+    # In the limit the operator set (--max-size), not the form's room around the file.
+    answer = httpx.post(
+        f"{open_server.url}/api/uploads",
+        content=b"\0" * (MAX_SIZE + 100_000),
+        headers={"Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == f"the video is larger than the limit of {MAX_SIZE:,} bytes"
+
+
 def test_chunked_upload_is_stopped_at_the_limit(open_server):
     """No Content-Length: the upload is counted as it arrives and refused once past
     --max-size, while the client is still sending (we send 300 KB of a body that never

@@ -121,6 +121,11 @@ def test_bad_uploads_say_what_is_wrong(browser, server, tmp_path):
     page = browser.new_page()
     requests = watch_requests(page, server)
     page.goto(server.url + "/")
+    # The drop zone is the one tab stop for choosing files (Enter opens the chooser);
+    # the file input behind it is not a second, invisible one.
+    page.focus("#drop")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") != "file"
     notes = tmp_path / "notes.txt"
     notes.write_text("not a video")
     page.set_input_files("#file", str(notes))

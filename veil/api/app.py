@@ -290,9 +290,11 @@ def create_app(service: Service) -> FastAPI:
                 409, f"{job.key} was replaced by a newer upload, which has a job of its own"
             )
 
-    def _send(store: Storage, key: str, etag: str | None, what: str) -> FileResponse:
+    def _send(
+        store: Storage, key: str, etag: str | None, what: str, name: str | None = None
+    ) -> FileResponse:
         """The version ``etag`` of ``key`` (what the job read or wrote), never newer bytes
-        a later upload or job stored under the same key."""
+        a later upload or job stored under the same key; saved as ``name`` (the key's)."""
         downloads.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=downloads)) / Path(key).name
         try:
@@ -306,7 +308,9 @@ def create_app(service: Service) -> FastAPI:
             shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
         return FileResponse(
-            tmp, filename=tmp.name, background=BackgroundTask(shutil.rmtree, tmp.parent, True)
+            tmp,
+            filename=name or tmp.name,
+            background=BackgroundTask(shutil.rmtree, tmp.parent, True),
         )
 
     def _download(job_id: str, faces: bool) -> FileResponse:
@@ -320,7 +324,11 @@ def create_app(service: Service) -> FastAPI:
                 "this job's faces file",
             )
         else:
-            key, etag, what = job.output_key, job.output_etag, "this job's result"
+            # Saved as veil blur names its output, never as the original it hides.
+            output = Path(job.output_key)
+            name = f"{output.stem}.blurred{output.suffix}"
+            what = "this job's result"
+            return _send(service.config.output, job.output_key, job.output_etag, what, name)
         return _send(service.config.output, key, etag, what)
 
     @app.get("/api/jobs/{job_id}/input")

@@ -84,6 +84,13 @@ class Policy:
     def body_limit(self, path: str) -> int:
         return self.max_upload + FORM_ALLOWANCE if path == UPLOAD_PATH else JSON_LIMIT
 
+    def too_large(self, path: str) -> str:
+        """Why a body past ``body_limit`` is refused, in the limit the caller set or knows:
+        an upload's is the video's (``--max-size``), not the form's room around it."""
+        if path == UPLOAD_PATH:
+            return f"the video is larger than the limit of {self.max_upload:,} bytes"
+        return f"the request body is larger than {JSON_LIMIT:,} bytes"
+
     def host_allowed(self, host: str) -> bool:
         name = _host_name(host)
         if name is None:
@@ -121,10 +128,6 @@ def _host_name(host: str) -> str | None:
         return urlsplit(f"//{host}").hostname  # lower-cased; an IPv6 address unbracketed
     except ValueError:
         return None
-
-
-def _too_large(limit: int) -> str:
-    return f"the request body is larger than {limit:,} bytes"
 
 
 _HARDENING = [
@@ -178,7 +181,7 @@ class Guard:
                 # body", a 400), the caller learns what happened: 413.
                 if not answered:
                     answered = True
-                    await _answer(send, scope, 413, _too_large(limit))
+                    await _answer(send, scope, 413, self.policy.too_large(scope["path"]))
                 return
             if message["type"] == "http.response.start":
                 started = True
@@ -192,7 +195,7 @@ class Guard:
                 raise  # too late for another answer: the server closes the connection
             if not answered:
                 answered = True
-                await _answer(send, scope, 413, _too_large(limit))
+                await _answer(send, scope, 413, self.policy.too_large(scope["path"]))
 
     def _refusal(self, scope: Scope) -> tuple[int, str, dict[str, str]] | None:
         """Why the request is refused, from its headers alone; None if it may go on."""
@@ -228,7 +231,7 @@ class Guard:
         if not length.isdigit():
             return 400, "malformed Content-Length", {}
         if int(length) > limit:
-            return 413, _too_large(limit), {}
+            return 413, self.policy.too_large(path), {}
         return None
 
 

@@ -37,6 +37,7 @@ from veil.report import audit_and_report, run_summary, write_report
 from veil.review import Edit, apply_edits, check_edits
 from veil.storage.local import fitting_name
 from veil.video import VIDEO_EXTENSIONS, is_video_path, probe
+from veil.words import counted
 
 
 @main.command()
@@ -451,7 +452,8 @@ def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: s
             continue
         if not quiet:
             click.echo(
-                f"{src} -> {dst}: {verb} {result.frames} frames, {result.tracks} faces tracked",
+                f"{src} -> {dst}: {verb} {counted(result.frames, 'frame')}, "
+                f"{counted(result.tracks, 'face')} tracked",
                 err=True,
             )
     if failed:
