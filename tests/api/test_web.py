@@ -54,14 +54,18 @@ def test_upload_watch_compare_download(browser, server, clip, tmp_path):
 
     # Both videos load and play.
     page.wait_for_function(
-        "[...document.querySelectorAll('video')].every(v => v.readyState >= 2)", timeout=30_000
-    )
-    page.evaluate("Promise.all([...document.querySelectorAll('video')].map(v => v.play()))")
-    page.wait_for_function(
-        "[...document.querySelectorAll('video')].every(v => v.currentTime > 0.2)", timeout=30_000
+        "[...document.querySelectorAll('#compare video')].every(v => v.readyState >= 2)",
+        timeout=30_000,
     )
     page.evaluate(
-        "[...document.querySelectorAll('video')].forEach(v => { v.pause(); v.currentTime = 0.5; })"
+        "Promise.all([...document.querySelectorAll('#compare video')].map(v => v.play()))"
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#compare video')].every(v => v.currentTime > 0.2)",
+        timeout=30_000,
+    )
+    page.evaluate(
+        "[...document.querySelectorAll('#compare video')].forEach(v => { v.pause(); v.currentTime = 0.5; })"
     )
     shot = Path(SCREENSHOTS or tmp_path) / "screenshot-job.png"
     page.screenshot(path=str(shot), full_page=True)
@@ -69,6 +73,7 @@ def test_upload_watch_compare_download(browser, server, clip, tmp_path):
 
     with page.expect_download() as download:
         page.click("#download")
+    assert download.value.suggested_filename == "party.blurred.mp4"
     saved = tmp_path / "downloaded.mp4"
     download.value.save_as(saved)
     assert saved.read_bytes() == (server.data / "output" / "party.mp4").read_bytes()
@@ -142,6 +147,14 @@ def test_bad_uploads_say_what_is_wrong(browser, server, tmp_path):
     )
     expect(page.locator("#graph li[data-step=Validate]")).to_have_class("failed")
     expect(page.locator("#retry")).to_be_visible()
+    # A refused retry is said beside its button; the job's own error stays as it was.
+    refusal = {"detail": "fake.mp4 was replaced by a newer upload, which has a job of its own"}
+    page.route("**/retry", lambda route: route.fulfill(status=409, json=refusal))
+    page.click("#retry")
+    expect(page.locator("#action-error")).to_have_text(refusal["detail"])
+    expect(page.locator("#job-error")).to_have_text(
+        "fake.mp4: not a video (unrecognised file format)"
+    )
     assert all(u.startswith((server.url, "data:", "blob:")) for u in requests)
 
 

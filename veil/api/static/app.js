@@ -475,7 +475,8 @@ async function refreshJob(id) {
   }
   $("#cancel").hidden = !["QUEUED", "RUNNING"].includes(job.status);
   $("#retry").hidden = !["FAILED", "CANCELLED"].includes(job.status) || Boolean(job.superseded);
-  const refused = (e) => { error.hidden = false; text(error, e.message); };
+  // A refused cancel or retry is said beside its button, not with the job's own error.
+  const refused = (e) => { $("#action-error").hidden = false; text($("#action-error"), e.message); };
   $("#cancel").onclick = () => api(`/api/jobs/${job.id}`, { method: "DELETE" }).then(() => refreshJob(job.id)).catch(refused);
   $("#retry").onclick = () => api(`/api/jobs/${job.id}/retry`, { method: "POST" }).then((again) => { location.hash = `#/jobs/${again.id}`; }).catch(refused);
   drawAudit(job);
@@ -520,6 +521,7 @@ function route() {
     $("#timeline-wrap").hidden = true;
     $("#rerender-wrap").hidden = true;
     $("#segments-wrap").hidden = true;
+    $("#action-error").hidden = true;
     $("#review-link").hidden = true;
     poll(async () => { const job = await refreshJob(match[1]); if (ENDED.includes(job.status)) clearInterval(timer); });
   } else {
@@ -800,7 +802,8 @@ function addBox(event) {
 
 const roundBox = (b) => { const r = (v) => Math.round(v * 10000) / 10000; return { left: r(b.left), top: r(b.top), width: r(b.width), height: r(b.height) }; };
 
-// An added box at ``ms``: its own, or moved between its keyframes (veil.review.Edit.box_at).
+// An added box (or a finding) at ``ms``: its own, or moved between its keyframes (or the
+// audit's sightings), as veil.review.Edit.box_at does.
 function boxAtTime(keyframes, box, ms) {
   if (!keyframes || !keyframes.length) return box;
   const after = keyframes.findIndex((k) => k.at_ms > ms);
@@ -899,7 +902,7 @@ function drawOverlay() {
     overlay.append(node);
   }
   const findings = (review.data.audit && review.data.audit.findings) || [];
-  findings.forEach((f, i) => { if (now >= f.start_ms - frame && now <= f.end_ms + frame) overlay.append(boxAt(f.box, "finding", `finding ${i + 1}`)); });
+  findings.forEach((f, i) => { if (now >= f.start_ms - frame && now <= f.end_ms + frame) overlay.append(boxAt(boxAtTime(f.sightings, f.box, now), "finding", `finding ${i + 1}`)); });
   review.edits.filter((e) => e.action === "add").forEach((e, i) => { if (now >= e.start_ms && now <= e.end_ms) overlay.append(boxAt(boxAtTime(e.keyframes, e.box, now), "added", `added ${i + 1}`)); });
   if (review.draft) overlay.append(boxAt(review.draft, "draft", "new box"));
   else if (review.keyframes.length) overlay.append(boxAt(boxAtTime(review.keyframes, null, now), "draft keyed", "new box (keyframes)"));
