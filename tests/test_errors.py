@@ -30,6 +30,7 @@ from veil.errors import (
 
 EXAMPLES = [
     FrameSizeError("/in/a.mp4", "picture too large"),
+    errors.NotAPhotoError("/in/a.jpg", "not a picture (unrecognised format)"),
     InputAccessError("/in/a.mp4", "permission denied"),
     OutputError("/out/a.mp4", "cannot write"),
     InvalidKeyError("../x", "leaves its bucket"),

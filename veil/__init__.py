@@ -24,6 +24,7 @@ from veil.errors import (
     InputError,
     InputNotFoundError,
     InvalidKeyError,
+    NotAPhotoError,
     NotAVideoError,
     ObjectNotFoundError,
     OptionError,
@@ -32,6 +33,7 @@ from veil.errors import (
     UnsupportedCodecError,
     VeilError,
 )
+from veil.photos import PhotoResult, audit_photo, blur_photo, detect_photo
 from veil.pipeline import BlurOptions, RunResult, blur_video, detect_video, redact_video
 from veil.storage import LocalStorage, MemoryStorage, S3Storage, Storage, storage_from_url
 from veil.tracker import Tracker, TrackerOptions
@@ -61,10 +63,12 @@ __all__ = [
     "InvalidKeyError",
     "LocalStorage",
     "MemoryStorage",
+    "NotAPhotoError",
     "NotAVideoError",
     "ObjectNotFoundError",
     "OptionError",
     "OutputError",
+    "PhotoResult",
     "RunResult",
     "S3Storage",
     "Storage",
@@ -75,8 +79,11 @@ __all__ = [
     "VeilError",
     "VideoInfo",
     "__version__",
+    "audit_photo",
     "audit_video",
+    "blur_photo",
     "blur_video",
+    "detect_photo",
     "detect_video",
     "get_anonymizer",
     "probe",

@@ -522,6 +522,16 @@ def audit_video(
     return AuditResult(findings, checked, decoded, settings)
 
 
+def findings_on_one_frame(found: Detections, width: int, height: int) -> list[Finding]:
+    """The findings of a picture's one check (a photo's), at time 0."""
+    digits = ratio_digits(width, height)
+    findings = []
+    for box, score in zip(found.xyxy, found.confidence, strict=True):
+        ratios = _ratios(box, width, height, digits)
+        findings.append(Finding(0, 0, 1, ratios, round(float(score), 3), ((0, ratios),)))
+    return sorted(findings, key=lambda f: f.box[0])
+
+
 def _wanted(
     index: int,
     time_ms: int,

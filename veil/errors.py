@@ -9,9 +9,11 @@ The tree::
     │   ├── InputNotFoundError   no such file
     │   ├── InputAccessError     the file is there but may not be read
     │   ├── NotAVideoError       empty file, not a media file, or no video stream
+    │   ├── NotAPhotoError       a picture that is empty, damaged, animated or unknown
     │   ├── CorruptVideoError    truncated or damaged beyond decoding
     │   ├── UnsupportedCodecError  a video codec this build cannot decode
-    │   └── FrameSizeError       a picture larger than veil processes (8K)
+    │   └── FrameSizeError       a picture larger than veil processes (8K video,
+    │                            150 MP photos)
     ├── OutputError              the output cannot be written; carries ``path``
     ├── FacesFileError           a faces.json that cannot be read or does not fit the video
     ├── InvalidKeyError          an object key that could leave its bucket (400)
@@ -92,6 +94,11 @@ class InputAccessError(InputError):
 
 class NotAVideoError(InputError):
     """The input is empty, not a media file, or has no video stream."""
+
+
+class NotAPhotoError(InputError):
+    """A picture veil cannot take: empty, not a picture, damaged or truncated, animated or
+    of several pages, or in a format it does not write back (``veil.photos``)."""
 
 
 class FrameSizeError(InputError):

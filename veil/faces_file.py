@@ -44,7 +44,7 @@ def ratio_digits(width: int, height: int) -> int:
     return len(str(max(width, height, 1))) + 1
 
 
-def _rounded(face: dict[str, Any], digits: int) -> dict[str, Any]:
+def rounded(face: dict[str, Any], digits: int) -> dict[str, Any]:
     """A ``FaceDetail`` with its ratios rounded to ``digits`` places and its confidence to
     ``CONFIDENCE_DIGITS``."""
     face["BoundingBox"] = {name: round(v, digits) for name, v in face["BoundingBox"].items()}
@@ -65,6 +65,20 @@ def video_metadata(info: VideoInfo) -> dict[str, Any]:
         "FrameHeight": info.height,
         "FrameWidth": info.width,
         "ColorRange": "FULL" if info.color_range == 2 else "LIMITED",
+    }
+
+
+def photo_metadata(path: str | Path, kind: str, width: int, height: int) -> dict[str, Any]:
+    """``VideoMetadata`` of a photo: one frame of ``width`` x ``height``, no duration,
+    ``Codec`` the picture format written (``jpeg``, ``png``...)."""
+    return {
+        "Codec": kind.lower(),
+        "DurationMillis": 0,
+        "Format": Path(path).suffix.lstrip(".").upper() or kind,
+        "FrameRate": 0.0,
+        "FrameHeight": height,
+        "FrameWidth": width,
+        "ColorRange": "FULL",
     }
 
 
@@ -137,7 +151,7 @@ class FacesWriter(FacesFileWriter):
 
     def add(self, time_ms: int, detections: Detections) -> None:
         for face in detections.to_rekognition(self._info.width, self._info.height):
-            self.add_entry({"Timestamp": time_ms, "Face": _rounded(face, self._digits)})
+            self.add_entry({"Timestamp": time_ms, "Face": rounded(face, self._digits)})
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -26,14 +26,32 @@ from veil.cli.common import (
 )
 from veil.detector import DEVICES
 from veil.errors import NotAVideoError, VeilError
+from veil.photos import (
+    PHOTO_EXTENSIONS,
+    PhotoResult,
+    audit_photo,
+    blur_photo,
+    detect_photo,
+    detector_for,
+    is_photo_path,
+    open_photo,
+)
 from veil.pipeline import (
+    BlurOptions,
     ProgressCallback,
     RunResult,
     blur_video,
     detect_video,
     redact_video,
 )
-from veil.report import audit_and_report, run_summary, write_report
+from veil.report import (
+    RunSummary,
+    audit_and_report,
+    privacy_report,
+    run_summary,
+    sha256_file,
+    write_report,
+)
 from veil.review import Edit, apply_edits, check_edits
 from veil.storage.local import fitting_name
 from veil.video import VIDEO_EXTENSIONS, is_video_path, probe
@@ -70,16 +88,24 @@ def blur(
     quiet: bool,
     **opts: Any,
 ) -> None:
-    """Write a copy of INPUT (a video, or a folder of videos) with every face anonymized."""
+    """Write a copy of INPUT (a video or a photo, or a folder of both) with every face
+    anonymized. Photos keep their format and lose their hidden thumbnails and previews
+    and their identifying metadata (unless --keep-metadata); see docs/photos.md."""
     options = blur_options_from(opts)
     jobs = _planned(input_path, output, ".blurred")
-    detector = options.detector() if jobs else None
+    detector = options.detector() if any(not is_photo_path(s) for s, _ in jobs) else None
+    photo_detector = detector_for(options) if any(is_photo_path(s) for s, _ in jobs) else None
     many = input_path.is_dir()
     show = not quiet and sys.stderr.isatty()
 
-    def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult:
+    def run(src: Path, dst: Path, progress: ProgressCallback) -> RunResult | PhotoResult:
         faces = _beside(faces_out, src, many, ".faces.json")
         report = _beside(report_out, src, many, ".veil.json")
+        if is_photo_path(src):
+            hidden = blur_photo(src, dst, options, faces_out=faces, detector=photo_detector)
+            if report is not None:
+                _report_photo(src, dst, options, hidden, report, quiet)
+            return hidden
         if report is None:
             return blur_video(
                 src, dst, options, faces_out=faces, detector=detector, progress=progress
@@ -101,19 +127,54 @@ def blur(
                     progress=audit_progress,
                 )
         write_report(made, report)
-        audit = made["audit"]
-        if not audit["passed"]:
-            click.echo(
-                f"veil: warning: {dst}: the audit found {len(audit['findings'])} face(s) that "
-                f"may still be visible ({audit['coverage']}); see {report} and check them "
-                f"(veil audit {dst})",
-                err=True,
-            )
-        elif not quiet:
-            click.echo(f"{dst}: audit {audit['verdict']} ({audit['coverage']})", err=True)
+        _say_audit(dst, made["audit"], report, quiet)
         return result
 
     _run_all(jobs, run, quiet, verb="blurred")
+
+
+def _say_audit(dst: Path, audit: dict[str, Any], report: Path, quiet: bool) -> None:
+    if not audit["passed"]:
+        click.echo(
+            f"veil: warning: {dst}: the audit found {len(audit['findings'])} face(s) that "
+            f"may still be visible ({audit['coverage']}); see {report} and check them "
+            f"(veil audit {dst})",
+            err=True,
+        )
+    elif not quiet:
+        click.echo(f"{dst}: audit {audit['verdict']} ({audit['coverage']})", err=True)
+
+
+def _report_photo(
+    src: Path, dst: Path, options: BlurOptions, made: PhotoResult, report: Path, quiet: bool
+) -> None:
+    """``--report`` for a photo: its output audited (``audit_photo``) and reported on as a
+    video of one frame."""
+    summary = RunSummary(
+        frames=1,
+        frames_analysed=1,
+        frames_followed=0,
+        tracks=len(made.faces),
+        metadata_removed=made.metadata_removed,
+        video={
+            "width": made.width,
+            "height": made.height,
+            "fps": 0.0,
+            "duration_s": 0.0,
+            "codec": made.format.lower(),
+        },
+    )
+    made_report = privacy_report(
+        input_name=src.name,
+        input_sha256=sha256_file(src),
+        output_name=dst.name,
+        output_sha256=sha256_file(dst),
+        options=options,
+        run=summary,
+        audit=audit_photo(dst).to_json(),
+    )
+    write_report(made_report, report)
+    _say_audit(dst, made_report["audit"], report, quiet)
 
 
 @main.command()
@@ -127,14 +188,19 @@ def blur(
 @detection_options
 @quiet_option
 def detect(input_path: Path, output: Path | None, quiet: bool, **opts: Any) -> None:
-    """Write the faces found in INPUT as a faces.json (the cloud face-detection result format)."""
+    """Write the faces found in INPUT (a video or a photo) as a faces.json (the cloud
+    face-detection result format)."""
     options = blur_options_from(opts)
     if input_path.is_dir():
-        raise click.UsageError("veil detect takes one video file")
+        raise click.UsageError("veil detect takes one video or photo")
     dst = output or input_path.with_name(input_path.name + ".faces.json")
     _run_all(
         [(input_path, dst)],
-        lambda s, d, p: detect_video(s, d, options, progress=p),
+        lambda s, d, p: (
+            detect_photo(s, d, options)
+            if is_photo_path(s)
+            else detect_video(s, d, options, progress=p)
+        ),
         quiet,
         verb="analysed",
     )
@@ -317,7 +383,7 @@ AUDIT_FINDINGS_EXIT = 3
 
 
 @main.command()
-@click.argument("input_path", metavar="VIDEO", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the result as JSON (see docs/audit.md)."
 )
@@ -331,7 +397,8 @@ AUDIT_FINDINGS_EXIT = 3
 @blur_option("--device", click.Choice(DEVICES), "Where the detector runs.")
 @quiet_option
 def audit(input_path: Path, as_json: bool, every: int, device: str, quiet: bool) -> None:
-    """List the faces in VIDEO that are still recognisable (a second opinion on an output).
+    """List the faces in INPUT (a video or a photo) that are still recognisable (a second
+    opinion on an output).
 
     A more sensitive detector than veil blur's looks at sampled frames; a face counts only
     if a second look finds it again and it still shows fine detail, so the faces veil
@@ -344,19 +411,25 @@ def audit(input_path: Path, as_json: bool, every: int, device: str, quiet: bool)
     from veil.video import probe
 
     try:
-        info = probe(input_path)
-        with _progress(input_path, not quiet and sys.stderr.isatty()) as progress:
-            result = audit_video(input_path, every=every, device=device, progress=progress)
+        if is_photo_path(input_path):
+            photo = open_photo(input_path)
+            result = audit_photo(photo, device=device)
+            width, height = photo.width, photo.height
+        else:
+            info = probe(input_path)
+            width, height = info.width, info.height
+            with _progress(input_path, not quiet and sys.stderr.isatty()) as progress:
+                result = audit_video(input_path, every=every, device=device, progress=progress)
     except Exception as exc:  # one line, exit 1 (2 for a bad option)
         sys.exit(report_failure(exc, input_path))
     if as_json:
         click.echo(json.dumps({"video": str(input_path), **result.to_json()}, indent=2))
     else:
         for finding in result.findings:
-            left, top, width, height = finding.pixels(info.width, info.height)
+            left, top, w, h = finding.pixels(width, height)
             click.echo(
                 f"{_clock(finding.start_ms)}-{_clock(finding.end_ms)}  "
-                f"box {width}x{height} at {left},{top}  score {finding.score:.2f}  "
+                f"box {w}x{h} at {left},{top}  score {finding.score:.2f}  "
                 f"seen on {finding.frames} checked frame{'s' if finding.frames != 1 else ''}"
             )
         if not quiet:
@@ -402,12 +475,13 @@ def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Pat
     if output is not None and output.exists() and not output.is_dir():
         raise click.UsageError(f"{output}: INPUT is a folder, so -o must be a folder")
     videos = sorted(
-        p for p in input_path.iterdir() if p.is_file() and is_video_path(p) and tag not in p.stem
+        p
+        for p in input_path.iterdir()
+        if p.is_file() and (is_video_path(p) or is_photo_path(p)) and tag not in p.stem
     )
     if not videos:
-        raise NotAVideoError(
-            input_path, f"a folder with no videos ({', '.join(VIDEO_EXTENSIONS)}) in it"
-        )
+        kinds = ", ".join((*VIDEO_EXTENSIONS, *PHOTO_EXTENSIONS))
+        raise NotAVideoError(input_path, f"a folder with no videos or photos ({kinds}) in it")
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
     for src in videos:
@@ -430,7 +504,7 @@ def _beside(out: Path | None, src: Path, many: bool, suffix: str) -> Path | None
     return out
 
 
-Runner = Callable[[Path, Path, ProgressCallback], RunResult]
+Runner = Callable[[Path, Path, ProgressCallback], RunResult | PhotoResult]
 
 
 def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: str) -> None:
@@ -451,11 +525,12 @@ def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: s
             failed += 1
             continue
         if not quiet:
-            click.echo(
-                f"{src} -> {dst}: {verb} {counted(result.frames, 'frame')}, "
-                f"{counted(result.tracks, 'face')} tracked",
-                err=True,
+            done = (
+                f"{counted(len(result.faces), 'face')} found"
+                if isinstance(result, PhotoResult)
+                else f"{counted(result.frames, 'frame')}, {counted(result.tracks, 'face')} tracked"
             )
+            click.echo(f"{src} -> {dst}: {verb} {done}", err=True)
     if failed:
         if len(jobs) > 1:
             click.echo(f"veil: {failed} of {len(jobs)} videos failed", err=True)

@@ -1,0 +1,412 @@
+"""Photos (issue 27): every kind of picture a phone or camera writes comes out with its
+faces hidden (the whole-face measure of the video corpus), in its own format, upright,
+without its hidden copies (EXIF thumbnail, MPF previews) or identifying metadata, as an
+independent reader (ExifTool, from Debian) sees it; bad pictures get one clear error; the
+input is never modified."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageOps
+
+from veil.cli import AUDIT_FINDINGS_EXIT, main
+from veil.errors import FrameSizeError, NotAPhotoError
+from veil.faces import missing
+from veil.photo_corpus import GroupPhoto, group_photo, hidden_badly
+from veil.photos import (
+    MAX_PHOTO_PIXELS,
+    audit_photo,
+    blur_photo,
+    detect_photo,
+    open_photo,
+)
+from veil.pipeline import BlurOptions
+from veil.synthetic import Scene, write_video
+
+SMALL = (24.0, 40.0, 64.0)
+
+
+@pytest.fixture(scope="module")
+def small() -> GroupPhoto:
+    assert not missing(), "face pictures missing: run python -m veil.faces fetch"
+    return group_photo(1, 480, 360, SMALL)
+
+
+def exiftool(path: Path) -> dict[str, object]:
+    """Every tag ExifTool finds in ``path``, by group and name."""
+    answer = subprocess.run(
+        ["exiftool", "-j", "-a", "-G1", "-u", str(path)], capture_output=True, check=True
+    )
+    found: dict[str, object] = json.loads(answer.stdout)[0]
+    return found
+
+
+def metadata_groups(path: Path) -> set[str]:
+    """The groups of ``path``'s tags besides the file's own facts."""
+    ignored = {"SourceFile", "ExifTool", "System", "File", "Composite", "JFIF"}
+    return {key.split(":")[0] for key in exiftool(path) if key.split(":")[0] not in ignored}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def upright_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+def assert_hidden(photo: GroupPhoto, output: Path) -> None:
+    assert hidden_badly(photo, upright_rgb(output)) == []
+
+
+# -- formats --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "save", "mode"),
+    [
+        (".jpg", {"quality": 92}, "RGB"),
+        (".jpg", {"quality": 90, "progressive": True}, "RGB"),
+        (".png", {}, "RGB"),
+        (".webp", {"quality": 95}, "RGB"),
+        (".tif", {"compression": "tiff_lzw"}, "RGB"),
+        (".bmp", {}, "RGB"),
+        (".heic", {"quality": 95}, "RGB"),
+        (".avif", {"quality": 95}, "RGB"),
+        (".gif", {}, "P"),
+    ],
+    ids=["jpeg", "progressive", "png", "webp", "tiff", "bmp", "heic", "avif", "gif"],
+)
+def test_each_format_comes_out_in_its_format_with_every_face_hidden(
+    small, tmp_path, suffix, save, mode
+):
+    source = tmp_path / f"in{suffix}"
+    picture = Image.fromarray(small.picture)
+    (picture.quantize() if mode == "P" else picture).save(source, **save)
+    before = digest(source)
+    output = tmp_path / f"out{suffix}"
+    result = blur_photo(source, output, faces_out=tmp_path / "faces.json")
+    assert digest(source) == before  # the input untouched
+    with Image.open(source) as original, Image.open(output) as written:
+        assert written.format == original.format
+        assert written.size == original.size
+        if save.get("progressive"):
+            assert written.info.get("progressive") or written.info.get("progression")
+    assert len(result.faces) == len(SMALL)
+    assert_hidden(small, output)
+    faces = json.loads((tmp_path / "faces.json").read_text())
+    assert faces["VideoMetadata"]["FrameWidth"] == 480
+    assert [f["Timestamp"] for f in faces["Faces"]] == [0] * len(SMALL)
+    assert sorted(f["Face"]["TrackId"] for f in faces["Faces"]) == [0, 1, 2]
+
+
+def test_cmyk_jpeg_stays_cmyk(small, tmp_path):
+    source, output = tmp_path / "cmyk.jpg", tmp_path / "out.jpg"
+    Image.fromarray(small.picture).convert("CMYK").save(source, quality=95)
+    blur_photo(source, output)
+    with Image.open(output) as written:
+        assert written.mode == "CMYK"
+    assert_hidden(small, output)
+
+
+def test_sixteen_bit_grey_png_stays_sixteen_bit(small, tmp_path):
+    source, output = tmp_path / "deep.png", tmp_path / "out.png"
+    grey = np.asarray(Image.fromarray(small.picture).convert("L"), np.uint16) * 257
+    Image.fromarray(grey).save(source)
+    with Image.open(source) as check:
+        assert check.mode.startswith("I")
+    blur_photo(source, output)
+    with Image.open(output) as written:
+        assert written.mode.startswith("I")
+        shown = (np.asarray(written, np.uint32) >> 8).astype(np.uint8)
+    truth = np.asarray(Image.fromarray(small.picture).convert("L"))
+    grey_photo = GroupPhoto(small.scene, np.repeat(truth[..., None], 3, 2), small.boxes, SMALL)
+    assert hidden_badly(grey_photo, np.repeat(shown[..., None], 3, 2)) == []
+
+
+def test_palette_png_with_transparency_keeps_its_alpha(small, tmp_path):
+    source, output = tmp_path / "palette.png", tmp_path / "out.png"
+    rgba = Image.fromarray(small.picture).convert("RGBA")
+    alpha = np.full(small.picture.shape[:2], 255, np.uint8)
+    alpha[:20, :20] = 0  # a transparent corner, away from the faces
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.quantize(method=Image.Quantize.FASTOCTREE).save(source)
+    with Image.open(source) as check:
+        assert check.mode == "P" and "transparency" in check.info
+    blur_photo(source, output)
+    with Image.open(output) as written:
+        assert written.mode == "RGBA"
+        assert np.asarray(written)[:20, :20, 3].max() == 0
+        assert np.asarray(written)[100:, 100:, 3].min() == 255
+    assert_hidden(small, output)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_comes_out_upright(small, tmp_path, orientation):
+    # Stored turned, with the tag that tells viewers how to turn it back, as cameras do.
+    stored = {
+        1: lambda i: i,
+        2: lambda i: i.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        3: lambda i: i.transpose(Image.Transpose.ROTATE_180),
+        4: lambda i: i.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        5: lambda i: i.transpose(Image.Transpose.TRANSPOSE),
+        6: lambda i: i.transpose(Image.Transpose.ROTATE_90),
+        7: lambda i: i.transpose(Image.Transpose.TRANSVERSE),
+        8: lambda i: i.transpose(Image.Transpose.ROTATE_270),
+    }[orientation](Image.fromarray(small.picture))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    source, output = tmp_path / "turned.jpg", tmp_path / "out.jpg"
+    stored.save(source, quality=95, exif=exif)
+    assert upright_rgb(source).shape == small.picture.shape
+    blur_photo(source, output)
+    with Image.open(output) as written:
+        assert written.size == (480, 360)
+        assert written.getexif().get(0x0112) in (None, 1)
+    assert_hidden(small, output)
+
+
+# -- hidden copies and metadata ---------------------------------------------------------
+
+
+def phone_jpeg(photo: GroupPhoto, path: Path, tmp_path: Path) -> None:
+    """A JPEG as phones write it: a larger MPF preview after the picture, an EXIF
+    thumbnail, GPS, a serial number, owner and artist, maker notes, XMP face regions that
+    name the people, IPTC, and a comment."""
+    picture = Image.fromarray(photo.picture)
+    preview = picture.resize((240, 180))
+    picture.save(path, format="MPO", save_all=True, append_images=[preview], quality=92)
+    thumbnail = tmp_path / "thumbnail.jpg"
+    picture.resize((160, 120)).save(thumbnail)
+    xmp = tmp_path / "regions.xmp"
+    xmp.write_text(XMP_REGIONS)
+    subprocess.run(
+        [
+            "exiftool",
+            "-q",
+            "-overwrite_original",
+            f"-ThumbnailImage<={thumbnail}",
+            "-GPSLatitude=52.5163",
+            "-GPSLatitudeRef=N",
+            "-GPSLongitude=13.3777",
+            "-GPSLongitudeRef=E",
+            "-SerialNumber=SN-0042",
+            "-OwnerName=Ada Lovelace",
+            "-Artist=Ada Lovelace",
+            "-Make=Phone",
+            "-Model=Phone 9",
+            "-MakerNotes=",
+            "-IPTC:By-line=Ada Lovelace",
+            "-IPTC:Keywords=party",
+            "-Comment=taken at the party",
+            f"-XMP<={xmp}",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+XMP_REGIONS = """<?xpacket begin='' id='W5M0MpCehiHzreSzNTczkc9d'?>
+<x:xmpmeta xmlns:x='adobe:ns:meta/'>
+ <rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#'>
+  <rdf:Description rdf:about='' xmlns:mwg-rs='http://www.metadataworkinggroup.com/schemas/regions/'
+    xmlns:stArea='http://ns.adobe.com/xmp/sType/Area#'>
+   <mwg-rs:Regions rdf:parseType='Resource'>
+    <mwg-rs:RegionList><rdf:Bag><rdf:li rdf:parseType='Resource'>
+     <mwg-rs:Name>Grace Hopper</mwg-rs:Name><mwg-rs:Type>Face</mwg-rs:Type>
+     <mwg-rs:Area stArea:x='0.5' stArea:y='0.5' stArea:w='0.1' stArea:h='0.1' stArea:unit='normalized'/>
+    </rdf:li></rdf:Bag></mwg-rs:RegionList>
+   </mwg-rs:Regions>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+<?xpacket end='w'?>"""
+
+
+def test_a_phone_jpeg_loses_its_hidden_pictures_and_who_and_where(small, tmp_path):
+    source, output = tmp_path / "phone.jpg", tmp_path / "out.jpg"
+    phone_jpeg(small, source, tmp_path)
+    tags = exiftool(source)
+    assert "IFD1:ThumbnailImage" in tags and "MPF0:NumberOfImages" in tags
+    assert "GPS:GPSLatitude" in tags and "XMP-mwg-rs:RegionName" in tags
+    before = digest(source)
+
+    result = blur_photo(source, output, faces_out=tmp_path / "faces.json")
+    assert digest(source) == before
+    assert_hidden(small, output)
+    # Nothing but the picture itself: no EXIF (so no thumbnail, GPS, serial, owner), no
+    # MPF previews, no XMP regions naming people, no IPTC, no comment.
+    assert metadata_groups(output) == set(), exiftool(output)
+    with Image.open(output) as written:
+        assert written.format == "JPEG"  # no longer MPO: one picture
+    removed = result.metadata_removed
+    assert removed is not None
+    assert {"EXIF thumbnail", "MPF preview pictures (1)"} <= set(removed["Streams"])
+    for name in (
+        "GPS:GPSLatitude",
+        "EXIF:BodySerialNumber",
+        "EXIF:Artist",
+        "IPTC",
+        "XMP:mwg-rs:Regions (face regions)",
+        "comment",
+    ):
+        assert name in removed["Tags"], (name, removed["Tags"])
+    # Listed by name, never by value.
+    listed = json.dumps(json.loads((tmp_path / "faces.json").read_text())["MetadataRemoved"])
+    assert "Ada" not in listed and "52.5" not in listed and "SN-0042" not in listed
+
+
+def test_keep_metadata_keeps_exif_but_never_a_hidden_picture(small, tmp_path):
+    source, output = tmp_path / "phone.jpg", tmp_path / "out.jpg"
+    phone_jpeg(small, source, tmp_path)
+    result = blur_photo(source, output, BlurOptions(keep_metadata=True))
+    tags = exiftool(output)
+    assert "GPS:GPSLatitude" in tags and tags.get("IFD0:Artist") == "Ada Lovelace"
+    assert not any(key.startswith(("IFD1:", "MPF", "MPImage")) for key in tags), tags
+    assert result.metadata_removed is not None
+    assert "EXIF thumbnail" in result.metadata_removed["Streams"]
+    assert "GPS:GPSLatitude" not in result.metadata_removed["Tags"]
+    assert_hidden(small, output)
+
+
+def test_the_colour_profile_is_kept(small, tmp_path):
+    source, output = tmp_path / "profiled.jpg", tmp_path / "out.jpg"
+    profile = b"\0" * 128 + b"acsp" + b"\0" * 400  # carried as bytes, as it came
+    Image.fromarray(small.picture).save(source, quality=92, icc_profile=profile)
+    blur_photo(source, output)
+    with Image.open(output) as written:
+        assert written.info.get("icc_profile") == profile
+
+
+def test_heic_output_has_no_thumbnail(small, tmp_path):
+    import pillow_heif
+
+    source, output = tmp_path / "in.heic", tmp_path / "out.heic"
+    Image.fromarray(small.picture).save(source, quality=95)
+    blur_photo(source, output)
+    before = pillow_heif.options.THUMBNAILS
+    pillow_heif.options.THUMBNAILS = True  # look for them, as a file browser would
+    try:
+        assert pillow_heif.open_heif(output).info.get("thumbnails") in ([], None)
+    finally:
+        pillow_heif.options.THUMBNAILS = before
+
+
+# -- refusals -------------------------------------------------------------------------
+
+
+def test_bad_pictures_get_one_clear_error_and_stay_as_they_were(small, tmp_path):
+    jpeg = io.BytesIO()
+    Image.fromarray(small.picture).save(jpeg, format="JPEG", quality=92)
+    video = tmp_path / "clip.mp4"
+    write_video(video, Scene(width=64, height=48, frames=3))
+    bomb = tmp_path / "bomb.png"
+    # A small file that says it holds 40,000 x 40,000 pixels: refused from its header.
+    Image.new("1", (40_000, 40_000)).save(bomb, optimize=True)
+    animated = tmp_path / "anim.gif"
+    frames = [Image.fromarray(np.roll(small.picture, 8 * n, axis=1)).quantize() for n in range(3)]
+    frames[0].save(animated, save_all=True, append_images=frames[1:])
+    cases = {
+        "truncated.jpg": (jpeg.getvalue()[: len(jpeg.getvalue()) // 2], "damaged or truncated"),
+        "notes.jpg": (b"not a picture at all\n", "not a picture (unrecognised format)"),
+        "empty.png": (b"", "empty file (0 bytes)"),
+        "clip.jpg": (video.read_bytes(), "not a picture (unrecognised format)"),
+        "bomb.png": (bomb.read_bytes(), f"pictures up to {MAX_PHOTO_PIXELS:,} pixels"),
+        "anim.gif": (animated.read_bytes(), "an animated or multi-page picture (3 frames)"),
+    }
+    assert bomb.stat().st_size < 1_000_000
+    for name, (content, message) in cases.items():
+        source = tmp_path / name
+        source.write_bytes(content)
+        output = tmp_path / f"out-{name}"
+        with pytest.raises((NotAPhotoError, FrameSizeError)) as raised:
+            blur_photo(source, output)
+        assert message in str(raised.value), (name, str(raised.value))
+        assert str(raised.value).startswith(f"{source}: ")
+        assert source.read_bytes() == content
+        assert not output.exists()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out-")] == []
+    with pytest.raises(FrameSizeError):
+        open_photo(tmp_path / "bomb.png")
+
+
+# -- recall ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_group_photos_faces_from_12_px_are_hidden(tmp_path, seed):
+    heights = (12.0, 13.0, 14.0, 16.0, 18.0, 20.0, 24.0, 32.0, 48.0, 80.0, 140.0)
+    photo = group_photo(seed, 1200, 900, heights, first_person=seed * len(heights))
+    source, output = tmp_path / "group.jpg", tmp_path / "out.jpg"
+    Image.fromarray(photo.picture).save(source, quality=92)
+    result = blur_photo(source, output)
+    assert len(result.faces) >= len(heights) - 1
+    assert_hidden(photo, output)
+
+
+def test_detect_and_audit_a_photo(small, tmp_path):
+    source, output = tmp_path / "in.jpg", tmp_path / "out.jpg"
+    Image.fromarray(small.picture).save(source, quality=92)
+    found = detect_photo(source, tmp_path / "faces.json")
+    assert len(found.faces) == len(SMALL)
+    # The audit finds every face on the original, none on veil's output.
+    audited = audit_photo(source)
+    assert len(audited.findings) == len(SMALL) and audited.frames_checked == 1
+    blur_photo(source, output)
+    assert audit_photo(output).passed
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_veil_blur_a_folder_of_photos_and_videos(small, tmp_path):
+    folder = tmp_path / "event"
+    folder.mkdir()
+    Image.fromarray(small.picture).save(folder / "a.jpg", quality=92)
+    Image.fromarray(small.picture).save(folder / "b.png")
+    write_video(folder / "c.mp4", Scene(width=160, height=120, frames=6))
+    (folder / "notes.txt").write_text("not a picture")
+    out = tmp_path / "out"
+    answer = CliRunner().invoke(
+        main, ["blur", str(folder), "-o", str(out), "--faces-out", str(tmp_path / "faces")]
+    )
+    assert answer.exit_code == 0, answer.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "b.png", "c.mp4"]
+    assert "a.jpg: blurred 3 faces found" in answer.output
+    assert_hidden(small, out / "a.jpg")
+    assert_hidden(small, out / "b.png")
+    assert (tmp_path / "faces" / "a.jpg.faces.json").exists()
+
+
+def test_veil_blur_report_and_veil_audit_on_a_photo(small, tmp_path):
+    source = tmp_path / "in.jpg"
+    Image.fromarray(small.picture).save(source, quality=92)
+    report = tmp_path / "report.json"
+    answer = CliRunner().invoke(main, ["blur", str(source), "--report", str(report)])
+    assert answer.exit_code == 0, answer.output
+    made = json.loads(report.read_text())
+    assert made["audit"]["passed"] and made["tracks"] == len(SMALL)
+    assert made["video"]["width"] == 480 and made["frames"] == 1
+    output = tmp_path / "in.blurred.jpg"
+    assert made["output"]["sha256"] == digest(output)
+    assert CliRunner().invoke(main, ["audit", str(output)]).exit_code == 0
+    found = CliRunner().invoke(main, ["audit", str(source)])
+    assert found.exit_code == AUDIT_FINDINGS_EXIT, found.output
+    assert found.output.count("box ") == len(SMALL)
+    detected = CliRunner().invoke(main, ["detect", str(source), "-o", str(tmp_path / "f.json")])
+    assert detected.exit_code == 0, detected.output
+    assert len(json.loads((tmp_path / "f.json").read_text())["Faces"]) == len(SMALL)
+
+
+def test_exiftool_is_there():
+    assert shutil.which("exiftool"), "the photo tests need Debian's libimage-exiftool-perl"

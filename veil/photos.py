@@ -1,0 +1,553 @@
+"""Photos: a picture in, the same picture with every face hidden out, and nothing else of
+the input carried over that could show or name a person.
+
+A picture hides more than its pixels show. A JPEG from a phone or camera carries a second,
+smaller copy of itself in its EXIF (the thumbnail file browsers show) and often a larger
+preview after it (an MPF picture: Pillow reads such files as ``MPO``); HEIC files carry a
+thumbnail item; XMP can embed a preview. Each holds the faces unblurred. Its metadata
+names where and by whom it was taken (GPS, serial numbers, owner and artist, maker notes)
+and who is in it (XMP and IPTC people tags and face regions).
+
+So veil never edits a picture: it decodes the pixels, hides the faces on them, and writes
+a new file from the pixels alone (``save_photo``). Nothing of the input is copied but its
+colour profile (ICC: without it colours shift) and resolution; with ``keep_metadata`` also
+its EXIF and XMP, still without a thumbnail, preview or orientation (the pixels are turned
+upright instead). What the output lacks is listed by name, never by value
+(``RemovedMetadata``: tags, and the hidden pictures as "streams").
+
+Reading (``open_photo``) checks the header before any pixel is decoded: a format veil
+writes back (``PHOTO_FORMATS``), at most ``MAX_PHOTO_PIXELS`` (a decompression bomb is a
+small file claiming a huge size), one picture (animated GIF, WebP and PNG, and TIFFs of
+several pages, are refused; an MPO's later pictures are previews and are dropped).
+
+A photo gets one look where a video frame has tracking before and after it, so the look
+costs more (``find_faces``): the detector's pyramid at 1.5 times the video's scale (3 by
+default: faces from about 12 px), on the picture and on its mirror image; a face is kept
+when either look scores it at the threshold, or both at half of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+
+from veil.anonymizers import Anonymizer, get_anonymizer
+from veil.audit import AUDIT_SCALE, AuditDetector, AuditResult, findings_on_one_frame
+from veil.detections import Detections, box_iou
+from veil.detector import CenterFace
+from veil.errors import (
+    FrameSizeError,
+    InputAccessError,
+    InputNotFoundError,
+    NotAPhotoError,
+    OutputError,
+)
+from veil.faces_file import FacesFileWriter, photo_metadata, ratio_digits, rounded
+from veil.pipeline import BlurOptions
+from veil.streams import RemovedMetadata
+
+with contextlib.suppress(ImportError):  # HEIC and HEIF, where pillow-heif is installed
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener(thumbnails=False)
+
+PHOTO_FORMATS = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",  # a JPEG with preview pictures after it (MPF): written as a plain JPEG
+    "PNG": "PNG",
+    "WEBP": "WEBP",
+    "TIFF": "TIFF",
+    "BMP": "BMP",
+    "GIF": "GIF",
+    "HEIF": "HEIF",
+    "AVIF": "AVIF",
+}
+"""Formats veil reads (Pillow's names) → the format it writes them back in."""
+
+PHOTO_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".gif",
+    ".heic",
+    ".heif",
+    ".avif",
+)
+
+MAX_PHOTO_PIXELS = 150_000_000
+"""Largest picture veil processes (150 MP: a 16,000 x 9,000 panorama); checked from the
+header before any pixel is decoded. Pillow itself refuses anything past 179 MP as a
+decompression bomb."""
+
+PHOTO_SCALE_FACTOR = 1.5
+"""A photo is analysed at this many times the video's ``scale`` (capped at 4): one look,
+so it looks closer (2 → 3: faces from about 12 px instead of 16)."""
+
+CONFIRM_SHARE = 0.5
+"""A face scored at least this share of the threshold by both looks (the picture and its
+mirror image) is kept: a weak face seen twice is a face."""
+
+_SAME_FACE_IOU = 0.3
+
+# Channels an anonymizer may average: every one but alpha, which keeps its shape.
+_COLOUR_MODES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3, "CMYK": 4, "I;16": 1}
+
+Frame = npt.NDArray[Any]
+
+
+def is_photo_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in PHOTO_EXTENSIONS
+
+
+@dataclass
+class Photo:
+    """A decoded picture, turned upright: ``image`` in one of ``_COLOUR_MODES``;
+    ``format`` the one it is written back in; ``source``: what ``save_photo`` keeps of
+    the input (ICC profile, resolution, JPEG tables, EXIF and XMP for ``keep_metadata``);
+    ``removed``: what the output will lack, by name."""
+
+    path: Path
+    image: Image.Image
+    format: str
+    source: dict[str, Any] = field(default_factory=dict)
+    removed: RemovedMetadata = field(default_factory=RemovedMetadata)
+
+    def removed_metadata(self, keep_metadata: bool) -> RemovedMetadata:
+        """What an output lacks: everything (``removed``), or with ``keep_metadata`` all
+        but the EXIF and XMP it keeps (never a hidden picture, nor the orientation)."""
+        if not keep_metadata:
+            return self.removed
+        xmp_kept = "XMP preview" not in self.removed.streams
+
+        def kept(tag: str) -> bool:
+            if tag.startswith("EXIF:Orientation"):
+                return False
+            return tag.startswith(("EXIF:", "GPS:")) or (xmp_kept and tag.startswith("XMP"))
+
+        dropped = tuple(t for t in self.removed.tags if not kept(t))
+        return RemovedMetadata(tags=dropped, streams=self.removed.streams)
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+    def rgb(self) -> npt.NDArray[np.uint8]:
+        """The picture as 8-bit RGB, what the detector looks at."""
+        image = self.image
+        if image.mode == "I;16":
+            wide = np.asarray(image, dtype=np.uint16)
+            return np.repeat((wide >> 8).astype(np.uint8)[..., None], 3, axis=2)
+        return np.asarray(image.convert("RGB"))
+
+
+def open_photo(path: str | Path) -> Photo:
+    """Read a picture: its header checked first (``NotAPhotoError``, ``FrameSizeError``),
+    then its pixels, turned upright by its EXIF orientation."""
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            # veil's own limit (checked below) is the one that counts, not Pillow's warning.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+    except FileNotFoundError:
+        raise InputNotFoundError(path, "no such file") from None
+    except PermissionError:
+        raise InputAccessError(path, "permission denied: cannot read it") from None
+    except IsADirectoryError:
+        raise NotAPhotoError(path, "a folder, not a picture") from None
+    except Image.DecompressionBombError:
+        raise FrameSizeError(
+            path, f"larger than veil processes (pictures up to {MAX_PHOTO_PIXELS:,} pixels)"
+        ) from None
+    except UnidentifiedImageError:
+        empty = path.stat().st_size == 0
+        raise NotAPhotoError(
+            path, "empty file (0 bytes)" if empty else "not a picture (unrecognised format)"
+        ) from None
+    with opened:
+        return _decoded(path, opened)
+
+
+def _decoded(path: Path, opened: Image.Image) -> Photo:
+    kind = opened.format or ""
+    if kind not in PHOTO_FORMATS:
+        raise NotAPhotoError(path, f"a {kind or 'picture'} file, which veil does not write")
+    width, height = opened.size
+    if width * height > MAX_PHOTO_PIXELS:
+        raise FrameSizeError(
+            path,
+            f"{width}x{height} is {width * height:,} pixels, larger than veil processes "
+            f"(pictures up to {MAX_PHOTO_PIXELS:,} pixels)",
+        )
+    pictures = getattr(opened, "n_frames", 1)
+    if pictures > 1 and kind != "MPO":
+        what = "pages" if kind == "TIFF" else "frames"
+        raise NotAPhotoError(
+            path,
+            f"an animated or multi-page picture ({pictures} {what}): veil takes single "
+            "pictures; make a video of it first (ffmpeg -i IN OUT.mp4) and blur that",
+        )
+    removed = inventory(opened)
+    source = _kept_of(opened)
+    try:
+        upright = ImageOps.exif_transpose(opened)
+        upright.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow says a truncated or damaged file in many ways; one message for them all.
+        raise NotAPhotoError(path, f"a damaged or truncated picture ({exc})") from None
+    image = _workable(upright)
+    return Photo(path, image, PHOTO_FORMATS[kind], source, removed)
+
+
+def _workable(image: Image.Image) -> Image.Image:
+    """``image`` in a mode whose channels can be averaged: palettes and 1-bit pictures
+    become RGB(A) or grey; 32-bit integer and float pictures become 8-bit grey."""
+    if image.mode in _COLOUR_MODES:
+        return image
+    if image.mode in ("P", "PA"):
+        transparent = image.mode == "PA" or "transparency" in image.info
+        return image.convert("RGBA" if transparent else "RGB")
+    if image.mode in ("1", "I", "F", "I;16B", "I;16L", "I;16N"):
+        return image.convert("L")
+    return image.convert("RGBA" if "A" in image.getbands() else "RGB")
+
+
+def _kept_of(image: Image.Image) -> dict[str, Any]:
+    """What the output keeps of the input, and how a JPEG was encoded."""
+    kept: dict[str, Any] = {}
+    for name in ("icc_profile", "dpi"):
+        if image.info.get(name):
+            kept[name] = image.info[name]
+    if image.format in ("JPEG", "MPO"):
+        with contextlib.suppress(AttributeError, TypeError):
+            kept["qtables"] = image.quantization  # type: ignore[attr-defined]
+        sampling = JpegImagePlugin.get_sampling(image)
+        if sampling != -1:
+            kept["subsampling"] = sampling
+        kept["progressive"] = bool(image.info.get("progressive") or image.info.get("progression"))
+    if image.format == "TIFF":
+        kept["compression"] = image.info.get("compression", "raw")
+    exif = image.getexif()
+    if exif:
+        kept["exif"] = exif
+    if image.info.get("xmp"):
+        kept["xmp"] = image.info["xmp"]
+    return kept
+
+
+# EXIF tags whose values point at other data, not metadata of their own.
+_POINTERS = {0x8769, 0x8825, 0xA005, 0x0201, 0x0202, 0x0112}
+_PEOPLE_IN_XMP = {
+    b"mwg-rs:Regions": "XMP:mwg-rs:Regions (face regions)",
+    b"MP:RegionInfo": "XMP:MP:RegionInfo (Microsoft People tags)",
+    b"MPRI:Regions": "XMP:MPRI:Regions (Microsoft People tags)",
+    b"Iptc4xmpExt:PersonInImage": "XMP:Iptc4xmpExt:PersonInImage",
+    b"apple-fi:Regions": "XMP:apple-fi:Regions (Apple face regions)",
+}
+_PREVIEWS_IN_XMP = (b"xmpGImg:image", b"xap:Thumbnails", b"xmp:Thumbnails")
+
+
+def inventory(image: Image.Image) -> RemovedMetadata:
+    """Every piece of metadata ``image`` (opened, not yet decoded) carries, by name, and
+    the hidden pictures in it: what a picture written from pixels alone lacks."""
+    tags: set[str] = set()
+    pictures: list[str] = []
+    exif = image.getexif()
+    for tag in exif:
+        if tag not in _POINTERS:
+            tags.add(f"EXIF:{ExifTags.TAGS.get(tag, hex(tag))}")
+    for ifd, prefix, names in (
+        (ExifTags.IFD.Exif, "EXIF", ExifTags.TAGS),
+        (ExifTags.IFD.GPSInfo, "GPS", ExifTags.GPSTAGS),
+        (ExifTags.IFD.Interop, "EXIF", ExifTags.TAGS),
+    ):
+        with contextlib.suppress(KeyError, ValueError, TypeError, OSError):
+            for tag in exif.get_ifd(ifd):
+                tags.add(f"{prefix}:{names.get(tag, hex(tag))}")
+    if 0x0112 in exif and exif[0x0112] not in (None, 1):
+        tags.add("EXIF:Orientation (applied to the pixels)")
+    with contextlib.suppress(KeyError, ValueError, TypeError, OSError):
+        if exif.get_ifd(ExifTags.IFD.IFD1):
+            pictures.append("EXIF thumbnail")
+    if image.format == "MPO":
+        count = getattr(image, "n_frames", 1) - 1
+        pictures.append(f"MPF preview pictures ({count})")
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+    if xmp:
+        raw = xmp if isinstance(xmp, bytes) else str(xmp).encode()
+        tags.add("XMP")
+        tags.update(name for marker, name in _PEOPLE_IN_XMP.items() if marker in raw)
+        if any(marker in raw for marker in _PREVIEWS_IN_XMP):
+            pictures.append("XMP preview")
+    for marker, body in getattr(image, "applist", []):
+        if marker == "APP13" and body.startswith(b"Photoshop 3.0"):
+            tags.add("IPTC")
+    if image.info.get("comment"):
+        tags.add("comment")
+    if image.format == "PNG":
+        tags.update(f"PNG:{key}" for key in getattr(image, "text", {}))
+    if image.format == "TIFF":
+        iptc = getattr(image, "tag_v2", {}).get(33723)
+        if iptc:
+            tags.add("IPTC")
+    return RemovedMetadata(tags=tuple(sorted(tags)), streams=tuple(pictures))
+
+
+def photo_detector(
+    scale: float, threshold: float, device: str, precision: str, threads: int | None
+) -> CenterFace:
+    """The detector of ``find_faces`` for a video's ``scale`` and ``threshold``: closer
+    (``PHOTO_SCALE_FACTOR``), and reporting down to ``CONFIRM_SHARE`` of the threshold."""
+    return CenterFace(
+        threshold=threshold * CONFIRM_SHARE,
+        scale=min(4.0, scale * PHOTO_SCALE_FACTOR),
+        device=device,
+        precision=precision,
+        threads=threads,
+    )
+
+
+def find_faces(
+    detector: CenterFace, picture: npt.NDArray[np.uint8], threshold: float
+) -> Detections:
+    """The faces on ``picture`` (RGB ``(h, w, 3)``): looked for on it and on its mirror
+    image; kept when either look scores them ``threshold`` or more, or both looks
+    ``CONFIRM_SHARE`` of it. ``detector`` reports faces down to that share
+    (``photo_detector``). Boxes in pixels, strongest look's box and landmarks."""
+    width = picture.shape[1]
+    seen = detector.detect_frame(picture)
+    mirrored = _unmirrored(detector.detect_frame(np.ascontiguousarray(picture[:, ::-1])), width)
+    if len(seen) and len(mirrored):
+        overlap = box_iou(seen.xyxy, mirrored.xyxy)
+        twin_of_seen = overlap.argmax(axis=1)
+        seen_twinned = overlap.max(axis=1) >= _SAME_FACE_IOU
+        mirrored_twinned = overlap.max(axis=0) >= _SAME_FACE_IOU
+    else:
+        twin_of_seen = np.zeros(len(seen), np.int64)
+        seen_twinned = np.zeros(len(seen), bool)
+        mirrored_twinned = np.zeros(len(mirrored), bool)
+    weak = threshold * CONFIRM_SHARE
+    parts = []
+    for i in range(len(seen)):
+        score = float(seen.confidence[i])
+        if seen_twinned[i]:
+            twin = int(twin_of_seen[i])
+            other = float(mirrored.confidence[twin])
+            if max(score, other) >= threshold or min(score, other) >= weak:
+                parts.append(seen[np.array([i])] if score >= other else mirrored[np.array([twin])])
+        elif score >= threshold:
+            parts.append(seen[np.array([i])])
+    alone = ~mirrored_twinned & (mirrored.confidence >= threshold)
+    parts.append(mirrored[alone])
+    if not parts:
+        return Detections.empty()
+    return Detections.concatenate(parts).deduplicated()
+
+
+def _unmirrored(found: Detections, width: int) -> Detections:
+    """Detections made on a mirror image, in the picture's own pixels."""
+    x1, y1, x2, y2 = found.xyxy.T
+    xyxy = np.stack([width - x2, y1, width - x1, y2], axis=1).astype(np.float32)
+    marks = found.landmarks.copy()
+    marks[..., 0] = width - marks[..., 0]
+    # The mirror's left eye and mouth corner are the picture's right ones.
+    marks = marks[:, [1, 0, 2, 4, 3], :]
+    return Detections(xyxy, found.confidence, marks, found.track_id)
+
+
+def hide_faces(photo: Photo, boxes: Detections, anonymizer: Anonymizer) -> None:
+    """Hide ``boxes`` (pixels, already grown) on ``photo``'s picture, in place: every
+    colour channel alike, alpha as it was."""
+    if not len(boxes):
+        return
+    image = photo.image
+    pixels = np.array(image)  # a copy Pillow does not share
+    colours = _COLOUR_MODES[image.mode]
+    if pixels.ndim == 2:
+        pixels = anonymizer.apply(pixels, boxes)
+    else:
+        colour = np.ascontiguousarray(pixels[..., :colours])
+        hidden = anonymizer.apply(colour, boxes)
+        pixels[..., :colours] = hidden
+    # From bytes with the mode named: a 4-channel array alone would read as RGBA, not CMYK.
+    photo.image = Image.frombytes(image.mode, image.size, np.ascontiguousarray(pixels).tobytes())
+
+
+def save_photo(photo: Photo, path: str | Path, *, keep_metadata: bool = False) -> None:
+    """Write ``photo`` to ``path`` in its format, from its pixels alone (see the module's
+    docstring for what is kept), under a temporary name first so no half-written picture
+    is ever found there."""
+    path = Path(path)
+    options = _save_options(photo, keep_metadata)
+    image = photo.image
+    if photo.format == "JPEG" and image.mode not in ("L", "RGB", "CMYK"):
+        image = image.convert("RGB")  # JPEG has no alpha: flattened as viewers show it
+    if photo.format == "GIF":
+        image = image.convert("RGBA" if image.mode in ("RGBA", "LA") else "RGB").quantize()
+    if photo.format == "BMP" and image.mode not in ("L", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    tmp = path.with_name(f".{path.name}.veil-{os.getpid()}.part")
+    try:
+        image.save(tmp, format=photo.format, **options)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise OutputError(path, f"cannot write ({exc.strerror or exc})") from exc
+
+
+def _save_options(photo: Photo, keep_metadata: bool) -> dict[str, Any]:
+    source, kind = photo.source, photo.format
+    options: dict[str, Any] = {}
+    if source.get("icc_profile") and kind != "GIF":
+        options["icc_profile"] = source["icc_profile"]
+    if source.get("dpi") and kind in ("JPEG", "PNG", "TIFF", "BMP"):
+        options["dpi"] = source["dpi"]
+    if kind == "JPEG":
+        if "qtables" in source:
+            options["qtables"] = source["qtables"]
+        else:
+            options["quality"] = 95
+        if "subsampling" in source:
+            options["subsampling"] = source["subsampling"]
+        options["progressive"] = source.get("progressive", False)
+    elif kind in ("WEBP", "AVIF", "HEIF"):
+        options["quality"] = 95
+    elif kind == "TIFF":
+        compression = source.get("compression", "raw")
+        # TIFF's JPEG compression needs tables Pillow does not keep: lossless LZW instead.
+        options["compression"] = "tiff_lzw" if compression in ("jpeg", "tiff_jpeg") else compression
+    if keep_metadata:
+        exif = source.get("exif")
+        if exif is not None and kind in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
+            kept = Image.Exif()
+            kept.load(exif.tobytes())
+            kept.pop(0x0112, None)  # turned upright: the pixels are
+            for pointer in (0x0201, 0x0202):  # the thumbnail's place, in IFD1
+                kept.pop(pointer, None)
+            options["exif"] = kept.tobytes()
+        xmp = source.get("xmp")
+        if xmp and not any(m in _as_bytes(xmp) for m in _PREVIEWS_IN_XMP):
+            options["xmp"] = _as_bytes(xmp)
+    return options
+
+
+def _as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+@dataclass(frozen=True)
+class PhotoResult:
+    """What anonymizing or analysing a photo did: its size (upright), the format written,
+    the faces found, and what the output lacks of the input's metadata
+    (``RemovedMetadata.to_json``; None when no picture was written)."""
+
+    width: int
+    height: int
+    format: str
+    faces: Detections
+    metadata_removed: dict[str, list[str]] | None = None
+
+
+def blur_photo(
+    input_path: str | Path,
+    output_path: str | Path,
+    options: BlurOptions | None = None,
+    *,
+    faces_out: str | Path | None = None,
+    detector: CenterFace | None = None,
+) -> PhotoResult:
+    """Write a copy of the picture at ``input_path`` with every face hidden, in its format,
+    to ``output_path``; the faces found to ``faces_out`` (a faces file with one entry per
+    face, at time 0). The input is never modified. ``detector``: a ``photo_detector`` to
+    reuse across pictures."""
+    options = options or BlurOptions()
+    photo = open_photo(input_path)
+    faces = find_faces(detector or detector_for(options), photo.rgb(), options.threshold)
+    boxes = faces.grown(options.box_scale).clipped(photo.width, photo.height)
+    hide_faces(photo, boxes, get_anonymizer(options.mode))
+    removed = photo.removed_metadata(options.keep_metadata).to_json()
+    if faces_out is not None:
+        write_faces(photo, faces, faces_out, removed)
+    save_photo(photo, output_path, keep_metadata=options.keep_metadata)
+    return PhotoResult(photo.width, photo.height, photo.format, faces, removed)
+
+
+def detect_photo(
+    input_path: str | Path,
+    faces_out: str | Path,
+    options: BlurOptions | None = None,
+    *,
+    detector: CenterFace | None = None,
+) -> PhotoResult:
+    """Write the faces on the picture at ``input_path`` to the faces file ``faces_out``."""
+    options = options or BlurOptions()
+    photo = open_photo(input_path)
+    faces = find_faces(detector or detector_for(options), photo.rgb(), options.threshold)
+    write_faces(photo, faces, faces_out, None)
+    return PhotoResult(photo.width, photo.height, photo.format, faces)
+
+
+def detector_for(options: BlurOptions) -> CenterFace:
+    """``photo_detector`` with ``options``' scale, threshold, device and precision."""
+    return photo_detector(
+        options.scale, options.threshold, options.device, options.precision, options.threads
+    )
+
+
+def write_faces(
+    photo: Photo,
+    faces: Detections,
+    path: str | Path,
+    metadata_removed: dict[str, list[str]] | None,
+) -> None:
+    """The faces file of a photo: a video of one frame at time 0 (``photo_metadata``),
+    each face its own track, so review can keep or remove one."""
+    numbered = Detections(
+        faces.xyxy, faces.confidence, faces.landmarks, np.arange(len(faces), dtype=np.int64)
+    )
+    head: dict[str, Any] = {
+        "JobStatus": "SUCCEEDED",
+        "VideoMetadata": photo_metadata(photo.path, photo.format, photo.width, photo.height),
+    }
+    if metadata_removed is not None:
+        head["MetadataRemoved"] = metadata_removed
+    digits = ratio_digits(photo.width, photo.height)
+    with FacesFileWriter(path, head) as writer:
+        for face in numbered.to_rekognition(photo.width, photo.height):
+            writer.add_entry({"Timestamp": 0, "Face": rounded(face, digits)})
+        writer.commit()
+
+
+def audit_photo(
+    picture: str | Path | Photo, *, device: str = "cpu", detector: AuditDetector | None = None
+) -> AuditResult:
+    """Look for faces still recognisable on a picture (a path, or a ``Photo`` opened
+    already) as ``veil.audit`` does on a video's frames: its one frame checked, at
+    ``PHOTO_SCALE_FACTOR`` times the audit's scale."""
+    photo = picture if isinstance(picture, Photo) else open_photo(picture)
+    scale = min(4.0, AUDIT_SCALE * PHOTO_SCALE_FACTOR)
+    checker = detector or AuditDetector(scale=scale, device=device)
+    found = checker.detect_frame(photo.rgb())
+    return AuditResult(
+        findings=findings_on_one_frame(found, photo.width, photo.height),
+        frames_checked=1,
+        frames_total=1,
+        settings={**checker.settings, "every": 1, "photo": True},
+    )
