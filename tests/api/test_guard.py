@@ -147,6 +147,7 @@ def test_access_token_in_the_url_only_reads(keyed):
         ("/api/jobs", 300_000),
         ("/api/jobs/job-1/review", 300_000),
         ("/events/s3", 300_000),
+        ("/", 8_000_000),  # the face API takes a picture of up to 5 MB, in base64
     ],
 )
 def test_announced_oversized_bodies_are_refused_unread(open_server, path, size):

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import hashlib
 import http.server
+import io
 import json
 import shutil
 import socket
@@ -769,3 +770,87 @@ def _face(entry: dict) -> tuple[int, float, float, float, list[tuple[str, float,
     marks = [(m["Type"], m["X"], m["Y"]) for m in face.get("Landmarks", [])]
     x, y = box["Left"] + box["Width"] / 2, box["Top"] + box["Height"] / 2
     return entry["Timestamp"], x, y, face["Confidence"], marks
+
+
+# -- DetectFaces (issue 27): a picture, at once ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def group():
+    from veil.photo_corpus import group_photo
+
+    return group_photo(3, 640, 480, (32.0, 48.0, 80.0, 120.0))
+
+
+def jpeg_bytes(picture: np.ndarray, **save: Any) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(picture).save(out, **{"format": "JPEG", "quality": 92, **save})
+    return out.getvalue()
+
+
+def test_detect_faces_on_a_group_photo_as_bytes_and_from_the_bucket(server, s3_store, group):
+    rk = client(server)
+    picture = jpeg_bytes(group.picture)
+    found = rk.detect_faces(Image={"Bytes": picture}, Attributes=["DEFAULT"])
+    details = found["FaceDetails"]
+    # (A picture cut around a face may hold part of a neighbour's: a face too.)
+    assert len(details) >= len(group.heights)
+    height, width = group.picture.shape[:2]
+    # Each true face lies inside one box: the boxes veil would blur.
+    for x1, y1, x2, y2 in group.boxes:
+        inside = [
+            d
+            for d in details
+            if (b := d["BoundingBox"])["Left"] * width <= x1 + 1
+            and b["Top"] * height <= y1 + 1
+            and (b["Left"] + b["Width"]) * width >= x2 - 1
+            and (b["Top"] + b["Height"]) * height >= y2 - 1
+        ]
+        assert len(inside) == 1, (x1, y1, x2, y2)
+    for detail in details:
+        assert 10 <= detail["Confidence"] <= 100  # kept at half the threshold when seen twice
+        assert [m["Type"] for m in detail["Landmarks"]] == [
+            "eyeLeft",
+            "eyeRight",
+            "nose",
+            "mouthLeft",
+            "mouthRight",
+        ]
+        assert set(detail["Pose"]) == {"Roll", "Yaw", "Pitch"}
+        assert 0 < detail["Quality"]["Brightness"] <= 100
+        assert 0 < detail["Quality"]["Sharpness"] <= 100
+        assert "TrackId" not in detail
+    # The same picture from the input bucket gives the same faces.
+    s3_store.client().put_object(Bucket="rk-videos", Key="photos/group.jpg", Body=picture)
+    again = rk.detect_faces(Image={"S3Object": {"Bucket": "rk-videos", "Name": "photos/group.jpg"}})
+    assert again["FaceDetails"] == details
+    # A bucket the operator did not allow answers as the cloud does for any unreadable object.
+    with pytest.raises(ClientError) as refused:
+        rk.detect_faces(Image={"S3Object": {"Bucket": "rk-private", "Name": "payroll.mp4"}})
+    assert refused.value.response["Error"]["Code"] == "InvalidS3ObjectException"
+
+
+def test_detect_faces_refuses_what_the_cloud_refuses(server, group):
+    from PIL import Image
+
+    rk = client(server)
+    webp = io.BytesIO()
+    Image.fromarray(group.picture).save(webp, format="WEBP")
+    cases = [
+        ({"Bytes": b"this is no picture"}, "InvalidImageFormatException"),
+        ({"Bytes": webp.getvalue()}, "InvalidImageFormatException"),  # JPEG and PNG only
+        ({"Bytes": jpeg_bytes(group.picture)[:2000]}, "InvalidImageFormatException"),
+        ({"Bytes": b"\xff" * (5 * 1024 * 1024 + 1)}, "ImageTooLargeException"),
+        ({"S3Object": {"Bucket": "rk-videos", "Name": "missing.jpg"}}, "InvalidS3ObjectException"),
+    ]
+    for image, code in cases:
+        with pytest.raises(ClientError) as refused:
+            rk.detect_faces(Image=image)
+        assert refused.value.response["Error"]["Code"] == code, (code, refused.value)
+    # Signed with a wrong secret: refused before the picture is looked at.
+    wrong = client(server, secret="wrong-secret")
+    with pytest.raises(ClientError) as refused:
+        wrong.detect_faces(Image={"Bytes": jpeg_bytes(group.picture)})
+    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"

@@ -17,7 +17,8 @@ read; a body that grows past its limit while arriving is cut off. In order:
    needs ``Authorization: Bearer KEY``; GET also takes ``?access_token=KEY`` (a
    ``<video src>`` and a download link cannot send headers).
 4. Bodies are capped: uploads at the input size limit plus room for the form around the
-   file, everything else at ``JSON_LIMIT``.
+   file, the face-detection API at ``FACE_API_LIMIT`` (a picture in base64), everything
+   else at ``JSON_LIMIT``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 JSON_LIMIT = 256 * 1024
 """Bytes of body any request but an upload may send: job submissions, bucket events and
 face-detection calls are a few hundred bytes to a few KB."""
+FACE_API_LIMIT = 7 * 1024 * 1024
+"""Bytes of body the face-detection API (``POST /``) may send: DetectFaces carries a
+picture of up to 5 MB in base64 (6.7 MB). Its signature is checked from the headers
+before any of it is read."""
 FORM_ALLOWANCE = 64 * 1024
 """Bytes an upload's multipart form may add around the file itself."""
 UPLOAD_PATH = "/api/uploads"
@@ -82,14 +87,16 @@ class Policy:
     may be reached by."""
 
     def body_limit(self, path: str) -> int:
-        return self.max_upload + FORM_ALLOWANCE if path == UPLOAD_PATH else JSON_LIMIT
+        if path == UPLOAD_PATH:
+            return self.max_upload + FORM_ALLOWANCE
+        return FACE_API_LIMIT if path == "/" else JSON_LIMIT
 
     def too_large(self, path: str) -> str:
         """Why a body past ``body_limit`` is refused, in the limit the caller set or knows:
         an upload's is the video's (``--max-size``), not the form's room around it."""
         if path == UPLOAD_PATH:
             return f"the video is larger than the limit of {self.max_upload:,} bytes"
-        return f"the request body is larger than {JSON_LIMIT:,} bytes"
+        return f"the request body is larger than {self.body_limit(path):,} bytes"
 
     def host_allowed(self, host: str) -> bool:
         name = _host_name(host)

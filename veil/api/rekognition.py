@@ -1,6 +1,7 @@
-"""The cloud video face-detection API, wire-compatible: ``StartFaceDetection`` and
-``GetFaceDetection`` over JSON 1.1 on ``POST /``, SigV4-signed, so an unchanged
-``boto3.client("rekognition", endpoint_url=...)`` works against veil.
+"""The cloud face-detection API, wire-compatible: ``StartFaceDetection`` and
+``GetFaceDetection`` for videos, ``DetectFaces`` for a picture, over JSON 1.1 on
+``POST /``, SigV4-signed, so an unchanged ``boto3.client("rekognition",
+endpoint_url=...)`` works against veil.
 
 botocore's service model (``botocore/data/rekognition/*/service-2.json``) is the
 authority for names, types and constraints. Jobs are veil's own face-detection
@@ -33,18 +34,35 @@ from starlette.concurrency import run_in_threadpool
 from veil import faces_file, jobs
 from veil.api.sigv4 import check_headers, verify
 from veil.detections import Detections
-from veil.errors import ApiError, FacesFileError, InvalidKeyError, SignatureError, StorageError
+from veil.detector import CenterFace
+from veil.errors import (
+    ApiError,
+    FacesFileError,
+    FrameSizeError,
+    InvalidKeyError,
+    NotAPhotoError,
+    SignatureError,
+    StorageError,
+)
+from veil.face_details import face_details
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
 from veil.keys import check_not_reserved, face_detection_key
+from veil.photos import Photo, detector_for, find_faces, open_photo
 from veil.queue import submit_face_detection
 from veil.runtime import ServiceConfig
 from veil.settings import MAX_FACE_JOBS, REGION
-from veil.storage import bucket_store
+from veil.storage import ObjectInfo, bucket_store
 from veil.storage.buckets import may_read
 
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_RESULTS = 1000
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+"""DetectFaces' ``Image.Bytes``, at most, as the cloud takes (decoded)."""
+MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024
+"""DetectFaces' ``Image.S3Object``, at most, as the cloud takes."""
+IMAGE_FORMATS = ("JPEG", "PNG")
+"""What the cloud's DetectFaces reads; veil's own photo jobs take more."""
 
 # The service model's patterns, matched with fullmatch: its ``$`` would also let a
 # trailing newline through.
@@ -101,6 +119,7 @@ class RekognitionConfig:
 def install(app: FastAPI, service: ServiceConfig, config: RekognitionConfig) -> None:
     """Serve the API on ``POST /`` of ``app``."""
     faces_cache = _FacesCache(service)
+    photos = _PhotoFaces(service)
 
     @app.post("/", include_in_schema=False)
     async def rekognition(request: Request) -> Response:
@@ -119,6 +138,7 @@ def install(app: FastAPI, service: ServiceConfig, config: RekognitionConfig) -> 
             service,
             config,
             faces_cache,
+            photos,
             request.url.path,
             request.url.query,
             headers,
@@ -131,6 +151,7 @@ def _handle(
     service: ServiceConfig,
     config: RekognitionConfig,
     faces_cache: _FacesCache,
+    photos: _PhotoFaces,
     path: str,
     query: str,
     headers: dict[str, str],
@@ -152,6 +173,8 @@ def _handle(
             result = _start(service, config, params, caller)
         elif operation == "GetFaceDetection":
             result = _get(faces_cache, params, caller)
+        elif operation == "DetectFaces":
+            result = _detect(service, config, photos, params)
         else:
             raise ApiError("UnknownOperationException", f"unknown operation {target!r}")
         return JSONResponse(
@@ -244,14 +267,7 @@ def _start(
     s3 = video.get("S3Object") if isinstance(video, dict) else None
     if not isinstance(s3, dict):
         raise ApiError("InvalidParameterException", "Video.S3Object is required")
-    bucket = _string(s3, "Bucket", required=True, shape="Bucket")
-    name = _string(s3, "Name", required=True)
-    version = _string(s3, "Version")
-    assert bucket is not None and name is not None
-    if not 1 <= len(name) <= 1024 or (version is not None and not 1 <= len(version) <= 1024):
-        raise ApiError(
-            "InvalidParameterException", "S3Object Name and Version must be 1 to 1024 characters"
-        )
+    bucket, name = _s3_object(s3)
     token = _string(params, "ClientRequestToken", shape="ClientRequestToken")
     job_tag = _string(params, "JobTag", shape="JobTag")
     attributes = _string(params, "FaceAttributes") or "DEFAULT"
@@ -273,19 +289,7 @@ def _start(
     job_id = jobs.face_detection_job_id(caller, token)
     if token and _started(job_id, identity):
         return {"JobId": job_id}
-    if not may_read(bucket, name, service.input, config.buckets):
-        # Answered as the cloud answers for an object it may not read (not
-        # AccessDeniedException, which there means the caller's own rights): boto3 users
-        # already handle it, and it tells nothing about which buckets exist.
-        raise ApiError("InvalidS3ObjectException", _UNREADABLE)
-    try:
-        info = bucket_store(bucket, service.input, service.output).stat(check_not_reserved(name))
-    except InvalidKeyError as exc:
-        raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
-    except StorageError as exc:
-        if _named_wrong(exc):
-            raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
-        raise ApiError("InternalServerError", str(exc), 500) from exc
+    info = _readable(service, config, bucket, name)
     if info.size > service.max_bytes:
         raise ApiError(
             "VideoTooLargeException",
@@ -311,6 +315,125 @@ def _start(
             )
         submit_face_detection(job_id, request)
     return {"JobId": job_id}
+
+
+def _s3_object(s3: dict[str, Any]) -> tuple[str, str]:
+    """The bucket and name of an ``S3Object`` parameter, checked as the service model
+    says. (Its ``Version`` is checked too; veil reads the current one.)"""
+    bucket = _string(s3, "Bucket", required=True, shape="Bucket")
+    name = _string(s3, "Name", required=True)
+    version = _string(s3, "Version")
+    assert bucket is not None and name is not None
+    if not 1 <= len(name) <= 1024 or (version is not None and not 1 <= len(version) <= 1024):
+        raise ApiError(
+            "InvalidParameterException", "S3Object Name and Version must be 1 to 1024 characters"
+        )
+    return bucket, name
+
+
+def _readable(
+    service: ServiceConfig, config: RekognitionConfig, bucket: str, name: str
+) -> ObjectInfo:
+    """The object a caller named, if the API may read it (the service's input bucket or
+    one the operator allowed); the cloud's one answer for every object it cannot read."""
+    if not may_read(bucket, name, service.input, config.buckets):
+        # Answered as the cloud answers for an object it may not read (not
+        # AccessDeniedException, which there means the caller's own rights): boto3 users
+        # already handle it, and it tells nothing about which buckets exist.
+        raise ApiError("InvalidS3ObjectException", _UNREADABLE)
+    try:
+        return bucket_store(bucket, service.input, service.output).stat(check_not_reserved(name))
+    except InvalidKeyError as exc:
+        raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
+    except StorageError as exc:
+        if _named_wrong(exc):
+            raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
+        raise ApiError("InternalServerError", str(exc), 500) from exc
+
+
+def _detect(
+    service: ServiceConfig, config: RekognitionConfig, photos: _PhotoFaces, params: dict[str, Any]
+) -> dict[str, Any]:
+    """DetectFaces: the faces on one picture, at once (no job). ``Image.Bytes`` (JPEG or
+    PNG, up to 5 MB) or ``Image.S3Object`` (up to 15 MB, from the buckets the API may
+    read); the boxes as GetFaceDetection gives them (grown as veil blurs them)."""
+    image = params.get("Image")
+    if not isinstance(image, dict) or ("Bytes" in image) == ("S3Object" in image):
+        raise ApiError("InvalidParameterException", "Image needs one of Bytes and S3Object")
+    attributes = params.get("Attributes", ["DEFAULT"])
+    if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
+        raise ApiError("InvalidParameterException", "Attributes must be a list of strings")
+    with tempfile.TemporaryDirectory(prefix="detect-", dir=service.work_dir) as tmp:
+        local = Path(tmp) / "image"
+        if "Bytes" in image:
+            local.write_bytes(_image_bytes(image["Bytes"]))
+        else:
+            s3 = image["S3Object"]
+            if not isinstance(s3, dict):
+                raise ApiError("InvalidParameterException", "Image.S3Object must be an object")
+            bucket, name = _s3_object(s3)
+            info = _readable(service, config, bucket, name)
+            if info.size > MAX_S3_IMAGE_BYTES:
+                raise ApiError(
+                    "ImageTooLargeException",
+                    f"{name} is {info.size:,} bytes; the limit is {MAX_S3_IMAGE_BYTES:,}",
+                )
+            try:
+                store = bucket_store(bucket, service.input, service.output)
+                store.download(info.key, local, etag=info.etag)
+            except StorageError as exc:
+                raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
+        try:
+            photo = open_photo(local)
+        except FrameSizeError as exc:
+            raise ApiError("ImageTooLargeException", "the image is too large") from exc
+        except NotAPhotoError as exc:
+            raise ApiError("InvalidImageFormatException", _UNSUPPORTED) from exc
+        if photo.format not in IMAGE_FORMATS:
+            raise ApiError("InvalidImageFormatException", _UNSUPPORTED)
+        return {"FaceDetails": photos.details(photo)}
+
+
+_UNSUPPORTED = "Request has unsupported image format"
+
+
+def _image_bytes(value: Any) -> bytes:
+    """``Image.Bytes`` as sent (base64 in JSON), decoded and within the cloud's limit."""
+    if not isinstance(value, str):
+        raise ApiError("InvalidParameterException", "Image.Bytes must be base64 text")
+    too_large = ApiError(
+        "ImageTooLargeException", f"Image.Bytes is over the limit of {MAX_IMAGE_BYTES:,} bytes"
+    )
+    if len(value) > (MAX_IMAGE_BYTES + 2) // 3 * 4:
+        raise too_large  # before decoding it
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ApiError("InvalidParameterException", "Image.Bytes is not base64") from exc
+    if len(data) > MAX_IMAGE_BYTES:
+        raise too_large
+    if not data:
+        raise ApiError("InvalidParameterException", "Image.Bytes is empty")
+    return data
+
+
+class _PhotoFaces:
+    """DetectFaces' detector (``veil.photos``, with the service's options), made at the
+    first call and used by one request at a time (it reuses its buffers)."""
+
+    def __init__(self, service: ServiceConfig) -> None:
+        self.service = service
+        self._detector: CenterFace | None = None
+        self._lock = threading.Lock()
+
+    def details(self, photo: Photo) -> list[dict[str, Any]]:
+        options = self.service.blur
+        picture = photo.rgb()
+        with self._lock:
+            if self._detector is None:
+                self._detector = detector_for(options)
+            found = find_faces(self._detector, picture, options.threshold)
+        return face_details(picture, found, options.box_scale)
 
 
 def _started(job_id: str, identity: dict[str, Any]) -> bool:
