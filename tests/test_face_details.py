@@ -29,7 +29,7 @@ def test_a_face_detail_as_the_cloud_gives_it():
     detail = details_of(0)
     assert set(detail) == {"BoundingBox", "Confidence", "Landmarks", "Pose", "Quality"}
     box = detail["BoundingBox"]
-    assert 0 <= box["Left"] and box["Left"] + box["Width"] <= 1
+    assert box["Left"] >= 0 and box["Left"] + box["Width"] <= 1
     assert 0 < detail["Quality"]["Brightness"] <= 100 and 0 < detail["Quality"]["Sharpness"] <= 100
     assert all(abs(v) <= 90 for v in detail["Pose"].values())
     assert not np.isnan([m["X"] for m in detail["Landmarks"]]).any()
