@@ -6,7 +6,7 @@ import pytest
 
 from veil.errors import InvalidKeyError
 from veil.jobs import JobRequest
-from veil.keys import check_video_key, is_video_key
+from veil.keys import check_media_key, is_media_key
 from veil.storage import MemoryStorage
 from veil.triggers import Poller, s3_event_keys, seaweedfs_event_keys, submit_keys
 
@@ -38,8 +38,8 @@ from veil.triggers import Poller, s3_event_keys, seaweedfs_event_keys, submit_ke
         ("a.faces.json.mp4", True),
     ],
 )
-def test_is_video_key(key, expected):
-    assert is_video_key(key) is expected
+def test_is_media_key(key, expected):
+    assert is_media_key(key) is expected
 
 
 def record(bucket: str, key: str, event: str = "ObjectCreated:Put") -> dict:
@@ -120,14 +120,14 @@ def test_poller_submits_each_version_once_and_waits_for_files_to_settle():
     ("key", "reason"),
     [
         (".veil/segments/job-1/1.mp4", "veil's own"),
-        ("t1.mp4.faces.json/a.mp4", "named like a video or a file veil publishes"),
-        ("notes.txt", "not a video file type"),
+        ("t1.mp4.faces.json/a.mp4", "named like a video, a photo or a file veil publishes"),
+        ("notes.txt", "not a video or photo file type"),
         ("../x.mp4", "'..'"),
     ],
 )
-def test_check_video_key_says_why(key, reason):
+def test_check_media_key_says_why(key, reason):
     with pytest.raises(InvalidKeyError, match=re.escape(reason)):
-        check_video_key(key)
+        check_media_key(key)
 
 
 def test_events_and_the_poller_skip_reserved_keys():

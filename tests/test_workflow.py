@@ -449,3 +449,63 @@ def test_a_step_result_recorded_by_an_older_veil_is_replayed_as_its_type():
     assert done == SegmentDone(run={"index": 0}, audit=None, versions={})
     kept = {"audit": {"passed": True}, "report": {}, "hold": False, "later": 1}
     assert restored(Checked, kept) == Checked({"passed": True}, {}, False)
+
+
+def test_a_photo_is_a_job_with_review(veil, tmp_path):
+    """Issue 27: a photo through the same workflow (validate, redact, audit, publish), its
+    faces kept for review; a person kept visible is held by the audit, then approved."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from veil.photo_corpus import group_photo, hidden_badly
+
+    photo = group_photo(7, 480, 360, (40.0, 64.0, 96.0))
+    source = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x013B] = "Ada Lovelace"  # Artist: names who took it
+    Image.fromarray(photo.picture).save(source, format="JPEG", quality=92, exif=exif)
+    veil.input.objects["party/group.jpg"] = source.getvalue()
+    job = veil.finished(
+        veil.call("POST", "/api/jobs", json={"key": "party/group.jpg"}).json()["id"]
+    )
+    assert job["status"] == "SUCCEEDED", job
+    assert [s["name"] for s in job["steps"]] == STEPS
+    assert job["audit"]["passed"] and job["audit"]["frames_checked"] == 1
+    published = np.asarray(Image.open(io.BytesIO(veil.output.objects["party/group.jpg"])))
+    assert hidden_badly(photo, published) == []
+    assert Image.open(io.BytesIO(veil.output.objects["party/group.jpg"])).getexif() == {}
+    faces = json.loads(veil.output.objects["party/group.jpg.faces.json"])
+    assert faces["VideoMetadata"]["FrameRate"] == 0 and len(faces["Faces"]) >= 3
+    assert "EXIF:Artist" in faces["MetadataRemoved"]["Tags"]
+    report = veil.call("GET", f"/api/jobs/{job['id']}/report").json()
+    assert report["frames"] == 1 and report["video"]["codec"] == "jpeg"
+
+    # Review: each face a track with a thumbnail; keep the largest visible.
+    review = veil.call("GET", f"/api/jobs/{job['id']}/review").json()
+    biggest = max(review["tracks"], key=lambda t: t["box"]["height"])
+    thumbnail = veil.call("GET", f"/api/jobs/{job['id']}/tracks/{biggest['id']}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+    show = [{"action": "show", "track": biggest["id"]}]
+    held = _rerender(veil, job["id"], {"edits": show, "renders": 0})
+    assert held["status"] == "NEEDS_REVIEW", held
+    assert held["held_key"] == f".veil/held/{job['id']}.jpg"
+    approved = _rerender(veil, job["id"], {"edits": show, "renders": 1, "approve": True})
+    assert approved["status"] == "SUCCEEDED", approved
+    published = np.asarray(Image.open(io.BytesIO(veil.output.objects["party/group.jpg"])))
+    assert [face for face, _, _ in hidden_badly(photo, published)] == [2]  # the 96 px one
+
+    # A box added over the picture (its times do not matter: a photo is one moment).
+    added = [
+        {
+            "action": "add",
+            "box": {"left": 0.0, "top": 0.0, "width": 0.2, "height": 0.2},
+            "start_ms": 0,
+            "end_ms": 5000,
+        }
+    ]
+    again = _rerender(veil, job["id"], {"edits": added, "renders": 2})
+    assert again["status"] == "SUCCEEDED", again
+    faces = json.loads(veil.output.objects["party/group.jpg.faces.json"])
+    assert len([f for f in faces["Faces"] if f["Face"]["Confidence"] == 100.0]) == 1

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 
 from veil.errors import InvalidKeyError
+from veil.photos import PHOTO_EXTENSIONS
 from veil.storage import check_key
 from veil.storage.local import NAME_MAX, PARTIAL_SUFFIX, fitting_name
 from veil.video import VIDEO_EXTENSIONS
@@ -30,7 +31,9 @@ REPORT_SUFFIX = ".veil.json"
 """A job's privacy report is published as ``KEY.veil.json``."""
 RESERVED_FOLDER = ".veil"
 """Where veil keeps its own objects in the output store (pieces, face-detection results)."""
-_PUBLISHED_ENDINGS = (*VIDEO_EXTENSIONS, FACES_SUFFIX, REPORT_SUFFIX)
+MEDIA_EXTENSIONS = (*VIDEO_EXTENSIONS, *PHOTO_EXTENSIONS)
+"""What a blur job takes: videos and photos."""
+_PUBLISHED_ENDINGS = (*MEDIA_EXTENSIONS, FACES_SUFFIX, REPORT_SUFFIX)
 
 
 def face_detection_key(job_id: str) -> str:
@@ -49,25 +52,29 @@ def check_not_reserved(key: str) -> str:
     for folder in folders:
         if folder.lower().endswith(_PUBLISHED_ENDINGS):
             raise InvalidKeyError(
-                key, f"the folder {folder!r} is named like a video or a file veil publishes"
+                key,
+                f"the folder {folder!r} is named like a video, a photo or a file veil publishes",
             )
     return key
 
 
-def check_video_key(key: str) -> str:
+def check_media_key(key: str) -> str:
     """``key`` if a job may read it and publish under it: not reserved
-    (``check_not_reserved``) and with a video extension; ``InvalidKeyError`` otherwise."""
+    (``check_not_reserved``) and with a video or photo extension; ``InvalidKeyError``
+    otherwise."""
     check_not_reserved(key)
-    if not key.lower().endswith(VIDEO_EXTENSIONS):
-        raise InvalidKeyError(key, f"not a video file type ({', '.join(VIDEO_EXTENSIONS)})")
+    if not key.lower().endswith(MEDIA_EXTENSIONS):
+        raise InvalidKeyError(
+            key, f"not a video or photo file type ({', '.join(MEDIA_EXTENSIONS)})"
+        )
     return key
 
 
-def is_video_key(key: str) -> bool:
-    """Whether ``key`` should start a job (``check_video_key`` passes): listings and events
+def is_media_key(key: str) -> bool:
+    """Whether ``key`` should start a job (``check_media_key`` passes): listings and events
     also name folders, parts, other files and veil's own objects, which are skipped."""
     try:
-        check_video_key(key)
+        check_media_key(key)
     except InvalidKeyError:
         return False
     return True

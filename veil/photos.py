@@ -50,7 +50,7 @@ from veil.errors import (
     NotAPhotoError,
     OutputError,
 )
-from veil.faces_file import FacesFileWriter, photo_metadata, ratio_digits, rounded
+from veil.faces_file import FacesFileWriter, photo_metadata, ratio_digits, read_faces, rounded
 from veil.pipeline import BlurOptions
 from veil.streams import RemovedMetadata
 
@@ -464,6 +464,10 @@ class PhotoResult:
     faces: Detections
     metadata_removed: dict[str, list[str]] | None = None
 
+    def numbered_faces(self) -> Detections:
+        """``faces`` with the track numbers the faces file gives them (``numbered``)."""
+        return numbered(self.faces)
+
 
 def blur_photo(
     input_path: str | Path,
@@ -485,6 +489,25 @@ def blur_photo(
     removed = photo.removed_metadata(options.keep_metadata).to_json()
     if faces_out is not None:
         write_faces(photo, faces, faces_out, removed)
+    save_photo(photo, output_path, keep_metadata=options.keep_metadata)
+    return PhotoResult(photo.width, photo.height, photo.format, faces, removed)
+
+
+def redact_photo(
+    input_path: str | Path,
+    faces_path: str | Path,
+    output_path: str | Path,
+    options: BlurOptions | None = None,
+) -> PhotoResult:
+    """Hide the boxes of a faces file (a reviewer's edit of ``blur_photo``'s, all of its
+    entries whatever their time) on the picture at ``input_path``, without detecting."""
+    options = options or BlurOptions()
+    photo = open_photo(input_path)
+    listed = read_faces(faces_path, photo.width, photo.height)
+    faces = Detections.concatenate([found for _, found in listed]) if listed else Detections.empty()
+    boxes = faces.grown(options.box_scale).clipped(photo.width, photo.height)
+    hide_faces(photo, boxes, get_anonymizer(options.mode))
+    removed = photo.removed_metadata(options.keep_metadata).to_json()
     save_photo(photo, output_path, keep_metadata=options.keep_metadata)
     return PhotoResult(photo.width, photo.height, photo.format, faces, removed)
 
@@ -519,9 +542,6 @@ def write_faces(
 ) -> None:
     """The faces file of a photo: a video of one frame at time 0 (``photo_metadata``),
     each face its own track, so review can keep or remove one."""
-    numbered = Detections(
-        faces.xyxy, faces.confidence, faces.landmarks, np.arange(len(faces), dtype=np.int64)
-    )
     head: dict[str, Any] = {
         "JobStatus": "SUCCEEDED",
         "VideoMetadata": photo_metadata(photo.path, photo.format, photo.width, photo.height),
@@ -530,9 +550,15 @@ def write_faces(
         head["MetadataRemoved"] = metadata_removed
     digits = ratio_digits(photo.width, photo.height)
     with FacesFileWriter(path, head) as writer:
-        for face in numbered.to_rekognition(photo.width, photo.height):
+        for face in numbered(faces).to_rekognition(photo.width, photo.height):
             writer.add_entry({"Timestamp": 0, "Face": rounded(face, digits)})
         writer.commit()
+
+
+def numbered(faces: Detections) -> Detections:
+    """A photo's faces, each its own track (0, 1, ...), so review can name one."""
+    numbers = np.arange(len(faces), dtype=np.int64)
+    return Detections(faces.xyxy, faces.confidence, faces.landmarks, numbers)
 
 
 def audit_photo(

@@ -21,6 +21,7 @@ from typing import Any
 import veil
 from veil.audit import audit_video, service_sampling, track_edges
 from veil.detector import cpu_instruction_sets
+from veil.photos import PhotoResult
 from veil.pipeline import BlurOptions, RunResult
 
 FORMAT = "veil-privacy-report/1"
@@ -70,6 +71,24 @@ def run_summary(result: RunResult, **joined: Any) -> RunSummary:
             "codec": info.codec,
         },
         **joined,
+    )
+
+
+def photo_summary(result: PhotoResult) -> RunSummary:
+    """A photo as reports see a run: a video of one frame, each face a track."""
+    return RunSummary(
+        frames=1,
+        frames_analysed=1,
+        frames_followed=0,
+        tracks=len(result.faces),
+        metadata_removed=result.metadata_removed,
+        video={
+            "width": result.width,
+            "height": result.height,
+            "fps": 0.0,
+            "duration_s": 0.0,
+            "codec": result.format.lower(),
+        },
     )
 
 

@@ -238,6 +238,8 @@ def _frame_ms(faces: Mapping[str, Any]) -> float:
 def _added_range(faces: Mapping[str, Any], edit: Edit) -> tuple[int, int]:
     """The frames (first time in ms, count) an added box covers, within the video."""
     assert edit.start_ms is not None and edit.end_ms is not None
+    if faces.get("VideoMetadata", {}).get("FrameRate") == 0:
+        return 0, 1  # a photo (veil.faces_file.photo_metadata): its one picture
     step = _frame_ms(faces)
     duration = faces.get("VideoMetadata", {}).get("DurationMillis")
     end = edit.end_ms if not duration else min(edit.end_ms, int(duration))

@@ -24,7 +24,7 @@ from veil.errors import (
     StorageError,
 )
 from veil.jobs import JobRequest
-from veil.keys import check_video_key, is_video_key
+from veil.keys import check_media_key, is_media_key
 from veil.runtime import runtime
 from veil.storage import Storage
 from veil.webhooks import check_webhook_url
@@ -100,7 +100,7 @@ def submit_key(
     ``WebhookURLError`` for a ``webhook_url`` veil may not send to (``webhook_hosts``:
     the hosts the operator allowed; by default those of the running service), and
     ``ObjectNotFoundError`` when there is no such object."""
-    check_video_key(key)
+    check_media_key(key)
     if webhook_url:  # as in the workflow, an empty URL is none
         if webhook_hosts is None:
             webhook_hosts = runtime().config.webhook_hosts
@@ -150,7 +150,7 @@ class Poller:
         for info in self.store.list():
             version = (info.key, info.etag)
             listed.add(version)
-            if version in self._seen or not is_video_key(info.key):
+            if version in self._seen or not is_media_key(info.key):
                 continue
             if self.settle and version not in self._previous:
                 continue  # may still be growing; look again next time

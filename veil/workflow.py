@@ -44,9 +44,10 @@ from veil.jobs import (
     JobRequest,
     JobStatus,
 )
-from veil.keys import check_video_key, faces_file_key, held_key, report_key
+from veil.keys import check_media_key, faces_file_key, held_key, report_key
+from veil.photos import audit_photo, blur_photo, is_photo_path, open_photo, redact_photo
 from veil.pipeline import BlurOptions, blur_video, detect_video, redact_video
-from veil.report import RunSummary, audit_and_report, run_summary, write_report
+from veil.report import RunSummary, audit_and_report, photo_summary, run_summary, write_report
 from veil.review import apply_edits, parse_edits
 from veil.segments import plan_segments
 from veil.steps import (
@@ -111,7 +112,7 @@ def validate(job_id: str, request: JobRequest) -> Validated:
     key = request.key
     progress_store().set(job_id, "Validate", 0, None, force=True)
     try:
-        check_video_key(key)  # every way in checked it; a job queued by an older veil may not
+        check_media_key(key)  # every way in checked it; a job queued by an older veil may not
     except InvalidKeyError as exc:
         raise JobFailed(f"{key}: {exc.reason}") from None
     size = source_store(request).stat(key).size
@@ -119,6 +120,13 @@ def validate(job_id: str, request: JobRequest) -> Validated:
     if size > limit:
         raise JobFailed(f"{key}: too large ({size:,} bytes; the limit is {limit:,})")
     local = fetch_input(job_id, request)
+    if is_photo_path(key):
+        with failing_job(key):
+            photo = open_photo(local)  # its header, size and pixels checked
+        progress_store().set(job_id, "Validate", 1, 1, force=True, duration=0.0)
+        return Validated(
+            width=photo.width, height=photo.height, frames=1, duration=0.0, segments=None
+        )
     seconds = config().segment_seconds
     with failing_job(key):
         info = probe(local)
@@ -180,6 +188,14 @@ def _detect_and_redact(job_id: str, request: JobRequest) -> RunSummary:
     local = fetch_input(job_id, request)
     output, faces = results_paths(job_id, request.key)
     thumbnails = Thumbnails()
+    if is_photo_path(request.key):
+        with failing_job(request.key):
+            hidden = blur_photo(local, output, blur_options(request), faces_out=faces)
+            picture = open_photo(local).rgb()
+        # Numbered as the faces file numbers them: each face its own track.
+        thumbnails.offer(lambda: picture, hidden.numbered_faces())
+        review_store().keep(job_id, faces, thumbnails.pictures)
+        return photo_summary(hidden)
     with failing_job(request.key):
         result = blur_video(
             local,
@@ -207,6 +223,10 @@ def _redact_reviewed(
     local = fetch_input(render_id, request)
     output, faces = results_paths(render_id, request.key)
     faces_file.save(apply_edits(review_store().faces(job_id), parse_edits(edits)), faces)
+    if is_photo_path(request.key):
+        with failing_job(request.key):
+            hidden = redact_photo(local, faces, output, blur_options(request))
+        return photo_summary(hidden)
     with failing_job(request.key):
         result = redact_video(
             local,
@@ -276,7 +296,8 @@ def audit(
             edits=edits or [],
             redacted_from="detections" if edits is None else "reviewed detections",
             progress=progress_reporter(job_id, "Audit"),
-            audit=run.audit,  # a segmented job's, joined from its segments'
+            # A segmented job's, joined from its segments'; a photo's, its one look.
+            audit=audit_photo(output).to_json() if is_photo_path(request.key) else run.audit,
         )
     found = report["audit"]
     hold = not found["passed"] and config().on_audit_finding == "hold"

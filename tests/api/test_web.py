@@ -134,7 +134,9 @@ def test_bad_uploads_say_what_is_wrong(browser, server, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a video")
     page.set_input_files("#file", str(notes))
-    expect(page.locator("#uploads li.error")).to_contain_text("notes.txt: not a video file type")
+    expect(page.locator("#uploads li.error")).to_contain_text(
+        "notes.txt: not a video or photo file type"
+    )
     fake = tmp_path / "fake.mp4"
     fake.write_text("a text file named like a video")
     page.set_input_files("#file", str(fake))

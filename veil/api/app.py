@@ -35,7 +35,7 @@ from veil.errors import (
     VeilError,
 )
 from veil.jobs import Job, JobRequest, JobStatus
-from veil.keys import check_video_key, is_video_key
+from veil.keys import check_media_key, is_media_key
 from veil.queue import submit_rerender
 from veil.review import (
     MAX_WHOLE,
@@ -200,7 +200,7 @@ def create_app(service: Service) -> FastAPI:
         """``key`` if an upload may be stored under it; a 400 naming it (or the file)
         and why otherwise."""
         try:
-            return check_video_key(key)
+            return check_media_key(key)
         except InvalidKeyError as exc:
             shown = key if len(key) <= 100 else key[:100] + "..."
             raise HTTPException(400, f"{shown}: {exc.reason}") from None
@@ -467,7 +467,7 @@ def create_app(service: Service) -> FastAPI:
         """Videos in the input bucket, to start jobs for."""
         found = []
         for info in service.config.input.list():
-            if is_video_key(info.key):
+            if is_media_key(info.key):
                 found.append({"key": info.key, "size": info.size})
                 if len(found) >= limit:
                     break

@@ -45,8 +45,8 @@ from veil.pipeline import (
     redact_video,
 )
 from veil.report import (
-    RunSummary,
     audit_and_report,
+    photo_summary,
     privacy_report,
     run_summary,
     sha256_file,
@@ -150,27 +150,13 @@ def _report_photo(
 ) -> None:
     """``--report`` for a photo: its output audited (``audit_photo``) and reported on as a
     video of one frame."""
-    summary = RunSummary(
-        frames=1,
-        frames_analysed=1,
-        frames_followed=0,
-        tracks=len(made.faces),
-        metadata_removed=made.metadata_removed,
-        video={
-            "width": made.width,
-            "height": made.height,
-            "fps": 0.0,
-            "duration_s": 0.0,
-            "codec": made.format.lower(),
-        },
-    )
     made_report = privacy_report(
         input_name=src.name,
         input_sha256=sha256_file(src),
         output_name=dst.name,
         output_sha256=sha256_file(dst),
         options=options,
-        run=summary,
+        run=photo_summary(made),
         audit=audit_photo(dst).to_json(),
     )
     write_report(made_report, report)
