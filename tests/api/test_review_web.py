@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Request, expect
 from servers import VeilServer, wait_for
@@ -570,3 +571,54 @@ def test_keep_a_person_and_make_a_drawn_box_follow_a_moving_face(browser: Browse
     assert {face for _, face, _ in visible} == {0}  # that person, and nobody else
     assert len(visible) == CROSSING.frames  # on every frame
     assert job["audit"]["findings"]
+
+
+def test_a_photo_end_to_end_in_the_page(
+    browser: Browser, missing_server: VeilServer, tmp_path: Path
+):
+    """Issue 27, done when: the page shows a photo job end to end. The detector misses
+    both faces here, the audit finds them: the job is held, the page shows the original
+    and the held picture side by side, and the reviewer covers each finding and
+    re-renders; the published photo shows no face."""
+    from PIL import Image
+
+    from veil.photo_corpus import group_photo, hidden_badly
+
+    server = missing_server
+    photo = group_photo(11, 480, 360, (28.0, 36.0))
+    source = tmp_path / "team.jpg"
+    Image.fromarray(photo.picture).save(source, quality=92)
+    page, errors = new_page(browser)
+    page.goto(server.url + "/")
+    page.set_input_files("#file", str(source))
+    row = page.locator("#jobs tbody tr", has_text="team.jpg")
+    expect(row.locator(".status")).to_have_text("NEEDS_REVIEW", timeout=120_000)
+    row.locator("a", has_text="team.jpg").click()
+    # Pictures, not players, side by side: the original and what the audit held.
+    expect(page.locator("#compare")).to_be_visible()
+    for shown in ("#image-original", "#image-result"):
+        expect(page.locator(shown)).to_be_visible()
+        page.wait_for_function(f"document.querySelector('{shown}').naturalWidth === 480")
+    expect(page.locator("#video-original")).to_be_hidden()
+    expect(page.locator("#result-caption")).to_have_text("Held by the audit (not published)")
+
+    page.click("#review-link")
+    expect(page.locator("#review")).to_be_visible()
+    page.wait_for_function("document.querySelector('#review-video')?.naturalWidth === 480")
+    expect(page.locator("#transport")).to_be_hidden()  # one moment: no time to move through
+    expect(page.locator("#box-start")).to_be_hidden()
+    expect(page.locator("#held-figure")).to_be_visible()
+    findings = page.locator("#findings-buttons button")
+    expect(findings).to_have_count(2)
+    for n in range(2):
+        findings.nth(n).click()
+        page.click("#add-box")
+    expect(page.locator("#added li")).to_have_count(2)
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/review")) as post:
+        page.click("#rerender")
+    assert [(e["start_ms"], e["end_ms"]) for e in sent_body(post.value)["edits"]] == [(0, 0)] * 2
+    expect(page.locator("#job-status .status")).to_have_text("SUCCEEDED", timeout=120_000)
+    page.wait_for_function("document.querySelector('#image-result').naturalWidth === 480")
+    published = server.data / "output" / "team.jpg"
+    assert hidden_badly(photo, np.asarray(Image.open(published).convert("RGB"))) == []
+    assert errors == []

@@ -28,6 +28,9 @@ const RERENDER_STEPS = [
   { name: "Publish", label: "Publish", what: "video and faces.json" },
 ];
 const ENDED = ["SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW"];
+// Keys veil takes as photos (veil.photos.PHOTO_EXTENSIONS): one picture, no timeline.
+const PHOTO = /\.(jpe?g|png|webp|tiff?|bmp|gif|heic|heif|avif)$/i;
+const isPhoto = (key) => PHOTO.test(key || "");
 const REVIEWABLE = ["NEEDS_REVIEW", "SUCCEEDED"];
 // How the jobs list names the step a job is in.
 const PROGRESS_LABELS = { Segments: "Detect + redact in segments" };
@@ -488,8 +491,13 @@ async function refreshJob(id) {
   const version = `${job.id}:${done ? job.output_etag : job.held_etag}`;
   if ((done || heldOutput) && $("#compare").dataset.job !== version) {
     $("#compare").dataset.job = version;
-    $("#video-original").src = withKey(`/api/jobs/${job.id}/input`);
-    $("#video-result").src = done
+    // A photo is shown as pictures, a video in players (one of each pair is hidden).
+    const photo = isPhoto(job.key);
+    const [original, result] = photo ? ["#image-original", "#image-result"] : ["#video-original", "#video-result"];
+    for (const sel of ["#image-original", "#image-result"]) $(sel).hidden = !photo;
+    for (const sel of ["#video-original", "#video-result"]) $(sel).hidden = photo;
+    $(original).src = withKey(`/api/jobs/${job.id}/input`);
+    $(result).src = done
       ? withKey(`/api/jobs/${job.id}/result?v=${encodeURIComponent(job.output_etag || "")}`)
       : withKey(`/api/jobs/${job.id}/held?v=${encodeURIComponent(job.held_etag || "")}`);
     text($("#result-caption"), done ? "Anonymized" : "Held by the audit (not published)");
@@ -532,7 +540,7 @@ function route() {
 
 // Review: a person's edits to a job's detections (veil.review). Every request sends the
 // whole list of edits; they always apply to the job's own detections.
-const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30, keyframes: [], boxes: { from_ms: 0, to_ms: -1, boxes: [], loading: null } };
+const review = { id: null, job: null, data: null, edits: [], draft: null, drag: null, duration: 1000, fps: 30, photo: false, keyframes: [], boxes: { from_ms: 0, to_ms: -1, boxes: [], loading: null } };
 const clamp = (v, lo = 0, hi = 1) => Math.min(hi, Math.max(lo, v));
 
 // Drafts: the edits saved on the server as they are made (veil.review.Draft), so a
@@ -609,6 +617,11 @@ async function openReview(id) {
   const video = data.video || {};
   review.duration = video.DurationMillis || (job.duration ? job.duration * 1000 : 1000);
   review.fps = video.FrameRate || 30;
+  // A photo is one moment: no transport, no times, no keyframes.
+  if (review.photo !== isPhoto(job.key) && $("#review-video")) $("#review-video").remove();
+  review.photo = isPhoto(job.key);
+  $("#review").classList.toggle("photo", review.photo);
+  $("#transport").hidden = review.photo;
   text($("#review-title"), `Review: ${job.key}`);
   const renders = data.renders ? `, re-rendered ${data.renders} time${data.renders === 1 ? "" : "s"}` : "";
   $("#review-status").replaceChildren(el("span", { class: `status ${job.status}` }, job.status), ` ${data.tracks.length} face${data.tracks.length === 1 ? "" : "s"} tracked${renders}`);
@@ -619,7 +632,9 @@ async function openReview(id) {
   const source = withKey(`/api/jobs/${id}/input`);
   if (player.dataset.src !== source) { player.dataset.src = source; player.src = source; }
   // What the audit held, beside the original and in step with it.
-  const heldPlayer = $("#review-held");
+  const heldPlayer = $(review.photo ? "#review-held-image" : "#review-held");
+  $("#review-held").hidden = review.photo;
+  $("#review-held-image").hidden = !review.photo;
   const heldSource = job.status === "NEEDS_REVIEW" && job.held_key ? withKey(`/api/jobs/${id}/held?v=${encodeURIComponent(job.held_etag || "")}`) : "";
   $("#held-figure").hidden = !heldSource;
   if (heldPlayer.dataset.src !== heldSource) { heldPlayer.dataset.src = heldSource; if (heldSource) heldPlayer.src = heldSource; else heldPlayer.removeAttribute("src"); }
@@ -762,6 +777,7 @@ function formBox() {
 }
 
 function formTimes() {
+  if (review.photo) return { start_ms: 0, end_ms: 0 };
   const start = Number.parseFloat($("#box-start").value);
   const end = $("#box-to-end").checked ? review.duration / 1000 : Number.parseFloat($("#box-end").value);
   if (!Number.isFinite(start) || !Number.isFinite(end)) return { error: "Give the start and end in seconds." };
@@ -959,6 +975,13 @@ function setDraft(box) {
 function reviewPlayer() {
   let player = $("#review-video");
   if (player) return player;
+  if (review.photo) {
+    // A picture standing in for a paused player at its one moment.
+    player = el("img", { id: "review-video", alt: "The original photo" });
+    Object.assign(player, { currentTime: 0, paused: true, pause() {}, play: () => Promise.resolve(), load() {} });
+    $("#stage").prepend(player);
+    return player;
+  }
   player = el("video", { id: "review-video", preload: "auto", muted: "", playsinline: "" });
   player.muted = true;
   for (const name of ["timeupdate", "seeked", "loadedmetadata", "play", "pause"]) player.addEventListener(name, updateClock);
