@@ -131,7 +131,7 @@ def test_folder_reports_failures_and_goes_on(clip, tmp_path):
     assert visible_faces(tmp_path / "out" / "good.mp4", clip.scene) == []
     errors = [line for line in result.output.splitlines() if line.startswith("veil: error:")]
     assert len(errors) == 8
-    assert "8 of 9 videos failed" in result.output
+    assert "8 of 9 files failed" in result.output
 
 
 def test_detect_and_redact_commands(clip, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from veil.cli import AUDIT_FINDINGS_EXIT, main
 from veil.errors import FrameSizeError, NotAPhotoError
@@ -410,3 +410,114 @@ def test_veil_blur_report_and_veil_audit_on_a_photo(small, tmp_path):
 
 def test_exiftool_is_there():
     assert shutil.which("exiftool"), "the photo tests need Debian's libimage-exiftool-perl"
+
+
+# -- what an attacker's review found (issue 27) -------------------------------------------
+
+
+def test_a_photo_without_faces_loses_its_metadata_too(tmp_path):
+    # Found no face, the picture is still written anew: no EXIF, XMP or comment comes along.
+    plain = np.full((120, 160, 3), 128, np.uint8)
+    exif = Image.Exif()
+    exif[0x013B] = "Ada Lovelace"
+    cases = {
+        "a.jpg": {"exif": exif, "comment": b"at the party"},
+        "a.heic": {"exif": exif, "xmp": XMP_REGIONS.encode()},
+        "a.gif": {"comment": b"at the party"},
+        "a.webp": {"exif": exif},
+        "a.png": {"exif": exif},
+    }
+    for name, extra in cases.items():
+        source, output = tmp_path / name, tmp_path / f"out-{name}"
+        picture = Image.fromarray(plain)
+        (picture.quantize() if name.endswith(".gif") else picture).save(source, **extra)
+        assert metadata_groups(source) - {"GIFFile"}, name  # the input carries some
+        result = blur_photo(source, output)
+        assert len(result.faces) == 0
+        # Nothing beyond what the format itself writes for a bare picture (a HEIC's
+        # container boxes, for one).
+        bare = tmp_path / f"bare-{name}"
+        (picture.quantize() if name.endswith(".gif") else picture).save(bare)
+        assert metadata_groups(output) <= metadata_groups(bare), (name, exiftool(output))
+        assert "IFD0:Artist" not in exiftool(output)
+        assert b"Ada" not in output.read_bytes() and b"party" not in output.read_bytes()
+
+
+def test_twelve_bit_grey_in_a_sixteen_bit_png_is_seen(small, tmp_path):
+    # Scientific, medical and thermal cameras store 12 bits in 16: nearly black, shifted.
+    source, output = tmp_path / "deep12.png", tmp_path / "out.png"
+    grey = np.asarray(Image.fromarray(small.picture).convert("L"), np.uint16) * 16
+    Image.fromarray(grey).save(source)
+    result = blur_photo(source, output)
+    assert len(result.faces) == len(SMALL)
+    with Image.open(output) as written:
+        shown = (np.asarray(written, np.uint32) // 16).clip(0, 255).astype(np.uint8)
+    truth = np.asarray(Image.fromarray(small.picture).convert("L"))
+    grey_photo = GroupPhoto(small.scene, np.repeat(truth[..., None], 3, 2), small.boxes, SMALL)
+    assert hidden_badly(grey_photo, np.repeat(shown[..., None], 3, 2)) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "save"),
+    [
+        ("grey-alpha.png", "LA", {}),
+        ("dithered.png", "1", {}),
+        ("fax.tif", "1", {"compression": "group4"}),
+    ],
+)
+def test_grey_with_alpha_and_one_bit_pictures(small, tmp_path, name, mode, save):
+    source, output = tmp_path / name, tmp_path / f"out-{name}"
+    Image.fromarray(small.picture).convert(mode).save(source, **save)
+    result = blur_photo(source, output, faces_out=tmp_path / "faces.json")
+    assert len(result.faces) == len(SMALL)
+    truth = np.asarray(Image.fromarray(small.picture).convert("L"))
+    grey_photo = GroupPhoto(small.scene, np.repeat(truth[..., None], 3, 2), small.boxes, SMALL)
+    with Image.open(output) as written:
+        shown = np.asarray(written.convert("L"))
+    assert hidden_badly(grey_photo, np.repeat(shown[..., None], 3, 2)) == []
+    assert oct(output.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def test_keep_metadata_never_keeps_a_picture_hidden_in_exif_or_xmp(small, tmp_path):
+    import base64
+
+    face = io.BytesIO()
+    Image.fromarray(small.picture).save(face, format="JPEG", quality=85)
+    hidden = face.getvalue()
+    preview = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        'xmlns:X="http://ns.adobe.com/xap/1.0/" xmlns:G="http://ns.adobe.com/xap/1.0/g/img/">'
+        '<X:Thumbnails><rdf:Alt><rdf:li rdf:parseType="Resource"><G:image>'
+        + base64.b64encode(hidden).decode()
+        + "</G:image></rdf:li></rdf:Alt></X:Thumbnails></rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    maker = Image.Exif()
+    maker[0x013B] = "Ada Lovelace"
+    maker.get_ifd(ExifTags.IFD.Exif)[0x927C] = b"ACME\0" + hidden[:60_000]
+    plain = Image.Exif()
+    plain[0x013B] = "Ada Lovelace"
+    in_exif = Image.Exif()
+    in_exif[0x013B] = "Ada Lovelace"
+    in_exif[0x02BC] = preview.encode()
+    cases = {
+        "maker.jpg": {"exif": maker, "quality": 92},
+        "prefix.webp": {"xmp": preview.encode(), "exif": plain, "quality": 92},
+        "xmp-in-exif.webp": {"exif": in_exif, "quality": 92},
+    }
+    for name, extra in cases.items():
+        source, output = tmp_path / name, tmp_path / f"out-{name}"
+        Image.fromarray(small.picture).save(source, **extra)
+        blur_photo(source, output, BlurOptions(keep_metadata=True))
+        written = output.read_bytes()
+        assert hidden[:2000] not in written and base64.b64encode(hidden)[:2000] not in written
+        assert tuple(exiftool(output).get(k) for k in ("IFD0:Artist",)) == ("Ada Lovelace",)
+        assert_hidden(small, output)

@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import warnings
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
@@ -129,10 +132,12 @@ class Photo:
         but the EXIF and XMP it keeps (never a hidden picture, nor the orientation)."""
         if not keep_metadata:
             return self.removed
-        xmp_kept = "XMP preview" not in self.removed.streams
+        xmp = self.source.get("xmp")
+        xmp_kept = xmp is not None and _xmp_keepable(_as_bytes(xmp))
+        never = {f"EXIF:{ExifTags.TAGS.get(tag, hex(tag))}" for tag in _NEVER_KEPT}
 
         def kept(tag: str) -> bool:
-            if tag.startswith("EXIF:Orientation"):
+            if tag.startswith("EXIF:Orientation") or tag in never:
                 return False
             return tag.startswith(("EXIF:", "GPS:")) or (xmp_kept and tag.startswith("XMP"))
 
@@ -148,17 +153,31 @@ class Photo:
         return self.image.height
 
     def rgb(self) -> npt.NDArray[np.uint8]:
-        """The picture as 8-bit RGB, what the detector looks at."""
+        """The picture as 8-bit RGB, what the detector looks at: 16-bit grey stretched
+        from its darkest to its brightest value (12-bit data in a 16-bit file would be
+        nearly black shifted down), a dithered 1-bit picture smoothed."""
         image = self.image
         if image.mode == "I;16":
-            wide = np.asarray(image, dtype=np.uint16)
-            return np.repeat((wide >> 8).astype(np.uint8)[..., None], 3, axis=2)
-        return np.asarray(image.convert("RGB"))
+            wide = np.asarray(image).astype(np.float32)
+            low, high = np.percentile(wide, (0.1, 99.9))
+            grey = np.clip((wide - low) * (255 / max(float(high - low), 1.0)), 0, 255)
+            return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+        picture = np.asarray(image.convert("RGB"))
+        if self.source.get("bilevel"):
+            picture = np.asarray(cv2.GaussianBlur(picture, (0, 0), 1.0), np.uint8)
+        return picture
 
 
-def open_photo(path: str | Path) -> Photo:
-    """Read a picture: its header checked first (``NotAPhotoError``, ``FrameSizeError``),
-    then its pixels, turned upright by its EXIF orientation."""
+def open_photo(
+    path: str | Path,
+    *,
+    formats: Collection[str] = tuple(PHOTO_FORMATS),
+    max_pixels: int = MAX_PHOTO_PIXELS,
+) -> Photo:
+    """Read a picture: its header checked first (one of ``formats``, Pillow's names; at
+    most ``max_pixels``; one picture), then its pixels, turned upright by its EXIF
+    orientation. ``NotAPhotoError`` or ``FrameSizeError`` say why not, whatever Pillow
+    or a plugin raised."""
     path = Path(path)
     try:
         with warnings.catch_warnings():
@@ -172,28 +191,51 @@ def open_photo(path: str | Path) -> Photo:
     except IsADirectoryError:
         raise NotAPhotoError(path, "a folder, not a picture") from None
     except Image.DecompressionBombError:
-        raise FrameSizeError(
-            path, f"larger than veil processes (pictures up to {MAX_PHOTO_PIXELS:,} pixels)"
-        ) from None
+        raise FrameSizeError(path, f"larger than veil processes ({_pixels(max_pixels)})") from None
     except UnidentifiedImageError:
         empty = path.stat().st_size == 0
         raise NotAPhotoError(
             path, "empty file (0 bytes)" if empty else "not a picture (unrecognised format)"
         ) from None
+    except Exception as exc:  # a plugin that chokes on a damaged header: see below
+        raise NotAPhotoError(path, f"a damaged picture ({_one_line(exc)})") from None
     with opened:
-        return _decoded(path, opened)
+        _check_header(path, opened, formats, max_pixels)
+        try:
+            return _decoded(path, opened)
+        except Exception as exc:
+            # Pillow and its plugins say a damaged or truncated file in many ways
+            # (OSError, SyntaxError, ValueError, EOFError, libheif's RuntimeError...),
+            # from reading metadata as well as pixels: one message for them all.
+            raise NotAPhotoError(
+                path, f"a damaged or truncated picture ({_one_line(exc)})"
+            ) from None
 
 
-def _decoded(path: Path, opened: Image.Image) -> Photo:
+def _pixels(max_pixels: int) -> str:
+    return f"pictures up to {max_pixels:,} pixels"
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def _check_header(
+    path: Path, opened: Image.Image, formats: Collection[str], max_pixels: int
+) -> None:
+    """Refuse from the header alone, before a pixel is decoded: a format not taken, too
+    many pixels (a small file can claim any size), several pictures."""
     kind = opened.format or ""
     if kind not in PHOTO_FORMATS:
         raise NotAPhotoError(path, f"a {kind or 'picture'} file, which veil does not write")
+    if kind not in formats:
+        raise NotAPhotoError(path, f"a {kind} picture; this takes {', '.join(formats)}")
     width, height = opened.size
-    if width * height > MAX_PHOTO_PIXELS:
+    if width * height > max_pixels:
         raise FrameSizeError(
             path,
             f"{width}x{height} is {width * height:,} pixels, larger than veil processes "
-            f"(pictures up to {MAX_PHOTO_PIXELS:,} pixels)",
+            f"({_pixels(max_pixels)})",
         )
     pictures = getattr(opened, "n_frames", 1)
     if pictures > 1 and kind != "MPO":
@@ -203,28 +245,38 @@ def _decoded(path: Path, opened: Image.Image) -> Photo:
             f"an animated or multi-page picture ({pictures} {what}): veil takes single "
             "pictures; make a video of it first (ffmpeg -i IN OUT.mp4) and blur that",
         )
+
+
+def _decoded(path: Path, opened: Image.Image) -> Photo:
+    kind = opened.format or ""
     removed = inventory(opened)
     source = _kept_of(opened)
-    try:
-        upright = ImageOps.exif_transpose(opened)
-        upright.load()
-    except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow says a truncated or damaged file in many ways; one message for them all.
-        raise NotAPhotoError(path, f"a damaged or truncated picture ({exc})") from None
+    if opened.mode == "1":
+        source["bilevel"] = True  # dithered: the detector looks at it smoothed
+    upright = ImageOps.exif_transpose(opened)
+    upright.load()
     image = _workable(upright)
     return Photo(path, image, PHOTO_FORMATS[kind], source, removed)
 
 
 def _workable(image: Image.Image) -> Image.Image:
-    """``image`` in a mode whose channels can be averaged: palettes and 1-bit pictures
-    become RGB(A) or grey; 32-bit integer and float pictures become 8-bit grey."""
+    """``image`` in a mode whose channels can be averaged: palettes become RGB(A), 1-bit
+    pictures grey; other 16-bit layouts, 32-bit integer and float pictures 16-bit grey
+    (their range stretched to it when it does not fit)."""
     if image.mode in _COLOUR_MODES:
         return image
     if image.mode in ("P", "PA"):
         transparent = image.mode == "PA" or "transparency" in image.info
         return image.convert("RGBA" if transparent else "RGB")
-    if image.mode in ("1", "I", "F", "I;16B", "I;16L", "I;16N"):
+    if image.mode == "1":
         return image.convert("L")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        values = np.asarray(image).astype(np.float64)
+        low, high = float(values.min(initial=0)), float(values.max(initial=0))
+        if low < 0 or high > 65535 or image.mode == "F":
+            values = (values - low) * (65535 / max(high - low, 1e-9))
+        wide = np.ascontiguousarray(np.clip(values, 0, 65535).astype(np.uint16))
+        return Image.frombytes("I;16", image.size, wide.tobytes())
     return image.convert("RGBA" if "A" in image.getbands() else "RGB")
 
 
@@ -280,7 +332,7 @@ def inventory(image: Image.Image) -> RemovedMetadata:
         with contextlib.suppress(KeyError, ValueError, TypeError, OSError):
             for tag in exif.get_ifd(ifd):
                 tags.add(f"{prefix}:{names.get(tag, hex(tag))}")
-    if 0x0112 in exif and exif[0x0112] not in (None, 1):
+    if exif.get(0x0112) in range(2, 9):
         tags.add("EXIF:Orientation (applied to the pixels)")
     with contextlib.suppress(KeyError, ValueError, TypeError, OSError):
         if exif.get_ifd(ExifTags.IFD.IFD1):
@@ -381,10 +433,11 @@ def hide_faces(photo: Photo, boxes: Detections, anonymizer: Anonymizer) -> None:
     colours = _COLOUR_MODES[image.mode]
     if pixels.ndim == 2:
         pixels = anonymizer.apply(pixels, boxes)
+    elif colours == 1:  # grey with alpha: the grey plane alone
+        pixels[..., 0] = anonymizer.apply(np.ascontiguousarray(pixels[..., 0]), boxes)
     else:
         colour = np.ascontiguousarray(pixels[..., :colours])
-        hidden = anonymizer.apply(colour, boxes)
-        pixels[..., :colours] = hidden
+        pixels[..., :colours] = anonymizer.apply(colour, boxes)
     # From bytes with the mode named: a 4-channel array alone would read as RGBA, not CMYK.
     photo.image = Image.frombytes(image.mode, image.size, np.ascontiguousarray(pixels).tobytes())
 
@@ -395,21 +448,29 @@ def save_photo(photo: Photo, path: str | Path, *, keep_metadata: bool = False) -
     is ever found there."""
     path = Path(path)
     options = _save_options(photo, keep_metadata)
-    image = photo.image
+    # A new picture from the pixels alone: nothing the decoder kept of the input (its
+    # info: EXIF, XMP, comments, which some writers copy) comes along, faces found or not.
+    image = Image.frombytes(photo.image.mode, photo.image.size, photo.image.tobytes())
     if photo.format == "JPEG" and image.mode not in ("L", "RGB", "CMYK"):
         image = image.convert("RGB")  # JPEG has no alpha: flattened as viewers show it
     if photo.format == "GIF":
         image = image.convert("RGBA" if image.mode in ("RGBA", "LA") else "RGB").quantize()
     if photo.format == "BMP" and image.mode not in ("L", "RGB", "RGBA"):
         image = image.convert("RGB")
-    tmp = path.with_name(f".{path.name}.veil-{os.getpid()}.part")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
     try:
-        image.save(tmp, format=photo.format, **options)
-        os.replace(tmp, path)
+        # Created anew (O_EXCL: not a link planted in advance), with the usual permissions.
+        handle = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
     except OSError as exc:
+        raise OutputError(path, f"cannot write here ({exc.strerror or exc})") from exc
+    try:
+        with os.fdopen(handle, "wb") as file:
+            image.save(file, format=photo.format, **options)
+        os.replace(tmp, path)
+    except (OSError, ValueError) as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        raise OutputError(path, f"cannot write ({exc.strerror or exc})") from exc
+        raise OutputError(path, f"cannot write ({_one_line(exc)})") from exc
 
 
 def _save_options(photo: Photo, keep_metadata: bool) -> dict[str, Any]:
@@ -431,21 +492,57 @@ def _save_options(photo: Photo, keep_metadata: bool) -> dict[str, Any]:
         options["quality"] = 95
     elif kind == "TIFF":
         compression = source.get("compression", "raw")
-        # TIFF's JPEG compression needs tables Pillow does not keep: lossless LZW instead.
-        options["compression"] = "tiff_lzw" if compression in ("jpeg", "tiff_jpeg") else compression
+        # TIFF's JPEG compression needs tables Pillow does not keep, and fax compression
+        # (group3, group4) 1-bit pictures: lossless LZW for those.
+        lossless = ("jpeg", "tiff_jpeg", "group3", "group4", "tiff_ccitt")
+        options["compression"] = "tiff_lzw" if compression in lossless else compression
     if keep_metadata:
         exif = source.get("exif")
         if exif is not None and kind in ("JPEG", "PNG", "WEBP", "TIFF", "HEIF", "AVIF"):
-            kept = Image.Exif()
-            kept.load(exif.tobytes())
-            kept.pop(0x0112, None)  # turned upright: the pixels are
-            for pointer in (0x0201, 0x0202):  # the thumbnail's place, in IFD1
-                kept.pop(pointer, None)
-            options["exif"] = kept.tobytes()
+            options["exif"] = _kept_exif(exif).tobytes()
         xmp = source.get("xmp")
-        if xmp and not any(m in _as_bytes(xmp) for m in _PREVIEWS_IN_XMP):
+        if xmp and _xmp_keepable(_as_bytes(xmp)):
             options["xmp"] = _as_bytes(xmp)
     return options
+
+
+# EXIF tags --keep-metadata never copies: places where a picture or another block of
+# metadata hides (XMP 700, IPTC 0x83BB, Photoshop's resources with their thumbnail
+# 0x8649, maker notes 0x927C, the thumbnail's offsets 0x0201/0x0202), sub-IFD pointers
+# (rebuilt), and the orientation (the pixels are upright).
+_NEVER_KEPT = {0x02BC, 0x83BB, 0x8649, 0x927C, 0x0201, 0x0202, 0x0112, 0x014A, 0x8769, 0x8825}
+
+
+def _kept_exif(exif: Image.Exif) -> Image.Exif:
+    """What ``--keep-metadata`` keeps of ``exif``: plain tags of IFD0, the Exif IFD and
+    GPS, by value; nothing that can hold a picture."""
+    kept = Image.Exif()
+    kept.update({tag: value for tag, value in exif.items() if _plain_tag(tag, value)})
+    for ifd in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
+        with contextlib.suppress(KeyError, ValueError, TypeError, OSError):
+            entries = {t: v for t, v in exif.get_ifd(ifd).items() if _plain_tag(t, v)}
+            if entries:
+                kept.get_ifd(ifd).update(entries)
+    return kept
+
+
+def _plain_tag(tag: int, value: object) -> bool:
+    """A tag ``--keep-metadata`` copies: not one of ``_NEVER_KEPT``, and a plain value (no
+    more than 256 bytes of binary: room for a version or a lens name, not a picture)."""
+    if tag in _NEVER_KEPT or not isinstance(value, str | int | float | tuple | bytes):
+        return False
+    return not (isinstance(value, bytes) and len(value) > 256)
+
+
+def _xmp_keepable(xmp: bytes) -> bool:
+    """Whether ``--keep-metadata`` may copy an XMP packet: not one that embeds a picture
+    (any prefix bound to the XMP image namespace, or a Thumbnails property) nor one that
+    names the people in it (face regions, person tags): those are dropped whole."""
+    if any(marker in xmp for marker in (b"ns.adobe.com/xap/1.0/g/img/", b"Thumbnails")):
+        return False
+    if any(marker in xmp for marker in _PEOPLE_IN_XMP) or b"Regions" in xmp:
+        return False
+    return not any(marker in xmp for marker in _PREVIEWS_IN_XMP)
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -487,9 +584,9 @@ def blur_photo(
     boxes = faces.grown(options.box_scale).clipped(photo.width, photo.height)
     hide_faces(photo, boxes, get_anonymizer(options.mode))
     removed = photo.removed_metadata(options.keep_metadata).to_json()
-    if faces_out is not None:
-        write_faces(photo, faces, faces_out, removed)
     save_photo(photo, output_path, keep_metadata=options.keep_metadata)
+    if faces_out is not None:  # once the picture is written: never a faces file alone
+        write_faces(photo, faces, faces_out, removed)
     return PhotoResult(photo.width, photo.height, photo.format, faces, removed)
 
 

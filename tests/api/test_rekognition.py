@@ -838,7 +838,13 @@ def test_detect_faces_refuses_what_the_cloud_refuses(server, group):
     rk = client(server)
     webp = io.BytesIO()
     Image.fromarray(group.picture).save(webp, format="WEBP")
+    huge = io.BytesIO()  # 40 MP claimed in a few KB: refused from its header
+    Image.new("1", (8000, 5000)).save(huge, format="PNG", optimize=True)
+    png = io.BytesIO()
+    Image.fromarray(group.picture).save(png, format="PNG")
     cases = [
+        ({"Bytes": huge.getvalue()}, "ImageTooLargeException"),
+        ({"Bytes": png.getvalue()[: len(png.getvalue()) // 2]}, "InvalidImageFormatException"),
         ({"Bytes": b"this is no picture"}, "InvalidImageFormatException"),
         ({"Bytes": webp.getvalue()}, "InvalidImageFormatException"),  # JPEG and PNG only
         ({"Bytes": jpeg_bytes(group.picture)[:2000]}, "InvalidImageFormatException"),

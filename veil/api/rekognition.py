@@ -47,7 +47,7 @@ from veil.errors import (
 from veil.face_details import face_details
 from veil.jobs import FACE_DETECTION_WORKFLOW, FaceDetectionRequest, JobStatus, workflow_request
 from veil.keys import check_not_reserved, face_detection_key
-from veil.photos import Photo, detector_for, find_faces, open_photo
+from veil.photos import detector_for, find_faces, open_photo
 from veil.queue import submit_face_detection
 from veil.runtime import ServiceConfig
 from veil.settings import MAX_FACE_JOBS, REGION
@@ -61,8 +61,13 @@ MAX_IMAGE_BYTES = 5 * 1024 * 1024
 """DetectFaces' ``Image.Bytes``, at most, as the cloud takes (decoded)."""
 MAX_S3_IMAGE_BYTES = 15 * 1024 * 1024
 """DetectFaces' ``Image.S3Object``, at most, as the cloud takes."""
-IMAGE_FORMATS = ("JPEG", "PNG")
-"""What the cloud's DetectFaces reads; veil's own photo jobs take more."""
+IMAGE_FORMATS = ("JPEG", "MPO", "PNG")
+"""What the cloud's DetectFaces reads (a phone's JPEG with previews, MPO, is a JPEG);
+veil's own photo jobs take more."""
+MAX_IMAGE_PIXELS = 36_000_000
+"""Pixels a DetectFaces picture may have (a 5 MB JPEG can claim far more; the cloud
+takes phone and camera pictures, up to about 36 MP): about 30 s of the detector on 2
+cores, and a bounded decode."""
 
 # The service model's patterns, matched with fullmatch: its ``$`` would also let a
 # trailing newline through.
@@ -383,15 +388,7 @@ def _detect(
                 store.download(info.key, local, etag=info.etag)
             except StorageError as exc:
                 raise ApiError("InvalidS3ObjectException", _UNREADABLE) from exc
-        try:
-            photo = open_photo(local)
-        except FrameSizeError as exc:
-            raise ApiError("ImageTooLargeException", "the image is too large") from exc
-        except NotAPhotoError as exc:
-            raise ApiError("InvalidImageFormatException", _UNSUPPORTED) from exc
-        if photo.format not in IMAGE_FORMATS:
-            raise ApiError("InvalidImageFormatException", _UNSUPPORTED)
-        return {"FaceDetails": photos.details(photo)}
+        return {"FaceDetails": photos.details(local)}
 
 
 _UNSUPPORTED = "Request has unsupported image format"
@@ -419,21 +416,30 @@ def _image_bytes(value: Any) -> bytes:
 
 class _PhotoFaces:
     """DetectFaces' detector (``veil.photos``, with the service's options), made at the
-    first call and used by one request at a time (it reuses its buffers)."""
+    first call. One picture at a time is decoded and looked at: a caller's calls wait
+    their turn holding no more than their request's bytes, never a decoded picture
+    each."""
 
     def __init__(self, service: ServiceConfig) -> None:
         self.service = service
         self._detector: CenterFace | None = None
         self._lock = threading.Lock()
 
-    def details(self, photo: Photo) -> list[dict[str, Any]]:
+    def details(self, path: Path) -> list[dict[str, Any]]:
         options = self.service.blur
-        picture = photo.rgb()
         with self._lock:
+            try:
+                # Format and size from the header, before a pixel is decoded.
+                photo = open_photo(path, formats=IMAGE_FORMATS, max_pixels=MAX_IMAGE_PIXELS)
+            except FrameSizeError as exc:
+                raise ApiError("ImageTooLargeException", "the image is too large") from exc
+            except NotAPhotoError as exc:
+                raise ApiError("InvalidImageFormatException", _UNSUPPORTED) from exc
+            picture = photo.rgb()
             if self._detector is None:
                 self._detector = detector_for(options)
             found = find_faces(self._detector, picture, options.threshold)
-        return face_details(picture, found, options.box_scale)
+            return face_details(picture, found, options.box_scale)
 
 
 def _started(job_id: str, identity: dict[str, Any]) -> bool:

@@ -519,7 +519,7 @@ def _run_all(jobs: list[tuple[Path, Path]], run: Runner, quiet: bool, *, verb: s
             click.echo(f"{src} -> {dst}: {verb} {done}", err=True)
     if failed:
         if len(jobs) > 1:
-            click.echo(f"veil: {failed} of {len(jobs)} videos failed", err=True)
+            click.echo(f"veil: {failed} of {len(jobs)} files failed", err=True)
         sys.exit(1)
 
 
