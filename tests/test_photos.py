@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -420,7 +421,7 @@ def test_a_photo_without_faces_loses_its_metadata_too(tmp_path):
     plain = np.full((120, 160, 3), 128, np.uint8)
     exif = Image.Exif()
     exif[0x013B] = "Ada Lovelace"
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "a.jpg": {"exif": exif, "comment": b"at the party"},
         "a.heic": {"exif": exif, "xmp": XMP_REGIONS.encode()},
         "a.gif": {"comment": b"at the party"},
@@ -508,7 +509,7 @@ def test_keep_metadata_never_keeps_a_picture_hidden_in_exif_or_xmp(small, tmp_pa
     in_exif = Image.Exif()
     in_exif[0x013B] = "Ada Lovelace"
     in_exif[0x02BC] = preview.encode()
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "maker.jpg": {"exif": maker, "quality": 92},
         "prefix.webp": {"xmp": preview.encode(), "exif": plain, "quality": 92},
         "xmp-in-exif.webp": {"exif": in_exif, "quality": 92},
