@@ -280,13 +280,43 @@ def test_keep_metadata_keeps_exif_but_never_a_hidden_picture(small, tmp_path):
     assert_hidden(small, output)
 
 
-def test_the_colour_profile_is_kept(small, tmp_path):
-    source, output = tmp_path / "profiled.jpg", tmp_path / "out.jpg"
-    profile = b"\0" * 128 + b"acsp" + b"\0" * 400  # carried as bytes, as it came
-    Image.fromarray(small.picture).save(source, quality=92, icc_profile=profile)
+def with_private_tag(profile: bytes, signature: bytes, data: bytes) -> bytes:
+    """``profile`` with one more tag, its data appended at the end."""
+    count = int.from_bytes(profile[128:132], "big")
+    table_end = 132 + 12 * count
+    shift = 12  # every existing tag's data moves down by the new table entry
+    table = b""
+    for n in range(count):
+        entry = profile[132 + 12 * n : 144 + 12 * n]
+        offset = int.from_bytes(entry[4:8], "big") + shift
+        table += entry[:4] + offset.to_bytes(4, "big") + entry[8:12]
+    body = profile[table_end:]
+    at = table_end + shift + len(body)
+    table += signature + at.to_bytes(4, "big") + len(data).to_bytes(4, "big")
+    out = bytearray(profile[:128] + (count + 1).to_bytes(4, "big") + table + body + data)
+    out[0:4] = len(out).to_bytes(4, "big")
+    return bytes(out)
+
+
+def test_the_colour_profile_is_kept_without_what_it_could_hide(small, tmp_path):
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    face = io.BytesIO()
+    Image.fromarray(small.picture).save(face, format="JPEG", quality=85)
+    hiding = with_private_tag(srgb, b"priv", b"Alice Smith's " + face.getvalue())
+    assert ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(hiding)))
+    source, output = tmp_path / "profiled.png", tmp_path / "out.png"
+    Image.fromarray(small.picture).save(source, icc_profile=hiding)
     blur_photo(source, output)
     with Image.open(output) as written:
-        assert written.info.get("icc_profile") == profile
+        kept = written.info.get("icc_profile")
+    assert kept and b"Alice" not in kept and face.getvalue()[:1000] not in kept
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(kept))
+    assert ImageCms.getProfileDescription(profile).strip() == "veil"
+    # Still the same colours: every colour tag of the input is there.
+    for signature in (b"rXYZ", b"gXYZ", b"bXYZ", b"wtpt", b"rTRC"):
+        assert signature in kept
 
 
 def test_heic_output_has_no_thumbnail(small, tmp_path):

@@ -283,9 +283,13 @@ def _workable(image: Image.Image) -> Image.Image:
 def _kept_of(image: Image.Image) -> dict[str, Any]:
     """What the output keeps of the input, and how a JPEG was encoded."""
     kept: dict[str, Any] = {}
-    for name in ("icc_profile", "dpi"):
-        if image.info.get(name):
-            kept[name] = image.info[name]
+    if image.info.get("dpi"):
+        kept["dpi"] = image.info["dpi"]
+    profile = image.info.get("icc_profile")
+    if isinstance(profile, bytes) and profile:
+        cleaned = colour_profile(profile)
+        if cleaned is not None:
+            kept["icc_profile"] = cleaned
     if image.format in ("JPEG", "MPO"):
         with contextlib.suppress(AttributeError, TypeError):
             kept["qtables"] = image.quantization  # type: ignore[attr-defined]
@@ -301,6 +305,69 @@ def _kept_of(image: Image.Image) -> dict[str, Any]:
     if image.info.get("xmp"):
         kept["xmp"] = image.info["xmp"]
     return kept
+
+
+# ICC tags that say how colours look; anything else in a profile (its description,
+# copyright, device names, private tags: room for text or a picture) is not copied.
+_COLOUR_TAGS = frozenset(
+    b"rXYZ gXYZ bXYZ wtpt bkpt rTRC gTRC bTRC kTRC chad chrm lumi meas gamt "
+    b"A2B0 A2B1 A2B2 B2A0 B2A1 B2A2 D2B0 D2B1 D2B2 D2B3 B2D0 B2D1 B2D2 B2D3 "
+    b"pre0 pre1 pre2 ciis rig0 rig2 view".split()
+)
+
+
+def colour_profile(profile: bytes) -> bytes | None:
+    """``profile`` (an ICC profile) with only the tags that define colours, a plain
+    description ("veil") and no profile ID; None if it cannot be read as one."""
+    if len(profile) < 132 or profile[36:40] != b"acsp":
+        return None
+    count = int.from_bytes(profile[128:132], "big")
+    if count > 200 or 132 + 12 * count > len(profile):
+        return None
+    tags: list[tuple[bytes, bytes]] = []
+    for n in range(count):
+        entry = profile[132 + 12 * n : 144 + 12 * n]
+        signature = entry[:4]
+        offset, size = int.from_bytes(entry[4:8], "big"), int.from_bytes(entry[8:12], "big")
+        if signature in _COLOUR_TAGS and offset + size <= len(profile):
+            tags.append((signature, profile[offset : offset + size]))
+    version = profile[8]
+    tags.append((b"desc", _description(b"veil", version)))
+    table_end = 132 + 12 * len(tags)
+    body, table, placed = b"", b"", {}
+    for signature, data in tags:
+        if data not in placed:  # tags that share their data keep sharing it
+            placed[data] = table_end + len(body)
+            body += data + b"\0" * (-len(data) % 4)
+        table += signature + placed[data].to_bytes(4, "big") + len(data).to_bytes(4, "big")
+    header = bytearray(profile[:128])
+    header[84:100] = bytes(16)  # the profile ID is a digest of what was there
+    size = table_end + len(body)
+    header[0:4] = size.to_bytes(4, "big")
+    return bytes(header) + len(tags).to_bytes(4, "big") + table + body
+
+
+def _description(text: bytes, version: int) -> bytes:
+    """A ``desc`` tag saying ``text``: ``mluc`` in version 4 profiles, ``desc`` before."""
+    if version >= 4:
+        utf16 = text.decode().encode("utf-16-be")
+        return (
+            b"mluc"
+            + bytes(4)
+            + (1).to_bytes(4, "big")
+            + (12).to_bytes(4, "big")
+            + (b"enUS" + len(utf16).to_bytes(4, "big") + (28).to_bytes(4, "big") + utf16)
+        )
+    ascii_text = text + b"\0"
+    return (
+        b"desc"
+        + bytes(4)
+        + len(ascii_text).to_bytes(4, "big")
+        + ascii_text
+        + bytes(8)
+        + bytes(3)
+        + bytes(67)
+    )
 
 
 # EXIF tags whose values point at other data, not metadata of their own.

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -366,8 +367,10 @@ def _detect(
     if not isinstance(image, dict) or ("Bytes" in image) == ("S3Object" in image):
         raise ApiError("InvalidParameterException", "Image needs one of Bytes and S3Object")
     attributes = params.get("Attributes", ["DEFAULT"])
-    if not isinstance(attributes, list) or not all(isinstance(a, str) for a in attributes):
-        raise ApiError("InvalidParameterException", "Attributes must be a list of strings")
+    if not isinstance(attributes, list) or not all(a in _ATTRIBUTES for a in attributes):
+        raise ApiError(
+            "InvalidParameterException", f"Attributes are a list of {', '.join(_ATTRIBUTES)}"
+        )
     with tempfile.TemporaryDirectory(prefix="detect-", dir=service.work_dir) as tmp:
         local = Path(tmp) / "image"
         if "Bytes" in image:
@@ -392,6 +395,15 @@ def _detect(
 
 
 _UNSUPPORTED = "Request has unsupported image format"
+_ATTRIBUTES = tuple(
+    botocore.session.get_session()
+    .get_service_model("rekognition")
+    .operation_model("DetectFaces")
+    .input_shape.members["Attributes"]
+    .member.enum
+)
+"""DetectFaces' ``Attributes`` values, from the service model. Any is accepted; veil
+answers what it measures (``veil.face_details``) whichever are asked for."""
 
 
 def _image_bytes(value: Any) -> bytes:
