@@ -327,8 +327,9 @@ def test_folder_named_like_a_video_is_refused_in_one_line(tmp_path):
     result = blur(path, tmp_path / "out.mp4")
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"veil: error: {path}: a folder with no videos "
-        "(.mp4, .m4v, .mov, .mkv, .webm, .avi, .ts, .mts, .m2ts) in it"
+        f"veil: error: {path}: a folder with no videos or photos "
+        "(.mp4, .m4v, .mov, .mkv, .webm, .avi, .ts, .mts, .m2ts, .jpg, .jpeg, .png, .webp, "
+        ".tif, .tiff, .bmp, .gif, .heic, .heif, .avif) in it"
     ]
     assert not (tmp_path / "out.mp4").exists()
 
