@@ -67,7 +67,7 @@ IMAGE_FORMATS = ("JPEG", "MPO", "PNG")
 veil's own photo jobs take more."""
 MAX_IMAGE_PIXELS = 36_000_000
 """Pixels a DetectFaces picture may have (a 5 MB JPEG can claim far more; the cloud
-takes phone and camera pictures, up to about 36 MP): about 30 s of the detector on 2
+takes phone and camera pictures, up to about 36 MP): about 45 s of the detector on 2
 cores, and a bounded decode."""
 
 # The service model's patterns, matched with fullmatch: its ``$`` would also let a
