@@ -163,7 +163,7 @@ class Photo:
             low, high = np.percentile(wide, (0.1, 99.9))
             grey = np.clip((wide - low) * (255 / max(float(high - low), 1.0)), 0, 255)
             return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
-        picture = np.asarray(image.convert("RGB"))
+        picture = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         if self.source.get("bilevel"):
             picture = np.asarray(cv2.GaussianBlur(picture, (0, 0), 1.0), np.uint8)
         return picture
@@ -254,9 +254,9 @@ def _decoded(path: Path, opened: Image.Image) -> Photo:
     source = _kept_of(opened)
     if opened.mode == "1":
         source["bilevel"] = True  # dithered: the detector looks at it smoothed
-    upright = ImageOps.exif_transpose(opened)
-    upright.load()
-    image = _workable(upright)
+    opened.load()
+    ImageOps.exif_transpose(opened, in_place=True)  # one copy of the pixels, not two
+    image = _workable(opened)
     return Photo(path, image, PHOTO_FORMATS[kind], source, removed)
 
 
@@ -452,7 +452,8 @@ def find_faces(
     (``photo_detector``). Boxes in pixels, strongest look's box and landmarks."""
     width = picture.shape[1]
     seen = detector.detect_frame(picture)
-    mirrored = _unmirrored(detector.detect_frame(np.ascontiguousarray(picture[:, ::-1])), width)
+    # A mirrored view, not a copy: the detector reads it tile by tile.
+    mirrored = _unmirrored(detector.detect_frame(picture[:, ::-1]), width)
     if len(seen) and len(mirrored):
         overlap = box_iou(seen.xyxy, mirrored.xyxy)
         twin_of_seen = overlap.argmax(axis=1)
@@ -494,9 +495,9 @@ def _unmirrored(found: Detections, width: int) -> Detections:
 def hide_faces(photo: Photo, boxes: Detections, anonymizer: Anonymizer) -> None:
     """Hide ``boxes`` (pixels, already grown) on ``photo``'s picture, in place: every
     colour channel alike, alpha as it was."""
+    image = photo.image
     if not len(boxes):
         return
-    image = photo.image
     pixels = np.array(image)  # a copy Pillow does not share
     colours = _COLOUR_MODES[image.mode]
     if pixels.ndim == 2:
@@ -506,8 +507,14 @@ def hide_faces(photo: Photo, boxes: Detections, anonymizer: Anonymizer) -> None:
     else:
         colour = np.ascontiguousarray(pixels[..., :colours])
         pixels[..., :colours] = anonymizer.apply(colour, boxes)
-    # From bytes with the mode named: a 4-channel array alone would read as RGBA, not CMYK.
-    photo.image = Image.frombytes(image.mode, image.size, np.ascontiguousarray(pixels).tobytes())
+    photo.image = _from_pixels(pixels, image.mode)
+
+
+def _from_pixels(pixels: Frame, mode: str) -> Image.Image:
+    """A new picture of ``pixels`` in ``mode``, with none of another's info."""
+    if mode == "CMYK":  # a 4-channel array alone would read as RGBA
+        return Image.frombytes(mode, (pixels.shape[1], pixels.shape[0]), pixels.tobytes())
+    return Image.fromarray(np.ascontiguousarray(pixels))
 
 
 def save_photo(photo: Photo, path: str | Path, *, keep_metadata: bool = False) -> None:
@@ -518,7 +525,9 @@ def save_photo(photo: Photo, path: str | Path, *, keep_metadata: bool = False) -
     options = _save_options(photo, keep_metadata)
     # A new picture from the pixels alone: nothing the decoder kept of the input (its
     # info: EXIF, XMP, comments, which some writers copy) comes along, faces found or not.
-    image = Image.frombytes(photo.image.mode, photo.image.size, photo.image.tobytes())
+    image = photo.image
+    if image.info or image.getexif():
+        image = Image.frombytes(image.mode, image.size, image.tobytes())
     if photo.format == "JPEG" and image.mode not in ("L", "RGB", "CMYK"):
         image = image.convert("RGB")  # JPEG has no alpha: flattened as viewers show it
     if photo.format == "GIF":
