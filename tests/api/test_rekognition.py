@@ -32,6 +32,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from servers import SeaweedFS, VeilServer, wait_for
 
+from veil.api.guard import FACE_API_LIMIT
 from veil.synthetic import face_visibility
 from veil.video import probe
 
@@ -522,7 +523,9 @@ def test_unknown_callers_are_refused_before_the_body_is_read(server, headers, co
 
 
 def test_oversized_bodies_are_refused_in_the_api_shape(server):
-    answer = signed_post(server, b'{"JobId": "' + b"x" * 300_000 + b'"}', target="GetFaceDetection")
+    # Past FACE_API_LIMIT (room for a 5 MB picture in base64).
+    padding = b"x" * (FACE_API_LIMIT + 1000)
+    answer = signed_post(server, b'{"JobId": "' + padding + b'"}', target="GetFaceDetection")
     assert answer.status_code == 413
     assert answer.headers["x-amzn-ErrorType"] == answer.json()["__type"]
 

@@ -70,15 +70,33 @@ MAX_IMAGE_PIXELS = 36_000_000
 takes phone and camera pictures, up to about 36 MP): about 45 s of the detector on 2
 cores, and a bounded decode."""
 
-# The service model's patterns, matched with fullmatch: its ``$`` would also let a
-# trailing newline through.
+_MODEL = botocore.session.get_session().get_service_model("rekognition")
+"""The cloud API's service model, as botocore ships it: the authority for names and
+constraints (read from the package's data files, nothing fetched)."""
+
+
+def _constraint(shape: str) -> tuple[re.Pattern[str], int, int]:
+    """A string shape's pattern and length bounds from the model. Matched with
+    ``fullmatch``: the model's ``^...$`` anchors would also let a trailing newline
+    through ``$``. Lengths the model leaves open are bounded at 2048."""
+    meta = _MODEL.shape_for(shape).metadata
+    pattern = str(meta["pattern"])
+    if pattern.startswith("(") and pattern.endswith(")"):
+        pattern = pattern[1:-1]
+    pattern = pattern.removeprefix("^").removesuffix("$")
+    return re.compile(pattern), int(meta.get("min", 1)), int(meta.get("max", 2048))
+
+
 _PATTERNS = {
-    "ClientRequestToken": (re.compile(r"[a-zA-Z0-9-_]+"), 1, 64),
-    "JobTag": (re.compile(r"[a-zA-Z0-9_.\-:+=/]+"), 1, 1024),
-    "JobId": (re.compile(r"[a-zA-Z0-9-_]+"), 1, 64),
-    "Bucket": (re.compile(r"[0-9A-Za-z.\-_]*"), 3, 255),
-    "SNSTopicArn": (re.compile(r"arn:aws:sns:.*:\w{12}:.+"), 1, 2048),
-    "RoleArn": (re.compile(r"arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+"), 1, 2048),
+    name: _constraint(shape)
+    for name, shape in (
+        ("ClientRequestToken", "ClientRequestToken"),
+        ("JobTag", "JobTag"),
+        ("JobId", "JobId"),
+        ("Bucket", "S3Bucket"),
+        ("SNSTopicArn", "SNSTopicArn"),
+        ("RoleArn", "RoleArn"),
+    )
 }
 # What the cloud answers for any object it cannot read: missing, in a bucket it may not
 # read, or refused by the store. One answer for all, so callers cannot probe buckets.
@@ -396,11 +414,7 @@ def _detect(
 
 _UNSUPPORTED = "Request has unsupported image format"
 _ATTRIBUTES = tuple(
-    botocore.session.get_session()
-    .get_service_model("rekognition")
-    .operation_model("DetectFaces")
-    .input_shape.members["Attributes"]
-    .member.enum
+    _MODEL.operation_model("DetectFaces").input_shape.members["Attributes"].member.enum
 )
 """DetectFaces' ``Attributes`` values, from the service model. Any is accepted; veil
 answers what it measures (``veil.face_details``) whichever are asked for."""
