@@ -5,6 +5,11 @@ presigned query strings) over the body's own SHA-256. The body is always hashed 
 an ``x-amz-content-sha256`` header only has to agree with it, so a captured request
 cannot carry another body, and ``UNSIGNED-PAYLOAD`` (which signs no body at all) is
 refused. botocore sends neither for JSON services such as the face-detection API.
+
+The headers are checked here (``check_headers``: key, scope, date), before any body is
+read; the signature itself is computed by botocore's own signer (``SigV4Auth``) over the
+request as received and exactly the headers the caller signed, so the canonical form is
+the one the SDKs use.
 """
 
 from __future__ import annotations
@@ -14,31 +19,15 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from veil.errors import SignatureError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW = dt.timedelta(minutes=15)
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode(), hashlib.sha256).digest()
-
-
-def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = _hmac(f"AWS4{secret}".encode(), date)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    return key
-
-
-def _canonical_query(query: str) -> str:
-    pairs = sorted(
-        (quote(k, safe="-_.~"), quote(v, safe="-_.~"))
-        for k, v in parse_qsl(query, keep_blank_values=True)
-    )
-    return "&".join(f"{k}={v}" for k, v in pairs)
 
 
 @dataclass(frozen=True)
@@ -108,6 +97,26 @@ def check_headers(
     return Authorization(access_key, date, amz_date, signed_headers, signature)
 
 
+def _signature(
+    signer: SigV4Auth,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    auth: Authorization,
+) -> str:
+    """The signature ``signer`` (botocore's own SigV4, holding the caller's secret and the
+    expected scope) computes for the request as received, over exactly the headers the
+    caller says it signed."""
+    url = f"https://{headers.get('host', '')}{path}" + (f"?{query}" if query else "")
+    signed = {name: headers.get(name, "") for name in auth.signed_headers}
+    request = AWSRequest(method=method, url=url, data=body, headers=signed)
+    request.context["timestamp"] = auth.amz_date
+    canonical = signer.canonical_request(request)
+    return str(signer.signature(signer.string_to_sign(request, canonical), request))
+
+
 def verify(
     *,
     method: str,
@@ -126,8 +135,7 @@ def verify(
     key IDs to secret keys; a signature scoped to another ``region`` is refused.
     """
     auth = check_headers(headers=headers, service=service, region=region, secrets=secrets, now=now)
-    access_key, date, amz_date = auth.access_key, auth.date, auth.amz_date
-    signed_headers, signature = auth.signed_headers, auth.signature
+    access_key = auth.access_key
     payload_hash = hashlib.sha256(body).hexdigest()
     claimed = headers.get("x-amz-content-sha256")
     if claimed is not None and claimed != payload_hash:
@@ -137,30 +145,10 @@ def verify(
             if claimed == "UNSIGNED-PAYLOAD"
             else "The provided x-amz-content-sha256 header does not match the body received.",
         )
-    canonical_headers = "".join(
-        f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed_headers
-    )
-    canonical_request = "\n".join(
-        [
-            method,
-            quote(path, safe="/-_.~") or "/",
-            _canonical_query(query),
-            canonical_headers,
-            ";".join(signed_headers),
-            payload_hash,
-        ]
-    )
-    scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        [ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode()).hexdigest()]
-    )
-    expected = hmac.new(
-        signing_key(secrets[access_key], date, region, service),
-        string_to_sign.encode(),
-        hashlib.sha256,
-    ).hexdigest()
+    signer = SigV4Auth(Credentials(access_key, secrets[access_key]), service, region)
+    expected = _signature(signer, method, path, query, headers, body, auth)
     # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
+    if not hmac.compare_digest(expected.encode(), auth.signature.encode()):
         raise SignatureError(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided.",
