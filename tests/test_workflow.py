@@ -491,6 +491,12 @@ def test_a_photo_is_a_job_with_review(veil, tmp_path):
     held = _rerender(veil, job["id"], {"edits": show, "renders": 0})
     assert held["status"] == "NEEDS_REVIEW", held
     assert held["held_key"] == f".veil/held/{job['id']}.jpg"
+    # What shows faces is never kept by a browser; a photo is shown as veil turned it.
+    watched = veil.call("GET", f"/api/jobs/{job['id']}/held")
+    assert watched.status_code == 200 and "no-store" in watched.headers["cache-control"]
+    view = veil.call("GET", f"/api/jobs/{job['id']}/input?upright=1")
+    assert "no-store" in view.headers["cache-control"]
+    assert Image.open(io.BytesIO(view.content)).size == (480, 360)
     approved = _rerender(veil, job["id"], {"edits": show, "renders": 1, "approve": True})
     assert approved["status"] == "SUCCEEDED", approved
     published = np.asarray(Image.open(io.BytesIO(veil.output.objects["party/group.jpg"])))
@@ -509,3 +515,9 @@ def test_a_photo_is_a_job_with_review(veil, tmp_path):
     assert again["status"] == "SUCCEEDED", again
     faces = json.loads(veil.output.objects["party/group.jpg.faces.json"])
     assert len([f for f in faces["Faces"] if f["Face"]["Confidence"] == 100.0]) == 1
+
+    # Held again, then the photo is deleted: what the audit held goes with it.
+    held = _rerender(veil, job["id"], {"edits": show, "renders": 3})
+    assert held["status"] == "NEEDS_REVIEW", held
+    del veil.input.objects["party/group.jpg"]
+    assert veil.call("GET", f"/api/jobs/{job['id']}/held").status_code == 410

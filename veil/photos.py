@@ -29,6 +29,7 @@ when either look scores it at the threshold, or both at half of it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import warnings
@@ -40,7 +41,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
-from PIL import ExifTags, Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageCms, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from veil.anonymizers import Anonymizer, get_anonymizer
 from veil.audit import AUDIT_SCALE, AuditDetector, AuditResult, findings_on_one_frame
@@ -256,8 +257,34 @@ def _decoded(path: Path, opened: Image.Image) -> Photo:
         source["bilevel"] = True  # dithered: the detector looks at it smoothed
     opened.load()
     ImageOps.exif_transpose(opened, in_place=True)  # one copy of the pixels, not two
-    image = _workable(opened)
+    image, source["icc_profile"] = in_srgb(_workable(opened), opened.info.get("icc_profile"))
     return Photo(path, image, PHOTO_FORMATS[kind], source, removed)
+
+
+def in_srgb(image: Image.Image, profile: object) -> tuple[Image.Image, bytes | None]:
+    """``image`` in sRGB, and the sRGB profile to embed, when it came with a colour
+    profile (ICC) of its own; as it is, with none, otherwise.
+
+    A profile is not copied: its tags can hold anything (a description naming someone, a
+    curve whose values are a small picture), so its colours are applied to the pixels
+    instead and LittleCMS's own sRGB profile is written. Wide-gamut pictures (Display
+    P3, Adobe RGB) lose their widest colours; CMYK pictures become RGB. A grey picture's
+    profile, or one LittleCMS cannot read, is dropped and the pixels are kept as they
+    are."""
+    if not isinstance(profile, bytes) or not profile or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image, None
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image, None
+    assert converted is not None
+    return converted, _SRGB_BYTES
+
+
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+_SRGB_BYTES = _SRGB.tobytes()
 
 
 def _workable(image: Image.Image) -> Image.Image:
@@ -286,11 +313,7 @@ def _kept_of(image: Image.Image) -> dict[str, Any]:
     kept: dict[str, Any] = {}
     if image.info.get("dpi"):
         kept["dpi"] = image.info["dpi"]
-    profile = image.info.get("icc_profile")
-    if isinstance(profile, bytes) and profile:
-        cleaned = colour_profile(profile)
-        if cleaned is not None:
-            kept["icc_profile"] = cleaned
+
     if image.format in ("JPEG", "MPO"):
         with contextlib.suppress(AttributeError, TypeError):
             kept["qtables"] = image.quantization  # type: ignore[attr-defined]
@@ -308,69 +331,6 @@ def _kept_of(image: Image.Image) -> dict[str, Any]:
     return kept
 
 
-# ICC tags that say how colours look; anything else in a profile (its description,
-# copyright, device names, private tags: room for text or a picture) is not copied.
-_COLOUR_TAGS = frozenset(
-    b"rXYZ gXYZ bXYZ wtpt bkpt rTRC gTRC bTRC kTRC chad chrm lumi meas gamt "
-    b"A2B0 A2B1 A2B2 B2A0 B2A1 B2A2 D2B0 D2B1 D2B2 D2B3 B2D0 B2D1 B2D2 B2D3 "
-    b"pre0 pre1 pre2 ciis rig0 rig2 view".split()
-)
-
-
-def colour_profile(profile: bytes) -> bytes | None:
-    """``profile`` (an ICC profile) with only the tags that define colours, a plain
-    description ("veil") and no profile ID; None if it cannot be read as one."""
-    if len(profile) < 132 or profile[36:40] != b"acsp":
-        return None
-    count = int.from_bytes(profile[128:132], "big")
-    if count > 200 or 132 + 12 * count > len(profile):
-        return None
-    tags: list[tuple[bytes, bytes]] = []
-    for n in range(count):
-        entry = profile[132 + 12 * n : 144 + 12 * n]
-        signature = entry[:4]
-        offset, size = int.from_bytes(entry[4:8], "big"), int.from_bytes(entry[8:12], "big")
-        if signature in _COLOUR_TAGS and offset + size <= len(profile):
-            tags.append((signature, profile[offset : offset + size]))
-    version = profile[8]
-    tags.append((b"desc", _description(b"veil", version)))
-    table_end = 132 + 12 * len(tags)
-    body, table, placed = b"", b"", {}
-    for signature, data in tags:
-        if data not in placed:  # tags that share their data keep sharing it
-            placed[data] = table_end + len(body)
-            body += data + b"\0" * (-len(data) % 4)
-        table += signature + placed[data].to_bytes(4, "big") + len(data).to_bytes(4, "big")
-    header = bytearray(profile[:128])
-    header[84:100] = bytes(16)  # the profile ID is a digest of what was there
-    size = table_end + len(body)
-    header[0:4] = size.to_bytes(4, "big")
-    return bytes(header) + len(tags).to_bytes(4, "big") + table + body
-
-
-def _description(text: bytes, version: int) -> bytes:
-    """A ``desc`` tag saying ``text``: ``mluc`` in version 4 profiles, ``desc`` before."""
-    if version >= 4:
-        utf16 = text.decode().encode("utf-16-be")
-        return (
-            b"mluc"
-            + bytes(4)
-            + (1).to_bytes(4, "big")
-            + (12).to_bytes(4, "big")
-            + (b"enUS" + len(utf16).to_bytes(4, "big") + (28).to_bytes(4, "big") + utf16)
-        )
-    ascii_text = text + b"\0"
-    return (
-        b"desc"
-        + bytes(4)
-        + len(ascii_text).to_bytes(4, "big")
-        + ascii_text
-        + bytes(8)
-        + bytes(3)
-        + bytes(67)
-    )
-
-
 # EXIF tags whose values point at other data, not metadata of their own.
 _POINTERS = {0x8769, 0x8825, 0xA005, 0x0201, 0x0202, 0x0112}
 _PEOPLE_IN_XMP = {
@@ -380,6 +340,22 @@ _PEOPLE_IN_XMP = {
     b"Iptc4xmpExt:PersonInImage": "XMP:Iptc4xmpExt:PersonInImage",
     b"apple-fi:Regions": "XMP:apple-fi:Regions (Apple face regions)",
 }
+_PNG_KEYWORDS = frozenset(
+    {
+        "Title",
+        "Author",
+        "Description",
+        "Copyright",
+        "Creation Time",
+        "Software",
+        "Disclaimer",
+        "Warning",
+        "Source",
+        "Comment",
+        "XML:com.adobe.xmp",
+    }
+)
+"""PNG's registered text keywords (its specification's list)."""
 _PREVIEWS_IN_XMP = (b"xmpGImg:image", b"xap:Thumbnails", b"xmp:Thumbnails")
 
 
@@ -421,7 +397,12 @@ def inventory(image: Image.Image) -> RemovedMetadata:
     if image.info.get("comment"):
         tags.add("comment")
     if image.format == "PNG":
-        tags.update(f"PNG:{key}" for key in getattr(image, "text", {}))
+        # A chunk's keyword is free text too: only the registered ones are named.
+        keywords = list(getattr(image, "text", {}))
+        tags.update(f"PNG:{key}" for key in keywords if key in _PNG_KEYWORDS)
+        others = sum(key not in _PNG_KEYWORDS for key in keywords)
+        if others:
+            tags.add(f"PNG: {others} other text chunk{'s' if others > 1 else ''}")
     if image.format == "TIFF":
         iptc = getattr(image, "tag_v2", {}).get(33723)
         if iptc:

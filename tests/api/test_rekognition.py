@@ -863,3 +863,16 @@ def test_detect_faces_refuses_what_the_cloud_refuses(server, group):
     with pytest.raises(ClientError) as refused:
         wrong.detect_faces(Image={"Bytes": jpeg_bytes(group.picture)})
     assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+def test_detect_faces_calls_beyond_a_few_waiting_are_told_to_slow_down(tmp_path):
+    # Each waiting call holds one of the API's shared worker threads and its body.
+    from veil.api.rekognition import MAX_WAITING_PICTURES, _PhotoFaces
+    from veil.errors import ApiError
+
+    photos = _PhotoFaces(service=None)  # type: ignore[arg-type]
+    photos._waiting = MAX_WAITING_PICTURES
+    with pytest.raises(ApiError) as refused:
+        photos.details(tmp_path / "any.jpg")
+    assert refused.value.code == "ThrottlingException"
+    assert photos._waiting == MAX_WAITING_PICTURES  # a refused call holds no place

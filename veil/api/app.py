@@ -17,6 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,7 @@ from veil.errors import (
 )
 from veil.jobs import Job, JobRequest, JobStatus
 from veil.keys import check_media_key, is_media_key
+from veil.photos import is_photo_path, open_photo
 from veil.queue import submit_rerender
 from veil.review import (
     MAX_WHOLE,
@@ -291,25 +293,41 @@ def create_app(service: Service) -> FastAPI:
             )
 
     def _send(
-        store: Storage, key: str, etag: str | None, what: str, name: str | None = None
+        store: Storage,
+        key: str,
+        etag: str | None,
+        what: str,
+        name: str | None = None,
+        *,
+        private: bool = False,
+        upright: bool = False,
     ) -> FileResponse:
         """The version ``etag`` of ``key`` (what the job read or wrote), never newer bytes
-        a later upload or job stored under the same key; saved as ``name`` (the key's)."""
+        a later upload or job stored under the same key; saved as ``name`` (the key's).
+        ``private``: faces unhidden, never kept by a browser or a proxy. ``upright``: a
+        photo as veil turned it and saw it (a JPEG of its pixels alone), for the page to
+        draw boxes on: browsers ignore some orientation tags veil follows."""
         downloads.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="dl-", dir=downloads)) / Path(key).name
         try:
             store.download(key, tmp, etag=etag or None)
+            if upright:
+                view = tmp.with_name("upright.jpg")
+                picture = open_photo(tmp).rgb()
+                Image.fromarray(picture).save(view, format="JPEG", quality=90)
+                tmp, name = view, f"{Path(key).stem}.upright.jpg"
         except ObjectChangedError:
             shutil.rmtree(tmp.parent, ignore_errors=True)
             raise HTTPException(
                 410, f"{what} was replaced: a newer upload of {key} has a job of its own"
             ) from None
-        except StorageError:
+        except VeilError:
             shutil.rmtree(tmp.parent, ignore_errors=True)
             raise
         return FileResponse(
             tmp,
             filename=name or tmp.name,
+            headers=_PRIVATE if private else None,
             background=BackgroundTask(shutil.rmtree, tmp.parent, True),
         )
 
@@ -332,10 +350,13 @@ def create_app(service: Service) -> FastAPI:
         return _send(service.config.output, key, etag, what)
 
     @app.get("/api/jobs/{job_id}/input")
-    def original(job_id: str) -> FileResponse:
-        """The video the job read, for comparing with the result."""
+    def original(job_id: str, upright: bool = False) -> FileResponse:
+        """The video or photo the job read, for comparing with the result; ``upright``: a
+        photo as veil turned it (``_send``)."""
         job = _job(job_id)
-        return _send(service.config.input, job.key, job.etag, "the video this job read")
+        what = "the video this job read"
+        shown = upright and is_photo_path(job.key)
+        return _send(service.config.input, job.key, job.etag, what, private=True, upright=shown)
 
     @app.post("/api/jobs/{job_id}/retry", status_code=202)
     def retry(job_id: str, request: Request) -> dict[str, str]:
@@ -484,7 +505,10 @@ def create_app(service: Service) -> FastAPI:
         job = _job(job_id)
         if job.status is not JobStatus.NEEDS_REVIEW or job.held_key is None:
             raise HTTPException(409, f"job {job_id} is {job.status.value.lower()}; nothing held")
-        return _send(service.config.output, job.held_key, job.held_etag, "the held output")
+        _original_kept(job)  # it may show faces: gone with the video it came from
+        return _send(
+            service.config.output, job.held_key, job.held_etag, "the held output", private=True
+        )
 
     @app.get("/api/jobs/{job_id}/faces")
     def faces(job_id: str) -> FileResponse:

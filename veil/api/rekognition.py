@@ -413,6 +413,10 @@ def _detect(
 
 
 _UNSUPPORTED = "Request has unsupported image format"
+MAX_WAITING_PICTURES = 4
+"""DetectFaces calls one process holds at once (one looked at, the rest waiting their
+turn); more are told to slow down (``ThrottlingException``, which SDKs retry with
+backoff), so they cannot take every worker thread of the API nor pile up bodies."""
 _ATTRIBUTES = tuple(
     _MODEL.operation_model("DetectFaces").input_shape.members["Attributes"].member.enum
 )
@@ -450,8 +454,25 @@ class _PhotoFaces:
         self.service = service
         self._detector: CenterFace | None = None
         self._lock = threading.Lock()
+        self._waiting = 0
+        self._count = threading.Lock()
 
     def details(self, path: Path) -> list[dict[str, Any]]:
+        with self._count:
+            if self._waiting >= MAX_WAITING_PICTURES:
+                # Each waiting call holds a worker thread the whole API shares, and its body.
+                raise ApiError(
+                    "ThrottlingException",
+                    f"{MAX_WAITING_PICTURES} DetectFaces calls are already waiting; try again",
+                )
+            self._waiting += 1
+        try:
+            return self._details(path)
+        finally:
+            with self._count:
+                self._waiting -= 1
+
+    def _details(self, path: Path) -> list[dict[str, Any]]:
         options = self.service.blur
         with self._lock:
             try:

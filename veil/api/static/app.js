@@ -496,7 +496,8 @@ async function refreshJob(id) {
     const [original, result] = photo ? ["#image-original", "#image-result"] : ["#video-original", "#video-result"];
     for (const sel of ["#image-original", "#image-result"]) $(sel).hidden = !photo;
     for (const sel of ["#video-original", "#video-result"]) $(sel).hidden = photo;
-    $(original).src = withKey(`/api/jobs/${job.id}/input`);
+    // A photo as veil turned it: browsers ignore some orientation tags veil follows.
+    $(original).src = withKey(`/api/jobs/${job.id}/input${photo ? "?upright=1" : ""}`);
     $(result).src = done
       ? withKey(`/api/jobs/${job.id}/result?v=${encodeURIComponent(job.output_etag || "")}`)
       : withKey(`/api/jobs/${job.id}/held?v=${encodeURIComponent(job.held_etag || "")}`);
@@ -629,7 +630,8 @@ async function openReview(id) {
   const stage = $("#stage");
   if (video.FrameWidth && video.FrameHeight) stage.style.aspectRatio = `${video.FrameWidth} / ${video.FrameHeight}`;
   const player = reviewPlayer();
-  const source = withKey(`/api/jobs/${id}/input`);
+  // The boxes are drawn on the picture veil saw: a photo turned as veil turned it.
+  const source = withKey(`/api/jobs/${id}/input${review.photo ? "?upright=1" : ""}`);
   if (player.dataset.src !== source) { player.dataset.src = source; player.src = source; }
   // What the audit held, beside the original and in step with it.
   const heldPlayer = $(review.photo ? "#review-held-image" : "#review-held");
