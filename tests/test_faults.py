@@ -449,7 +449,8 @@ def test_a_database_restart_under_running_jobs_fails_none(postgres, tmp_path):
     outbox.mkdir()
     face = (MovingFace(height=48, start=(0.1, 0.4), end=(0.9, 0.5)),)
     keyed_clip(inbox / "long.mp4", Scene(width=640, height=360, frames=300, faces=face), every=30)
-    write_video(inbox / "short.mp4", Scene(width=640, height=360, frames=75, faces=face))
+    # Long enough to be still in Redact when a segment of the other starts, on a busy machine.
+    write_video(inbox / "short.mp4", Scene(width=640, height=360, frames=150, faces=face))
     db = postgres.url
     shared = ["--input", str(inbox), "--output", str(outbox), "--database", db]
     more = ["--segment-seconds", "4", "--workers", "3", *HEARTBEAT]
