@@ -338,6 +338,23 @@ def test_heic_output_has_no_thumbnail(small, tmp_path):
 # -- refusals -------------------------------------------------------------------------
 
 
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header says ``width`` x ``height`` (1-bit grey), with a few bytes of
+    compressed zeros after it: what a decompression bomb looks like from its header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    rows = zlib.compress(bytes(1 + (width + 7) // 8) * 4)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
+
+
 def test_bad_pictures_get_one_clear_error_and_stay_as_they_were(small, tmp_path):
     jpeg = io.BytesIO()
     Image.fromarray(small.picture).save(jpeg, format="JPEG", quality=92)
@@ -345,7 +362,7 @@ def test_bad_pictures_get_one_clear_error_and_stay_as_they_were(small, tmp_path)
     write_video(video, Scene(width=64, height=48, frames=3))
     bomb = tmp_path / "bomb.png"
     # A small file that says it holds 40,000 x 40,000 pixels: refused from its header.
-    Image.new("1", (40_000, 40_000)).save(bomb, optimize=True)
+    bomb.write_bytes(png_claiming(40_000, 40_000))
     animated = tmp_path / "anim.gif"
     frames = [Image.fromarray(np.roll(small.picture, 8 * n, axis=1)).quantize() for n in range(3)]
     frames[0].save(animated, save_all=True, append_images=frames[1:])
@@ -378,8 +395,8 @@ def test_bad_pictures_get_one_clear_error_and_stay_as_they_were(small, tmp_path)
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_group_photos_faces_from_12_px_are_hidden(tmp_path, seed):
-    heights = (12.0, 13.0, 14.0, 16.0, 18.0, 20.0, 24.0, 32.0, 48.0, 80.0, 140.0)
-    photo = group_photo(seed, 1200, 900, heights, first_person=seed * len(heights))
+    heights = (12.0, 13.0, 14.0, 16.0, 18.0, 20.0, 24.0, 32.0, 48.0, 80.0)
+    photo = group_photo(seed, 800, 600, heights, first_person=seed * len(heights))
     source, output = tmp_path / "group.jpg", tmp_path / "out.jpg"
     Image.fromarray(photo.picture).save(source, quality=92)
     result = blur_photo(source, output)
