@@ -86,6 +86,11 @@ def test_local_hides_partial_and_hidden_files_and_refuses_symlinks_out(tmp_path)
     assert [i.key for i in store.list()] == ["link.mp4", "ok.mp4"]
     with pytest.raises(ObjectNotFoundError, match="outside"):
         store.download("link.mp4", tmp_path / "copy.mp4")
+    # A symlink loop is a missing object too, not an unexpected error.
+    os.symlink(root / "loop.mp4", root / "loop.mp4")
+    with pytest.raises(ObjectNotFoundError, match="symlink loop"):
+        store.stat("loop.mp4")
+    assert [i.key for i in store.list()] == ["link.mp4", "ok.mp4"]  # and listed past
 
 
 @pytest.mark.parametrize(

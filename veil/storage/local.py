@@ -44,7 +44,10 @@ class LocalStorage(Storage):
         check_key(key)
         if any(len(part.encode()) > NAME_MAX for part in key.split("/")):
             raise InvalidKeyError(key, f"a folder store's names are at most {NAME_MAX} bytes")
-        path = (self.root / key).resolve()
+        try:
+            path = (self.root / key).resolve()
+        except RuntimeError:  # a symlink loop (Python 3.11 says so this way)
+            raise ObjectNotFoundError(self.label, key, "a symlink loop") from None
         # check_key already refuses '..'; this also refuses a symlink that leads out.
         if self.root not in path.parents:
             raise ObjectNotFoundError(self.label, key, "outside the storage folder")
@@ -67,8 +70,8 @@ class LocalStorage(Storage):
                 if key.startswith(prefix):
                     try:
                         yield self._info(key, path)
-                    except FileNotFoundError:
-                        continue  # removed while listing
+                    except (OSError, RuntimeError):
+                        continue  # removed while listing, or a link that leads nowhere
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)
