@@ -57,6 +57,7 @@ from veil.errors import (
 from veil.faces_file import FacesFileWriter, photo_metadata, ratio_digits, read_faces, rounded
 from veil.pipeline import BlurOptions
 from veil.streams import RemovedMetadata
+from veil.thumbnails import Thumbnails
 
 with contextlib.suppress(ImportError):  # HEIC and HEIF, where pillow-heif is installed
     from pillow_heif import register_heif_opener
@@ -619,10 +620,6 @@ class PhotoResult:
     faces: Detections
     metadata_removed: dict[str, list[str]] | None = None
 
-    def numbered_faces(self) -> Detections:
-        """``faces`` with the track numbers the faces file gives them (``numbered``)."""
-        return numbered(self.faces)
-
 
 def blur_photo(
     input_path: str | Path,
@@ -631,6 +628,7 @@ def blur_photo(
     *,
     faces_out: str | Path | None = None,
     detector: CenterFace | None = None,
+    thumbnails: Thumbnails | None = None,
 ) -> PhotoResult:
     """Write a copy of the picture at ``input_path`` with every face hidden, in its format,
     to ``output_path``; the faces found to ``faces_out`` (a faces file with one entry per
@@ -638,7 +636,7 @@ def blur_photo(
     reuse across pictures."""
     options = options or BlurOptions()
     photo = open_photo(input_path)
-    faces = find_faces(detector or detector_for(options), photo.rgb(), options.threshold)
+    faces = _faces_on(photo, detector or detector_for(options), options.threshold, thumbnails)
     boxes = faces.grown(options.box_scale).clipped(photo.width, photo.height)
     hide_faces(photo, boxes, get_anonymizer(options.mode))
     removed = photo.removed_metadata(options.keep_metadata).to_json()
@@ -646,6 +644,18 @@ def blur_photo(
     if faces_out is not None:  # once the picture is written: never a faces file alone
         write_faces(photo, faces, faces_out, removed)
     return PhotoResult(photo.width, photo.height, photo.format, faces, removed)
+
+
+def _faces_on(
+    photo: Photo, detector: CenterFace, threshold: float, thumbnails: Thumbnails | None
+) -> Detections:
+    """``find_faces`` on ``photo``, offering each face's thumbnail from the original
+    (numbered as the faces file numbers them); the RGB copy is gone once this returns."""
+    picture = photo.rgb()
+    faces = find_faces(detector, picture, threshold)
+    if thumbnails is not None:
+        thumbnails.offer(lambda: picture, numbered(faces))
+    return faces
 
 
 def redact_photo(

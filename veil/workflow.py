@@ -190,10 +190,8 @@ def _detect_and_redact(job_id: str, request: JobRequest) -> RunSummary:
     thumbnails = Thumbnails()
     if is_photo_path(request.key):
         with failing_job(request.key):
-            hidden = blur_photo(local, output, blur_options(request), faces_out=faces)
-            picture = open_photo(local).rgb()
-        # Numbered as the faces file numbers them: each face its own track.
-        thumbnails.offer(lambda: picture, hidden.numbered_faces())
+            options = blur_options(request)
+            hidden = blur_photo(local, output, options, faces_out=faces, thumbnails=thumbnails)
         review_store().keep(job_id, faces, thumbnails.pictures)
         return photo_summary(hidden)
     with failing_job(request.key):

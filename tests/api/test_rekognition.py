@@ -858,11 +858,17 @@ def test_detect_faces_refuses_what_the_cloud_refuses(server, group):
         with pytest.raises(ClientError) as refused:
             rk.detect_faces(Image=image)
         assert refused.value.response["Error"]["Code"] == code, (code, refused.value)
-    # Signed with a wrong secret: refused before the picture is looked at.
-    wrong = client(server, secret="wrong-secret")
-    with pytest.raises(ClientError) as refused:
-        wrong.detect_faces(Image={"Bytes": jpeg_bytes(group.picture)})
-    assert refused.value.response["Error"]["Code"] == "InvalidSignatureException"
+    # Signed with a wrong secret, or not at all: refused before the picture is looked at.
+    unsigned = client(
+        server, config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1})
+    )
+    for caller, code in (
+        (client(server, secret="wrong-secret"), "InvalidSignatureException"),
+        (unsigned, "MissingAuthenticationTokenException"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            caller.detect_faces(Image={"Bytes": jpeg_bytes(group.picture)})
+        assert refused.value.response["Error"]["Code"] == code
 
 
 def test_detect_faces_calls_beyond_a_few_waiting_are_told_to_slow_down(tmp_path):
