@@ -15,6 +15,8 @@ The tree::
     │   └── FrameSizeError       a picture larger than veil processes (8K video,
     │                            150 MP photos)
     ├── OutputError              the output cannot be written; carries ``path``
+    ├── LiveSourceError          a live source that cannot be opened or read
+    │                            (``veil.live``); ``path`` shown without a password
     ├── FacesFileError           a faces.json that cannot be read or does not fit the video
     ├── InvalidKeyError          an object key that could leave its bucket (400)
     ├── EventError               a bucket event of the wrong shape (400)
@@ -116,6 +118,12 @@ class UnsupportedCodecError(InputError):
 
 class OutputError(_PathError):
     """The output cannot be written."""
+
+
+class LiveSourceError(_PathError):
+    """A live source that cannot be opened or read: a bad address, a refused connection,
+    no video, a codec this build cannot decode (``veil.live``). ``path`` is the source as
+    shown, without a password."""
 
 
 class FacesFileError(_PathError):

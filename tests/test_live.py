@@ -1,0 +1,270 @@
+"""``veil live``: real streams on loopback, judged by the whole-face measure.
+
+A synthetic scene is played by a real ``veil live`` process, from a file at its own
+pace and over TCP MPEG-TS sent by PyAV (FFmpeg), into an HLS folder that is then read
+back by FFmpeg; every face of 16 px and up must be hidden on every frame."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from servers import free_port, server_process, wait_for
+
+from veil.detections import Detections
+from veil.live import (
+    LOOK_SHARE,
+    LiveOptions,
+    live_tracking,
+    run_live,
+    shown,
+)
+from veil.pipeline import BlurOptions
+from veil.synthetic import Scene, demo_scene, face_visibility, write_video
+
+GATED = 16
+"""Faces this tall and taller must be hidden on every frame."""
+
+
+def exposed(playlist: Path, scene: Scene, frames: range) -> list[tuple[int, int, float]]:
+    """``(output frame, face, visibility)`` of faces of ``GATED`` px and up left visible
+    on the output frames ``frames``, which show the scene's frames from 0 on."""
+    found = []
+    with av.open(str(playlist)) as container:
+        for i, picture in enumerate(container.decode(container.streams.video[0])):
+            if i not in frames:
+                continue
+            image = np.asarray(picture.to_ndarray(format="rgb24"), np.uint8)
+            truth, boxes, ids = scene.render(i - frames.start)
+            for face, box in zip(ids, boxes, strict=True):
+                if box[3] - box[1] >= GATED and face_visibility(truth, image, box) > 0.6:
+                    found.append((i, face, float(box[3] - box[1])))
+    return found
+
+
+def output_times(playlist: Path) -> list[float]:
+    with av.open(str(playlist)) as container:
+        return [float(p.time) for p in container.decode(container.streams.video[0])]
+
+
+@pytest.fixture(scope="module")
+def scene() -> Scene:
+    return demo_scene(640, 360, 90, 30)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory, scene: Scene) -> Path:
+    path = tmp_path_factory.mktemp("live") / "scene.mp4"
+    write_video(path, scene, audio=False)
+    return path
+
+
+def veil_live(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "veil.cli", "live", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# -- plain parts ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.5:554/stream1?token=abc", "rtsp://10.0.0.5:554/stream1"),
+        ("rtmp://user@cam.example/live/key", "rtmp://cam.example/live/key"),
+        ("srt://[::1]:9000?passphrase=hunter2", "srt://[::1]:9000"),
+        ("/dev/video0", "/dev/video0"),
+        ("clips/a b.mp4", "clips/a b.mp4"),
+    ],
+)
+def test_a_source_is_shown_without_its_credentials(source: str, expected: str) -> None:
+    assert shown(source) == expected
+
+
+@pytest.mark.parametrize("fps", [24.0, 30.0, 60.0])
+@pytest.mark.parametrize("delay", [0.5, 1.0, 3.0])
+def test_the_hold_fits_in_the_delay_and_spans_two_analyses(fps: float, delay: float) -> None:
+    tracking, every = live_tracking(BlurOptions(), fps, delay)
+    assert tracking.latency <= LOOK_SHARE * delay * fps
+    assert tracking.pre_roll >= 2 * every  # a face between analyses is covered from its start
+    assert every <= BlurOptions().detect_every
+
+
+# -- a file played at its own pace -------------------------------------------------------
+
+
+def test_a_file_played_live_leaves_no_face_visible(
+    source: Path, scene: Scene, tmp_path: Path
+) -> None:
+    server_process("veil live")
+    playlist = tmp_path / "hls" / "index.m3u8"
+    run = veil_live(str(source), "--realtime", "-o", str(playlist), "--json", "--window", "3")
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    stats = json.loads(out)
+    assert stats["frames_in"] == stats["frames_out"] == scene.frames
+    assert exposed(playlist, scene, range(scene.frames)) == []
+    text = playlist.read_text()
+    assert text.rstrip().endswith("#EXT-X-ENDLIST")
+    # A sliding window: three segments listed, older ones deleted from the folder.
+    assert text.count("#EXTINF") == 3
+    assert len(list(playlist.parent.glob("segment-*.ts"))) <= 4
+    # Frames waited for their boxes, not for the end of the file (3 s).
+    assert 0 < stats["delay_p50"] <= 1.5
+    times = output_times(playlist)
+    assert all(b > a for a, b in itertools.pairwise(times))
+
+
+def test_analysis_that_falls_behind_covers_frames_whole(
+    source: Path, scene: Scene, tmp_path: Path
+) -> None:
+    """A detector far slower than the stream: frames that cannot get their boxes within
+    the delay leave covered whole, never raw, and are counted."""
+    from veil.detector import CenterFace
+
+    class Slow:
+        def __init__(self) -> None:
+            self.inner = CenterFace(precision="fp32")
+
+        def detect_frame(self, frame: np.ndarray, changed: object = None) -> Detections:
+            time.sleep(0.4)
+            return self.inner.detect_frame(frame)
+
+        def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+            time.sleep(0.4)
+            return self.inner.detect_near(frame, boxes)
+
+    playlist = tmp_path / "index.m3u8"
+    stats = run_live(
+        str(source), str(playlist), LiveOptions(delay=0.5, realtime=True), detector=Slow()
+    )
+    assert stats.covered_whole > 0
+    assert stats.frames_out == scene.frames
+    assert exposed(playlist, scene, range(scene.frames)) == []
+
+
+def test_a_file_needs_realtime_and_an_output_must_be_live(source: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from veil.cli import main
+
+    result = CliRunner().invoke(main, ["live", str(source), "-o", str(tmp_path / "i.m3u8")])
+    assert result.exit_code == 1
+    assert "--realtime" in result.output
+    result = CliRunner().invoke(
+        main, ["live", str(source), "--realtime", "-o", str(tmp_path / "out.mp4")]
+    )
+    assert result.exit_code == 1
+    assert "not a live output" in result.output
+    assert not (tmp_path / "out.mp4").exists()
+
+
+# -- network sources -----------------------------------------------------------------
+
+
+def test_a_refused_source_is_one_line_without_its_password(tmp_path: Path) -> None:
+    server_process("veil live")
+    port = free_port()  # nothing listens there
+    run = veil_live(
+        f"tcp://viewer:s3cret@127.0.0.1:{port}?token=t0ken", "-o", str(tmp_path / "i.m3u8")
+    )
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"veil: error: tcp://127.0.0.1:{port}: connection refused"
+    assert "s3cret" not in out + err and "t0ken" not in out + err
+    assert "Traceback" not in err
+
+
+def send(url: str, video: Path, stop: threading.Event) -> None:
+    """Play ``video``'s packets to ``url`` as MPEG-TS at their own pace (a camera)."""
+    connection = wait_for(lambda: _connected(url), 60, f"a listener at {url}")
+    with (
+        connection,
+        connection.makefile("wb") as sink,
+        av.open(str(video)) as src,
+        av.open(sink, "w", format="mpegts") as dst,
+    ):
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        start = time.monotonic()
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:
+                continue
+            if stop.is_set():
+                break
+            at = float(packet.dts * packet.time_base)
+            time.sleep(max(0.0, start + at - time.monotonic()))
+            packet.stream = stream
+            dst.mux(packet)
+
+
+def _connected(url: str) -> socket.socket | None:
+    host, port = url.removeprefix("tcp://").split(":")
+    try:
+        return socket.create_connection((host, int(port)), timeout=5)
+    except OSError:
+        return None  # not listening yet
+
+
+def test_a_tcp_stream_that_drops_and_comes_back(source: Path, scene: Scene, tmp_path: Path) -> None:
+    """A camera sending MPEG-TS over TCP goes away for two seconds and comes back: the
+    output shows a slate meanwhile, its timestamps keep rising, both runs of the scene
+    are anonymized, and SIGTERM ends the playlist properly."""
+    server_process("veil live")
+    port = free_port()
+    playlist = tmp_path / "hls" / "index.m3u8"
+    run = veil_live(
+        f"tcp://127.0.0.1:{port}?listen=1", "-o", str(playlist), "--json", "--window", "50"
+    )
+    stop = threading.Event()
+    try:
+        send(f"tcp://127.0.0.1:{port}", source, stop)
+        time.sleep(2.0)
+        send(f"tcp://127.0.0.1:{port}", source, stop)
+        time.sleep(1.5)  # the last frames' boxes
+    finally:
+        stop.set()
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    stats = json.loads(out)
+    assert stats["reconnects"] == 1
+    assert stats["slate_frames"] > 0
+    assert stats["frames_in"] == 2 * scene.frames
+    assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")
+    times = output_times(playlist)
+    assert len(times) == stats["frames_out"] + stats["slate_frames"]
+    assert all(b > a for a, b in itertools.pairwise(times))
+    # Order: the first run, the slate, the second run.
+    first = range(0, scene.frames)
+    second = range(len(times) - scene.frames, len(times))
+    assert exposed(playlist, scene, first) == []
+    assert exposed(playlist, scene, second) == []
+    assert f"127.0.0.1:{port}" in err and "listen" not in err
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX signals")
+def test_nothing_is_left_running_after_sigint(source: Path, tmp_path: Path) -> None:
+    server_process("veil live")
+    playlist = tmp_path / "index.m3u8"
+    run = veil_live(str(source), "--realtime", "--loop", "-o", str(playlist), "-q")
+    wait_for(lambda: playlist.exists(), 60, "the first segment")
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")

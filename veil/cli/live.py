@@ -1,0 +1,134 @@
+"""``veil live``: a camera feed anonymized before anyone sees it (``veil.live``)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from veil.anonymizers import MODES
+from veil.cli.common import (
+    PRESETS,
+    blur_option,
+    blur_options_from,
+    detection_options,
+    main,
+    report_failure,
+)
+from veil.errors import OptionError
+from veil.live import DEFAULT_DELAY, LiveOptions, LiveStats, run_live, shown
+
+_LIVE = LiveOptions()
+
+
+@main.command()
+@click.argument("source", metavar="SOURCE")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="OUTPUT",
+    help="DIR/index.m3u8 for HLS (short segments, a sliding window, old segments deleted), or a udp://, tcp:// or srt:// address (MPEG-TS), rtmp:// (FLV) or rtsp:// (a server to push to).",
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(0.2, 30),
+    default=DEFAULT_DELAY,
+    show_default=True,
+    help="Seconds a frame may wait between arriving and leaving. Faces are covered from before their first detection within it; a frame that cannot be analysed within it is covered whole, never sent raw.",
+)
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="SOURCE is a file: play it at its own pace (for demos and tests).",
+)
+@click.option("--loop", is_flag=True, help="With --realtime: start the file again at its end.")
+@click.option(
+    "--segment-seconds",
+    type=click.FloatRange(0.5, 30),
+    default=_LIVE.segment_seconds,
+    show_default=True,
+    help="HLS: the length of a segment.",
+)
+@click.option(
+    "--window",
+    type=click.IntRange(2, 100),
+    default=_LIVE.window,
+    show_default=True,
+    help="HLS: how many segments the playlist lists; older ones are deleted.",
+)
+@click.option(
+    "--rtsp-transport",
+    type=click.Choice(("tcp", "udp")),
+    default=_LIVE.rtsp_transport,
+    show_default=True,
+    help="How RTSP sources and outputs carry their packets.",
+)
+@detection_options
+@blur_option("--mode", click.Choice(MODES), "How faces are hidden.")
+@blur_option("--box-scale", click.FloatRange(1, 4), "Grow each face box by this factor.")
+@blur_option("--crf", click.IntRange(0, 51), "Quality (x264's scale): lower is better and bigger.")
+@blur_option("--preset", click.Choice(PRESETS), "x264 speed preset.")
+@click.option("-q", "--quiet", is_flag=True, help="No status line every few seconds.")
+@click.option("--json", "as_json", is_flag=True, help="At the end, print the figures as JSON.")
+def live(
+    source: str,
+    output: str,
+    delay: float,
+    realtime: bool,
+    loop: bool,
+    segment_seconds: float,
+    window: int,
+    rtsp_transport: str,
+    quiet: bool,
+    as_json: bool,
+    **opts: Any,
+) -> None:
+    """Anonymize SOURCE live into OUTPUT, until the source ends or Ctrl-C.
+
+    SOURCE: rtsp://, rtmp://, srt://, udp:// or tcp:// (MPEG-TS), http(s):// (HLS or
+    MPEG-TS), a V4L2 device (/dev/video0), or a file with --realtime. A lost network
+    source is retried with growing waits while the output shows a slate. Addresses are
+    never shown with their password. No audio yet: the output is video alone.
+    """
+    blur = blur_options_from(opts)
+    try:
+        options = LiveOptions(
+            delay=delay,
+            realtime=realtime,
+            loop=loop,
+            segment_seconds=segment_seconds,
+            window=window,
+            rtsp_transport=rtsp_transport,
+        )
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if loop and not realtime:
+        raise click.UsageError("--loop plays a file again: give --realtime with it")
+    stop = threading.Event()
+
+    def stopping(signum: int, frame: Any) -> None:
+        if stop.is_set():  # a second Ctrl-C: at once
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stopping)
+
+    def say(stats: LiveStats) -> None:
+        click.echo(f"veil live: {stats.line()}", err=True)
+
+    if not quiet:
+        click.echo(f"veil live: {shown(source)} -> {shown(output)}, delay {delay:g} s", err=True)
+    try:
+        stats = run_live(source, output, options, blur, stop=stop, status=None if quiet else say)
+    except Exception as exc:  # one line, never a traceback with the source's address
+        sys.exit(report_failure(exc))
+    if not quiet:
+        click.echo(f"veil live: stopped: {stats.line()}", err=True)
+    if as_json:
+        click.echo(json.dumps(stats.to_json()))

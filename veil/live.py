@@ -1,0 +1,631 @@
+"""Live: a camera feed anonymized before anyone sees it (``veil live``).
+
+A reader thread takes frames from the source (a network stream, a device, or a file
+played at its own pace) and stamps each with the moment it arrived. The main loop runs
+them through the same detection schedule and tracker as files (``veil.motion``,
+``veil.tracker``) and sends each to the output (an HLS folder, or a stream pushed to a
+URL) once the tracker has its final boxes. That wait is the live delay: the tracker's
+backward hold, which covers a face before its first detection, is cut to fit in
+``LOOK_SHARE`` of ``--delay``, and the rest of the delay pays for the analysis.
+
+It fails closed: no frame leaves without its boxes. A frame that arrives too late to
+be analysed within the delay, or still waits for its boxes when its delay is spent, is
+covered whole (``cover_whole``), counted, and the schedule starts afresh after it, so
+the next frames are analysed before they leave; so do a source's reconnection and a
+looped file's restart. While the source is lost the output shows a slate, and the
+reader reconnects with growing waits; timestamps go on rising across all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import av
+import cv2
+import numpy as np
+
+from veil.anonymizers import get_anonymizer, hide_in_yuv420
+from veil.detections import Detections
+from veil.detector import FaceDetector
+from veil.errors import LiveSourceError, OptionError, OutputError
+from veil.motion import DetectionSchedule
+from veil.pipeline import BlurOptions
+from veil.tracker import Tracker, TrackerOptions
+from veil.video.info import MAX_PIXELS, MAX_SIDE, Frame, probe
+from veil.video.reader import DecodedFrame
+
+NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https")
+"""Sources read from the network: lost connections are retried."""
+PUSH_FORMATS = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtmp": "flv", "rtsp": "rtsp"}
+"""Outputs that are URLs, and the container sent to each."""
+DEFAULT_DELAY = 1.0
+"""Seconds a frame may wait between arriving and leaving (``--delay``)."""
+LOOK_SHARE = 0.6
+"""Share of the delay the tracker's hold may use; the rest pays for analysis time."""
+COVER_CELLS = 16
+"""A frame covered whole keeps this many blurred colour cells across: a shape of light,
+no face."""
+RECONNECT_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
+"""Seconds between tries to reach a lost source; the last repeats."""
+QUEUE_SECONDS = 10.0
+"""Frames waiting beyond this much video are dropped by the reader (and counted)."""
+OPEN_TIMEOUT = 10.0
+"""Seconds to wait for a source to answer, and for its next packet."""
+
+
+def shown(source: str) -> str:
+    """``source`` as it may be shown in logs and errors: a URL without its user,
+    password, query or fragment (camera addresses often carry credentials)."""
+    parts = urlsplit(source)
+    if len(parts.scheme) < 2:  # a path (or a drive letter)
+        return source
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    with contextlib.suppress(ValueError):
+        if parts.port is not None:
+            host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def is_network_source(source: str) -> bool:
+    return urlsplit(source).scheme.lower() in NETWORK_SCHEMES
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How a live run reads and writes, besides what ``BlurOptions`` says of faces.
+
+    ``delay``: seconds from a frame's arrival to its departure, at most. ``realtime``:
+    play a file source at its own pace (required for files: a live output cannot take
+    frames faster). ``loop``: start a file source again at its end. ``segment_seconds``
+    and ``window``: an HLS output's segment length and how many segments its playlist
+    lists (older ones are deleted). ``rtsp_transport``: ``tcp`` or ``udp``."""
+
+    delay: float = DEFAULT_DELAY
+    realtime: bool = False
+    loop: bool = False
+    segment_seconds: float = 1.0
+    window: int = 6
+    rtsp_transport: str = "tcp"
+
+    def __post_init__(self) -> None:
+        if not 0.2 <= self.delay <= 30:
+            raise OptionError(f"delay must be between 0.2 and 30 seconds, got {self.delay}")
+        if not 0.5 <= self.segment_seconds <= 30:
+            raise OptionError(
+                f"segment-seconds must be between 0.5 and 30, got {self.segment_seconds}"
+            )
+        if not 2 <= self.window <= 100:
+            raise OptionError(f"window must be between 2 and 100 segments, got {self.window}")
+        if self.rtsp_transport not in ("tcp", "udp"):
+            raise OptionError(f"rtsp-transport must be tcp or udp, got {self.rtsp_transport!r}")
+
+
+def live_tracking(blur: BlurOptions, fps: float, delay: float) -> tuple[TrackerOptions, int]:
+    """The tracker's options and the detection interval for a live run at ``fps``: the
+    same rules as files (``BlurOptions.tracker_options``), with the hold cut so a frame
+    waits at most ``LOOK_SHARE`` of ``delay`` for its boxes, and full analyses often
+    enough that the hold still spans two of them."""
+    fps = fps if math.isfinite(fps) and fps > 0 else 30.0
+    base = blur.tracker_options(fps)
+    smooth = min(base.smooth, 2)
+    hold = max(1, min(base.pre_roll, math.floor(delay * LOOK_SHARE * fps) - smooth))
+    every = max(1, min(blur.detect_every, hold // 2))
+    options = replace(
+        base,
+        pre_roll=hold,
+        post_roll=hold,
+        max_gap=min(base.max_gap, 2 * hold),
+        smooth=smooth,
+        short_wait=True,  # a gap's frames take the near end's hold rather than wait
+    )
+    return options, every
+
+
+def cover_whole(picture: Any) -> Any:
+    """``picture`` (an ``av.VideoFrame``) shrunk to ``COVER_CELLS`` cells across and
+    blown up again: nothing of a face is left, only light and colour."""
+    rgb = picture.to_ndarray(format="rgb24")
+    height, width = rgb.shape[:2]
+    across = COVER_CELLS
+    down = max(1, round(across * height / width))
+    small = cv2.resize(rgb, (across, down), interpolation=cv2.INTER_AREA)
+    big = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    return av.VideoFrame.from_ndarray(big, format="rgb24")
+
+
+def slate(width: int, height: int, words: str) -> Any:
+    """A grey picture that says ``words``: what the output shows while the source is lost."""
+    image = np.full((height, width, 3), 48, np.uint8)
+    size = max(0.4, height / 720)
+    (w, h), _ = cv2.getTextSize(words, cv2.FONT_HERSHEY_SIMPLEX, size, 2)
+    origin = (max(0, (width - w) // 2), (height + h) // 2)
+    cv2.putText(image, words, origin, cv2.FONT_HERSHEY_SIMPLEX, size, (220, 220, 220), 2)
+    return av.VideoFrame.from_ndarray(image, format="rgb24")
+
+
+@dataclass
+class LiveStats:
+    """What a live run has done so far; ``line()`` says it in one line."""
+
+    frames_in: int = 0
+    frames_out: int = 0
+    covered_whole: int = 0
+    """Frames sent covered whole because analysis could not keep within the delay."""
+    slate_frames: int = 0
+    reconnects: int = 0
+    dropped: int = 0
+    """Frames the reader let go because more than ``QUEUE_SECONDS`` waited."""
+    started: float = field(default_factory=time.monotonic)
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
+    """Seconds from arrival to departure of the latest frames."""
+
+    def delay_at(self, share: float) -> float | None:
+        """The delay that ``share`` (0-1) of the latest frames stayed within."""
+        if not self.delays:
+            return None
+        ordered = sorted(self.delays)
+        return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+    @property
+    def fps(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.frames_out / elapsed if elapsed > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        p50, p95 = self.delay_at(0.5), self.delay_at(0.95)
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "covered_whole": self.covered_whole,
+            "slate_frames": self.slate_frames,
+            "reconnects": self.reconnects,
+            "dropped": self.dropped,
+            "fps": round(self.fps, 2),
+            "delay_p50": None if p50 is None else round(p50, 3),
+            "delay_p95": None if p95 is None else round(p95, 3),
+        }
+
+    def line(self) -> str:
+        p50, p95 = self.delay_at(0.5), self.delay_at(0.95)
+        delay = "-" if p50 is None or p95 is None else f"{p50:.2f}/{p95:.2f} s"
+        return (
+            f"{self.frames_out} frames out at {self.fps:.1f} fps, delay p50/p95 {delay}, "
+            f"{self.covered_whole} covered whole, {self.reconnects} reconnects"
+        )
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    frame: DecodedFrame
+    arrived: float
+    """``time.monotonic()`` when the reader had it."""
+    connection: int
+    """Which opening of the source it came from (a reconnection or a loop's restart)."""
+
+
+@dataclass(frozen=True)
+class _Lost:
+    reason: str
+
+
+class _Ended:
+    pass
+
+
+class _Reader(threading.Thread):
+    """Reads the source into ``frames`` (``_Arrival``, ``_Lost``, then ``_Ended``)."""
+
+    def __init__(self, source: str, options: LiveOptions, stop: threading.Event) -> None:
+        super().__init__(name="veil-live-reader", daemon=True)
+        self.source = source
+        self.options = options
+        self.stop = stop
+        self.network = is_network_source(source)
+        self.frames: queue.Queue[_Arrival | _Lost | _Ended] = queue.Queue()
+        self.error: LiveSourceError | None = None
+        self.down = False
+        self.reconnects = 0
+        self.dropped = 0
+        self.fps = 30.0
+
+    def run(self) -> None:
+        connection = 0
+        waits = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    container = self._open()
+                except LiveSourceError as exc:
+                    if connection == 0 or not self.network:
+                        self.error = exc
+                        return
+                    self._wait(RECONNECT_WAITS[min(waits, len(RECONNECT_WAITS) - 1)])
+                    waits += 1
+                    continue
+                connection += 1
+                if connection > 1 and self.network:
+                    self.reconnects += 1
+                waits = 0
+                self.down = False
+                with container:
+                    reason = self._read(container, connection)
+                if reason is None and not (self.network or self.options.loop):
+                    return  # a file's end
+                if self.network:
+                    self.down = True
+                    self.frames.put(_Lost(reason or "the stream ended"))
+        finally:
+            self.frames.put(_Ended())
+
+    def _wait(self, seconds: float) -> None:
+        self.stop.wait(seconds)
+
+    def _open(self) -> Any:
+        options = {}
+        if urlsplit(self.source).scheme.lower() in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = self.options.rtsp_transport
+        try:
+            container = av.open(self.source, options=options, timeout=(OPEN_TIMEOUT, OPEN_TIMEOUT))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise LiveSourceError(shown(self.source), _reason(exc)) from None
+        if not container.streams.video:
+            container.close()
+            raise LiveSourceError(shown(self.source), "no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or not stream.codec_context.name:
+            container.close()
+            raise LiveSourceError(shown(self.source), "a video codec this build cannot decode")
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate or stream.guessed_rate
+        if rate:
+            self.fps = float(rate)
+        return container
+
+    def _read(self, container: Any, connection: int) -> str | None:
+        """Frames of one opening, paced for a file; the reason it stopped, or ``None``
+        at the end of a file."""
+        rotation, mirrored = 0, False
+        if not self.network:
+            with contextlib.suppress(Exception):
+                info = probe(Path(self.source))
+                rotation, mirrored = info.rotation, info.mirrored
+        started = time.monotonic()
+        first: float | None = None
+        count = 0
+        try:
+            for picture in container.decode(container.streams.video[0]):
+                if self.stop.is_set():
+                    return "stopped"
+                if max(picture.width, picture.height) > MAX_SIDE or (
+                    picture.width * picture.height > MAX_PIXELS
+                ):
+                    self.error = LiveSourceError(
+                        shown(self.source),
+                        f"picture too large ({picture.width}x{picture.height}); veil "
+                        f"processes up to {MAX_SIDE} pixels a side (8K UHD)",
+                    )
+                    self.stop.set()
+                    return "too large"
+                at = float(picture.time) if picture.time is not None else count / self.fps
+                first = at if first is None else first
+                if self.options.realtime and not self.network:
+                    self._wait(started + (at - first) - time.monotonic())
+                frame = DecodedFrame(count, picture, picture.pts, at, rotation, mirrored)
+                count += 1
+                if self.frames.qsize() > QUEUE_SECONDS * self.fps:
+                    self.dropped += 1
+                    continue
+                self.frames.put(_Arrival(frame, time.monotonic(), connection))
+        except (av.error.FFmpegError, OSError) as exc:
+            return _reason(exc)
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    """A foreign error in plain words, without the source's address (FFmpeg names it)."""
+    if isinstance(exc, ConnectionRefusedError | av.error.ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError | av.error.ExitError):
+        return f"no answer within {OPEN_TIMEOUT:g} s"
+    if isinstance(exc, FileNotFoundError | av.error.FileNotFoundError):
+        return "no such file or stream"
+    if isinstance(exc, av.error.InvalidDataError):
+        return "not a video stream veil can read"
+    if isinstance(exc, av.error.ProtocolNotFoundError):
+        return "this FFmpeg build cannot open that kind of address"
+    strerror = getattr(exc, "strerror", None)
+    return str(strerror or type(exc).__name__).rstrip(".").lower()
+
+
+class _Output:
+    """The anonymized stream: opened at the first frame (its size and rate), pictures
+    written with rising timestamps, closed with its end (HLS: the end tag)."""
+
+    def __init__(self, target: str, options: LiveOptions, blur: BlurOptions) -> None:
+        self.target = target
+        self.options = options
+        self.blur = blur
+        self.container: Any = None
+        self.stream: Any = None
+        self.size = (0, 0)
+        self.period = 1 / 30
+        self.last: float | None = None
+        """Output time (s) of the last picture written."""
+        self.last_written = 0.0
+        """``time.monotonic()`` when it was written."""
+        self._offsets: dict[int, float] = {}
+        self._format()  # a target that is no live output is refused before any frame
+
+    def _format(self) -> tuple[str, dict[str, str]]:
+        """The container format for the target, and its options."""
+        scheme = urlsplit(self.target).scheme.lower()
+        if scheme in PUSH_FORMATS:
+            if scheme == "rtsp":
+                return "rtsp", {"rtsp_transport": self.options.rtsp_transport}
+            return PUSH_FORMATS[scheme], {}
+        if self.target.endswith(".m3u8"):
+            folder = Path(self.target).parent
+            return "hls", {
+                "hls_time": f"{self.options.segment_seconds:g}",
+                "hls_list_size": str(self.options.window),
+                "hls_flags": "delete_segments+independent_segments",
+                "hls_segment_filename": str(folder / "segment-%06d.ts"),
+            }
+        raise OutputError(
+            self.target,
+            "not a live output: give DIR/index.m3u8 (HLS) or a udp://, tcp://, srt://, "
+            "rtmp:// or rtsp:// address",
+        )
+
+    def open(self, width: int, height: int, fps: float) -> None:
+        fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 30.0
+        self.period = 1 / fps
+        width, height = width - width % 2, height - height % 2
+        self.size = (width, height)
+        container_format, container_options = self._format()
+        if container_format == "hls":
+            folder = Path(self.target).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError(folder, exc.strerror or "cannot make the folder") from None
+        gop = str(max(1, round(fps * self.options.segment_seconds)))
+        try:
+            self.container = av.open(
+                self.target, "w", format=container_format, options=container_options
+            )
+            stream = self.container.add_stream(
+                "libx264", rate=Fraction(fps).limit_denominator(1001)
+            )
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(shown(self.target), _reason(exc)) from None
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.codec_context.options = {
+            "preset": self.blur.preset,
+            "tune": "zerolatency",  # no frames held back in the encoder
+            "crf": str(self.blur.crf),
+            "g": gop,
+            "keyint_min": gop,
+            "sc_threshold": "0",  # keyframes where segments start, not at picture changes
+        }
+        self.stream = stream
+
+    def at(self, connection: int, source_time: float) -> float:
+        """The output time of a picture ``source_time`` s into opening ``connection``:
+        its own pace within an opening, after the last picture across openings."""
+        if connection not in self._offsets:
+            start = 0.0 if self.last is None else self.last + self.period
+            self._offsets = {connection: start - source_time}
+        return self._offsets[connection] + source_time
+
+    def write(self, picture: Any, when: float) -> None:
+        if self.last is not None and when <= self.last:
+            when = self.last + 0.001  # timestamps only rise
+        width, height = self.size
+        frame = picture.reformat(width=width, height=height, format="yuv420p")
+        frame.pts = round(when * 1000)
+        frame.time_base = Fraction(1, 1000)
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(shown(self.target), _reason(exc)) from None
+        self.last = frame.pts / 1000
+        self.last_written = time.monotonic()
+
+    def close(self) -> None:
+        if self.container is None:
+            return
+        try:
+            with contextlib.suppress(av.error.FFmpegError):
+                for packet in self.stream.encode():
+                    self.container.mux(packet)
+        finally:
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                self.container.close()
+            self.container = None
+
+
+@dataclass
+class _Epoch:
+    """The schedule and tracker since the last fresh start (a new opening of the source,
+    or frames covered whole): frames are numbered from 0 within it, so its first frame
+    gets a full analysis."""
+
+    connection: int
+    tracker: Tracker
+    schedule: DetectionSchedule
+    next_index: int = 0
+
+
+def run_live(
+    source: str,
+    output: str,
+    options: LiveOptions | None = None,
+    blur: BlurOptions | None = None,
+    *,
+    stop: threading.Event | None = None,
+    detector: FaceDetector | None = None,
+    status: Callable[[LiveStats], None] | None = None,
+    status_every: float = 5.0,
+) -> LiveStats:
+    """Anonymize ``source`` live into ``output`` until the source ends (a file without
+    ``loop``) or ``stop`` is set; ``status`` is called with the figures every
+    ``status_every`` seconds; ``detector``: one already made (``blur.detector()``). Raises ``LiveSourceError`` when the source cannot be
+    opened, ``OutputError`` when the output cannot be written."""
+    options = options or LiveOptions()
+    blur = blur or BlurOptions()
+    if not is_network_source(source):
+        path = Path(source)
+        if not path.exists() and not source.startswith("/dev/"):
+            raise LiveSourceError(source, "no such file or device")
+        if path.is_file() and not options.realtime:
+            raise LiveSourceError(
+                source,
+                "is a file: give --realtime to play it at its own pace as a live source "
+                "(or veil blur to anonymize it as fast as it can)",
+            )
+    out = _Output(output, options, blur)
+    stop = stop or threading.Event()
+    detector = detector or blur.detector()
+    anonymizer = get_anonymizer(blur.mode)
+    reader = _Reader(source, options, stop)
+    stats = LiveStats()
+    pending: deque[_Arrival] = deque()
+    epoch: _Epoch | None = None
+    tracking: tuple[TrackerOptions, int] | None = None
+    late_after = options.delay
+
+    def leave(arrival: _Arrival, picture: Any) -> None:
+        out.write(picture, out.at(arrival.connection, arrival.frame.time))
+        stats.frames_out += 1
+        stats.delays.append(time.monotonic() - arrival.arrived)
+
+    def emit(ready: list[tuple[int, Detections]]) -> None:
+        for index, detections in ready:
+            arrival = pending.popleft()
+            assert arrival.frame.index == index
+            leave(arrival, _hidden(arrival.frame, detections))
+
+    def _hidden(frame: DecodedFrame, detections: Detections) -> Any:
+        upright = frame.rotation == 0 and not frame.mirrored
+        if not len(detections):
+            return frame.picture if upright else av.VideoFrame.from_ndarray(frame.rgb())
+        boxes = detections.grown(blur.box_scale)
+        editable = frame.editable_copy() if upright else None
+        if editable is not None:
+            copy, planes, full_range = editable
+            hide_in_yuv420(anonymizer, planes, boxes, full_range)
+            return copy.picture
+        return av.VideoFrame.from_ndarray(anonymizer.apply(frame.rgb(), boxes), format="rgb24")
+
+    def cover_pending(more: _Arrival | None = None) -> None:
+        nonlocal epoch
+        for arrival in [*pending, *([more] if more else [])]:
+            leave(arrival, cover_whole(arrival.frame.picture))
+            stats.covered_whole += 1
+        pending.clear()
+        epoch = None  # the next frames start afresh, analysed before they leave
+
+    def finish_epoch() -> None:
+        nonlocal epoch
+        if epoch is not None:
+            emit(epoch.tracker.flush())
+        epoch = None
+
+    def show_slate() -> None:
+        if out.stream is None:
+            return
+        width, height = out.size
+        while time.monotonic() - out.last_written >= out.period:
+            out.write(
+                slate(width, height, "source lost: reconnecting"), (out.last or 0) + out.period
+            )
+            stats.slate_frames += 1
+
+    detector.detect_frame(np.zeros((64, 64, 3), np.uint8))  # its start-up, before frames wait
+    reader.start()
+    said = time.monotonic()
+    try:
+        while True:
+            if status is not None and time.monotonic() - said >= status_every:
+                said = time.monotonic()
+                status(_counted(stats, reader))
+            try:
+                item = reader.frames.get(timeout=0.05)
+            except queue.Empty:
+                if stop.is_set():
+                    break
+                if pending and time.monotonic() - pending[0].arrived > options.delay:
+                    cover_pending()  # the source paused with frames waiting for boxes
+                if reader.down:
+                    show_slate()
+                continue
+            if isinstance(item, _Ended):
+                break
+            if isinstance(item, _Lost):
+                finish_epoch()
+                continue
+            stats.frames_in += 1
+            frame = item.frame
+            if out.stream is None:
+                out.open(frame.picture.width, frame.picture.height, reader.fps)
+            if tracking is None:
+                tracking = live_tracking(blur, reader.fps, options.delay)
+                hold = tracking[0].latency / (reader.fps or 30.0)
+                late_after = max(0.0, options.delay - hold)
+            if epoch is not None and item.connection != epoch.connection:
+                finish_epoch()
+            if time.monotonic() - item.arrived > late_after:
+                cover_pending(item)  # it could not be analysed and held in time
+                continue
+            if epoch is None:
+                epoch = _Epoch(
+                    item.connection,
+                    Tracker(tracking[0]),
+                    DetectionSchedule(detector, tracking[1]),
+                )
+            numbered = _Arrival(
+                replace(frame, index=epoch.next_index), item.arrived, item.connection
+            )
+            epoch.next_index += 1
+            pending.append(numbered)
+            emit(epoch.schedule.analyse(numbered.frame, epoch.tracker))
+            if pending and time.monotonic() - pending[0].arrived > options.delay:
+                cover_pending()
+        finish_epoch()
+    finally:
+        stop.set()
+        reader.join(timeout=2)  # one blocked in a read or a listen ends with the process
+        out.close()
+    if reader.error is not None and stats.frames_in == 0:
+        raise reader.error
+    return _counted(stats, reader)
+
+
+def _counted(stats: LiveStats, reader: _Reader) -> LiveStats:
+    stats.reconnects = reader.reconnects
+    stats.dropped = reader.dropped
+    return stats
+
+
+def frames_of(path: str | Path) -> Iterator[Frame]:
+    """The RGB pictures of a live output (an HLS playlist or a recording), in order."""
+    with av.open(str(path)) as container:
+        for picture in container.decode(container.streams.video[0]):
+            yield np.asarray(picture.to_ndarray(format="rgb24"), np.uint8)
