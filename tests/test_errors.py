@@ -33,6 +33,7 @@ EXAMPLES = [
     errors.NotAPhotoError("/in/a.jpg", "not a picture (unrecognised format)"),
     InputAccessError("/in/a.mp4", "permission denied"),
     OutputError("/out/a.mp4", "cannot write"),
+    errors.LiveSourceError("rtsp://cam.local/stream1", "connection refused"),
     InvalidKeyError("../x", "leaves its bucket"),
     StorageError("s3://b", "k.mp4", "SlowDown: slow down", transient=True),
     ObjectNotFoundError("s3://b", "k.mp4"),
