@@ -43,7 +43,7 @@ from veil.motion import DetectionSchedule
 from veil.pipeline import BlurOptions
 from veil.tracker import Tracker, TrackerOptions
 from veil.video.info import MAX_PIXELS, MAX_SIDE, Frame, probe
-from veil.video.reader import DecodedFrame
+from veil.video.reader import EDITABLE_FORMATS, DecodedFrame, plane_array
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https")
 """Sources read from the network: lost connections are retried."""
@@ -136,14 +136,26 @@ def live_tracking(blur: BlurOptions, fps: float, delay: float) -> tuple[TrackerO
 
 def cover_whole(picture: Any) -> Any:
     """``picture`` (an ``av.VideoFrame``) shrunk to ``COVER_CELLS`` cells across and
-    blown up again: nothing of a face is left, only light and colour."""
+    blown up again: nothing of a face is left, only light and colour. Done on each plane
+    of an 8-bit 4:2:0 picture as it is (a tenth of the time of a trip through RGB)."""
+    if picture.format.name in EDITABLE_FORMATS:
+        covered = av.VideoFrame(picture.width, picture.height, picture.format.name)
+        covered.color_range = picture.color_range
+        for source, target in zip(picture.planes, covered.planes, strict=True):
+            _blown_up(plane_array(source), plane_array(target))
+        return covered
     rgb = picture.to_ndarray(format="rgb24")
-    height, width = rgb.shape[:2]
-    across = COVER_CELLS
-    down = max(1, round(across * height / width))
-    small = cv2.resize(rgb, (across, down), interpolation=cv2.INTER_AREA)
-    big = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
-    return av.VideoFrame.from_ndarray(big, format="rgb24")
+    _blown_up(rgb, rgb)
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
+def _blown_up(source: Frame, target: Frame) -> None:
+    height, width = source.shape[:2]
+    down = max(1, round(COVER_CELLS * height / width))
+    small = cv2.resize(source, (COVER_CELLS, down), interpolation=cv2.INTER_AREA)
+    target[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).reshape(
+        target.shape
+    )
 
 
 def slate(width: int, height: int, words: str) -> Any:
@@ -275,6 +287,10 @@ class _Reader(threading.Thread):
 
     def _open(self) -> Any:
         options = {}
+        if self.network:
+            # The packets FFmpeg reads while it studies a new stream come out only after
+            # (5 s of them by default for MPEG-TS): every frame would be that much later.
+            options["analyzeduration"] = "100000"
         if urlsplit(self.source).scheme.lower() in ("rtsp", "rtsps"):
             options["rtsp_transport"] = self.options.rtsp_transport
         try:
@@ -288,7 +304,9 @@ class _Reader(threading.Thread):
         if stream.codec_context is None or not stream.codec_context.name:
             container.close()
             raise LiveSourceError(shown(self.source), "a video codec this build cannot decode")
-        stream.thread_type = "AUTO"
+        # Threads on slices of a frame, not on several frames at once: frame threads hold
+        # back as many frames as there are threads, which a live stream pays in delay.
+        stream.thread_type = "SLICE"
         rate = stream.average_rate or stream.guessed_rate
         if rate:
             self.fps = float(rate)
@@ -375,7 +393,7 @@ class _Output:
         if scheme in PUSH_FORMATS:
             if scheme == "rtsp":
                 return "rtsp", {"rtsp_transport": self.options.rtsp_transport}
-            return PUSH_FORMATS[scheme], {}
+            return PUSH_FORMATS[scheme], {"flush_packets": "1"}  # each frame sent as it is made
         if self.target.endswith(".m3u8"):
             folder = Path(self.target).parent
             return "hls", {
@@ -463,14 +481,21 @@ class _Output:
 
 @dataclass
 class _Epoch:
-    """The schedule and tracker since the last fresh start (a new opening of the source,
-    or frames covered whole): frames are numbered from 0 within it, so its first frame
-    gets a full analysis."""
+    """The schedule and tracker of one opening of the source: frames are numbered from 0
+    within it, so its first frame gets a full analysis."""
 
     connection: int
     tracker: Tracker
     schedule: DetectionSchedule
     next_index: int = 0
+
+
+@dataclass
+class _Waiting:
+    """A frame waiting for its boxes; ``covered``: it leaves covered whole instead."""
+
+    arrival: _Arrival
+    covered: bool = False
 
 
 def run_live(
@@ -486,69 +511,174 @@ def run_live(
 ) -> LiveStats:
     """Anonymize ``source`` live into ``output`` until the source ends (a file without
     ``loop``) or ``stop`` is set; ``status`` is called with the figures every
-    ``status_every`` seconds; ``detector``: one already made (``blur.detector()``). Raises ``LiveSourceError`` when the source cannot be
-    opened, ``OutputError`` when the output cannot be written."""
+    ``status_every`` seconds; ``detector``: one already made (``blur.detector()``).
+    Raises ``LiveSourceError`` when the source cannot be opened, ``OutputError`` when
+    the output cannot be written."""
     options = options or LiveOptions()
     blur = blur or BlurOptions()
-    if not is_network_source(source):
-        path = Path(source)
-        if not path.exists() and not source.startswith("/dev/"):
-            raise LiveSourceError(source, "no such file or device")
-        if path.is_file() and not options.realtime:
-            raise LiveSourceError(
-                source,
-                "is a file: give --realtime to play it at its own pace as a live source "
-                "(or veil blur to anonymize it as fast as it can)",
+    _check_source(source, options)
+    live = _Live(source, output, options, blur, stop or threading.Event(), detector)
+    return live.run(status, status_every)
+
+
+def _check_source(source: str, options: LiveOptions) -> None:
+    if is_network_source(source):
+        return
+    path = Path(source)
+    if not path.exists():
+        raise LiveSourceError(source, "no such file or device")
+    if path.is_file() and not options.realtime:
+        raise LiveSourceError(
+            source,
+            "is a file: give --realtime to play it at its own pace as a live source "
+            "(or veil blur to anonymize it as fast as it can)",
+        )
+
+
+class _Live:
+    """One live run: frames from the reader in, anonymized frames out."""
+
+    def __init__(
+        self,
+        source: str,
+        output: str,
+        options: LiveOptions,
+        blur: BlurOptions,
+        stop: threading.Event,
+        detector: FaceDetector | None,
+    ) -> None:
+        self.options = options
+        self.blur = blur
+        self.stop = stop
+        self.out = _Output(output, options, blur)  # a target that is no output fails first
+        self.detector = detector or blur.detector()
+        self.anonymizer = get_anonymizer(blur.mode)
+        self.reader = _Reader(source, options, stop)
+        self.stats = LiveStats()
+        self.waiting: deque[_Waiting] = deque()
+        self.epoch: _Epoch | None = None
+        self.tracking: tuple[TrackerOptions, int] | None = None
+        self.late_after = options.delay
+        """A frame that waited this long before its analysis cannot be held in time."""
+        self.catching_up = False
+
+    def run(self, status: Callable[[LiveStats], None] | None, every: float) -> LiveStats:
+        self.detector.detect_frame(np.zeros((64, 64, 3), np.uint8))  # start-up, not on a frame
+        reader = self.reader
+        reader.start()
+        said = time.monotonic()
+        try:
+            while True:
+                if status is not None and time.monotonic() - said >= every:
+                    said = time.monotonic()
+                    status(self._counted())
+                try:
+                    item = reader.frames.get(timeout=0.05)
+                except queue.Empty:
+                    if self.stop.is_set():
+                        break
+                    self._check_deadline()  # the source paused with frames waiting
+                    if reader.down:
+                        self._show_slate()
+                    continue
+                if isinstance(item, _Ended):
+                    break
+                if isinstance(item, _Lost):
+                    self._finish_epoch()
+                    continue
+                self._take(item)
+            self._finish_epoch()
+        finally:
+            self.stop.set()
+            reader.join(timeout=2)  # one blocked in a read or a listen ends with the process
+            self.out.close()
+        if reader.error is not None and self.stats.frames_in == 0:
+            raise reader.error
+        return self._counted()
+
+    def _take(self, item: _Arrival) -> None:
+        self.stats.frames_in += 1
+        fps = self.reader.fps
+        if self.out.stream is None:
+            self.out.open(item.frame.picture.width, item.frame.picture.height, fps)
+        if self.tracking is None:
+            self.tracking = live_tracking(self.blur, fps, self.options.delay)
+            self.late_after = max(0.0, self.options.delay - self.tracking[0].latency / fps)
+        if self.epoch is not None and item.connection != self.epoch.connection:
+            self._finish_epoch()
+        if self.epoch is None:
+            tracker, every = self.tracking
+            self.epoch = _Epoch(
+                item.connection, Tracker(tracker), DetectionSchedule(self.detector, every)
             )
-    out = _Output(output, options, blur)
-    stop = stop or threading.Event()
-    detector = detector or blur.detector()
-    anonymizer = get_anonymizer(blur.mode)
-    reader = _Reader(source, options, stop)
-    stats = LiveStats()
-    pending: deque[_Arrival] = deque()
-    epoch: _Epoch | None = None
-    tracking: tuple[TrackerOptions, int] | None = None
-    late_after = options.delay
+        epoch = self.epoch
+        frame = replace(item.frame, index=epoch.next_index)
+        epoch.next_index += 1
+        self.waiting.append(_Waiting(replace(item, frame=frame)))
+        age = time.monotonic() - item.arrived
+        if age > self.late_after or (self.catching_up and age > 2 / fps):
+            # Too late to be analysed and held within the delay: it leaves covered whole,
+            # and so do the frames waiting for the analysis it would have had. Frames are
+            # passed over until the newest is reached, so the next analysis is not late
+            # again for the backlog alone.
+            self.catching_up = True
+            for waiting in self.waiting:
+                waiting.covered = True
+            self._emit(epoch.schedule.skip(frame, epoch.tracker))
+        else:
+            self.catching_up = False
+            self._emit(epoch.schedule.analyse(frame, epoch.tracker))
+        self._check_deadline()
 
-    def leave(arrival: _Arrival, picture: Any) -> None:
-        out.write(picture, out.at(arrival.connection, arrival.frame.time))
-        stats.frames_out += 1
-        stats.delays.append(time.monotonic() - arrival.arrived)
+    def _check_deadline(self) -> None:
+        """Frames still waiting for their boxes when their delay is spent leave covered
+        whole, now; the tracker's answer for them later is passed over."""
+        waiting = self.waiting
+        if waiting and time.monotonic() - waiting[0].arrival.arrived > self.options.delay:
+            while waiting:
+                item = waiting.popleft()
+                item.covered = True
+                self._leave(item, None)
 
-    def emit(ready: list[tuple[int, Detections]]) -> None:
+    def _emit(self, ready: list[tuple[int, Detections]]) -> None:
         for index, detections in ready:
-            arrival = pending.popleft()
-            assert arrival.frame.index == index
-            leave(arrival, _hidden(arrival.frame, detections))
+            if not self.waiting or self.waiting[0].arrival.frame.index != index:
+                continue  # left already, covered whole at its deadline
+            self._leave(self.waiting.popleft(), detections)
 
-    def _hidden(frame: DecodedFrame, detections: Detections) -> Any:
+    def _leave(self, item: _Waiting, detections: Detections | None) -> None:
+        arrival = item.arrival
+        if item.covered or detections is None:
+            picture = cover_whole(arrival.frame.picture)
+            self.stats.covered_whole += 1
+        else:
+            picture = self._hidden(arrival.frame, detections)
+        self.out.write(picture, self.out.at(arrival.connection, arrival.frame.time))
+        self.stats.frames_out += 1
+        self.stats.delays.append(time.monotonic() - arrival.arrived)
+
+    def _hidden(self, frame: DecodedFrame, detections: Detections) -> Any:
         upright = frame.rotation == 0 and not frame.mirrored
         if not len(detections):
             return frame.picture if upright else av.VideoFrame.from_ndarray(frame.rgb())
-        boxes = detections.grown(blur.box_scale)
+        boxes = detections.grown(self.blur.box_scale)
         editable = frame.editable_copy() if upright else None
-        if editable is not None:
+        if editable is not None:  # hidden in YUV, as files are
             copy, planes, full_range = editable
-            hide_in_yuv420(anonymizer, planes, boxes, full_range)
+            hide_in_yuv420(self.anonymizer, planes, boxes, full_range)
             return copy.picture
-        return av.VideoFrame.from_ndarray(anonymizer.apply(frame.rgb(), boxes), format="rgb24")
+        hidden = self.anonymizer.apply(frame.rgb(), boxes)
+        return av.VideoFrame.from_ndarray(hidden, format="rgb24")
 
-    def cover_pending(more: _Arrival | None = None) -> None:
-        nonlocal epoch
-        for arrival in [*pending, *([more] if more else [])]:
-            leave(arrival, cover_whole(arrival.frame.picture))
-            stats.covered_whole += 1
-        pending.clear()
-        epoch = None  # the next frames start afresh, analysed before they leave
+    def _finish_epoch(self) -> None:
+        """The source's opening ended: the frames still held leave with the boxes they
+        have (as a file's last frames do)."""
+        if self.epoch is not None:
+            self._emit(self.epoch.tracker.flush())
+        self.epoch = None
 
-    def finish_epoch() -> None:
-        nonlocal epoch
-        if epoch is not None:
-            emit(epoch.tracker.flush())
-        epoch = None
-
-    def show_slate() -> None:
+    def _show_slate(self) -> None:
+        out = self.out
         if out.stream is None:
             return
         width, height = out.size
@@ -556,72 +686,12 @@ def run_live(
             out.write(
                 slate(width, height, "source lost: reconnecting"), (out.last or 0) + out.period
             )
-            stats.slate_frames += 1
+            self.stats.slate_frames += 1
 
-    detector.detect_frame(np.zeros((64, 64, 3), np.uint8))  # its start-up, before frames wait
-    reader.start()
-    said = time.monotonic()
-    try:
-        while True:
-            if status is not None and time.monotonic() - said >= status_every:
-                said = time.monotonic()
-                status(_counted(stats, reader))
-            try:
-                item = reader.frames.get(timeout=0.05)
-            except queue.Empty:
-                if stop.is_set():
-                    break
-                if pending and time.monotonic() - pending[0].arrived > options.delay:
-                    cover_pending()  # the source paused with frames waiting for boxes
-                if reader.down:
-                    show_slate()
-                continue
-            if isinstance(item, _Ended):
-                break
-            if isinstance(item, _Lost):
-                finish_epoch()
-                continue
-            stats.frames_in += 1
-            frame = item.frame
-            if out.stream is None:
-                out.open(frame.picture.width, frame.picture.height, reader.fps)
-            if tracking is None:
-                tracking = live_tracking(blur, reader.fps, options.delay)
-                hold = tracking[0].latency / (reader.fps or 30.0)
-                late_after = max(0.0, options.delay - hold)
-            if epoch is not None and item.connection != epoch.connection:
-                finish_epoch()
-            if time.monotonic() - item.arrived > late_after:
-                cover_pending(item)  # it could not be analysed and held in time
-                continue
-            if epoch is None:
-                epoch = _Epoch(
-                    item.connection,
-                    Tracker(tracking[0]),
-                    DetectionSchedule(detector, tracking[1]),
-                )
-            numbered = _Arrival(
-                replace(frame, index=epoch.next_index), item.arrived, item.connection
-            )
-            epoch.next_index += 1
-            pending.append(numbered)
-            emit(epoch.schedule.analyse(numbered.frame, epoch.tracker))
-            if pending and time.monotonic() - pending[0].arrived > options.delay:
-                cover_pending()
-        finish_epoch()
-    finally:
-        stop.set()
-        reader.join(timeout=2)  # one blocked in a read or a listen ends with the process
-        out.close()
-    if reader.error is not None and stats.frames_in == 0:
-        raise reader.error
-    return _counted(stats, reader)
-
-
-def _counted(stats: LiveStats, reader: _Reader) -> LiveStats:
-    stats.reconnects = reader.reconnects
-    stats.dropped = reader.dropped
-    return stats
+    def _counted(self) -> LiveStats:
+        self.stats.reconnects = self.reader.reconnects
+        self.stats.dropped = self.reader.dropped
+        return self.stats
 
 
 def frames_of(path: str | Path) -> Iterator[Frame]:

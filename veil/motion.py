@@ -248,6 +248,7 @@ class DetectionSchedule:
         self.full_analyses = 0
         self.follow_ups = 0
         self.cuts: list[int] = []
+        self._owed = False
 
     @property
     def busy(self) -> float:
@@ -285,14 +286,12 @@ class DetectionSchedule:
         """Analyse ``frame`` as much as it needs and hand the result to ``tracker``;
         returns the frames the tracker finished (``Tracker.update``)."""
         index = frame.index
-        cut = self.observe(frame) > CUT_CHANGE
-        if cut:
-            self.cuts.append(index)
-            tracker.cut(index)
+        cut = self._cut(frame, tracker)
+        owed, self._owed = self._owed, False
         # On the absolute grid of the interval, not counted from the last full analysis:
         # a run starting mid-video (a segment) then analyses the same frames.
         interval = self.interval()
-        if cut or index % interval == 0:
+        if cut or owed or index % interval == 0:
             self.full_analyses += 1
             # The first analysis at or after each multiple of the refresh period (the
             # interval may be halved, and the period then fall between two analyses).
@@ -304,6 +303,22 @@ class DetectionSchedule:
         self.follow_ups += 1
         found = self.detector.detect_near(frame.rgb(), np.stack(list(followed.values())))
         return tracker.update(index, found, only=followed.keys())
+
+    def skip(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
+        """Take ``frame`` without analysing it (live: it came too late to be analysed in
+        time, and leaves covered whole): its picture change and any cut are noted, and the
+        next frame gets a full analysis, off the grid (of the part that changed since the
+        last look: that takes in whatever moved on the frames skipped)."""
+        self._cut(frame, tracker)
+        self._owed = True
+        return tracker.update(frame.index, None)
+
+    def _cut(self, frame: DecodedFrame, tracker: Tracker) -> bool:
+        cut = self.observe(frame) > CUT_CHANGE
+        if cut:
+            self.cuts.append(frame.index)
+            tracker.cut(frame.index)
+        return cut
 
     def _full_analysis(self, frame: DecodedFrame, whole: bool) -> Detections:
         """Every face on ``frame``: looked for where it changed since the last look, or,

@@ -74,8 +74,8 @@ class DecodedFrame:
         copy.color_range = picture.color_range
         views = []
         for source, target in zip(picture.planes, copy.planes, strict=True):
-            rows = _plane_array(target)
-            rows[:] = _plane_array(source)
+            rows = plane_array(target)
+            rows[:] = plane_array(source)
             views.append(display_view(rows, self.rotation, self.mirrored))
         full_range = name == "yuvj420p" or picture.color_range == 2
         return replace(self, picture=copy), views, full_range
@@ -86,7 +86,7 @@ class DecodedFrame:
         picture = self.picture
         name = picture.format.name
         if name.startswith(("yuv", "nv12", "gray")) and picture.format.components[0].bits == 8:
-            return _plane_array(picture.planes[0])
+            return plane_array(picture.planes[0])
         return np.asarray(picture.to_ndarray(format="gray"), np.uint8)
 
 
@@ -95,7 +95,7 @@ EDITABLE_FORMATS = ("yuv420p", "yuvj420p")
 8-bit 4:2:0, what nearly every camera and phone records."""
 
 
-def _plane_array(plane: Any) -> Frame:
+def plane_array(plane: Any) -> Frame:
     """An 8-bit plane's pixels as a ``(height, width)`` view of its buffer (rows padded to
     ``line_size`` in memory)."""
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
