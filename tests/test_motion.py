@@ -328,3 +328,42 @@ def test_a_still_face_beside_a_moving_one_stays_covered(tmp_path):
     out = tmp_path / "out.mp4"
     blur_video(clip.path, out)
     assert visible_faces(out, scene) == []
+
+
+def test_a_skipped_frame_owes_the_next_one_an_analysis_of_what_changed():
+    """Live (``veil.live``): a frame too late to be analysed is skipped, and the next frame
+    gets a full analysis off the grid, looking at the part that changed since the last
+    look, which takes in a face that appeared on the skipped frames."""
+    face = MovingFace(photo="cameraman", height=40, start=(0.6, 0.4), first_frame=2)
+    scene = Scene(width=640, height=360, frames=6, faces=(face,))
+    frames = []
+    for index in range(6):  # frames 20 to 25: on the grid of 10, past a refresh's whole look
+        image, _, _ = scene.render(index)
+        picture = av.VideoFrame.from_ndarray(image, format="rgb24").reformat(format="yuv420p")
+        frames.append(DecodedFrame(20 + index, picture, index, index / 30))
+
+    class Counting:
+        def __init__(self) -> None:
+            self.looks: list[tuple[int, bool]] = []
+
+        def detect_frame(self, frame, changed=None):
+            self.looks.append((len(self.looks), changed is None))
+            return Detections.empty()
+
+        def detect_near(self, frame, boxes):
+            return Detections.empty()
+
+    detector = Counting()
+    schedule = DetectionSchedule(detector, every=10)
+    tracker = Tracker(TrackerOptions(max_gap=4, pre_roll=4, post_roll=4), start=20)
+    schedule.analyse(frames[0], tracker)  # on the grid: whole, the first look
+    schedule.analyse(frames[1], tracker)  # off the grid: nothing
+    schedule.skip(frames[2], tracker)  # the face appears here, unseen
+    schedule.skip(frames[3], tracker)
+    assert schedule.full_analyses == 1 and len(detector.looks) == 1
+    schedule.analyse(frames[4], tracker)  # owed: a full analysis, off the grid
+    assert schedule.full_analyses == 2
+    assert detector.looks[-1] == (1, False)  # of what changed: the face's cells
+    schedule.analyse(frames[5], tracker)  # the debt is paid
+    assert schedule.full_analyses == 2
+    assert tracker.seen == 25
