@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -51,6 +52,16 @@ def exposed(playlist: Path, scene: Scene, frames: range) -> list[tuple[int, int,
                 if box[3] - box[1] >= GATED and face_visibility(truth, image, box) > 0.6:
                     found.append((i, face, float(box[3] - box[1])))
     return found
+
+
+def first_scene_frame(playlist: Path, scene: Scene) -> int:
+    """Which of the scene's first frames the output starts with (a stream joined late,
+    or an RTMP publisher's first frames held back, starts a frame or two in)."""
+    with av.open(str(playlist)) as container:
+        first = next(container.decode(container.streams.video[0]))
+        image = first.to_ndarray(format="rgb24").astype(np.int16)
+    differences = [np.abs(scene.render(i)[0] - image).mean() for i in range(6)]
+    return int(np.argmin(differences))
 
 
 def output_times(playlist: Path) -> list[float]:
@@ -268,3 +279,85 @@ def test_nothing_is_left_running_after_sigint(source: Path, tmp_path: Path) -> N
     _, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")
+
+
+def _udp_bound(port: int) -> bool:
+    """Something on this machine receives UDP on ``port``."""
+    rows = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return any(row.split()[1].endswith(f":{port:04X}") for row in rows)
+
+
+def test_a_udp_mpeg_ts_stream(source: Path, scene: Scene, tmp_path: Path) -> None:
+    """MPEG-TS sent over UDP, as encoders and many cameras send it."""
+    server_process("veil live")
+    port = free_port()
+    playlist = tmp_path / "index.m3u8"
+    run = veil_live(f"udp://127.0.0.1:{port}", "-o", str(playlist), "--json", "-q")
+    try:
+        wait_for(lambda: _udp_bound(port), 60, "veil live receiving UDP")
+        url = f"udp://127.0.0.1:{port}?pkt_size=1316"
+        with av.open(str(source)) as src, av.open(url, "w", format="mpegts") as dst:
+            stream = dst.add_stream_from_template(src.streams.video[0])
+            start = time.monotonic()
+            for packet in src.demux(src.streams.video[0]):
+                if packet.dts is None:
+                    continue
+                time.sleep(
+                    max(0.0, start + float(packet.dts * packet.time_base) - time.monotonic())
+                )
+                packet.stream = stream
+                dst.mux(packet)
+        time.sleep(2.0)  # the last frames' boxes: the source is lost after 10 s of silence
+    finally:
+        run.send_signal(signal.SIGINT)
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    stats = json.loads(out)
+    assert stats["frames_in"] >= scene.frames - 5  # loopback UDP may lose a packet or two
+    start = first_scene_frame(playlist, scene)
+    assert exposed(playlist, scene, range(-start, stats["frames_in"] - start)) == []
+    assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")
+
+
+def test_an_rtmp_publisher(source: Path, scene: Scene, tmp_path: Path) -> None:
+    """An encoder (OBS, a drone's app) publishing over RTMP to veil, which listens."""
+    server_process("veil live")
+    port = free_port()
+    playlist = tmp_path / "index.m3u8"
+    run = veil_live(
+        f"rtmp://127.0.0.1:{port}/live/cam?listen=1", "-o", str(playlist), "--json", "-q"
+    )
+    try:
+        url = f"rtmp://127.0.0.1:{port}/live/cam"
+        with av.open(str(source)) as src:
+            template = src.streams.video[0]
+
+            def published() -> Any:
+                dst = av.open(url, "w", format="flv")
+                stream = dst.add_stream_from_template(template)
+                try:
+                    dst.start_encoding()
+                except (OSError, av.error.FFmpegError):
+                    dst.close()
+                    return None  # veil is not listening yet
+                return dst, stream
+
+            dst, stream = wait_for(published, 60, "veil live listening for RTMP")
+            with dst:
+                start = time.monotonic()
+                for packet in src.demux(template):
+                    if packet.dts is None:
+                        continue
+                    at = start + float(packet.dts * packet.time_base)
+                    time.sleep(max(0.0, at - time.monotonic()))
+                    packet.stream = stream
+                    dst.mux(packet)
+        time.sleep(2.0)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    stats = json.loads(out)
+    assert stats["frames_in"] >= scene.frames - 3
+    start = first_scene_frame(playlist, scene)
+    assert exposed(playlist, scene, range(-start, stats["frames_in"] - start)) == []

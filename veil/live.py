@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import av
 import cv2
@@ -59,7 +59,15 @@ no face."""
 RECONNECT_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds between tries to reach a lost source; the last repeats."""
 QUEUE_SECONDS = 10.0
-"""Frames waiting beyond this much video are dropped by the reader (and counted)."""
+QUEUE_BYTES = 512 * 1024**2
+"""Decoded frames waiting for the main loop beyond this much video, or these many bytes,
+are dropped by the reader (and counted): a source faster than its claimed rate, or of
+huge frames, cannot fill the memory."""
+WAITING_BYTES = 1024**3
+"""Frames held for their boxes beyond these many bytes leave covered whole: a long
+``--delay`` at a large size cannot fill the memory either."""
+MAX_LIVE_FPS = 240.0
+"""Frame rates above this (as a stream claims them) are taken as this for the hold."""
 OPEN_TIMEOUT = 10.0
 """Seconds to wait for a source to answer, and for its next packet."""
 
@@ -251,6 +259,7 @@ class _Reader(threading.Thread):
         self.down = False
         self.reconnects = 0
         self.dropped = 0
+        self.timed_out = False
         self.fps = 30.0
 
     def run(self) -> None:
@@ -261,7 +270,8 @@ class _Reader(threading.Thread):
                 try:
                     container = self._open()
                 except LiveSourceError as exc:
-                    if connection == 0 or not self.network:
+                    waiting = self.listening and self.timed_out  # no sender yet
+                    if (connection == 0 and not waiting) or not self.network:
                         self.error = exc
                         return
                     self._wait(RECONNECT_WAITS[min(waits, len(RECONNECT_WAITS) - 1)])
@@ -286,16 +296,15 @@ class _Reader(threading.Thread):
         self.stop.wait(seconds)
 
     def _open(self) -> Any:
-        options = {}
-        if self.network:
-            # The packets FFmpeg reads while it studies a new stream come out only after
-            # (5 s of them by default for MPEG-TS): every frame would be that much later.
-            options["analyzeduration"] = "100000"
-        if urlsplit(self.source).scheme.lower() in ("rtsp", "rtsps"):
-            options["rtsp_transport"] = self.options.rtsp_transport
+        url, options = self._address()
+        device = "v4l2" if url.startswith("/dev/video") else None
+        self.timed_out = False
         try:
-            container = av.open(self.source, options=options, timeout=(OPEN_TIMEOUT, OPEN_TIMEOUT))
+            container = av.open(
+                url, format=device, options=options, timeout=(OPEN_TIMEOUT, OPEN_TIMEOUT)
+            )
         except (av.error.FFmpegError, OSError) as exc:
+            self.timed_out = isinstance(exc, TimeoutError | av.error.ExitError)
             raise LiveSourceError(shown(self.source), _reason(exc)) from None
         if not container.streams.video:
             container.close()
@@ -308,9 +317,31 @@ class _Reader(threading.Thread):
         # back as many frames as there are threads, which a live stream pays in delay.
         stream.thread_type = "SLICE"
         rate = stream.average_rate or stream.guessed_rate
-        if rate:
+        if rate and 1 <= float(rate) <= MAX_LIVE_FPS:
             self.fps = float(rate)
         return container
+
+    def _address(self) -> tuple[str, dict[str, str]]:
+        """The address FFmpeg opens and its options."""
+        parts = urlsplit(self.source)
+        scheme = parts.scheme.lower()
+        options = {}
+        if self.network:
+            # The packets FFmpeg reads while it studies a new stream come out only after
+            # (5 s of them by default for MPEG-TS): every frame would be that much later.
+            options["analyzeduration"] = "100000"
+        if scheme in ("rtsp", "rtsps"):
+            options["rtsp_transport"] = self.options.rtsp_transport
+        if scheme in ("rtmp", "rtmps") and self.listening:
+            # FFmpeg's RTMP takes "listen" as an option only (its TCP, in the address too).
+            options["listen"] = "1"
+            return urlunsplit(parts._replace(query="")), options
+        return self.source, options
+
+    @property
+    def listening(self) -> bool:
+        """The source waits for a sender to connect (``?listen=1``)."""
+        return ("listen", "1") in parse_qsl(urlsplit(self.source).query)
 
     def _read(self, container: Any, connection: int) -> str | None:
         """Frames of one opening, paced for a file; the reason it stopped, or ``None``
@@ -343,7 +374,8 @@ class _Reader(threading.Thread):
                     self._wait(started + (at - first) - time.monotonic())
                 frame = DecodedFrame(count, picture, picture.pts, at, rotation, mirrored)
                 count += 1
-                if self.frames.qsize() > QUEUE_SECONDS * self.fps:
+                room = min(QUEUE_SECONDS * self.fps, QUEUE_BYTES / max(1, frame.nbytes))
+                if self.frames.qsize() > room:
                     self.dropped += 1
                     continue
                 self.frames.put(_Arrival(frame, time.monotonic(), connection))
@@ -615,6 +647,7 @@ class _Live:
         frame = replace(item.frame, index=epoch.next_index)
         epoch.next_index += 1
         self.waiting.append(_Waiting(replace(item, frame=frame)))
+        self._check_memory()
         age = time.monotonic() - item.arrived
         if age > self.late_after or (self.catching_up and age > 2 / fps):
             # Too late to be analysed and held within the delay: it leaves covered whole,
@@ -639,6 +672,15 @@ class _Live:
                 item = waiting.popleft()
                 item.covered = True
                 self._leave(item, None)
+
+    def _check_memory(self) -> None:
+        """The oldest frames leave covered whole while those held pass ``WAITING_BYTES``."""
+        held = sum(w.arrival.frame.nbytes for w in self.waiting)
+        while held > WAITING_BYTES and len(self.waiting) > 1:
+            item = self.waiting.popleft()
+            held -= item.arrival.frame.nbytes
+            item.covered = True
+            self._leave(item, None)
 
     def _emit(self, ready: list[tuple[int, Detections]]) -> None:
         for index, detections in ready:
