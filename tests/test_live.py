@@ -169,6 +169,27 @@ def test_analysis_that_falls_behind_covers_frames_whole(
     assert exposed(playlist, scene, range(scene.frames)) == []
 
 
+@pytest.mark.parametrize("keep_audio", [True, False])
+def test_audio_goes_on_in_step_with_the_video(tmp_path: Path, keep_audio: bool) -> None:
+    scene = demo_scene(320, 180, 45, 30)
+    source = tmp_path / "with-audio.mp4"
+    write_video(source, scene)  # a tone in AAC
+    playlist = tmp_path / "hls" / "index.m3u8"
+    options = LiveOptions(realtime=True, keep_audio=keep_audio)
+    run_live(str(source), str(playlist), options, BlurOptions(scale=1))
+    with av.open(str(playlist)) as container:
+        kinds = [stream.type for stream in container.streams]
+        video = [float(p.time) for p in container.decode(video=0)]
+    assert kinds == (["video", "audio"] if keep_audio else ["video"])
+    if keep_audio:
+        with av.open(str(playlist)) as container:
+            assert container.streams.audio[0].codec_context.name == "aac"
+            audio = [(f.time or 0.0, f.samples / f.sample_rate) for f in container.decode(audio=0)]
+        assert abs(audio[0][0] - video[0]) < 0.1  # they start together...
+        assert abs(audio[-1][0] + audio[-1][1] - video[-1]) < 0.15  # ...and end together
+        assert all(b[0] > a[0] for a, b in itertools.pairwise(audio))
+
+
 def test_a_file_needs_realtime_and_an_output_must_be_live(source: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

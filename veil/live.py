@@ -68,6 +68,8 @@ WAITING_BYTES = 1024**3
 ``--delay`` at a large size cannot fill the memory either."""
 MAX_LIVE_FPS = 240.0
 """Frame rates above this (as a stream claims them) are taken as this for the hold."""
+AUDIO_RATE = 48_000
+"""Audio goes out as AAC, stereo, at this rate, whatever the source's."""
 OPEN_TIMEOUT = 10.0
 """Seconds to wait for a source to answer, and for its next packet."""
 
@@ -95,13 +97,15 @@ def is_network_source(source: str) -> bool:
 class LiveOptions:
     """How a live run reads and writes, besides what ``BlurOptions`` says of faces.
 
-    ``delay``: seconds from a frame's arrival to its departure, at most. ``realtime``:
+    ``delay``: seconds from a frame's arrival to its departure, at most. ``keep_audio``:
+    the source's first audio stream goes on with the video (as AAC). ``realtime``:
     play a file source at its own pace (required for files: a live output cannot take
     frames faster). ``loop``: start a file source again at its end. ``segment_seconds``
     and ``window``: an HLS output's segment length and how many segments its playlist
     lists (older ones are deleted). ``rtsp_transport``: ``tcp`` or ``udp``."""
 
     delay: float = DEFAULT_DELAY
+    keep_audio: bool = True
     realtime: bool = False
     loop: bool = False
     segment_seconds: float = 1.0
@@ -237,6 +241,15 @@ class _Arrival:
 
 
 @dataclass(frozen=True)
+class _Sound:
+    """Decoded audio, passed on in step with the frames (``_Output.write_sound``)."""
+
+    frame: Any
+    """The ``av.AudioFrame``."""
+    connection: int
+
+
+@dataclass(frozen=True)
 class _Lost:
     reason: str
 
@@ -254,13 +267,15 @@ class _Reader(threading.Thread):
         self.options = options
         self.stop = stop
         self.network = is_network_source(source)
-        self.frames: queue.Queue[_Arrival | _Lost | _Ended] = queue.Queue()
+        self.frames: queue.Queue[_Arrival | _Sound | _Lost | _Ended] = queue.Queue()
         self.error: LiveSourceError | None = None
         self.down = False
         self.reconnects = 0
         self.dropped = 0
         self.timed_out = False
         self.fps = 30.0
+        self.has_audio = False
+        """The first opening had audio (the output carries audio from its start or never)."""
 
     def run(self) -> None:
         connection = 0
@@ -354,34 +369,57 @@ class _Reader(threading.Thread):
         started = time.monotonic()
         first: float | None = None
         count = 0
+        video = container.streams.video[0]
+        audio = None
+        if self.options.keep_audio and container.streams.audio:
+            audio = container.streams.audio[0]
+            self.has_audio = self.has_audio or connection == 1
         try:
-            for picture in container.decode(container.streams.video[0]):
+            for packet in container.demux(*([video, audio] if audio else [video])):
                 if self.stop.is_set():
                     return "stopped"
-                if max(picture.width, picture.height) > MAX_SIDE or (
-                    picture.width * picture.height > MAX_PIXELS
-                ):
-                    self.error = LiveSourceError(
-                        shown(self.source),
-                        f"picture too large ({picture.width}x{picture.height}); veil "
-                        f"processes up to {MAX_SIDE} pixels a side (8K UHD)",
-                    )
-                    self.stop.set()
-                    return "too large"
-                at = float(picture.time) if picture.time is not None else count / self.fps
-                first = at if first is None else first
-                if self.options.realtime and not self.network:
-                    self._wait(started + (at - first) - time.monotonic())
-                frame = DecodedFrame(count, picture, picture.pts, at, rotation, mirrored)
-                count += 1
-                room = min(QUEUE_SECONDS * self.fps, QUEUE_BYTES / max(1, frame.nbytes))
-                if self.frames.qsize() > room:
-                    self.dropped += 1
+                if packet.stream is audio:
+                    for sound in _decoded(packet):
+                        self.frames.put(_Sound(sound, connection))
                     continue
-                self.frames.put(_Arrival(frame, time.monotonic(), connection))
+                for picture in _decoded(packet):
+                    if self._too_large(picture):
+                        return "too large"
+                    at = float(picture.time) if picture.time is not None else count / self.fps
+                    first = at if first is None else first
+                    if self.options.realtime and not self.network:
+                        self._wait(started + (at - first) - time.monotonic())
+                    frame = DecodedFrame(count, picture, picture.pts, at, rotation, mirrored)
+                    count += 1
+                    room = min(QUEUE_SECONDS * self.fps, QUEUE_BYTES / max(1, frame.nbytes))
+                    if self.frames.qsize() > room:
+                        self.dropped += 1
+                        continue
+                    self.frames.put(_Arrival(frame, time.monotonic(), connection))
         except (av.error.FFmpegError, OSError) as exc:
             return _reason(exc)
         return None
+
+    def _too_large(self, picture: Any) -> bool:
+        if max(picture.width, picture.height) <= MAX_SIDE and (
+            picture.width * picture.height <= MAX_PIXELS
+        ):
+            return False
+        self.error = LiveSourceError(
+            shown(self.source),
+            f"picture too large ({picture.width}x{picture.height}); veil processes up to "
+            f"{MAX_SIDE} pixels a side (8K UHD)",
+        )
+        self.stop.set()
+        return True
+
+
+def _decoded(packet: Any) -> list[Any]:
+    """A packet's frames; none from a damaged one (a live stream goes on past it)."""
+    try:
+        return list(packet.decode())
+    except av.error.InvalidDataError:
+        return []
 
 
 def _reason(exc: BaseException) -> str:
@@ -417,6 +455,11 @@ class _Output:
         self.last_written = 0.0
         """``time.monotonic()`` when it was written."""
         self._offsets: dict[int, float] = {}
+        self.audio: Any = None
+        self._resampler: Any = None
+        self._fifo: Any = None
+        self._next_sample: int | None = None
+        """Where the next audio sample goes, in samples of ``AUDIO_RATE`` from 0."""
         self._format()  # a target that is no live output is refused before any frame
 
     def _format(self) -> tuple[str, dict[str, str]]:
@@ -440,7 +483,7 @@ class _Output:
             "rtmp:// or rtsp:// address",
         )
 
-    def open(self, width: int, height: int, fps: float) -> None:
+    def open(self, width: int, height: int, fps: float, audio: bool) -> None:
         fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 30.0
         self.period = 1 / fps
         width, height = width - width % 2, height - height % 2
@@ -474,6 +517,10 @@ class _Output:
             "sc_threshold": "0",  # keyframes where segments start, not at picture changes
         }
         self.stream = stream
+        if audio:
+            self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+            self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+            self._fifo = av.AudioFifo()
 
     def at(self, connection: int, source_time: float) -> float:
         """The output time of a picture ``source_time`` s into opening ``connection``:
@@ -498,13 +545,39 @@ class _Output:
         self.last = frame.pts / 1000
         self.last_written = time.monotonic()
 
+    def write_sound(self, sound: Any, when: float) -> None:
+        """Audio that starts at ``when`` s of the output: resampled, re-cut into the
+        encoder's frames, and placed where it belongs (a gap or a jump of more than a
+        tenth of a second starts it afresh; it never goes back)."""
+        if self.audio is None:
+            return
+        due = round(when * AUDIO_RATE)
+        if self._next_sample is None or due > self._next_sample + AUDIO_RATE // 10:
+            self._fifo = av.AudioFifo()  # what was left is dropped: a few ms at a gap
+            self._next_sample = max(due, self._next_sample or 0)
+        sound.pts = None  # the FIFO goes by sample count, not by the source's clock
+        for resampled in self._resampler.resample(sound):
+            self._fifo.write(resampled)
+        size = self.audio.codec_context.frame_size or 1024
+        while self._fifo.samples >= size:
+            chunk = self._fifo.read(size)
+            chunk.pts = self._next_sample
+            chunk.time_base = Fraction(1, AUDIO_RATE)
+            self._next_sample += size
+            try:
+                for packet in self.audio.encode(chunk):
+                    self.container.mux(packet)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise OutputError(shown(self.target), _reason(exc)) from None
+
     def close(self) -> None:
         if self.container is None:
             return
         try:
             with contextlib.suppress(av.error.FFmpegError):
-                for packet in self.stream.encode():
-                    self.container.mux(packet)
+                for stream in (self.stream, self.audio):
+                    for packet in stream.encode() if stream is not None else ():
+                        self.container.mux(packet)
         finally:
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 self.container.close()
@@ -618,6 +691,11 @@ class _Live:
                 if isinstance(item, _Lost):
                     self._finish_epoch()
                     continue
+                if isinstance(item, _Sound):
+                    if self.out.stream is not None:  # before the first frame: no output yet
+                        when = self.out.at(item.connection, float(item.frame.time or 0))
+                        self.out.write_sound(item.frame, when)
+                    continue
                 self._take(item)
             self._finish_epoch()
         finally:
@@ -632,7 +710,8 @@ class _Live:
         self.stats.frames_in += 1
         fps = self.reader.fps
         if self.out.stream is None:
-            self.out.open(item.frame.picture.width, item.frame.picture.height, fps)
+            picture = item.frame.picture
+            self.out.open(picture.width, picture.height, fps, self.reader.has_audio)
         if self.tracking is None:
             self.tracking = live_tracking(self.blur, fps, self.options.delay)
             self.late_after = max(0.0, self.options.delay - self.tracking[0].latency / fps)

@@ -48,6 +48,12 @@ _LIVE = LiveOptions()
 )
 @click.option("--loop", is_flag=True, help="With --realtime: start the file again at its end.")
 @click.option(
+    "--keep-audio/--no-audio",
+    default=_LIVE.keep_audio,
+    show_default=True,
+    help="Pass the source's audio on (as AAC, in step with the video).",
+)
+@click.option(
     "--segment-seconds",
     type=click.FloatRange(0.5, 30),
     default=_LIVE.segment_seconds,
@@ -81,6 +87,7 @@ def live(
     delay: float,
     realtime: bool,
     loop: bool,
+    keep_audio: bool,
     segment_seconds: float,
     window: int,
     rtsp_transport: str,
@@ -93,12 +100,13 @@ def live(
     SOURCE: rtsp://, rtmp://, srt://, udp:// or tcp:// (MPEG-TS), http(s):// (HLS or
     MPEG-TS), a V4L2 device (/dev/video0), or a file with --realtime. A lost network
     source is retried with growing waits while the output shows a slate. Addresses are
-    never shown with their password. No audio yet: the output is video alone.
+    never shown with their password.
     """
     blur = blur_options_from(opts)
     try:
         options = LiveOptions(
             delay=delay,
+            keep_audio=keep_audio,
             realtime=realtime,
             loop=loop,
             segment_seconds=segment_seconds,
