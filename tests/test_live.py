@@ -190,6 +190,29 @@ def test_audio_goes_on_in_step_with_the_video(tmp_path: Path, keep_audio: bool) 
         assert all(b[0] > a[0] for a, b in itertools.pairwise(audio))
 
 
+def test_a_recording_kept_beside_the_stream(tmp_path: Path) -> None:
+    """--record: files that play on their own, faces hidden, audio kept; veil's own old
+    files past --record-keep deleted, anything else in the folder left alone."""
+    scene = demo_scene(640, 360, 45, 30)
+    source = tmp_path / "with-audio.mp4"
+    write_video(source, scene)
+    folder = tmp_path / "recorded"
+    folder.mkdir()
+    old, other = folder / "live-20261101-000000-00000.ts", folder / "notes.ts"
+    for path in (old, other):
+        path.write_bytes(b"x")
+        os.utime(path, (time.time() - 3 * 86400,) * 2)
+    options = LiveOptions(realtime=True, record=folder, record_keep=2 * 86400)
+    run_live(str(source), str(tmp_path / "hls" / "index.m3u8"), options)
+    assert not old.exists() and other.exists()
+    (recording,) = sorted(folder.glob("live-*.ts"))
+    with av.open(str(recording)) as container:
+        assert [s.type for s in container.streams] == ["video", "audio"]
+    assert exposed(recording, scene, range(scene.frames)) == []
+    with av.open(str(recording)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == scene.frames
+
+
 def test_a_file_needs_realtime_and_an_output_must_be_live(source: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
 

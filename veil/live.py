@@ -102,7 +102,9 @@ class LiveOptions:
     play a file source at its own pace (required for files: a live output cannot take
     frames faster). ``loop``: start a file source again at its end. ``segment_seconds``
     and ``window``: an HLS output's segment length and how many segments its playlist
-    lists (older ones are deleted). ``rtsp_transport``: ``tcp`` or ``udp``."""
+    lists (older ones are deleted). ``rtsp_transport``: ``tcp`` or ``udp``. ``record``: a
+    folder where the anonymized stream is also kept, in files of ``record_seconds``,
+    each deleted ``record_keep`` seconds after it was finished (0: kept)."""
 
     delay: float = DEFAULT_DELAY
     keep_audio: bool = True
@@ -111,6 +113,9 @@ class LiveOptions:
     segment_seconds: float = 1.0
     window: int = 6
     rtsp_transport: str = "tcp"
+    record: Path | None = None
+    record_seconds: float = 60.0
+    record_keep: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not 0.2 <= self.delay <= 30:
@@ -121,6 +126,12 @@ class LiveOptions:
             )
         if not 2 <= self.window <= 100:
             raise OptionError(f"window must be between 2 and 100 segments, got {self.window}")
+        if not 5 <= self.record_seconds <= 24 * 3600:
+            raise OptionError(
+                f"record-seconds must be between 5 and 86400, got {self.record_seconds}"
+            )
+        if self.record_keep < 0:
+            raise OptionError(f"record-keep must be 0 or more, got {self.record_keep}")
         if self.rtsp_transport not in ("tcp", "udp"):
             raise OptionError(f"rtsp-transport must be tcp or udp, got {self.rtsp_transport!r}")
 
@@ -438,6 +449,76 @@ def _reason(exc: BaseException) -> str:
     return str(strerror or type(exc).__name__).rstrip(".").lower()
 
 
+class _Recording:
+    """The anonymized stream also kept in a folder (``--record``): MPEG-TS files of
+    ``record_seconds`` named by the run's start (UTC) and their number, each deleted
+    ``record_keep`` seconds after it was last written (0: kept)."""
+
+    PATTERN = "live-*.ts"
+    SWEEP_SECONDS = 10.0
+
+    def __init__(self, folder: Path, options: LiveOptions) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(folder, exc.strerror or "cannot make the folder") from None
+        self.folder = folder
+        self.options = options
+        self.container: Any = None
+        self.streams: dict[Any, Any] = {}
+        self._swept = 0.0
+
+    def open(self, streams: list[Any]) -> None:
+        """Start the files with the output's streams (their encoders open)."""
+        started = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        name = str(self.folder / f"live-{started}-%05d.ts")
+        options = {"segment_time": f"{self.options.record_seconds:g}", "segment_format": "mpegts"}
+        try:
+            self.container = av.open(name, "w", format="segment", options=options)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(self.folder, _reason(exc)) from None
+        self.streams = {
+            stream: self.container.add_stream_from_template(stream) for stream in streams
+        }
+
+    def add(self, packet: Any, stream: Any) -> None:
+        """A copy of ``packet`` (of the output's ``stream``) into the files: the output's
+        muxer takes the packet itself. A keyframe carries its stream's parameters, so
+        each file plays on its own."""
+        if self.container is None:
+            return
+        data = bytes(packet)
+        if stream.type == "video" and packet.is_keyframe:
+            data = bytes(stream.codec_context.extradata or b"") + data
+        copy = av.Packet(data)
+        copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+        copy.is_keyframe = packet.is_keyframe
+        copy.stream = self.streams[stream]
+        try:
+            self.container.mux(copy)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise OutputError(self.folder, _reason(exc)) from None
+        if time.monotonic() - self._swept > self.SWEEP_SECONDS:
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Delete the files older than ``record_keep`` (veil's own names only)."""
+        self._swept = time.monotonic()
+        keep = self.options.record_keep
+        if not keep:
+            return
+        for path in self.folder.glob(self.PATTERN):
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime > keep:
+                    path.unlink()
+
+    def close(self) -> None:
+        if self.container is not None:
+            with contextlib.suppress(av.error.FFmpegError, OSError):
+                self.container.close()
+            self.container = None
+
+
 class _Output:
     """The anonymized stream: opened at the first frame (its size and rate), pictures
     written with rising timestamps, closed with its end (HLS: the end tag)."""
@@ -460,7 +541,10 @@ class _Output:
         self._fifo: Any = None
         self._next_sample: int | None = None
         """Where the next audio sample goes, in samples of ``AUDIO_RATE`` from 0."""
-        self._format()  # a target that is no live output is refused before any frame
+        self._format()
+        self.recording = (
+            _Recording(options.record, options) if options.record else None
+        )  # a target that is no live output is refused before any frame
 
     def _format(self) -> tuple[str, dict[str, str]]:
         """The container format for the target, and its options."""
@@ -521,6 +605,16 @@ class _Output:
             self.audio = self.container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
             self._resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
             self._fifo = av.AudioFifo()
+        if self.recording is not None:
+            streams = [self.stream] + ([self.audio] if self.audio is not None else [])
+            for each in streams:
+                each.codec_context.open()  # its parameters, for the recording's files
+            self.recording.open(streams)
+
+    def _send(self, packet: Any, stream: Any) -> None:
+        if self.recording is not None:
+            self.recording.add(packet, stream)
+        self.container.mux(packet)
 
     def at(self, connection: int, source_time: float) -> float:
         """The output time of a picture ``source_time`` s into opening ``connection``:
@@ -539,7 +633,7 @@ class _Output:
         frame.time_base = Fraction(1, 1000)
         try:
             for packet in self.stream.encode(frame):
-                self.container.mux(packet)
+                self._send(packet, self.stream)
         except (av.error.FFmpegError, OSError) as exc:
             raise OutputError(shown(self.target), _reason(exc)) from None
         self.last = frame.pts / 1000
@@ -566,7 +660,7 @@ class _Output:
             self._next_sample += size
             try:
                 for packet in self.audio.encode(chunk):
-                    self.container.mux(packet)
+                    self._send(packet, self.audio)
             except (av.error.FFmpegError, OSError) as exc:
                 raise OutputError(shown(self.target), _reason(exc)) from None
 
@@ -577,8 +671,10 @@ class _Output:
             with contextlib.suppress(av.error.FFmpegError):
                 for stream in (self.stream, self.audio):
                     for packet in stream.encode() if stream is not None else ():
-                        self.container.mux(packet)
+                        self._send(packet, stream)
         finally:
+            if self.recording is not None:
+                self.recording.close()
             with contextlib.suppress(av.error.FFmpegError, OSError):
                 self.container.close()
             self.container = None

@@ -115,6 +115,34 @@ redaction_options = option_group(
 )
 quiet_option = click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def as_duration(seconds: float) -> str:
+    """``seconds`` as ``duration`` reads it, in the largest unit it is a whole number of."""
+    for unit, size in sorted(_DURATION_UNITS.items(), key=lambda u: -u[1]):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}"
+
+
+def duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """A length of time in seconds, from seconds or a number with ``s``, ``m``, ``h`` or
+    ``d`` (``30d``)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:])
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a duration (30d, 12h, 45m or seconds)", param=param
+        ) from None
+    if not 0 <= seconds < float("inf"):
+        raise click.BadParameter(f"{value!r} is not a duration of 0 or more", param=param)
+    return seconds
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="veil")

@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,9 +14,11 @@ import click
 from veil.anonymizers import MODES
 from veil.cli.common import (
     PRESETS,
+    as_duration,
     blur_option,
     blur_options_from,
     detection_options,
+    duration,
     main,
     report_failure,
 )
@@ -68,6 +71,25 @@ _LIVE = LiveOptions()
     help="HLS: how many segments the playlist lists; older ones are deleted.",
 )
 @click.option(
+    "--record",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also keep the anonymized stream in this folder, in MPEG-TS files of --record-seconds.",
+)
+@click.option(
+    "--record-seconds",
+    type=click.FloatRange(5, 86400),
+    default=_LIVE.record_seconds,
+    show_default=True,
+    help="Length of each recorded file.",
+)
+@click.option(
+    "--record-keep",
+    default=as_duration(_LIVE.record_keep),
+    show_default=True,
+    callback=duration,
+    help="Delete recorded files this long after they were finished (30d, 12h, 45m or seconds; 0 keeps them).",
+)
+@click.option(
     "--rtsp-transport",
     type=click.Choice(("tcp", "udp")),
     default=_LIVE.rtsp_transport,
@@ -90,6 +112,9 @@ def live(
     keep_audio: bool,
     segment_seconds: float,
     window: int,
+    record: Path | None,
+    record_seconds: float,
+    record_keep: float,
     rtsp_transport: str,
     quiet: bool,
     as_json: bool,
@@ -112,6 +137,9 @@ def live(
             segment_seconds=segment_seconds,
             window=window,
             rtsp_transport=rtsp_transport,
+            record=record,
+            record_seconds=record_seconds,
+            record_keep=record_keep,
         )
     except OptionError as exc:
         raise click.UsageError(str(exc)) from exc

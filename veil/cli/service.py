@@ -15,8 +15,10 @@ from typing import Any
 import click
 
 from veil.cli.common import (
+    as_duration,
     blur_options_from,
     detection_options,
+    duration,
     main,
     option_group,
     redaction_options,
@@ -31,35 +33,6 @@ _SERVICE = ServeOptions()
 
 
 # Their parameter names are ServeOptions' field names, so they pass through as they are.
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _as_duration(seconds: float) -> str:
-    """``seconds`` as ``_duration`` reads it, in the largest unit it is a whole number of."""
-    for unit, size in sorted(_DURATION_UNITS.items(), key=lambda u: -u[1]):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}"
-
-
-def _duration(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    """A length of time in seconds, from seconds or a number with ``s``, ``m``, ``h`` or
-    ``d`` (``30d``)."""
-    if value is None:
-        return None
-    text = value.strip().lower()
-    unit = _DURATION_UNITS.get(text[-1:])
-    try:
-        seconds = float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a duration (30d, 12h, 45m or seconds)", param=param
-        ) from None
-    if not 0 <= seconds < float("inf"):
-        raise click.BadParameter(f"{value!r} is not a duration of 0 or more", param=param)
-    return seconds
-
-
 _service_options = option_group(
     click.option(
         "--data",
@@ -110,9 +83,9 @@ _service_options = option_group(
     click.option(
         "--max-duration",
         metavar="DURATION",
-        default=_as_duration(_SERVICE.max_duration),
+        default=as_duration(_SERVICE.max_duration),
         show_default=True,
-        callback=_duration,
+        callback=duration,
         help="Longest video accepted (30d, 12h, 45m or seconds).",
     ),
     click.option(
@@ -261,13 +234,13 @@ _service_options = option_group(
 @click.option(
     "--retain-inputs",
     metavar="DURATION",
-    callback=_duration,
+    callback=duration,
     help="Remove each job's input (the version it read) this long after the job ended: 30d, 12h, 45m or seconds. Default: kept.",
 )
 @click.option(
     "--retain-jobs",
     metavar="DURATION",
-    callback=_duration,
+    callback=duration,
     help="Purge each job this long after it ended: its published output, faces file and report, thumbnails, detections and history (and its input, with --retain-inputs). Default: kept.",
 )
 @click.option(
