@@ -367,3 +367,16 @@ def test_a_skipped_frame_owes_the_next_one_an_analysis_of_what_changed():
     schedule.analyse(frames[5], tracker)  # the debt is paid
     assert schedule.full_analyses == 2
     assert tracker.seen == 25
+
+
+def test_a_face_that_comes_after_the_last_full_analysis_is_covered(tmp_path):
+    """A face that appears on the last frames of a video, after its last full analysis,
+    is looked for before the end (``DetectionSchedule.last_look``): the tracker had only
+    held and interpolated there, so the face went out as it was."""
+    face = MovingFace(photo="cameraman", height=64, start=(0.55, 0.45), first_frame=26)
+    scene = Scene(width=320, height=240, frames=30, faces=(face,))
+    clip = write_video(tmp_path / "late.mp4", scene, audio=False)
+    out = tmp_path / "late.blurred.mp4"
+    blur_video(clip.path, out, BlurOptions(detect_every=10))
+    assert visible_faces(clip.path, scene)
+    assert visible_faces(out, scene) == []

@@ -689,6 +689,7 @@ class _Epoch:
     tracker: Tracker
     schedule: DetectionSchedule
     next_index: int = 0
+    last: DecodedFrame | None = None
 
 
 @dataclass
@@ -821,6 +822,7 @@ class _Live:
         epoch = self.epoch
         frame = replace(item.frame, index=epoch.next_index)
         epoch.next_index += 1
+        epoch.last = frame
         self.waiting.append(_Waiting(replace(item, frame=frame)))
         self._check_memory()
         age = time.monotonic() - item.arrived
@@ -888,10 +890,13 @@ class _Live:
         return av.VideoFrame.from_ndarray(hidden, format="rgb24")
 
     def _finish_epoch(self) -> None:
-        """The source's opening ended: the frames still held leave with the boxes they
-        have (as a file's last frames do)."""
-        if self.epoch is not None:
-            self._emit(self.epoch.tracker.flush())
+        """The source's opening ended: the frames still held leave with their boxes,
+        after a last look for a face that came since the last full analysis."""
+        epoch = self.epoch
+        if epoch is not None:
+            if epoch.last is not None:
+                self._emit(epoch.schedule.last_look(epoch.last, epoch.tracker))
+            self._emit(epoch.tracker.flush())
         self.epoch = None
 
     def _show_slate(self) -> None:

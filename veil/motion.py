@@ -249,6 +249,8 @@ class DetectionSchedule:
         self.follow_ups = 0
         self.cuts: list[int] = []
         self._owed = False
+        self._last_full = -1
+        """The index of the last frame analysed in full."""
 
     @property
     def busy(self) -> float:
@@ -293,6 +295,7 @@ class DetectionSchedule:
         interval = self.interval()
         if cut or owed or index % interval == 0:
             self.full_analyses += 1
+            self._last_full = index
             # The first analysis at or after each multiple of the refresh period (the
             # interval may be halved, and the period then fall between two analyses).
             whole = cut or index % (self.every * REFRESH_ANALYSES) < interval
@@ -303,6 +306,18 @@ class DetectionSchedule:
         self.follow_ups += 1
         found = self.detector.detect_near(frame.rgb(), np.stack(list(followed.values())))
         return tracker.update(index, found, only=followed.keys())
+
+    def last_look(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
+        """At the end of a video or a stream, with ``frame`` the last one given: unless it
+        was analysed in full, look at all of it once more and give what is found to the
+        tracker as the frame after it, so a face that appeared since the last full
+        analysis is covered on the frames it was on (the hold reaches back from there).
+        Returns what the tracker finished; the caller writes no frame past ``frame``."""
+        if self._last_full == frame.index:
+            return []
+        self.full_analyses += 1
+        self._last_full = frame.index + 1
+        return tracker.update(frame.index + 1, self.detector.detect_frame(frame.rgb()))
 
     def skip(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
         """Take ``frame`` without analysing it (live: it came too late to be analysed in

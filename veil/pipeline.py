@@ -495,6 +495,7 @@ def _run(
                 faces = FacesWriter(faces_out, info, metadata_removed=removed)
             record(tracker.seen)
             at_end = True
+            last: DecodedFrame | None = None
             for item in _background(span.frames(reader), maxsize=_queue_frames(info)):
                 if not isinstance(item, DecodedFrame):
                     if encoder is not None:
@@ -504,13 +505,17 @@ def _run(
                     continue
                 if span.writes(item.index):
                     pending.append(item)
+                last = item
                 emit(analyse(item, tracker))
                 record(item.index)
                 if item.index >= span.last:
                     at_end = False  # the last written frame has its boxes
                     break
             if at_end:
-                emit(tracker.flush())
+                if schedule is not None and last is not None:
+                    # A face that came after the last full analysis is seen before the end.
+                    emit([r for r in schedule.last_look(last, tracker) if r[0] <= last.index])
+                emit([r for r in tracker.flush() if last is None or r[0] <= last.index])
             span.check_written(done)
             if encoder is not None and writer is not None:
                 encoder.finish()
