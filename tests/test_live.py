@@ -24,15 +24,17 @@ import pytest
 from servers import free_port, server_process, wait_for
 
 from veil.detections import Detections
+from veil.errors import OptionError
 from veil.live import (
     LOOK_SHARE,
     LiveOptions,
+    cover_whole,
     live_tracking,
     run_live,
     shown,
 )
 from veil.pipeline import BlurOptions
-from veil.synthetic import Scene, demo_scene, face_visibility, write_video
+from veil.synthetic import MovingFace, Scene, demo_scene, face_visibility, write_video
 
 GATED = 16
 """Faces this tall and taller must be hidden on every frame."""
@@ -97,7 +99,9 @@ def veil_live(*args: str) -> subprocess.Popen[str]:
     ("source", "expected"),
     [
         ("rtsp://admin:s3cret@10.0.0.5:554/stream1?token=abc", "rtsp://10.0.0.5:554/stream1"),
-        ("rtmp://user@cam.example/live/key", "rtmp://cam.example/live/key"),
+        ("rtmp://user@cam.example/live/s3cretkey", "rtmp://cam.example/live/…"),
+        ("rtmp://cam.example/live", "rtmp://cam.example/live"),
+        ("udp://[::1", "(an address that cannot be read)"),
         ("srt://[::1]:9000?passphrase=hunter2", "srt://[::1]:9000"),
         ("/dev/video0", "/dev/video0"),
         ("clips/a b.mp4", "clips/a b.mp4"),
@@ -114,6 +118,29 @@ def test_the_hold_fits_in_the_delay_and_spans_two_analyses(fps: float, delay: fl
     assert tracking.latency <= LOOK_SHARE * delay * fps
     assert tracking.pre_roll >= 2 * every  # a face between analyses is covered from its start
     assert every <= BlurOptions().detect_every
+
+
+@pytest.mark.parametrize(("fps", "delay", "needed"), [(3, 1.0, 1.2), (1, 2.0, 3.4)])
+def test_a_slow_camera_is_told_the_delay_it_needs(fps: float, delay: float, needed: float) -> None:
+    """A camera at a few frames a second: a delay that holds too few of its frames is
+    refused with the delay it takes (it used to cover every frame, silently)."""
+    with pytest.raises(OptionError, match=f"give --delay {needed:g} or more"):
+        live_tracking(BlurOptions(), fps, delay)
+    tracking, every = live_tracking(BlurOptions(), fps, needed)
+    assert tracking.pre_roll >= 2 * every or every == 1
+    assert tracking.latency <= LOOK_SHARE * needed * fps
+
+
+@pytest.mark.parametrize(("width", "height"), [(1280, 720), (720, 1280), (480, 854)])
+def test_a_close_up_covered_whole_is_no_face(width: int, height: int) -> None:
+    """A face filling most of the picture, landscape or upright: covered whole, it is
+    below the measure's threshold (16 cells across an upright picture left 0.8)."""
+    face = MovingFace(photo="grace_hopper", height=0.8 * height, start=(0.5, 0.5))
+    scene = Scene(width=width, height=height, frames=1, faces=(face,))
+    truth, boxes, _ = scene.render(0)
+    picture = av.VideoFrame.from_ndarray(truth, format="rgb24").reformat(format="yuv420p")
+    covered = np.asarray(cover_whole(picture).to_ndarray(format="rgb24"), np.uint8)
+    assert face_visibility(truth, covered, boxes[0]) < 0.6
 
 
 # -- a file played at its own pace -------------------------------------------------------
@@ -211,6 +238,20 @@ def test_a_recording_kept_beside_the_stream(tmp_path: Path) -> None:
     assert exposed(recording, scene, range(scene.frames)) == []
     with av.open(str(recording)) as container:
         assert sum(1 for _ in container.decode(video=0)) == scene.frames
+
+
+def test_a_phone_video_goes_out_upright(tmp_path: Path) -> None:
+    """A file stored turned (a phone held upright) is sent as it is shown: it came out
+    squeezed into the stored size, and covered frames lay on their side."""
+    scene = demo_scene(360, 640, 30, 30)
+    source = tmp_path / "phone.mp4"
+    write_video(source, scene, rotation=90, audio=False)
+    playlist = tmp_path / "index.m3u8"
+    run_live(str(source), str(playlist), LiveOptions(realtime=True))
+    with av.open(str(playlist)) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (360, 640)
+    assert exposed(playlist, scene, range(scene.frames)) == []
 
 
 def test_a_file_needs_realtime_and_an_output_must_be_live(source: Path, tmp_path: Path) -> None:
@@ -323,6 +364,28 @@ def test_nothing_is_left_running_after_sigint(source: Path, tmp_path: Path) -> N
     _, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert playlist.read_text().rstrip().endswith("#EXT-X-ENDLIST")
+
+
+def test_a_listener_outlasts_a_sender_of_junk(source: Path, scene: Scene, tmp_path: Path) -> None:
+    """Whoever reaches a listening source first cannot stop it: a connection of junk is
+    passed over and the real camera's stream that follows is taken."""
+    server_process("veil live")
+    port = free_port()
+    playlist = tmp_path / "index.m3u8"
+    run = veil_live(f"tcp://127.0.0.1:{port}?listen=1", "-o", str(playlist), "--json", "-q")
+    try:
+        junk = wait_for(lambda: _connected(f"tcp://127.0.0.1:{port}"), 60, "veil listening")
+        with junk:
+            junk.sendall(os.urandom(64 * 1024))
+        time.sleep(1.0)
+        send(f"tcp://127.0.0.1:{port}", source, threading.Event())
+        time.sleep(1.5)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert json.loads(out)["frames_in"] == scene.frames
+    assert exposed(playlist, scene, range(scene.frames)) == []
 
 
 def _udp_bound(port: int) -> bool:

@@ -53,9 +53,13 @@ DEFAULT_DELAY = 1.0
 """Seconds a frame may wait between arriving and leaving (``--delay``)."""
 LOOK_SHARE = 0.6
 """Share of the delay the tracker's hold may use; the rest pays for analysis time."""
-COVER_CELLS = 16
-"""A frame covered whole keeps this many blurred colour cells across: a shape of light,
-no face."""
+MIN_HOLD = 2
+"""Frames a box is held at least before a face's first detection (and so frames a
+frame waits at least): with an analysis every frame, one frame missed is covered."""
+COVER_CELLS = 12
+"""A frame covered whole keeps this many blurred colour cells along its longer side (and
+fewer along the other): a shape of light, no face, even a close-up that fills an upright
+phone's picture."""
 RECONNECT_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds between tries to reach a lost source; the last repeats."""
 QUEUE_SECONDS = 10.0
@@ -70,27 +74,40 @@ MAX_LIVE_FPS = 240.0
 """Frame rates above this (as a stream claims them) are taken as this for the hold."""
 AUDIO_RATE = 48_000
 """Audio goes out as AAC, stereo, at this rate, whatever the source's."""
+MAX_DRIFT = 2.0
+"""Seconds a source's timestamps may stray from the pace its frames arrive at before the
+output's clock is set back in step with the arrivals."""
 OPEN_TIMEOUT = 10.0
 """Seconds to wait for a source to answer, and for its next packet."""
 
 
 def shown(source: str) -> str:
     """``source`` as it may be shown in logs and errors: a URL without its user,
-    password, query or fragment (camera addresses often carry credentials)."""
-    parts = urlsplit(source)
+    password, query or fragment (camera addresses often carry credentials), and an RTMP
+    address without its last part (the stream key)."""
+    try:
+        parts = urlsplit(source)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:  # an address Python cannot take apart: nothing of it is shown
+        return "(an address that cannot be read)"
     if len(parts.scheme) < 2:  # a path (or a drive letter)
         return source
-    host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    with contextlib.suppress(ValueError):
-        if parts.port is not None:
-            host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    if port is not None:
+        host += f":{port}"
+    path = parts.path
+    if parts.scheme.lower() in ("rtmp", "rtmps") and path.count("/") >= 2:
+        path = path.rsplit("/", 1)[0] + "/…"
+    return urlunsplit((parts.scheme, host, path, "", ""))
 
 
 def is_network_source(source: str) -> bool:
-    return urlsplit(source).scheme.lower() in NETWORK_SCHEMES
+    try:
+        return urlsplit(source).scheme.lower() in NETWORK_SCHEMES
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -140,11 +157,19 @@ def live_tracking(blur: BlurOptions, fps: float, delay: float) -> tuple[TrackerO
     """The tracker's options and the detection interval for a live run at ``fps``: the
     same rules as files (``BlurOptions.tracker_options``), with the hold cut so a frame
     waits at most ``LOOK_SHARE`` of ``delay`` for its boxes, and full analyses often
-    enough that the hold still spans two of them."""
+    enough that the hold still spans two of them. A delay too short for ``MIN_HOLD``
+    frames at this rate is an ``OptionError`` that says the delay it takes."""
     fps = fps if math.isfinite(fps) and fps > 0 else 30.0
     base = blur.tracker_options(fps)
-    smooth = min(base.smooth, 2)
-    hold = max(1, min(base.pre_roll, math.floor(delay * LOOK_SHARE * fps) - smooth))
+    frames = math.floor(delay * LOOK_SHARE * fps)  # the most a frame may wait
+    smooth = min(base.smooth, 2) if frames >= 3 * MIN_HOLD else 0
+    hold = min(base.pre_roll, frames - smooth)
+    if hold < MIN_HOLD:
+        needed = math.ceil(10 * MIN_HOLD / (LOOK_SHARE * fps)) / 10
+        raise OptionError(
+            f"at {fps:g} frames a second a delay of {delay:g} s is too short to cover a face "
+            f"before it is found: give --delay {needed:g} or more"
+        )
     every = max(1, min(blur.detect_every, hold // 2))
     options = replace(
         base,
@@ -158,8 +183,8 @@ def live_tracking(blur: BlurOptions, fps: float, delay: float) -> tuple[TrackerO
 
 
 def cover_whole(picture: Any) -> Any:
-    """``picture`` (an ``av.VideoFrame``) shrunk to ``COVER_CELLS`` cells across and
-    blown up again: nothing of a face is left, only light and colour. Done on each plane
+    """``picture`` (an ``av.VideoFrame``) shrunk to ``COVER_CELLS`` cells along its longer
+    side and blown up again: nothing of a face is left, only light and colour. Done on each plane
     of an 8-bit 4:2:0 picture as it is (a tenth of the time of a trip through RGB)."""
     if picture.format.name in EDITABLE_FORMATS:
         covered = av.VideoFrame(picture.width, picture.height, picture.format.name)
@@ -174,8 +199,9 @@ def cover_whole(picture: Any) -> Any:
 
 def _blown_up(source: Frame, target: Frame) -> None:
     height, width = source.shape[:2]
-    down = max(1, round(COVER_CELLS * height / width))
-    small = cv2.resize(source, (COVER_CELLS, down), interpolation=cv2.INTER_AREA)
+    cell = max(width, height) / COVER_CELLS
+    across, down = max(1, round(width / cell)), max(1, round(height / cell))
+    small = cv2.resize(source, (across, down), interpolation=cv2.INTER_AREA)
     target[:] = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).reshape(
         target.shape
     )
@@ -203,6 +229,8 @@ class LiveStats:
     reconnects: int = 0
     dropped: int = 0
     """Frames the reader let go because more than ``QUEUE_SECONDS`` waited."""
+    lost: str | None = None
+    """Why the source is lost, while it is (``None``: it is not)."""
     started: float = field(default_factory=time.monotonic)
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=3000))
     """Seconds from arrival to departure of the latest frames."""
@@ -236,9 +264,10 @@ class LiveStats:
     def line(self) -> str:
         p50, p95 = self.delay_at(0.5), self.delay_at(0.95)
         delay = "-" if p50 is None or p95 is None else f"{p50:.2f}/{p95:.2f} s"
+        lost = f"; source lost ({self.lost}), reconnecting" if self.lost else ""
         return (
             f"{self.frames_out} frames out at {self.fps:.1f} fps, delay p50/p95 {delay}, "
-            f"{self.covered_whole} covered whole, {self.reconnects} reconnects"
+            f"{self.covered_whole} covered whole, {self.reconnects} reconnects{lost}"
         )
 
 
@@ -257,6 +286,7 @@ class _Sound:
 
     frame: Any
     """The ``av.AudioFrame``."""
+    arrived: float
     connection: int
 
 
@@ -283,7 +313,7 @@ class _Reader(threading.Thread):
         self.down = False
         self.reconnects = 0
         self.dropped = 0
-        self.timed_out = False
+        self.sender_fault = False
         self.fps = 30.0
         self.has_audio = False
         """The first opening had audio (the output carries audio from its start or never)."""
@@ -296,7 +326,9 @@ class _Reader(threading.Thread):
                 try:
                     container = self._open()
                 except LiveSourceError as exc:
-                    waiting = self.listening and self.timed_out  # no sender yet
+                    # A listener goes on waiting past a sender that has not come or sent
+                    # no video (not past an address it cannot listen on).
+                    waiting = self.listening and self.sender_fault
                     if (connection == 0 and not waiting) or not self.network:
                         self.error = exc
                         return
@@ -310,8 +342,9 @@ class _Reader(threading.Thread):
                 self.down = False
                 with container:
                     reason = self._read(container, connection)
-                if reason is None and not (self.network or self.options.loop):
-                    return  # a file's end
+                ended = reason is None and not self.options.loop
+                if not self.network and (ended or self.error is not None):
+                    return  # a file's end, or its fault
                 if self.network:
                     self.down = True
                     self.frames.put(_Lost(reason or "the stream ended"))
@@ -324,14 +357,18 @@ class _Reader(threading.Thread):
     def _open(self) -> Any:
         url, options = self._address()
         device = "v4l2" if url.startswith("/dev/video") else None
-        self.timed_out = False
+        self.sender_fault = False
         try:
             container = av.open(
                 url, format=device, options=options, timeout=(OPEN_TIMEOUT, OPEN_TIMEOUT)
             )
         except (av.error.FFmpegError, OSError) as exc:
-            self.timed_out = isinstance(exc, TimeoutError | av.error.ExitError)
+            self.sender_fault = isinstance(
+                exc,
+                TimeoutError | av.error.ExitError | av.error.InvalidDataError | av.error.EOFError,
+            )
             raise LiveSourceError(shown(self.source), _reason(exc)) from None
+        self.sender_fault = True
         if not container.streams.video:
             container.close()
             raise LiveSourceError(shown(self.source), "no video stream")
@@ -366,8 +403,9 @@ class _Reader(threading.Thread):
 
     @property
     def listening(self) -> bool:
-        """The source waits for a sender to connect (``?listen=1``)."""
-        return ("listen", "1") in parse_qsl(urlsplit(self.source).query)
+        """The source waits for a sender: ``?listen=1``, or UDP (which only receives)."""
+        parts = urlsplit(self.source)
+        return parts.scheme.lower() == "udp" or ("listen", "1") in parse_qsl(parts.query)
 
     def _read(self, container: Any, connection: int) -> str | None:
         """Frames of one opening, paced for a file; the reason it stopped, or ``None``
@@ -391,11 +429,11 @@ class _Reader(threading.Thread):
                     return "stopped"
                 if packet.stream is audio:
                     for sound in _decoded(packet):
-                        self.frames.put(_Sound(sound, connection))
+                        self.frames.put(_Sound(sound, time.monotonic(), connection))
                     continue
                 for picture in _decoded(packet):
                     if self._too_large(picture):
-                        return "too large"
+                        return f"a picture too large ({picture.width}x{picture.height})"
                     at = float(picture.time) if picture.time is not None else count / self.fps
                     first = at if first is None else first
                     if self.options.realtime and not self.network:
@@ -412,16 +450,18 @@ class _Reader(threading.Thread):
         return None
 
     def _too_large(self, picture: Any) -> bool:
+        """Whether ``picture`` is beyond what veil processes. A network source's opening
+        ends there (and is tried again); a file's run ends with the error."""
         if max(picture.width, picture.height) <= MAX_SIDE and (
             picture.width * picture.height <= MAX_PIXELS
         ):
             return False
-        self.error = LiveSourceError(
-            shown(self.source),
-            f"picture too large ({picture.width}x{picture.height}); veil processes up to "
-            f"{MAX_SIDE} pixels a side (8K UHD)",
-        )
-        self.stop.set()
+        if not self.network:
+            self.error = LiveSourceError(
+                shown(self.source),
+                f"picture too large ({picture.width}x{picture.height}); veil processes up "
+                f"to {MAX_SIDE} pixels a side and {MAX_PIXELS:,} a picture (8K UHD)",
+            )
         return True
 
 
@@ -447,6 +487,17 @@ def _reason(exc: BaseException) -> str:
         return "this FFmpeg build cannot open that kind of address"
     strerror = getattr(exc, "strerror", None)
     return str(strerror or type(exc).__name__).rstrip(".").lower()
+
+
+@dataclass
+class _Clock:
+    """How an opening's own timestamps map to the output's (``_Output.at``)."""
+
+    offset: float
+    start: float
+    """The output time of the opening's first picture or sound."""
+    arrived: float
+    """When that arrived."""
 
 
 class _Recording:
@@ -535,7 +586,7 @@ class _Output:
         """Output time (s) of the last picture written."""
         self.last_written = 0.0
         """``time.monotonic()`` when it was written."""
-        self._offsets: dict[int, float] = {}
+        self._clocks: dict[int, _Clock] = {}
         self.audio: Any = None
         self._resampler: Any = None
         self._fifo: Any = None
@@ -548,13 +599,21 @@ class _Output:
 
     def _format(self) -> tuple[str, dict[str, str]]:
         """The container format for the target, and its options."""
-        scheme = urlsplit(self.target).scheme.lower()
+        try:
+            scheme = urlsplit(self.target).scheme.lower()
+        except ValueError:
+            raise OutputError(shown(self.target), "not an address veil can read") from None
         if scheme in PUSH_FORMATS:
             if scheme == "rtsp":
                 return "rtsp", {"rtsp_transport": self.options.rtsp_transport}
             return PUSH_FORMATS[scheme], {"flush_packets": "1"}  # each frame sent as it is made
         if self.target.endswith(".m3u8"):
-            folder = Path(self.target).parent
+            playlist = Path(self.target)
+            folder = playlist.parent
+            if playlist.is_dir():
+                raise OutputError(playlist, "is a folder: give FOLDER/index.m3u8")
+            if folder.exists() and not folder.is_dir():
+                raise OutputError(folder, "is a file, not a folder")
             return "hls", {
                 "hls_time": f"{self.options.segment_seconds:g}",
                 "hls_list_size": str(self.options.window),
@@ -616,13 +675,22 @@ class _Output:
             self.recording.add(packet, stream)
         self.container.mux(packet)
 
-    def at(self, connection: int, source_time: float) -> float:
-        """The output time of a picture ``source_time`` s into opening ``connection``:
-        its own pace within an opening, after the last picture across openings."""
-        if connection not in self._offsets:
+    def at(self, connection: int, source_time: float, arrived: float) -> float:
+        """The output time of what is ``source_time`` s into opening ``connection`` and
+        arrived at ``arrived`` (``time.monotonic()``): the source's own pace within an
+        opening, after the last picture across openings, and never more than
+        ``MAX_DRIFT`` s from the pace things arrived at (a sender's clock that jumps,
+        starts again or runs fast is set back in step)."""
+        if connection not in self._clocks:
             start = 0.0 if self.last is None else self.last + self.period
-            self._offsets = {connection: start - source_time}
-        return self._offsets[connection] + source_time
+            self._clocks = {connection: _Clock(start - source_time, start, arrived)}
+        clock = self._clocks[connection]
+        when = clock.offset + source_time
+        paced = clock.start + (arrived - clock.arrived)
+        if abs(when - paced) > MAX_DRIFT:
+            clock.offset = paced - source_time
+            when = paced
+        return when
 
     def write(self, picture: Any, when: float) -> None:
         if self.last is not None and when <= self.last:
@@ -724,6 +792,10 @@ def run_live(
 
 
 def _check_source(source: str, options: LiveOptions) -> None:
+    try:
+        urlsplit(source)
+    except ValueError:
+        raise LiveSourceError(shown(source), "not an address veil can read") from None
     if is_network_source(source):
         return
     path = Path(source)
@@ -786,11 +858,13 @@ class _Live:
                 if isinstance(item, _Ended):
                     break
                 if isinstance(item, _Lost):
+                    self.stats.lost = item.reason
                     self._finish_epoch()
                     continue
                 if isinstance(item, _Sound):
                     if self.out.stream is not None:  # before the first frame: no output yet
-                        when = self.out.at(item.connection, float(item.frame.time or 0))
+                        source_time = float(item.frame.time or 0)
+                        when = self.out.at(item.connection, source_time, item.arrived)
                         self.out.write_sound(item.frame, when)
                     continue
                 self._take(item)
@@ -799,16 +873,21 @@ class _Live:
             self.stop.set()
             reader.join(timeout=2)  # one blocked in a read or a listen ends with the process
             self.out.close()
-        if reader.error is not None and self.stats.frames_in == 0:
+        if reader.error is not None:
             raise reader.error
         return self._counted()
 
     def _take(self, item: _Arrival) -> None:
         self.stats.frames_in += 1
+        self.stats.lost = None
         fps = self.reader.fps
         if self.out.stream is None:
             picture = item.frame.picture
-            self.out.open(picture.width, picture.height, fps, self.reader.has_audio)
+            turned = item.frame.rotation in (90, 270)  # a phone's file: shown upright
+            width, height = (
+                (picture.height, picture.width) if turned else (picture.width, picture.height)
+            )
+            self.out.open(width, height, fps, self.reader.has_audio)
         if self.tracking is None:
             self.tracking = live_tracking(self.blur, fps, self.options.delay)
             self.late_after = max(0.0, self.options.delay - self.tracking[0].latency / fps)
@@ -868,18 +947,29 @@ class _Live:
     def _leave(self, item: _Waiting, detections: Detections | None) -> None:
         arrival = item.arrival
         if item.covered or detections is None:
-            picture = cover_whole(arrival.frame.picture)
+            frame = arrival.frame
+            upright = frame.rotation == 0 and not frame.mirrored
+            picture = cover_whole(
+                frame.picture
+                if upright
+                else av.VideoFrame.from_ndarray(frame.rgb(), format="rgb24")
+            )
             self.stats.covered_whole += 1
         else:
             picture = self._hidden(arrival.frame, detections)
-        self.out.write(picture, self.out.at(arrival.connection, arrival.frame.time))
+        when = self.out.at(arrival.connection, arrival.frame.time, arrival.arrived)
+        self.out.write(picture, when)
         self.stats.frames_out += 1
         self.stats.delays.append(time.monotonic() - arrival.arrived)
 
     def _hidden(self, frame: DecodedFrame, detections: Detections) -> Any:
         upright = frame.rotation == 0 and not frame.mirrored
         if not len(detections):
-            return frame.picture if upright else av.VideoFrame.from_ndarray(frame.rgb())
+            return (
+                frame.picture
+                if upright
+                else av.VideoFrame.from_ndarray(frame.rgb(), format="rgb24")
+            )
         boxes = detections.grown(self.blur.box_scale)
         editable = frame.editable_copy() if upright else None
         if editable is not None:  # hidden in YUV, as files are
