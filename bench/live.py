@@ -143,7 +143,13 @@ def _rss_mib(pid: int) -> float:
 
 
 def run(
-    width: int, height: int, seconds: float, work: Path, delay: float, soak_minutes: float = 0
+    width: int,
+    height: int,
+    seconds: float,
+    work: Path,
+    delay: float,
+    soak_minutes: float = 0,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, object]:
     fps = 30
     frames = round(seconds * fps)
@@ -173,6 +179,7 @@ def run(
             "-q",
             "--delay",
             f"{delay:g}",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -198,6 +205,7 @@ def run(
     result = {
         "size": f"{width}x{height}",
         "delay": delay,
+        "options": " ".join(extra),
         "frames": stats["frames_in"],
         "received": len(receiver.arrivals),
         "covered_whole": stats["covered_whole"],
@@ -223,6 +231,9 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES")
+    parser.add_argument(
+        "--veil", default="", metavar="ARGS", help="more options for veil live, e.g. '--scale 1.5'"
+    )
     args = parser.parse_args()
     print(
         f"# bench/live.py on {datetime.date.today()}, {platform.machine()}, "
@@ -232,7 +243,10 @@ def main() -> None:
         for item in args.sizes.split(","):
             size, _, delay = item.partition("@")
             width, height = (int(v) for v in size.split("x"))
-            result = run(width, height, args.seconds, Path(tmp), float(delay or 1), args.soak)
+            extra = tuple(args.veil.split())
+            result = run(
+                width, height, args.seconds, Path(tmp), float(delay or 1), args.soak, extra
+            )
             print(json.dumps(result), flush=True)
 
 
