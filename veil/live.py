@@ -9,11 +9,14 @@ backward hold, which covers a face before its first detection, is cut to fit in
 ``LOOK_SHARE`` of ``--delay``, and the rest of the delay pays for the analysis.
 
 It fails closed: no frame leaves without its boxes. A frame that arrives too late to
-be analysed within the delay, or still waits for its boxes when its delay is spent, is
-covered whole (``cover_whole``), counted, and the schedule starts afresh after it, so
-the next frames are analysed before they leave; so do a source's reconnection and a
-looped file's restart. While the source is lost the output shows a slate, and the
-reader reconnects with growing waits; timestamps go on rising across all of it.
+be analysed within the delay is covered whole (``cover_whole``) with the frames waiting
+for the analysis it would have had, and frames are passed over so until the newest,
+which is analysed (``DetectionSchedule.skip`` owes it that); a frame still waiting for
+its boxes when its delay is spent leaves covered whole too; all are counted. A source's
+reconnection and a looped file's restart start a new schedule, after a last look at the
+old one's last frame (``DetectionSchedule.last_look``). While the source is lost the
+output shows a slate, and the reader reconnects with growing waits; timestamps go on
+rising across all of it.
 """
 
 from __future__ import annotations
@@ -184,8 +187,9 @@ def live_tracking(blur: BlurOptions, fps: float, delay: float) -> tuple[TrackerO
 
 def cover_whole(picture: Any) -> Any:
     """``picture`` (an ``av.VideoFrame``) shrunk to ``COVER_CELLS`` cells along its longer
-    side and blown up again: nothing of a face is left, only light and colour. Done on each plane
-    of an 8-bit 4:2:0 picture as it is (a tenth of the time of a trip through RGB)."""
+    side and blown up again: nothing of a face is left, only light and colour. Done on
+    each plane of an 8-bit 4:2:0 picture as it is (a tenth of the time of a trip through
+    RGB)."""
     if picture.format.name in EDITABLE_FORMATS:
         covered = av.VideoFrame(picture.width, picture.height, picture.format.name)
         covered.color_range = picture.color_range
@@ -259,6 +263,7 @@ class LiveStats:
             "fps": round(self.fps, 2),
             "delay_p50": None if p50 is None else round(p50, 3),
             "delay_p95": None if p95 is None else round(p95, 3),
+            "lost": self.lost,
         }
 
     def line(self) -> str:
@@ -300,7 +305,8 @@ class _Ended:
 
 
 class _Reader(threading.Thread):
-    """Reads the source into ``frames`` (``_Arrival``, ``_Lost``, then ``_Ended``)."""
+    """Reads the source into ``frames``: ``_Arrival`` and ``_Sound`` in the source's
+    order, ``_Lost`` when a network source's opening ends, ``_Ended`` last."""
 
     def __init__(self, source: str, options: LiveOptions, stop: threading.Event) -> None:
         super().__init__(name="veil-live-reader", daemon=True)
