@@ -75,11 +75,13 @@ def _send(port: int, video: Path, started: list[float], loops: int = 1) -> None:
         for _ in range(loops):
             with av.open(str(video)) as src:
                 source = src.streams.video[0]
+                earliest: float | None = None
                 last = 0.0
                 for packet in src.demux(source):
                     if packet.dts is None or packet.pts is None:
                         continue
                     at = float(packet.dts * packet.time_base)
+                    earliest = at if earliest is None else earliest
                     time.sleep(max(0.0, start + offset + at - time.monotonic()))
                     shift = round(offset / packet.time_base)
                     packet.dts += shift
@@ -87,7 +89,8 @@ def _send(port: int, video: Path, started: list[float], loops: int = 1) -> None:
                     packet.stream = stream
                     dst.mux(packet)
                     last = at
-                offset += last + 1 / float(source.average_rate or 30)
+                # The next round after this one's last packet (its first may be negative).
+                offset += last - (earliest or 0.0) + 1 / float(source.average_rate or 30)
 
 
 class _Receiver(threading.Thread):
