@@ -296,17 +296,20 @@ def send(url: str, video: Path, stop: threading.Event) -> None:
         av.open(str(video)) as src,
         av.open(sink, "w", format="mpegts") as dst,
     ):
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        start = time.monotonic()
-        for packet in src.demux(src.streams.video[0]):
-            if packet.dts is None:
-                continue
-            if stop.is_set():
-                break
-            at = float(packet.dts * packet.time_base)
-            time.sleep(max(0.0, start + at - time.monotonic()))
-            packet.stream = stream
-            dst.mux(packet)
+        play(src, dst, dst.add_stream_from_template(src.streams.video[0]), stop)
+
+
+def play(src: Any, dst: Any, stream: Any, stop: threading.Event | None = None) -> None:
+    """``src``'s video packets muxed into ``dst`` as ``stream``, each at its time."""
+    start = time.monotonic()
+    for packet in src.demux(src.streams.video[0]):
+        if packet.dts is None:
+            continue
+        if stop is not None and stop.is_set():
+            break
+        time.sleep(max(0.0, start + float(packet.dts * packet.time_base) - time.monotonic()))
+        packet.stream = stream
+        dst.mux(packet)
 
 
 def _connected(url: str) -> socket.socket | None:
@@ -404,16 +407,7 @@ def test_a_udp_mpeg_ts_stream(source: Path, scene: Scene, tmp_path: Path) -> Non
         wait_for(lambda: _udp_bound(port), 60, "veil live receiving UDP")
         url = f"udp://127.0.0.1:{port}?pkt_size=1316"
         with av.open(str(source)) as src, av.open(url, "w", format="mpegts") as dst:
-            stream = dst.add_stream_from_template(src.streams.video[0])
-            start = time.monotonic()
-            for packet in src.demux(src.streams.video[0]):
-                if packet.dts is None:
-                    continue
-                time.sleep(
-                    max(0.0, start + float(packet.dts * packet.time_base) - time.monotonic())
-                )
-                packet.stream = stream
-                dst.mux(packet)
+            play(src, dst, dst.add_stream_from_template(src.streams.video[0]))
         time.sleep(2.0)  # the last frames' boxes: the source is lost after 10 s of silence
     finally:
         run.send_signal(signal.SIGINT)
@@ -451,14 +445,7 @@ def test_an_rtmp_publisher(source: Path, scene: Scene, tmp_path: Path) -> None:
 
             dst, stream = wait_for(published, 60, "veil live listening for RTMP")
             with dst:
-                start = time.monotonic()
-                for packet in src.demux(template):
-                    if packet.dts is None:
-                        continue
-                    at = start + float(packet.dts * packet.time_base)
-                    time.sleep(max(0.0, at - time.monotonic()))
-                    packet.stream = stream
-                    dst.mux(packet)
+                play(src, dst, stream)
         time.sleep(2.0)
     finally:
         run.send_signal(signal.SIGTERM)

@@ -46,7 +46,12 @@ from veil.motion import DetectionSchedule
 from veil.pipeline import BlurOptions
 from veil.tracker import Tracker, TrackerOptions
 from veil.video.info import MAX_PIXELS, MAX_SIDE, Frame, probe
-from veil.video.reader import EDITABLE_FORMATS, DecodedFrame, plane_array
+from veil.video.reader import (
+    EDITABLE_FORMATS,
+    DecodedFrame,
+    plane_array,
+    return_frame_memory_to_the_system,
+)
 
 NETWORK_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "http", "https")
 """Sources read from the network: lost connections are retried."""
@@ -65,8 +70,8 @@ fewer along the other): a shape of light, no face, even a close-up that fills an
 phone's picture."""
 RECONNECT_WAITS = (0.5, 1.0, 2.0, 4.0, 8.0)
 """Seconds between tries to reach a lost source; the last repeats."""
-QUEUE_SECONDS = 10.0
-QUEUE_BYTES = 512 * 1024**2
+QUEUE_SECONDS = 3.0
+QUEUE_BYTES = 256 * 1024**2
 """Decoded frames waiting for the main loop beyond this much video, or these many bytes,
 are dropped by the reader (and counted): a source faster than its claimed rate, or of
 huge frames, cannot fill the memory."""
@@ -843,6 +848,7 @@ class _Live:
         self.catching_up = False
 
     def run(self, status: Callable[[LiveStats], None] | None, every: float) -> LiveStats:
+        return_frame_memory_to_the_system()  # hours of frames, and the memory stays flat
         self.detector.detect_frame(np.zeros((64, 64, 3), np.uint8))  # start-up, not on a frame
         reader = self.reader
         reader.start()
