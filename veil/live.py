@@ -87,6 +87,7 @@ MAX_DRIFT = 2.0
 output's clock is set back in step with the arrivals."""
 OPEN_TIMEOUT = 10.0
 """Seconds to wait for a source to answer, and for its next packet."""
+READER_THREAD = "veil-live-reader"
 
 
 def shown(source: str) -> str:
@@ -314,7 +315,7 @@ class _Reader(threading.Thread):
     order, ``_Lost`` when a network source's opening ends, ``_Ended`` last."""
 
     def __init__(self, source: str, options: LiveOptions, stop: threading.Event) -> None:
-        super().__init__(name="veil-live-reader", daemon=True)
+        super().__init__(name=READER_THREAD, daemon=True)
         self.source = source
         self.options = options
         self.stop = stop
@@ -406,6 +407,10 @@ class _Reader(threading.Thread):
             options["analyzeduration"] = "100000"
         if scheme in ("rtsp", "rtsps"):
             options["rtsp_transport"] = self.options.rtsp_transport
+        if scheme == "udp":
+            # Room for a burst while the reader is busy, and a full buffer is a lost
+            # packet or two, not the end of the stream.
+            options.update(buffer_size=str(4 * 1024**2), overrun_nonfatal="1")
         if scheme in ("rtmp", "rtmps") and self.listening:
             # FFmpeg's RTMP takes "listen" as an option only (its TCP, in the address too).
             options["listen"] = "1"

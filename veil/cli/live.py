@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -23,7 +24,7 @@ from veil.cli.common import (
     report_failure,
 )
 from veil.errors import OptionError
-from veil.live import DEFAULT_DELAY, LiveOptions, LiveStats, run_live, shown
+from veil.live import DEFAULT_DELAY, READER_THREAD, LiveOptions, LiveStats, run_live, shown
 
 _LIVE = LiveOptions()
 
@@ -163,8 +164,21 @@ def live(
     try:
         stats = run_live(source, output, options, blur, stop=stop, status=None if quiet else say)
     except Exception as exc:  # one line, never a traceback with the source's address
-        sys.exit(report_failure(exc))
+        _leave(report_failure(exc))
     if not quiet:
         click.echo(f"veil live: stopped: {stats.line()}", err=True)
     if as_json:
         click.echo(json.dumps(stats.to_json()))
+    _leave(0)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit with ``code``, the output closed and the words said. While the reader thread
+    still waits in FFmpeg for a source that does not answer (up to its timeout), at once:
+    Python's own shutdown around a thread inside FFmpeg can crash (a segfault was seen
+    once in 18 stops)."""
+    if any(t.name == READER_THREAD and t.is_alive() for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
