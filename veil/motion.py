@@ -309,15 +309,16 @@ class DetectionSchedule:
 
     def last_look(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
         """At the end of a video or a stream, with ``frame`` the last one given: unless it
-        was analysed in full, look at all of it once more and give what is found to the
-        tracker as the frame after it, so a face that appeared since the last full
-        analysis is covered on the frames it was on (the hold reaches back from there).
-        Returns what the tracker finished; the caller writes no frame past ``frame``."""
+        was analysed in full, analyse it once more (where it changed since the last look,
+        as any full analysis) and give what is found to the tracker as the frame after
+        it, so a face that appeared since the last full analysis is covered on the frames
+        it was on (the hold reaches back from there). Returns what the tracker finished;
+        the caller writes no frame past ``frame``."""
         if self._last_full == frame.index:
             return []
         self.full_analyses += 1
         self._last_full = frame.index + 1
-        return tracker.update(frame.index + 1, self.detector.detect_frame(frame.rgb()))
+        return tracker.update(frame.index + 1, self._full_analysis(frame, whole=False))
 
     def skip(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
         """Take ``frame`` without analysing it (live: it came too late to be analysed in
