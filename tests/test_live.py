@@ -173,6 +173,7 @@ def test_analysis_that_falls_behind_covers_frames_whole(
 ) -> None:
     """A detector far slower than the stream: frames that cannot get their boxes within
     the delay leave covered whole, never raw, and are counted."""
+    server_process("a stream played in real time")
     from veil.detector import CenterFace
 
     class Slow:
@@ -198,6 +199,7 @@ def test_analysis_that_falls_behind_covers_frames_whole(
 
 @pytest.mark.parametrize("keep_audio", [True, False])
 def test_audio_goes_on_in_step_with_the_video(tmp_path: Path, keep_audio: bool) -> None:
+    server_process("a stream played in real time")
     scene = demo_scene(320, 180, 45, 30)
     source = tmp_path / "with-audio.mp4"
     write_video(source, scene)  # a tone in AAC
@@ -220,6 +222,7 @@ def test_audio_goes_on_in_step_with_the_video(tmp_path: Path, keep_audio: bool) 
 def test_a_recording_kept_beside_the_stream(tmp_path: Path) -> None:
     """--record: files that play on their own, faces hidden, audio kept; veil's own old
     files past --record-keep deleted, anything else in the folder left alone."""
+    server_process("a stream played in real time")
     scene = demo_scene(640, 360, 45, 30)
     source = tmp_path / "with-audio.mp4"
     write_video(source, scene)
@@ -243,6 +246,7 @@ def test_a_recording_kept_beside_the_stream(tmp_path: Path) -> None:
 def test_a_phone_video_goes_out_upright(tmp_path: Path) -> None:
     """A file stored turned (a phone held upright) is sent as it is shown: it came out
     squeezed into the stored size, and covered frames lay on their side."""
+    server_process("a stream played in real time")
     scene = demo_scene(360, 640, 30, 30)
     source = tmp_path / "phone.mp4"
     write_video(source, scene, rotation=90, audio=False)
