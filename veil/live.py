@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -509,6 +509,7 @@ def _reason(exc: BaseException) -> str:
 class _Clock:
     """How an opening's own timestamps map to the output's (``_Output.at``)."""
 
+    connection: int
     offset: float
     start: float
     """The output time of the opening's first picture or sound."""
@@ -602,7 +603,8 @@ class _Output:
         """Output time (s) of the last picture written."""
         self.last_written = 0.0
         """``time.monotonic()`` when it was written."""
-        self._clocks: dict[int, _Clock] = {}
+        self._clock: _Clock | None = None
+        """The current opening's (an older opening's frames have all left by then)."""
         self.audio: Any = None
         self._resampler: Any = None
         self._fifo: Any = None
@@ -697,10 +699,10 @@ class _Output:
         opening, after the last picture across openings, and never more than
         ``MAX_DRIFT`` s from the pace things arrived at (a sender's clock that jumps,
         starts again or runs fast is set back in step)."""
-        if connection not in self._clocks:
+        clock = self._clock
+        if clock is None or clock.connection != connection:
             start = 0.0 if self.last is None else self.last + self.period
-            self._clocks = {connection: _Clock(start - source_time, start, arrived)}
-        clock = self._clocks[connection]
+            clock = self._clock = _Clock(connection, start - source_time, start, arrived)
         when = clock.offset + source_time
         paced = clock.start + (arrived - clock.arrived)
         if abs(when - paced) > MAX_DRIFT:
@@ -879,6 +881,8 @@ class _Live:
                     self._finish_epoch()
                     continue
                 if isinstance(item, _Sound):
+                    if self.epoch is not None and item.connection != self.epoch.connection:
+                        self._finish_epoch()  # a looped file's new round: the old frames first
                     if self.out.stream is not None:  # before the first frame: no output yet
                         source_time = float(item.frame.time or 0)
                         when = self.out.at(item.connection, source_time, item.arrived)
@@ -1021,10 +1025,3 @@ class _Live:
         self.stats.reconnects = self.reader.reconnects
         self.stats.dropped = self.reader.dropped
         return self.stats
-
-
-def frames_of(path: str | Path) -> Iterator[Frame]:
-    """The RGB pictures of a live output (an HLS playlist or a recording), in order."""
-    with av.open(str(path)) as container:
-        for picture in container.decode(container.streams.video[0]):
-            yield np.asarray(picture.to_ndarray(format="rgb24"), np.uint8)
