@@ -5,6 +5,7 @@ import platform
 import numpy as np
 import numpy.typing as npt
 import pytest
+from params import each_photo
 
 from veil.detector import (
     CenterFace,
@@ -29,8 +30,9 @@ def test_finds_the_face_in_each_photo(detector):
         assert np.all(found.confidence <= 1) and np.all(found.confidence > 0.2)
 
 
-@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper", "cameraman"])
-@pytest.mark.parametrize(("height", "at_least"), [(16, 0.3), (24, 0.9), (48, 1.0)])
+@pytest.mark.parametrize(
+    ("photo", "height", "at_least"), each_photo([(16, 0.3), (24, 0.9), (48, 1.0)])
+)
 def test_default_scale_finds_small_faces(detector, photo, height, at_least):
     # A single frame may miss a 16 px face; the tracker carries it across such misses,
     # so what matters is that most frames find it.

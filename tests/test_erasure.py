@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_workflow import InProcess
+from harness import InProcess
 
 from veil import heartbeats, jobs, queue, runtime
 from veil.erasure import Retention, RetentionPolicy

@@ -364,7 +364,7 @@ def test_a_killed_workers_segment_is_redone_once_by_another(postgres, tmp_path):
     one-piece run's, frame for frame and box for box."""
     import json
 
-    from test_segments import keyed_clip
+    from segment_clips import keyed_clip
 
     from veil.pipeline import BlurOptions, blur_video
 
@@ -442,7 +442,7 @@ def test_a_database_restart_under_running_jobs_fails_none(postgres, tmp_path):
     """PostgreSQL restarted (down 1.5 s) while a worker runs a job in one piece and one
     in segments: both wait the outage out and succeed (a progress update's database
     error used to fail the job for good, as if the video were bad)."""
-    from test_segments import keyed_clip
+    from segment_clips import keyed_clip
 
     inbox, outbox = tmp_path / "in", tmp_path / "out"
     inbox.mkdir()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from test_workflow import InProcess
+from harness import InProcess
 
 from veil import heartbeats, runtime
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_workflow import InProcess
+from harness import InProcess
 
 from veil import runtime
 from veil.synthetic import MovingFace, Scene, write_video

@@ -7,7 +7,7 @@ import json
 import av
 import numpy as np
 import pytest
-from test_tracker import box, covers
+from boxes import box, covers
 
 from veil.detections import Detections
 from veil.motion import (
@@ -115,7 +115,10 @@ def test_a_cut_is_analysed_at_once(tmp_path):
     assert schedule.follow_ups == 0
 
 
-@pytest.mark.parametrize("speed", [20, 30, 40])
+@pytest.mark.parametrize(
+    "speed",
+    [pytest.param(20, marks=pytest.mark.slow), 30, pytest.param(40, marks=pytest.mark.slow)],
+)
 def test_a_fast_motion_blurred_face_is_covered_on_every_frame(tmp_path, speed):
     # A 48 px face crossing a 720p frame at 20-40 px a frame, blurred by its motion.
     frames = round(1400 / speed)

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_segments import SCENE, SECONDS, SHORT, frame_times, keyed_clip
-from test_workflow import InProcess
+from harness import InProcess
+from segment_clips import SCENE, SECONDS, SHORT, frame_times, keyed_clip
 
 from veil import queue, runtime
 from veil.jobs import FaceDetectionRequest

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from params import each_photo
 
 from veil.anonymizers import get_anonymizer
 from veil.detections import Detections, box_iou
@@ -94,17 +95,18 @@ def _seam(width: int, height: int) -> tuple[float, float]:
     )
 
 
-@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper", "cameraman"])
 @pytest.mark.parametrize(
-    ("width", "height", "face", "where"),
-    [
-        (1280, 720, 20, "vertical seam"),
-        (1280, 720, 48, "vertical seam"),
-        (1280, 720, 72, "corner"),
-        (1920, 1080, 40, "corner"),
-        (1920, 1080, 90, "horizontal seam"),
-        (1280, 720, 300, "vertical seam"),  # larger than the finest level's tile overlap
-    ],
+    ("photo", "width", "height", "face", "where"),
+    each_photo(
+        [
+            (1280, 720, 20, "vertical seam"),
+            (1280, 720, 48, "vertical seam"),
+            (1280, 720, 72, "corner"),
+            (1920, 1080, 40, "corner"),
+            (1920, 1080, 90, "horizontal seam"),
+            (1280, 720, 300, "vertical seam"),  # larger than the finest level's overlap
+        ]
+    ),
 )
 def test_faces_on_seams_are_hidden_whole(detector, photo, width, height, face, where):
     sx, sy = _seam(width, height)
@@ -123,12 +125,18 @@ def test_faces_on_seams_are_hidden_whole(detector, photo, width, height, face, w
     assert max(parts.values()) < 0.6, parts
 
 
-@pytest.mark.parametrize("photo", ["astronaut", "grace_hopper", "cameraman"])
+FRACTIONS = (0.5, 0.7, 0.95)  # of the frame's height
+
+
 @pytest.mark.parametrize(
-    ("width", "height"),
-    [(1280, 720), (1920, 1080), pytest.param(3840, 2160, marks=pytest.mark.slow)],
+    ("photo", "width", "height", "fraction"),
+    [
+        *each_photo(
+            (w, h, f) for (w, h), f in itertools.product(((1280, 720), (1920, 1080)), FRACTIONS)
+        ),
+        *each_photo(((3840, 2160, f) for f in FRACTIONS), slow=True),
+    ],
 )
-@pytest.mark.parametrize("fraction", [0.5, 0.7, 0.95])
 def test_close_ups_are_hidden_whole(detector, photo, width, height, fraction):
     # A face filling most of the frame: eyes, nose, mouth and chin all hidden, not just
     # the part a high-resolution pass would find.

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from boxes import box, covers
 
 from veil.detections import Detections
 from veil.tracker import Tracker, TrackerOptions
@@ -16,19 +17,6 @@ def run(tracker: Tracker, frames: Sequence[Detections | None]) -> list[Detection
     out.extend(d for _, d in tracker.flush())
     assert len(out) == len(frames)
     return out
-
-
-def box(x: float, y: float = 50, size: float = 20) -> Detections:
-    return Detections.from_boxes([(x, y, x + size, y + size)])
-
-
-def covers(dets: Detections, x: float, y: float = 50, size: float = 20) -> bool:
-    if not len(dets):
-        return False
-    b = dets.xyxy
-    return bool(
-        ((b[:, 0] <= x) & (b[:, 1] <= y) & (b[:, 2] >= x + size) & (b[:, 3] >= y + size)).any()
-    )
 
 
 OPTS = TrackerOptions(max_gap=4, pre_roll=2, post_roll=2, smooth=0)

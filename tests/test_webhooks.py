@@ -248,7 +248,7 @@ def test_the_operators_webhook_is_still_http_only(caplog):
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from test_workflow import InProcess
+    from harness import InProcess
 
     from veil import runtime
 

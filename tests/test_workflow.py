@@ -6,7 +6,6 @@ PostgreSQL, Chromium, a ``veil serve`` process) are in ``test_service.py`` and
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -19,56 +18,18 @@ import av
 import httpx
 import pytest
 from conftest import SMALL_SCENE
+from harness import ENDED, InProcess
 
 from veil import queue, runtime
-from veil.api import Service, create_app
 from veil.errors import DatabaseError, StorageError
 from veil.jobs import JobRequest
 from veil.pipeline import BlurOptions
-from veil.runtime import ServiceConfig
 from veil.segment_jobs import SegmentDone
 from veil.steps import restored
-from veil.storage import MemoryStorage
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, visible_faces, write_video
 from veil.workflow import Checked, Validated
 
 STEPS = ["Validate", "Redact", "Audit", "Publish"]
-ENDED = ("SUCCEEDED", "FAILED", "CANCELLED", "NEEDS_REVIEW")
-
-
-class InProcess:
-    """The service launched in this process, and a client for its app."""
-
-    def __init__(self, work: Path, **settings: Any) -> None:
-        self.input, self.output = MemoryStorage("in"), MemoryStorage("out")
-        config = ServiceConfig(
-            input=self.input,
-            output=self.output,
-            database_url=f"sqlite:///{work / 'jobs.sqlite'}",
-            work_dir=work / "work",
-            **settings,
-        )
-        runtime.launch(config)
-        self.app = create_app(Service(config=config, submit=queue.submit))
-
-    def call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=self.app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://localhost"
-            ) as client:
-                return await client.request(method, url, **kwargs)
-
-        return asyncio.run(send())
-
-    def finished(self, job_id: str, timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job: dict[str, Any] = self.call("GET", f"/api/jobs/{job_id}").json()
-            if job["status"] in ENDED:
-                return job
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} did not finish in {timeout} s")
 
 
 @pytest.fixture(scope="module")

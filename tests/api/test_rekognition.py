@@ -5,9 +5,7 @@ in this process, where threads can race."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
 import hashlib
 import http.server
 import io
@@ -626,70 +624,45 @@ def test_local_folders_by_bucket_name_and_failed_jobs(tmp_path, clip):
 def in_process(tmp_path):
     """The app in this process on folder stores, its face-detection API unsigned
     (``--no-aws-auth``) with ``--max-face-jobs 2``; the jobs it started are left to end."""
-    from veil import jobs, queue, runtime
-    from veil.api import Service, create_app
+    from harness import InProcess
+
+    from veil import jobs, runtime
     from veil.api.rekognition import RekognitionConfig
-    from veil.runtime import ServiceConfig
     from veil.storage import LocalStorage
 
     folders = {name: tmp_path / name for name in ("input", "output")}
     for folder in folders.values():
         folder.mkdir()
-    config = ServiceConfig(
-        input=LocalStorage(folders["input"]),
-        output=LocalStorage(folders["output"]),
-        database_url=f"sqlite:///{tmp_path / 'jobs.sqlite'}",
-        work_dir=tmp_path / "work",
-    )
-    runtime.launch(config)
     try:
-
-        def app_of(config: ServiceConfig) -> Any:
-            return create_app(
-                Service(
-                    config=config,
-                    submit=queue.submit,
-                    rekognition=RekognitionConfig(secrets=None, max_face_jobs=2),
-                )
-            )
-
-        yield (
-            folders["input"],
-            app_of(config),
-            lambda **blur: app_of(
-                dataclasses.replace(config, blur=dataclasses.replace(config.blur, **blur))
-            ),
+        yield InProcess(
+            tmp_path,
+            stores=(LocalStorage(folders["input"]), LocalStorage(folders["output"])),
+            rekognition=RekognitionConfig(secrets=None, max_face_jobs=2),
         )
         wait_for(lambda: jobs.count_active("veil.face_detection") == 0, 120, "the jobs to end")
     finally:
         runtime.shutdown()
 
 
-def call_in_process(app: Any, target: str, params: dict[str, Any]) -> httpx.Response:
-    async def send() -> httpx.Response:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
-            return await http.post(
-                "/",
-                content=json.dumps(params),
-                headers={
-                    "X-Amz-Target": f"RekognitionService.{target}",
-                    "Content-Type": CONTENT_TYPE,
-                },
-            )
-
-    return asyncio.run(send())
+def call_in_process(veil: Any, target: str, params: dict[str, Any], app: Any = None) -> Any:
+    """The face-detection API's ``target`` called in process, on ``app`` if given."""
+    return veil.call(
+        "POST",
+        "/",
+        app=app,
+        content=json.dumps(params),
+        headers={"X-Amz-Target": f"RekognitionService.{target}", "Content-Type": CONTENT_TYPE},
+    )
 
 
 def test_max_face_jobs_holds_under_concurrent_starts(in_process, clip):
-    folder, app, _ = in_process
-    shutil.copy(clip.path, folder / "talk.mp4")
+    in_process.input.upload(clip.path, "talk.mp4")
     params = {"Video": {"S3Object": {"Bucket": "input", "Name": "talk.mp4"}}}
     ready = threading.Barrier(8)
 
     def start(_: int) -> httpx.Response:
         ready.wait()  # all eight at once
-        return call_in_process(app, "StartFaceDetection", params)
+        return call_in_process(in_process, "StartFaceDetection", params)
 
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(start, range(8)))
@@ -700,30 +673,31 @@ def test_max_face_jobs_holds_under_concurrent_starts(in_process, clip):
 def test_boxes_are_grown_by_the_jobs_own_box_scale(in_process, clip):
     # Issue 25: GetFaceDetection grew a job's boxes by the --box-scale of whichever
     # process answered, not the one the job ran (and blurred) with.
-    folder, app, app_with = in_process
-    shutil.copy(clip.path, folder / "talk.mp4")
+    in_process.input.upload(clip.path, "talk.mp4")
     params = {"Video": {"S3Object": {"Bucket": "input", "Name": "talk.mp4"}}}
-    job_id = call_in_process(app, "StartFaceDetection", params).json()["JobId"]
+    job_id = call_in_process(in_process, "StartFaceDetection", params).json()["JobId"]
 
     def boxes(served_by: Any) -> list[dict[str, float]]:
         def ended() -> dict[str, Any] | None:
-            answer = call_in_process(served_by, "GetFaceDetection", {"JobId": job_id}).json()
+            answer = call_in_process(
+                in_process, "GetFaceDetection", {"JobId": job_id}, app=served_by
+            ).json()
             return None if answer.get("JobStatus") == "IN_PROGRESS" else answer
 
         answer = wait_for(ended, 120, "the job to end")
         assert answer["JobStatus"] == "SUCCEEDED", answer
         return [f["Face"]["BoundingBox"] for f in answer["Faces"]]
 
-    own = boxes(app)
+    own = boxes(in_process.app)
     assert own
-    assert boxes(app_with(box_scale=2.0)) == own
+    assert boxes(in_process.app_with(box_scale=2.0)) == own
 
 
 def test_a_long_video_in_segments_pages_as_one(s3_store, tmp_path):
     """A face-detection job on a video longer than --segment-seconds runs in segments;
     GetFaceDetection pages their merged faces in timestamp order, the faces a run over
     the whole video finds."""
-    from test_segments import SCENE, keyed_clip
+    from segment_clips import SCENE, keyed_clip
 
     from veil.pipeline import detect_video
 

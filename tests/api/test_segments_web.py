@@ -9,8 +9,8 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+from segment_clips import SCENE, keyed_clip
 from servers import VeilServer
-from test_segments import SCENE, keyed_clip
 
 SEGMENTED = ["Validate", "Segments", "Join", "Audit", "Publish"]
 FAN_OUT = "3 \u00d7 detect + redact"  # the fan-out node: its segments, each a detect + redact
