@@ -1,4 +1,5 @@
-"""Shared fixtures: small generated videos with faces at known positions."""
+"""Shared fixtures: small generated videos with faces at known positions, the detector,
+the browser, and the servers a run starts once: PostgreSQL and SeaweedFS."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import server_process
+from servers import (
+    PostgreSQL,
+    PostgreSQLDatabase,
+    SeaweedFS,
+    free_port,
+    postgres_cluster,
+    server_process,
+)
 
 from veil.detector import CenterFace
 from veil.synthetic import MovingFace, Scene, SyntheticVideo, write_video
@@ -77,3 +85,34 @@ def browser() -> Iterator[Any]:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgreSQL]:
+    """The run's one PostgreSQL cluster, started when a test first needs it."""
+    with postgres_cluster() as pg:
+        yield pg
+
+
+@pytest.fixture
+def postgres(postgres_server: PostgreSQL) -> PostgreSQLDatabase:
+    """A new database for the test on the run's cluster: the tests count every job,
+    worker and heartbeat in theirs."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """The run's one SeaweedFS (each test module makes its own buckets), started when a
+    test first needs it. Its filer posts the events of buckets named ``hook-...`` to
+    ``webhook_port``, where a test that wants them runs ``veil serve``."""
+    webhook_port = free_port()
+    fs = SeaweedFS(
+        tmp_path_factory.mktemp("seaweedfs"),
+        webhook=f"http://127.0.0.1:{webhook_port}/events/seaweedfs",
+        webhook_paths=("/buckets/hook-",),
+    )
+    fs.webhook_port = webhook_port
+    fs.start()
+    yield fs
+    fs.stop()

@@ -1,5 +1,6 @@
-"""Real servers for the service tests, started and stopped by fixtures: SeaweedFS (S3) and
-``veil serve`` itself, each a separate process on loopback ports."""
+"""Real servers for the service tests, started and stopped by fixtures: SeaweedFS (S3),
+PostgreSQL and ``veil serve`` itself, each a separate process on loopback ports. A server
+the tests can share starts once a run (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +72,9 @@ class SeaweedFS:
     webhook_port: int | None = None
     """The port of the test server its webhook posts to, where a test runs one."""
 
-    def __init__(self, root: Path, webhook: str | None = None) -> None:
+    def __init__(
+        self, root: Path, webhook: str | None = None, webhook_paths: tuple[str, ...] = ()
+    ) -> None:
         server_process("SeaweedFS")
         self.root = root
         self.ports = {
@@ -85,6 +89,12 @@ class SeaweedFS:
                 "[notification.webhook]\nenabled = true\n"
                 f'endpoint = "{webhook}"\ntimeout_seconds = 5\nmax_retries = 3\n'
                 "backoff_seconds = 1\nmax_backoff_seconds = 2\n"
+                # Only events under these folders: others would wait on a closed port.
+                + (
+                    f"path_prefixes = {list(webhook_paths)!r}\n".replace("'", '"')
+                    if webhook_paths
+                    else ""
+                )
             )
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -129,6 +139,14 @@ class SeaweedFS:
     def stop(self) -> None:
         if self.proc is not None:
             stop(self.proc, signal.SIGINT, 5.0)
+
+    def buckets(self, *names: str) -> None:
+        """Create each bucket not there yet (the run's tests share one SeaweedFS)."""
+        s3 = self.client()
+        there = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        for name in names:
+            if name not in there:
+                s3.create_bucket(Bucket=name)
 
     def client(self) -> Any:
         import boto3
@@ -271,6 +289,7 @@ class PostgreSQL:
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/veil"
         self._user = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
+        self.databases = 0
 
     def _run(self, *args: str) -> None:
         command = list(args)
@@ -290,6 +309,15 @@ class PostgreSQL:
         self._run(
             _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "veil"
         )
+
+    def new_database(self) -> PostgreSQLDatabase:
+        """A database of its own on this cluster, for one test."""
+        self.databases += 1
+        name = f"veil_{self.databases}"
+        self._run(
+            _pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name
+        )
+        return PostgreSQLDatabase(f"postgresql://postgres@127.0.0.1:{self.port}/{name}", self)
 
     def _start(self) -> None:
         sock = self.root / "sock"
@@ -316,6 +344,18 @@ class PostgreSQL:
         self._run(_pg_bin("pg_ctl"), "-D", str(self.root / "pgdata"), "-m", "fast", "-w", "stop")
         time.sleep(down)
         self._start()
+
+
+@dataclass(frozen=True)
+class PostgreSQLDatabase:
+    """One test's database (``url``) on the cluster the run shares."""
+
+    url: str
+    cluster: PostgreSQL
+
+    def restart(self, down: float) -> None:
+        """The whole cluster stopped for ``down`` seconds (``PostgreSQL.restart``)."""
+        self.cluster.restart(down)
 
 
 @contextlib.contextmanager

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
-from servers import VeilWorker, enqueue, postgres_cluster, wait_for
+from servers import VeilWorker, enqueue, wait_for
 
 from veil.jobs import WORKFLOW_NAME
 from veil.synthetic import MovingFace, Scene, write_video
@@ -22,13 +21,6 @@ from veil.synthetic import MovingFace, Scene, write_video
 # A dead worker is noticed after 4 s of silence instead of 30 s.
 # Short heartbeats, so a dead worker is noticed in seconds.
 HEARTBEAT = ["--heartbeat-interval", "0.5", "--heartbeat-timeout", "4"]
-
-
-@pytest.fixture
-def postgres():
-    """A new cluster for each test: the tests count every job and heartbeat in it."""
-    with postgres_cluster() as pg:
-        yield pg
 
 
 def query(url: str, sql: str, **params: Any) -> list[Any]:

@@ -372,17 +372,10 @@ def server_jobs_after(data: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def seaweed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("seaweedfs")
-    webhook_port = free_port()
-    fs = SeaweedFS(root, webhook=f"http://127.0.0.1:{webhook_port}/events/seaweedfs")
-    fs.webhook_port = webhook_port
-    fs.start()
-    s3 = fs.client()
-    for bucket in ("veil-in", "veil-out", "hook-in", "hook-out"):
-        s3.create_bucket(Bucket=bucket)
-    yield fs
-    fs.stop()
+def seaweed(seaweed):
+    """The run's SeaweedFS (tests/conftest.py) with this module's buckets."""
+    seaweed.buckets("veil-in", "veil-out", "hook-in", "hook-out")
+    return seaweed
 
 
 def s3_args(fs: SeaweedFS, src: str, dst: str) -> list[str]:
@@ -460,14 +453,6 @@ def test_seaweedfs_webhook_starts_jobs(seaweed, clip, tmp_path):
         assert visible_faces(out, clip.scene) == []
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    from servers import postgres_cluster
-
-    with postgres_cluster() as pg:
-        yield pg
 
 
 def test_workers_share_jobs_through_postgresql(postgres, clip, tmp_path):

@@ -64,21 +64,17 @@ def hook():
 
 
 @pytest.fixture(scope="module")
-def s3_store(tmp_path_factory, clip):
-    fs = SeaweedFS(tmp_path_factory.mktemp("rk-seaweedfs"))
-    fs.start()
+def s3_store(seaweed, clip):
+    """The run's SeaweedFS (tests/conftest.py) with this module's buckets and objects."""
+    fs = seaweed
+    fs.buckets("rk-videos", "rk-results", "rk-extra", "rk-private")
     s3 = fs.client()
-    for bucket in ("rk-videos", "rk-results"):
-        s3.create_bucket(Bucket=bucket)
     s3.upload_file(str(clip.path), "rk-videos", "talks/keynote.mp4")
     s3.put_object(Bucket="rk-videos", Key="huge.mp4", Body=b"\0" * 2_100_000)
     # Buckets veil's own S3 credentials can read: one the operator allows, one not.
-    s3.create_bucket(Bucket="rk-extra")
     s3.put_object(Bucket="rk-extra", Key="huge.mp4", Body=b"\0" * 2_100_000)
-    s3.create_bucket(Bucket="rk-private")
     s3.put_object(Bucket="rk-private", Key="payroll.mp4", Body=b"not for the caller")
-    yield fs
-    fs.stop()
+    return fs
 
 
 def start_server(tmp_path, fs: SeaweedFS, *extra: str) -> VeilServer:

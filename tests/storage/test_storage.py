@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from servers import S3_ENV, SeaweedFS
+from servers import S3_ENV
 
 from veil.errors import InvalidKeyError, ObjectChangedError, ObjectNotFoundError, OptionError
 from veil.service import ServeOptions, service_config
@@ -117,12 +117,10 @@ def test_s3_url_prefix():
 
 
 @pytest.fixture(scope="module")
-def seaweed(tmp_path_factory):
-    fs = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
-    fs.start()
-    fs.client().create_bucket(Bucket="versions")
-    yield fs
-    fs.stop()
+def seaweed(seaweed):
+    """The run's SeaweedFS (tests/conftest.py) with this module's bucket."""
+    seaweed.buckets("versions")
+    return seaweed
 
 
 @pytest.mark.parametrize("kind", ["local", "memory", "s3"])
