@@ -11,6 +11,7 @@ import pytest
 from veil.faces import SOURCES, missing, people
 from veil.pipeline import BlurOptions, blur_video
 from veil.privacy_corpus import CI_SLICE, KINDS, SCENES, CorpusScene, corpus, encoded, exposure
+from veil.synthetic import MovingFace, Scene, write_video
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +46,14 @@ def test_no_face_of_16_px_or_more_stays_visible(scenes, index, tmp_path):
     assert found.visible == 0, (
         f"{item.name}: (frame, face, height, visibility) {found.visible_frames[:5]}"
     )
+
+
+def test_the_longest_visible_run_counts_only_faces_the_gate_counts(tmp_path):
+    # The report's "longest visible run" stands beside the visible face-frames of 16 px
+    # and up: a small face left visible must not lengthen it.
+    small = MovingFace(photo="astronaut", height=12, start=(0.3, 0.5))
+    gated = MovingFace(photo="grace_hopper", height=40, start=(0.7, 0.5), last_frame=5)
+    item = CorpusScene("t", "tiny", Scene(width=320, height=240, frames=12, faces=(small, gated)))
+    found = exposure(write_video(tmp_path / "raw.mp4", item.scene, audio=False).path, item)
+    assert found.small_visible == 12 and found.visible == 6  # nothing is hidden
+    assert found.longest_run == 6

@@ -423,7 +423,8 @@ class Exposure:
     small_face_frames: int = 0
     small_visible: int = 0
     longest_run: int = 0
-    """The most consecutive frames one face (of any size) stayed visible."""
+    """The most consecutive frames one face stayed visible at ``GATED_HEIGHT`` or taller
+    (what the privacy report's tables count)."""
     visible_frames: list[tuple[int, int, float, float]] = field(default_factory=list)
     """``(frame, face, height px, visibility)`` of every visible face-frame."""
 
@@ -452,7 +453,7 @@ def exposure(video: str | Path, item: CorpusScene) -> Exposure:
                 gated = height >= GATED_HEIGHT
                 found.face_frames += gated
                 found.small_face_frames += not gated
-                runs[face] = runs.get(face, 0) + 1 if seen else 0
+                runs[face] = runs.get(face, 0) + 1 if seen and gated else 0
                 found.longest_run = max(found.longest_run, runs[face])
                 if seen:
                     found.visible += gated
