@@ -6,6 +6,7 @@ sharing PostgreSQL, with one killed mid-segment, are in ``test_faults``."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,12 @@ import pytest
 from harness import InProcess
 from segment_clips import SCENE, SECONDS, SHORT, frame_times, keyed_clip
 
-from veil import queue, runtime
+from veil import queue, runtime, segment_jobs, steps
+from veil.errors import JobFailed, ObjectChangedError
 from veil.jobs import FaceDetectionRequest
 from veil.pipeline import blur_video, detect_video
+from veil.storage import ranged
+from veil.storage.ranged import StoredVideo
 from veil.synthetic import visible_faces
 
 
@@ -31,6 +35,46 @@ def veil(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcess]:
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return keyed_clip(tmp_path_factory.mktemp("long") / "long.mp4", SCENE)
+
+
+def test_segments_on_a_machine_without_the_jobs_copy_read_the_input_in_place(
+    veil, long_clip, tmp_path, monkeypatch
+):
+    """Issue 25: a segment on another machine (no copy of the input in its work folder)
+    reads the stored object in place, only the index and its own part, and the job gives
+    what it gives from a copy."""
+    sources: list[Any] = []
+
+    def elsewhere(job_id: str, request: Any) -> Any:
+        shutil.rmtree(steps.work_dir(job_id), ignore_errors=True)  # as on another machine
+        sources.append(steps.segment_input(job_id, request))
+        return sources[-1]
+
+    monkeypatch.setattr(segment_jobs, "segment_input", elsewhere)
+    monkeypatch.setattr(ranged, "BLOCK", 16 * 1024)  # blocks this short clip has many of
+    veil.input.objects["far.mp4"] = long_clip.read_bytes()
+    job = veil.finished(veil.call("POST", "/api/jobs", json={"key": "far.mp4"}).json()["id"])
+    assert job["status"] == "SUCCEEDED", job
+    assert len(sources) == 3 and all(isinstance(s, StoredVideo) for s in sources)
+    # The first segment reads its part and the index; each later one (whose margin
+    # reaches back over most of this short clip) about the whole: at most one block
+    # again, where the index reaches into a block its frames' reading passed through.
+    size = len(long_clip.read_bytes())
+    fetched = [s.fetched for s in sources]
+    assert 0 < fetched[0] < 0.8 * size, (fetched, size)
+    assert max(fetched) <= size + ranged.BLOCK, (fetched, size)
+    whole = tmp_path / "whole.mp4"
+    blur_video(long_clip, whole, SHORT)
+    joined = tmp_path / "joined.mp4"
+    joined.write_bytes(veil.output.objects["far.mp4"])
+    assert frame_times(joined) == frame_times(whole)
+    assert visible_faces(joined, SCENE) == []
+
+
+def test_an_input_replaced_while_read_in_place_fails_the_job_plainly():
+    replaced = r"^far\.mp4 was replaced by a newer upload after this job started"
+    with pytest.raises(JobFailed, match=replaced), steps.failing_job("far.mp4"):
+        raise ObjectChangedError("memory://in", "far.mp4")
 
 
 def test_a_segmented_job_gives_what_one_piece_gives(veil, long_clip, tmp_path):

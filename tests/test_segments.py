@@ -18,6 +18,7 @@ from corpus import VALID, Sample, build_all
 from segment_clips import SCENE, SECONDS, SHORT, frame_times, keyed_clip
 
 from veil.detections import Detections
+from veil.errors import ObjectChangedError
 from veil.pipeline import BlurOptions, blur_video
 from veil.segments import (
     MAX_SEGMENTS,
@@ -33,6 +34,8 @@ from veil.segments import (
     to_repair,
     track_ids,
 )
+from veil.storage import MemoryStorage
+from veil.storage.ranged import StoredVideo
 from veil.synthetic import visible_faces
 from veil.thumbnails import Thumbnails
 from veil.tracker import Tracker, TrackerOptions, same_state
@@ -317,6 +320,32 @@ def test_plans_and_runs_are_plain_data(clips, tmp_path):
     assert run.entry is not None and run.exit is not None
     assert SegmentRun.from_json(json.loads(json.dumps(run.to_json()))) == run
     assert run.frames == 60 and run.decoded > run.frames
+
+
+def test_a_segment_read_in_place_reads_its_part_and_writes_what_the_file_gives(clips, tmp_path):
+    """Issue 25: a segment on a machine without the job's copy reads the stored object in
+    place (``StoredVideo``), the index and its own part, never the whole, and writes
+    exactly what it writes from a local file."""
+    clip, _, _ = one_run(clips, ".mp4", SHORT)
+    plan = plan_segments(clip, SECONDS, SHORT)
+    store = MemoryStorage()
+    store.objects["cam/clip.mp4"] = clip.read_bytes()
+    info = store.stat("cam/clip.mp4")
+    stored = StoredVideo(store, "cam/clip.mp4", info.etag, info.size, block=16 * 1024)
+    local_run = blur_segment(clip, plan, 0, tmp_path / "local.mp4", SHORT)
+    stored_run = blur_segment(stored, plan, 0, tmp_path / "stored.mp4", SHORT)
+    assert stored_run == replace(local_run, seconds=stored_run.seconds)
+    assert (tmp_path / "stored.mp4").read_bytes() == (tmp_path / "local.mp4").read_bytes()
+    # The first of three segments, the frames its last boxes wait for, what the decoder
+    # reads ahead, and the index at the file's end: about 64% of this short file, not
+    # the rest of it.
+    assert 0 < stored.fetched < 0.75 * info.size, (stored.fetched, info.size)
+
+    # A new upload under the key meanwhile: the next block read refuses it.
+    store.objects["cam/clip.mp4"] += b"a newer upload"
+    again = StoredVideo(store, "cam/clip.mp4", info.etag, info.size)
+    with pytest.raises(ObjectChangedError):
+        blur_segment(again, plan, 0, tmp_path / "again.mp4", SHORT)
 
 
 def test_options_that_make_frames_wait_longer_are_refused(clips, tmp_path):

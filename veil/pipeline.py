@@ -30,10 +30,13 @@ from veil.video import (
     EncodeOptions,
     Frame,
     Keyframe,
+    ReadInPlace,
     VideoInfo,
     VideoReader,
+    VideoSource,
     VideoWriter,
     return_frame_memory_to_the_system,
+    video_source,
 )
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -398,7 +401,7 @@ class _Span:
 
 
 def _run(
-    input_path: Path,
+    input_path: VideoSource,
     analyse_for: Callable[[VideoReader], Analyse],
     options: BlurOptions,
     *,
@@ -430,7 +433,7 @@ def _run(
         tracker_options = options.tracker_options(
             info.fps, detecting=detecting, frame_pixels=info.width * info.height
         )
-        span = _Span(window, input_path)
+        span = _Span(window, reader.path)
         tracker = span.tracker(tracker_options, schedule)
         pending: deque[DecodedFrame] = deque()
         done = 0
@@ -542,7 +545,7 @@ def _run(
 
 
 def _detecting(
-    input_path: Path,
+    input_path: VideoSource,
     detector: FaceDetector,
     options: BlurOptions,
     *,
@@ -601,7 +604,7 @@ def blur_video(
 
 
 def blur_window(
-    input_path: str | Path,
+    input_path: str | Path | ReadInPlace,
     output_path: str | Path | None,
     window: Window,
     options: BlurOptions | None = None,
@@ -623,7 +626,7 @@ def blur_window(
     options = options or BlurOptions()
     detector = detector or options.detector()
     return _detecting(
-        Path(input_path),
+        video_source(input_path),
         detector,
         options,
         output=Path(output_path) if output_path else None,

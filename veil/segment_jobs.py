@@ -60,6 +60,7 @@ from veil.steps import (
     results_paths,
     retrying_step,
     review_store,
+    segment_input,
     stop_if_cancelled,
     suffix_of,
     work_dir,
@@ -90,15 +91,16 @@ def process_segment(
     its own piece, so the audit is spread over the workers like the rest: Join only
     joins the audits (``veil.audit.join_audits``)."""
     own = segment_id(job_id, index)
-    local = fetch_input(job_id, request)  # the job's copy: one a machine, not one a segment
+    source = segment_input(job_id, request)  # the job's copy, or the object read in place
     segments = SegmentPlan.from_json(plan_data)
     work = work_dir(own)
     video = None if detect_only else work / f"piece{suffix_of(request.key)}"
     faces = work / "faces.json"
     thumbnails = Thumbnails()
     with failing_job(request.key):
+        fps = probe(source).fps  # before the run: read in place, its header is read once
         run = blur_segment(
-            local,
+            source,
             segments,
             index,
             video,
@@ -108,11 +110,12 @@ def process_segment(
             thumbnails=None if detect_only else thumbnails,
         )
     progress_store().set(own, "Segment", run.frames, run.frames, force=True)
-    audit = (
-        None
-        if video is None
-        else _audit_piece(local, video, faces, segments, run, blur_options(request).device)
-    )
+    with failing_job(request.key):
+        audit = (
+            None
+            if video is None
+            else _audit_piece(fps, video, faces, segments, run, blur_options(request).device)
+        )
     video_key, faces_key = piece_keys(job_id, index, suffix_of(request.key))
     store = config().output
     # Not written for a job cancelled meanwhile: its cleanup may already have run.
@@ -128,7 +131,12 @@ def process_segment(
 
 
 def _audit_piece(
-    local: Path, video: Path, faces: Path, segments: SegmentPlan, run: SegmentRun, device: str
+    fps: float,
+    video: Path,
+    faces: Path,
+    segments: SegmentPlan,
+    run: SegmentRun,
+    device: str,
 ) -> dict[str, Any]:
     """The audit of a segment's piece, within the budget a one-piece job has for as many
     frames, its times those of the whole video."""
@@ -139,7 +147,7 @@ def _audit_piece(
         video,
         faces,
         frames=run.frames,
-        fps=probe(local).fps,
+        fps=fps,
         device=device,
         start_ms=start_ms,
     )

@@ -55,7 +55,7 @@ from veil.motion import BUSY_FRAMES
 from veil.pipeline import BlurOptions, ProgressCallback, Window, blur_window
 from veil.thumbnails import Thumbnails
 from veil.tracker import fingerprint as tracker_fingerprint
-from veil.video import Keyframe, VideoReader, VideoWriter, index_video, probe
+from veil.video import Keyframe, ReadInPlace, VideoReader, VideoWriter, index_video, probe
 
 MAX_SEGMENTS = 64
 """The most segments one job is cut into: a long video's segments grow instead (a 16-hour
@@ -345,7 +345,7 @@ class SegmentRun:
 
 
 def blur_segment(
-    input_path: str | Path,
+    input_path: str | Path | ReadInPlace,
     plan: SegmentPlan,
     index: int,
     output_path: str | Path | None,

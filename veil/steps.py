@@ -44,6 +44,7 @@ from veil.pipeline import BlurOptions
 from veil.review import ReviewStore
 from veil.runtime import ServiceConfig, events
 from veil.storage import Storage, bucket_store
+from veil.storage.ranged import StoredVideo
 from veil.webhooks import WebhookError, post_json
 from veil.words import counted
 
@@ -201,12 +202,28 @@ def fetch_input(job_id: str, request: JobRequest) -> Path:
             try:
                 source_store(request).download(request.key, partial, etag=request.etag)
             except ObjectChangedError:
-                raise JobFailed(
-                    f"{request.key} was replaced by a newer upload after this job started; "
-                    "the new version is a job of its own"
-                ) from None
+                raise _replaced(request.key) from None
             partial.replace(local)
     return local
+
+
+def segment_input(job_id: str, request: JobRequest) -> Path | StoredVideo:
+    """Where a segment of ``job_id`` reads the input: the job's copy where this machine
+    has it (the job's own machine: Validate fetched it), else the stored object read in
+    place where the store can (a worker elsewhere reads the index and its own part, not
+    the whole), else a copy fetched now."""
+    local = work_dir(job_id) / f"input{suffix_of(request.key)}"
+    store = source_store(request)
+    if local.exists() or not store.reads_ranges:
+        return fetch_input(job_id, request)
+    return StoredVideo(store, request.key, request.etag, request.size)
+
+
+def _replaced(key: str) -> JobFailed:
+    return JobFailed(
+        f"{key} was replaced by a newer upload after this job started; "
+        "the new version is a job of its own"
+    )
 
 
 @contextlib.contextmanager
@@ -217,6 +234,8 @@ def failing_job(key: str) -> Iterator[None]:
     is not the video's: it goes on to the step, which retries it."""
     try:
         yield
+    except ObjectChangedError:  # read in place (``segment_input``), a block at a time
+        raise _replaced(key) from None
     except StorageError as exc:
         if exc.transient:
             raise

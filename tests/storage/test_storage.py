@@ -147,6 +147,12 @@ def test_download_of_a_version_refuses_newer_bytes(kind, tmp_path, request, monk
     assert caught.value.status_code == 410 and "newer version" in str(caught.value)
     assert store.download("cam/a.mp4", dst, etag=second.etag) == second
     assert dst.read_bytes() == b"second version, longer"
+    # Read in place, a range at a time (a segment on another machine): the same.
+    assert store.reads_ranges
+    assert store.read_range("cam/a.mp4", 7, 14, second.etag) == b"version"
+    assert store.read_range("cam/a.mp4", 16, 99, second.etag) == b"longer"
+    with pytest.raises(ObjectChangedError):
+        store.read_range("cam/a.mp4", 0, 5, first.etag)
 
 
 def test_folder_store_errors_do_not_show_the_server_path(tmp_path):

@@ -7,7 +7,8 @@ rates. Audio packets are copied, never decoded, unless the output container cann
 hold the input's audio codec.
 
 One module per concept: ``info`` (what a file is: ``probe``, the limits), ``index`` (its
-keyframes), ``reader`` (decoding), ``writer`` (encoding); this package names them all.
+keyframes), ``reader`` (decoding), ``writer`` (encoding), ``source`` (a local file or a
+stored object read in place); this package names them all.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from veil.video.reader import (
     VideoReader,
     return_frame_memory_to_the_system,
 )
+from veil.video.source import ReadInPlace, VideoSource, video_source
 from veil.video.writer import (
     CODECS,
     EncodeOptions,
@@ -60,9 +62,11 @@ __all__ = [
     "EncodeOptions",
     "Frame",
     "Keyframe",
+    "ReadInPlace",
     "VideoIndex",
     "VideoInfo",
     "VideoReader",
+    "VideoSource",
     "VideoWriter",
     "display_view",
     "from_display",
@@ -72,4 +76,5 @@ __all__ = [
     "probe",
     "return_frame_memory_to_the_system",
     "to_display",
+    "video_source",
 ]

@@ -23,6 +23,7 @@ from veil.errors import (
     NotAVideoError,
     UnsupportedCodecError,
 )
+from veil.video.source import ReadInPlace, VideoSource, shown_as, video_source
 
 Frame = npt.NDArray[np.uint8]
 
@@ -100,7 +101,11 @@ def is_video_path(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
-def open_input(path: Path) -> Any:
+def open_input(source: VideoSource) -> Any:
+    """The video opened by PyAV, or an ``InputError`` that says why it cannot be."""
+    if isinstance(source, ReadInPlace):
+        return _open_in_place(source)
+    path = source
     if not path.exists():
         raise InputNotFoundError(path, "no such file")
     if path.is_dir():
@@ -132,6 +137,15 @@ def open_input(path: Path) -> Any:
         image = kind.removesuffix("_pipe").upper() if kind != "image2" else "image"
         raise NotAVideoError(path, f"a still {image} picture, not a video")
     return container
+
+
+def _open_in_place(source: ReadInPlace) -> Any:
+    try:
+        return av.open(source.open(), metadata_errors="ignore")
+    except (av.error.InvalidDataError, av.error.EOFError, av.error.FFmpegError) as exc:
+        raise CorruptVideoError(
+            shown_as(source), f"cannot read its header or index ({exc})"
+        ) from exc
 
 
 def _check_boxes(path: Path) -> None:
@@ -180,10 +194,11 @@ def video_stream(container: Any, path: Path) -> Any:
     return stream
 
 
-def probe(path: str | Path) -> VideoInfo:
+def probe(source: str | Path | ReadInPlace) -> VideoInfo:
     """Read a video's header and first frame; raises an ``InputError`` if it cannot be used."""
-    path = Path(path)
-    with contextlib.closing(open_input(path)) as container:
+    source = video_source(source)
+    path = shown_as(source)
+    with contextlib.closing(open_input(source)) as container:
         stream = video_stream(container, path)
         check_frame_size(path, stream.codec_context.width, stream.codec_context.height)
         rotation = 0

@@ -29,6 +29,7 @@ from veil.video.info import (
     to_display,
     video_stream,
 )
+from veil.video.source import ReadInPlace, shown_as, video_source
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,12 @@ class VideoReader:
     and cover art (``extra_streams``), in file order. Use as a context manager.
     """
 
-    def __init__(self, path: str | Path, *, decode_threads: int = 0) -> None:
-        self.path = Path(path)
-        self.info = probe(self.path)
-        self._container = open_input(self.path)
+    def __init__(self, path: str | Path | ReadInPlace, *, decode_threads: int = 0) -> None:
+        self.source = video_source(path)
+        self.path = shown_as(self.source)
+        """What errors name: the file, or the stored object's key."""
+        self.info = probe(self.source)
+        self._container = open_input(self.source)
         self.video_stream = video_stream(self._container, self.path)
         self.video_stream.thread_type = "AUTO"
         self.video_stream.codec_context.thread_count = decode_threads
@@ -213,7 +216,7 @@ class VideoReader:
                 return
         # The last resort: from the beginning, in a container of its own (a seek to the
         # start is by time too).
-        with contextlib.closing(open_input(self.path)) as container:
+        with contextlib.closing(open_input(self.source)) as container:
             again = video_stream(container, self.path)
             again.thread_type = "AUTO"
             again.codec_context.thread_count = stream.codec_context.thread_count
