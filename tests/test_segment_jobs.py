@@ -45,9 +45,9 @@ def test_segments_on_a_machine_without_the_jobs_copy_read_the_input_in_place(
     what it gives from a copy."""
     sources: list[Any] = []
 
-    def elsewhere(job_id: str, request: Any) -> Any:
+    def elsewhere(job_id: str, request: Any, spill: Path) -> Any:
         shutil.rmtree(steps.work_dir(job_id), ignore_errors=True)  # as on another machine
-        sources.append(steps.segment_input(job_id, request))
+        sources.append(steps.segment_input(job_id, request, spill))
         return sources[-1]
 
     monkeypatch.setattr(segment_jobs, "segment_input", elsewhere)
@@ -63,6 +63,7 @@ def test_segments_on_a_machine_without_the_jobs_copy_read_the_input_in_place(
     fetched = [s.fetched for s in sources]
     assert 0 < fetched[0] < 0.8 * size, (fetched, size)
     assert max(fetched) <= size + ranged.BLOCK, (fetched, size)
+    assert all(s.copy is None for s in sources)
     whole = tmp_path / "whole.mp4"
     blur_video(long_clip, whole, SHORT)
     joined = tmp_path / "joined.mp4"

@@ -331,7 +331,9 @@ def test_a_segment_read_in_place_reads_its_part_and_writes_what_the_file_gives(c
     store = MemoryStorage()
     store.objects["cam/clip.mp4"] = clip.read_bytes()
     info = store.stat("cam/clip.mp4")
-    stored = StoredVideo(store, "cam/clip.mp4", info.etag, info.size, block=16 * 1024)
+    stored = StoredVideo(
+        store, "cam/clip.mp4", info.etag, info.size, spill=tmp_path, block=16 * 1024
+    )
     local_run = blur_segment(clip, plan, 0, tmp_path / "local.mp4", SHORT)
     stored_run = blur_segment(stored, plan, 0, tmp_path / "stored.mp4", SHORT)
     assert stored_run == replace(local_run, seconds=stored_run.seconds)
@@ -343,7 +345,7 @@ def test_a_segment_read_in_place_reads_its_part_and_writes_what_the_file_gives(c
 
     # A new upload under the key meanwhile: the next block read refuses it.
     store.objects["cam/clip.mp4"] += b"a newer upload"
-    again = StoredVideo(store, "cam/clip.mp4", info.etag, info.size)
+    again = StoredVideo(store, "cam/clip.mp4", info.etag, info.size, spill=tmp_path)
     with pytest.raises(ObjectChangedError):
         blur_segment(again, plan, 0, tmp_path / "again.mp4", SHORT)
 

@@ -207,16 +207,18 @@ def fetch_input(job_id: str, request: JobRequest) -> Path:
     return local
 
 
-def segment_input(job_id: str, request: JobRequest) -> Path | StoredVideo:
+def segment_input(job_id: str, request: JobRequest, spill: Path) -> Path | StoredVideo:
     """Where a segment of ``job_id`` reads the input: the job's copy where this machine
     has it (the job's own machine: Validate fetched it), else the stored object read in
     place where the store can (a worker elsewhere reads the index and its own part, not
-    the whole), else a copy fetched now."""
-    local = work_dir(job_id) / f"input{suffix_of(request.key)}"
+    the whole; a whole copy goes to the folder ``spill`` if that reading goes over its
+    budget), else a copy fetched now."""
+    # Not work_dir(): that would leave an empty folder of the job on every machine.
+    local = config().work_dir / job_id / f"input{suffix_of(request.key)}"
     store = source_store(request)
     if local.exists() or not store.reads_ranges:
         return fetch_input(job_id, request)
-    return StoredVideo(store, request.key, request.etag, request.size)
+    return StoredVideo(store, request.key, request.etag, request.size, spill=spill)
 
 
 def _replaced(key: str) -> JobFailed:

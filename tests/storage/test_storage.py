@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from veil.storage import (
     check_key,
     storage_from_url,
 )
+from veil.storage.ranged import StoredVideo
 
 
 @pytest.mark.parametrize(
@@ -249,3 +251,23 @@ def test_local_removes_the_services_own_folders_once_empty(tmp_path):
     store.delete("mine/a.mp4")
     assert (tmp_path / "bucket/mine").is_dir()  # a user's folder stays
     assert (tmp_path / "bucket").is_dir()
+
+
+def test_reading_in_place_that_jumps_around_copies_the_object_once(tmp_path):
+    """A crafted index can send a segment's reader back and forth between far-apart
+    places, each read a new block: past twice the object's size in requests, the object
+    is copied whole once (into the segment's folder) and read from the copy."""
+    data = os.urandom(64 * 1024)
+    store = MemoryStorage()
+    store.objects["v.mp4"] = data
+    info = store.stat("v.mp4")
+    video = StoredVideo(store, "v.mp4", info.etag, info.size, spill=tmp_path, block=1024)
+    opened = video.open()
+    for i in range(2000):
+        at = (i * 37 % 64) * 1024 + i % 7
+        opened.seek(at)
+        assert opened.read(100) == data[at : at + 100]
+    assert video.copy is not None and video.copy.parent == tmp_path
+    assert video.fetched <= 3 * info.size
+    opened.seek(-10, io.SEEK_END)
+    assert opened.read(100) == data[-10:] and opened.read(1) == b""

@@ -9,8 +9,11 @@ each opening)."""
 from __future__ import annotations
 
 import io
+import os
 import threading
+import uuid
 from collections import OrderedDict
+from pathlib import Path
 from typing import BinaryIO
 
 from veil.storage.base import Storage
@@ -19,6 +22,10 @@ from veil.video.source import ReadInPlace
 BLOCK = 4 * 1024 * 1024
 KEPT = 6
 """Blocks kept of the part being read, besides the first and the last."""
+BUDGET = 2
+"""Reading in place stops paying off past this many times the object's size: a file
+whose index sends the reader back and forth between far-apart places (a crafted one could
+make every packet cost a block) is then copied whole, once, and read from the copy."""
 
 
 class StoredVideo(ReadInPlace):
@@ -26,12 +33,23 @@ class StoredVideo(ReadInPlace):
     was given other bytes raises ``ObjectChangedError``."""
 
     def __init__(
-        self, store: Storage, key: str, etag: str, size: int, *, block: int | None = None
+        self,
+        store: Storage,
+        key: str,
+        etag: str,
+        size: int,
+        *,
+        spill: Path,
+        block: int | None = None,
     ) -> None:
         self.store, self.name, self.etag, self.size = store, key, etag, size
+        self.spill = spill
+        """The folder that gets the whole copy, if reading in place goes over budget."""
         self.block = block or BLOCK
         self.fetched = 0
         """Bytes read from the store so far."""
+        self.copy: Path | None = None
+        """The whole copy, once made."""
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -39,14 +57,22 @@ class StoredVideo(ReadInPlace):
         return _RangedFile(self)  # type: ignore[return-value]  # a RawIOBase reads as one
 
     def read_block(self, number: int) -> bytes:
+        start = number * self.block
+        stop = min(self.size, start + self.block)
         with self._lock:
             if number in self._blocks:
                 self._blocks.move_to_end(number)
                 return self._blocks[number]
-        start = number * self.block
-        data = self.store.read_range(
-            self.name, start, min(self.size, start + self.block), self.etag
-        )
+            if self.copy is None and self.fetched + self.block > BUDGET * self.size:
+                self.spill.mkdir(parents=True, exist_ok=True)
+                whole = self.spill / f"whole.{uuid.uuid4().hex[:8]}"
+                self.store.download(self.name, whole, etag=self.etag)
+                self.fetched += self.size
+                self.copy = whole
+            if self.copy is not None:
+                with self.copy.open("rb") as whole_file:
+                    return os.pread(whole_file.fileno(), stop - start, start)
+        data = self.store.read_range(self.name, start, stop, self.etag)
         with self._lock:
             self.fetched += len(data)
             self._blocks[number] = data
