@@ -45,9 +45,9 @@ def test_segments_on_a_machine_without_the_jobs_copy_read_the_input_in_place(
     what it gives from a copy."""
     sources: list[Any] = []
 
-    def elsewhere(job_id: str, request: Any, spill: Path) -> Any:
+    def elsewhere(job_id: str, request: Any) -> Any:
         shutil.rmtree(steps.work_dir(job_id), ignore_errors=True)  # as on another machine
-        sources.append(steps.segment_input(job_id, request, spill))
+        sources.append(steps.segment_input(job_id, request))
         return sources[-1]
 
     monkeypatch.setattr(segment_jobs, "segment_input", elsewhere)
@@ -63,7 +63,7 @@ def test_segments_on_a_machine_without_the_jobs_copy_read_the_input_in_place(
     fetched = [s.fetched for s in sources]
     assert 0 < fetched[0] < 0.8 * size, (fetched, size)
     assert max(fetched) <= size + ranged.BLOCK, (fetched, size)
-    assert all(s.copy is None for s in sources)
+    assert sources[0].copy is None
     whole = tmp_path / "whole.mp4"
     blur_video(long_clip, whole, SHORT)
     joined = tmp_path / "joined.mp4"
@@ -76,6 +76,15 @@ def test_an_input_replaced_while_read_in_place_fails_the_job_plainly():
     replaced = r"^far\.mp4 was replaced by a newer upload after this job started"
     with pytest.raises(JobFailed, match=replaced), steps.failing_job("far.mp4"):
         raise ObjectChangedError("memory://in", "far.mp4")
+
+
+def test_a_working_copy_that_cannot_be_made_fails_the_job_without_the_servers_path():
+    with pytest.raises(JobFailed) as caught, steps.failing_job("far.mp4"):
+        raise OSError(24, "Too many open files", "/srv/veil/work/job-1/input.mp4")
+    assert str(caught.value) == (
+        "far.mp4: the service cannot make its working copy (Too many open files); "
+        "retry the job once that is fixed"
+    )
 
 
 def test_a_segmented_job_gives_what_one_piece_gives(veil, long_clip, tmp_path):

@@ -332,7 +332,7 @@ def test_a_segment_read_in_place_reads_its_part_and_writes_what_the_file_gives(c
     store.objects["cam/clip.mp4"] = clip.read_bytes()
     info = store.stat("cam/clip.mp4")
     stored = StoredVideo(
-        store, "cam/clip.mp4", info.etag, info.size, spill=tmp_path, block=16 * 1024
+        store, "cam/clip.mp4", info.etag, info.size, whole=lambda: clip, block=16 * 1024
     )
     local_run = blur_segment(clip, plan, 0, tmp_path / "local.mp4", SHORT)
     stored_run = blur_segment(stored, plan, 0, tmp_path / "stored.mp4", SHORT)
@@ -342,10 +342,13 @@ def test_a_segment_read_in_place_reads_its_part_and_writes_what_the_file_gives(c
     # reads ahead, and the index at the file's end: about 64% of this short file, not
     # the rest of it.
     assert 0 < stored.fetched < 0.75 * info.size, (stored.fetched, info.size)
+    assert stored.copy is None
 
     # A new upload under the key meanwhile: the next block read refuses it.
     store.objects["cam/clip.mp4"] += b"a newer upload"
-    again = StoredVideo(store, "cam/clip.mp4", info.etag, info.size, spill=tmp_path)
+    again = StoredVideo(
+        store, "cam/clip.mp4", info.etag, info.size, whole=lambda: clip, block=16 * 1024
+    )
     with pytest.raises(ObjectChangedError):
         blur_segment(again, plan, 0, tmp_path / "again.mp4", SHORT)
 

@@ -91,9 +91,9 @@ def process_segment(
     its own piece, so the audit is spread over the workers like the rest: Join only
     joins the audits (``veil.audit.join_audits``)."""
     own = segment_id(job_id, index)
-    work = work_dir(own)
-    source = segment_input(job_id, request, work)  # the job's copy, or the input in place
+    source = segment_input(job_id, request)  # the job's copy, or the input read in place
     segments = SegmentPlan.from_json(plan_data)
+    work = work_dir(own)
     video = None if detect_only else work / f"piece{suffix_of(request.key)}"
     faces = work / "faces.json"
     thumbnails = Thumbnails()

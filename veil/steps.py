@@ -207,18 +207,24 @@ def fetch_input(job_id: str, request: JobRequest) -> Path:
     return local
 
 
-def segment_input(job_id: str, request: JobRequest, spill: Path) -> Path | StoredVideo:
+def segment_input(job_id: str, request: JobRequest) -> Path | StoredVideo:
     """Where a segment of ``job_id`` reads the input: the job's copy where this machine
     has it (the job's own machine: Validate fetched it), else the stored object read in
     place where the store can (a worker elsewhere reads the index and its own part, not
-    the whole; a whole copy goes to the folder ``spill`` if that reading goes over its
-    budget), else a copy fetched now."""
+    the whole; it fetches the job's copy after all if that reading goes over its
+    budget), else the job's copy fetched now."""
     # Not work_dir(): that would leave an empty folder of the job on every machine.
     local = config().work_dir / job_id / f"input{suffix_of(request.key)}"
     store = source_store(request)
     if local.exists() or not store.reads_ranges:
         return fetch_input(job_id, request)
-    return StoredVideo(store, request.key, request.etag, request.size, spill=spill)
+    return StoredVideo(
+        store,
+        request.key,
+        request.etag,
+        request.size,
+        whole=lambda: fetch_input(job_id, request),
+    )
 
 
 def _replaced(key: str) -> JobFailed:
@@ -248,6 +254,11 @@ def failing_job(key: str) -> Iterator[None]:
         raise JobFailed(
             f"{key}: the service cannot write its working copy ({exc.reason}); "
             "retry the job once its work folder has room"
+        ) from None
+    except OSError as exc:  # the same, from a copy of the input (a path in its message)
+        raise JobFailed(
+            f"{key}: the service cannot make its working copy "
+            f"({exc.strerror or type(exc).__name__}); retry the job once that is fixed"
         ) from None
     except VeilError as exc:
         raise JobFailed(str(exc)) from None

@@ -4,11 +4,18 @@ import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from servers import S3_ENV
 
-from veil.errors import InvalidKeyError, ObjectChangedError, ObjectNotFoundError, OptionError
+from veil.errors import (
+    InvalidKeyError,
+    ObjectChangedError,
+    ObjectNotFoundError,
+    OptionError,
+    StorageError,
+)
 from veil.service import ServeOptions, service_config
 from veil.storage import (
     LocalStorage,
@@ -253,21 +260,38 @@ def test_local_removes_the_services_own_folders_once_empty(tmp_path):
     assert (tmp_path / "bucket").is_dir()
 
 
-def test_reading_in_place_that_jumps_around_copies_the_object_once(tmp_path):
+def test_reading_in_place_that_jumps_around_reads_a_whole_copy_instead(tmp_path):
     """A crafted index can send a segment's reader back and forth between far-apart
-    places, each read a new block: past twice the object's size in requests, the object
-    is copied whole once (into the segment's folder) and read from the copy."""
+    places, each read a new block: past the object's size in requests, the reader asks
+    for the whole copy (the job's one copy on the machine) and reads from it."""
     data = os.urandom(64 * 1024)
     store = MemoryStorage()
     store.objects["v.mp4"] = data
     info = store.stat("v.mp4")
-    video = StoredVideo(store, "v.mp4", info.etag, info.size, spill=tmp_path, block=1024)
+    copies: list[Path] = []
+
+    def whole() -> Path:
+        copies.append(tmp_path / "input.mp4")
+        store.download("v.mp4", copies[-1], etag=info.etag)
+        return copies[-1]
+
+    video = StoredVideo(store, "v.mp4", info.etag, info.size, whole=whole, block=1024)
     opened = video.open()
     for i in range(2000):
         at = (i * 37 % 64) * 1024 + i % 7
         opened.seek(at)
         assert opened.read(100) == data[at : at + 100]
-    assert video.copy is not None and video.copy.parent == tmp_path
-    assert video.fetched <= 3 * info.size
+    assert len(copies) == 1 and video.fetched <= info.size
     opened.seek(-10, io.SEEK_END)
     assert opened.read(100) == data[-10:] and opened.read(1) == b""
+
+
+def test_a_range_answered_short_is_refused(tmp_path):
+    store = MemoryStorage()
+    store.objects["v.mp4"] = os.urandom(8192)
+    info = store.stat("v.mp4")
+    store.read_range = lambda key, start, stop, etag: b"short"  # type: ignore[method-assign]
+    video = StoredVideo(store, "v.mp4", info.etag, info.size, whole=lambda: tmp_path, block=1024)
+    with pytest.raises(StorageError, match="asked for 1024 bytes, got 5") as caught:
+        video.open().read(10)
+    assert caught.value.transient

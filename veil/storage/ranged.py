@@ -11,26 +11,29 @@ from __future__ import annotations
 import io
 import os
 import threading
-import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+from veil.errors import StorageError
 from veil.storage.base import Storage
 from veil.video.source import ReadInPlace
 
 BLOCK = 4 * 1024 * 1024
 KEPT = 6
 """Blocks kept of the part being read, besides the first and the last."""
-BUDGET = 2
-"""Reading in place stops paying off past this many times the object's size: a file
-whose index sends the reader back and forth between far-apart places (a crafted one could
-make every packet cost a block) is then copied whole, once, and read from the copy."""
+BUDGET = 1
+"""Reading in place stops paying off past the object's size in requests: a file whose
+index sends the reader back and forth between far-apart places (a crafted one can make
+every packet cost a block) is then read from a whole copy (``whole``) instead."""
 
 
 class StoredVideo(ReadInPlace):
     """Version ``etag`` of ``key`` in ``store`` (``size`` bytes); a read after the key
-    was given other bytes raises ``ObjectChangedError``."""
+    was given other bytes raises ``ObjectChangedError``. ``whole()`` gives a whole local
+    copy of that version, asked for only if reading in place goes over ``BUDGET`` (the
+    job's one copy on this machine, shared by its segments here)."""
 
     def __init__(
         self,
@@ -39,40 +42,49 @@ class StoredVideo(ReadInPlace):
         etag: str,
         size: int,
         *,
-        spill: Path,
+        whole: Callable[[], Path],
         block: int | None = None,
     ) -> None:
         self.store, self.name, self.etag, self.size = store, key, etag, size
-        self.spill = spill
-        """The folder that gets the whole copy, if reading in place goes over budget."""
+        self.whole = whole
         self.block = block or BLOCK
         self.fetched = 0
-        """Bytes read from the store so far."""
+        """Bytes read from the store in ranges so far."""
         self.copy: Path | None = None
-        """The whole copy, once made."""
+        """The whole copy, once asked for."""
         self._blocks: OrderedDict[int, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     def open(self) -> BinaryIO:
         return _RangedFile(self)  # type: ignore[return-value]  # a RawIOBase reads as one
 
-    def read_block(self, number: int) -> bytes:
-        start = number * self.block
-        stop = min(self.size, start + self.block)
+    def read_at(self, position: int, count: int) -> bytes:
+        """Up to ``count`` bytes from ``position`` (fewer at a block's end)."""
+        with self._lock:
+            if self.copy is None and self.fetched + self.block > BUDGET * self.size:
+                self.copy = self.whole()
+            copy = self.copy
+        if copy is not None:
+            with copy.open("rb") as whole:
+                return os.pread(whole.fileno(), count, position)
+        number, offset = divmod(position, self.block)
+        return self._block(number)[offset : offset + count]
+
+    def _block(self, number: int) -> bytes:
         with self._lock:
             if number in self._blocks:
                 self._blocks.move_to_end(number)
                 return self._blocks[number]
-            if self.copy is None and self.fetched + self.block > BUDGET * self.size:
-                self.spill.mkdir(parents=True, exist_ok=True)
-                whole = self.spill / f"whole.{uuid.uuid4().hex[:8]}"
-                self.store.download(self.name, whole, etag=self.etag)
-                self.fetched += self.size
-                self.copy = whole
-            if self.copy is not None:
-                with self.copy.open("rb") as whole_file:
-                    return os.pread(whole_file.fileno(), stop - start, start)
+        start = number * self.block
+        stop = min(self.size, start + self.block)
         data = self.store.read_range(self.name, start, stop, self.etag)
+        if len(data) != stop - start:
+            raise StorageError(
+                "store",
+                self.name,
+                f"asked for {stop - start} bytes, got {len(data)}",
+                transient=True,
+            )
         with self._lock:
             self.fetched += len(data)
             self._blocks[number] = data
@@ -110,9 +122,7 @@ class _RangedFile(io.RawIOBase):
     def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
         if self.position >= self.video.size:
             return 0
-        number, offset = divmod(self.position, self.video.block)
-        data = self.video.read_block(number)
-        count = min(len(buffer), len(data) - offset)
-        buffer[:count] = data[offset : offset + count]
-        self.position += count
-        return count
+        data = self.video.read_at(self.position, len(buffer))
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)

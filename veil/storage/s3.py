@@ -128,13 +128,19 @@ class S3Storage(Storage):
         if stop <= start:
             return b""
         with self._translated(key):
-            body = self.client.get_object(
+            answer = self.client.get_object(
                 Bucket=self.bucket,
                 Key=self._name(key),
                 IfMatch=f'"{etag}"',
                 Range=f"bytes={start}-{stop - 1}",
-            )["Body"]
-            return bytes(body.read())
+            )
+            with contextlib.closing(answer["Body"]) as body:
+                # A server that ignores Range sends the whole object: never read it all.
+                if not str(answer.get("ContentRange", "")).startswith(f"bytes {start}-"):
+                    raise StorageError(
+                        self.url, key, "the server ignored a range request", transient=False
+                    )
+                return bytes(body.read(stop - start))
 
     def upload(self, path: Path, key: str) -> ObjectInfo:
         with self._translated(key):
