@@ -51,6 +51,10 @@ them before that move is not trusted as motion (``Tracker._jump_boxes``)."""
 FOLLOW_DISTANCE = 2.0
 """A track moving more than this many face heights between full analyses is followed
 frame by frame (``Tracker.followed``): its face could outrun the association."""
+UNKNOWN_MOTION_REACH = 2.0
+"""How much farther a track seen once (its motion unknown) is looked for on the next
+frames, and may take a detection from: a small face crossing a 4K frame moves two face
+heights a frame, out of the reach of a track whose speed is known."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,7 +267,11 @@ class Tracker:
                 continue
             box = track.predict(frame)
             height = max(1.0, float(box[3] - box[1]))
-            if len(track.observations) == 1 or not track.confirmed:
+            if len(track.observations) == 1:
+                if frame - track.last <= interval:
+                    boxes[track.id] = _grown(box, UNKNOWN_MOTION_REACH)
+                continue
+            if not track.confirmed:
                 if frame - track.last <= interval:
                     boxes[track.id] = box
                 continue
@@ -293,7 +301,9 @@ class Tracker:
             dc = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2
             size = np.maximum(predicted[:, 2:] - predicted[:, :2], 1).max(axis=1)
             distance = np.linalg.norm(pc[:, None] - dc[None], axis=2) / size[:, None]
-            allowance = 1.0 + 0.5 * np.array([frame - t.last for t in live], np.float32)
+            allowance = (1.0 + 0.5 * np.array([frame - t.last for t in live], np.float32)) * [
+                UNKNOWN_MOTION_REACH if len(t.observations) == 1 else 1.0 for t in live
+            ]
             near = distance < allowance[:, None]
             # A weak detection (one that could not start a track) extends a track only
             # near where it is predicted: it must not pull the box across the frame.
@@ -499,3 +509,10 @@ def fingerprint(state: Mapping[str, Any]) -> dict[str, Any]:
         "ids": [track for _, track in tracks],
         "next_id": int(state["next_id"]),
     }
+
+
+def _grown(box: FloatArray, factor: float) -> FloatArray:
+    """``box`` ``(4,)`` grown ``factor`` times about its centre."""
+    centre = (box[:2] + box[2:]) / 2
+    half = (box[2:] - box[:2]) * factor / 2
+    return np.concatenate([centre - half, centre + half]).astype(box.dtype)
