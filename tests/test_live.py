@@ -184,7 +184,9 @@ def test_analysis_that_falls_behind_covers_frames_whole(
             time.sleep(0.4)
             return self.inner.detect_frame(frame)
 
-        def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+        def detect_near(
+            self, frame: np.ndarray, boxes: np.ndarray, reach: Any = None
+        ) -> Detections:
             time.sleep(0.4)
             return self.inner.detect_near(frame, boxes)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import av
 import numpy as np
@@ -97,7 +98,7 @@ class Counting:
         self.full += 1
         return Detections.empty()
 
-    def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+    def detect_near(self, frame: np.ndarray, boxes: np.ndarray, reach: Any = None) -> Detections:
         self.near += 1
         return Detections.empty()
 
@@ -213,8 +214,10 @@ def test_a_still_camera_is_looked_at_again_only_where_the_picture_changes(tmp_pa
             costs.append(detector.input_pixels - before)
             return found
 
-        def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
-            return detector.detect_near(frame, boxes)
+        def detect_near(
+            self, frame: np.ndarray, boxes: np.ndarray, reach: Any = None
+        ) -> Detections:
+            return detector.detect_near(frame, boxes, reach)
 
     out = tmp_path / "out.mp4"
     blur_video(clip.path, out, detector=Measured())
@@ -378,7 +381,7 @@ def test_a_skipped_frame_owes_the_next_one_an_analysis_of_what_changed():
             self.looks.append((len(self.looks), changed is None))
             return Detections.empty()
 
-        def detect_near(self, frame, boxes):
+        def detect_near(self, frame, boxes, reach=None):
             return Detections.empty()
 
     detector = Counting()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -29,7 +30,7 @@ class NoFaces:
     def detect_frame(self, frame: np.ndarray, changed: object = None) -> Detections:
         return Detections.empty()
 
-    def detect_near(self, frame: np.ndarray, boxes: np.ndarray) -> Detections:
+    def detect_near(self, frame: np.ndarray, boxes: np.ndarray, reach: Any = None) -> Detections:
         return Detections.empty()
 
 

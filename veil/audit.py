@@ -181,9 +181,11 @@ class AuditDetector:
         """The recognisable faces on ``frame`` (RGB, ``(h, w, 3)``)."""
         return self._recognisable(frame, self.centerface.detect_frame(frame))
 
-    def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
+    def detect_near(
+        self, frame: Frame, boxes: FloatArray, reach: Sequence[float] | None = None
+    ) -> Detections:
         """The recognisable faces near ``boxes`` ``(k, 4)``."""
-        return self._recognisable(frame, self.centerface.detect_near(frame, boxes))
+        return self._recognisable(frame, self.centerface.detect_near(frame, boxes, reach))
 
     def _recognisable(self, frame: Frame, found: Detections) -> Detections:
         if not len(found):

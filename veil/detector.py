@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from veil.detections import Detections, FloatArray
 from veil.errors import DetectorError, OptionError
-from veil.tiling import MAX_FACE, ChangedArea, Tile, TilePlan, near_tile, plan_tiles
+from veil.tiling import MAX_FACE, NEAR_REACH, ChangedArea, Tile, TilePlan, near_tile, plan_tiles
 
 Frame = npt.NDArray[np.uint8]
 """An ``(height, width, 3)`` RGB image."""
@@ -43,8 +43,11 @@ class FaceDetector(Protocol):
         finds (a detector may look at more)."""
         ...
 
-    def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
-        """The faces near ``boxes`` ``(k, 4)``; may find others too."""
+    def detect_near(
+        self, frame: Frame, boxes: FloatArray, reach: Sequence[float] | None = None
+    ) -> Detections:
+        """The faces near ``boxes`` ``(k, 4)``, looked for ``reach`` face sizes around
+        each (default ``NEAR_REACH``); may find others too."""
         ...
 
 
@@ -180,11 +183,18 @@ class CenterFace:
         found = [self._detect_tile(frame, tile, plan.largest_face(tile.level)) for tile in tiles]
         return merged(found, width, height)
 
-    def detect_near(self, frame: Frame, boxes: FloatArray) -> Detections:
+    def detect_near(
+        self, frame: Frame, boxes: FloatArray, reach: Sequence[float] | None = None
+    ) -> Detections:
         """The faces near ``boxes`` ``(k, 4)`` (where tracks predict faces), looked for in a
-        small tile around each (``veil.tiling.near_tile``): far cheaper than a whole frame."""
+        small tile around each (``veil.tiling.near_tile``, ``reach`` face sizes each way):
+        far cheaper than a whole frame."""
         height, width = frame.shape[:2]
-        tiles = [near_tile(box, width, height, self.scale) for box in boxes]
+        reaches = reach if reach is not None else [NEAR_REACH] * len(boxes)
+        tiles = [
+            near_tile(box, width, height, self.scale, far)
+            for box, far in zip(boxes, reaches, strict=True)
+        ]
         found = [self._detect_tile(frame, tile, MAX_FACE) for tile in tiles if tile is not None]
         return merged(found, width, height)
 

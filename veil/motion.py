@@ -46,9 +46,9 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from veil.detections import Detections
+from veil.detections import Detections, FloatArray
 from veil.detector import FaceDetector, merged
-from veil.tiling import ChangedArea
+from veil.tiling import NEAR_REACH, ChangedArea
 from veil.tracker import Tracker
 from veil.video import DecodedFrame, to_display
 
@@ -304,7 +304,21 @@ class DetectionSchedule:
         if not followed:
             return tracker.update(index, None)
         self.follow_ups += 1
-        found = self.detector.detect_near(frame.rgb(), np.stack(list(followed.values())))
+        rgb, boxes = frame.rgb(), np.stack(list(followed.values()))
+        found = self.detector.detect_near(rgb, boxes)
+        # A track seen once has no known motion: where the near look found nothing of it,
+        # its face may have moved farther (a small face crossing a 4K frame), so look
+        # again, farther. Only there: a face found near keeps the near look's box.
+        lost = [
+            i
+            for i, track_id in enumerate(followed)
+            if tracker.reach(track_id) > 1 and not _found_near(found, boxes[i])
+        ]
+        if lost:
+            reach = [NEAR_REACH * tracker.reach(list(followed)[i]) for i in lost]
+            farther = self.detector.detect_near(rgb, boxes[lost], reach)
+            height, width = rgb.shape[:2]
+            found = merged([found, farther], width, height)
         return tracker.update(index, found, only=followed.keys())
 
     def last_look(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
@@ -344,3 +358,14 @@ class DetectionSchedule:
             area = None
         found = self.detector.detect_frame(frame.rgb(), area)
         return self._last_look.remember(cells, area, found)
+
+
+def _found_near(found: Detections, box: FloatArray) -> bool:
+    """Whether ``found`` holds a face whose centre is within ``NEAR_REACH`` face sizes
+    of ``box``'s: what a near look at ``box`` could find of its face."""
+    if not len(found):
+        return False
+    side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0)
+    centres = (found.xyxy[:, :2] + found.xyxy[:, 2:]) / 2
+    distance = np.abs(centres - (box[:2] + box[2:]) / 2).max(axis=1)
+    return bool((distance <= side * (0.5 + NEAR_REACH)).any())

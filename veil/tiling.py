@@ -218,15 +218,17 @@ def plan_tiles(width: int, height: int, scale: float = 2.0) -> TilePlan:
     return TilePlan(width, height, scales, tuple(tiles))
 
 
-def near_tile(box: Sequence[float], width: int, height: int, scale: float = 2.0) -> Tile | None:
+def near_tile(
+    box: Sequence[float], width: int, height: int, scale: float = 2.0, reach: float = NEAR_REACH
+) -> Tile | None:
     """A small tile around a face predicted at ``box`` (``x1, y1, x2, y2`` pixels of a
-    ``width`` x ``height`` frame): ``NEAR_REACH`` face sizes around it each way, scaled so
-    the face is about ``NEAR_FACE`` input pixels tall but never finer than ``scale``.
+    ``width`` x ``height`` frame): ``reach`` face sizes around it each way, scaled so the
+    face is about ``NEAR_FACE`` input pixels tall but never finer than ``scale``.
     ``None`` when that region lies outside the frame (a face predicted to have left)."""
     x1, y1, x2, y2 = (float(v) for v in box)
     side = max(x2 - x1, y2 - y1, 1.0)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    reach = side * (0.5 + NEAR_REACH)
+    reach = side * (0.5 + reach)
     left, top = max(0, math.floor(cx - reach)), max(0, math.floor(cy - reach))
     right, bottom = min(width, math.ceil(cx + reach)), min(height, math.ceil(cy + reach))
     if right <= left or bottom <= top:

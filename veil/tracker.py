@@ -52,9 +52,10 @@ FOLLOW_DISTANCE = 2.0
 """A track moving more than this many face heights between full analyses is followed
 frame by frame (``Tracker.followed``): its face could outrun the association."""
 UNKNOWN_MOTION_REACH = 2.0
-"""How much farther a track seen once (its motion unknown) is looked for on the next
-frames, and may take a detection from: a small face crossing a 4K frame moves two face
-heights a frame, out of the reach of a track whose speed is known."""
+"""How many times farther a track seen once (its motion unknown) is looked for on the
+next frames (``Tracker.reach``), and may take a detection from: a small face crossing a
+4K frame moves two face heights a frame, out of the reach of a track whose speed is
+known."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,11 +268,7 @@ class Tracker:
                 continue
             box = track.predict(frame)
             height = max(1.0, float(box[3] - box[1]))
-            if len(track.observations) == 1:
-                if frame - track.last <= interval:
-                    boxes[track.id] = _grown(box, UNKNOWN_MOTION_REACH)
-                continue
-            if not track.confirmed:
+            if len(track.observations) == 1 or not track.confirmed:
                 if frame - track.last <= interval:
                     boxes[track.id] = box
                 continue
@@ -279,6 +276,12 @@ class Tracker:
             if weak or float(np.hypot(*track.velocity())) * interval > FOLLOW_DISTANCE * height:
                 boxes[track.id] = box
         return boxes
+
+    def reach(self, track_id: int) -> float:
+        """How many times farther than usual to look for track ``track_id``'s face (one of
+        ``followed``): ``UNKNOWN_MOTION_REACH`` while it has been seen once."""
+        track = next(t for t in self._tracks if t.id == track_id)
+        return UNKNOWN_MOTION_REACH if len(track.observations) == 1 else 1.0
 
     def _associate(self, frame: int, detections: Detections, only: Collection[int] | None) -> None:
         opts = self.options
@@ -509,10 +512,3 @@ def fingerprint(state: Mapping[str, Any]) -> dict[str, Any]:
         "ids": [track for _, track in tracks],
         "next_id": int(state["next_id"]),
     }
-
-
-def _grown(box: FloatArray, factor: float) -> FloatArray:
-    """``box`` ``(4,)`` grown ``factor`` times about its centre."""
-    centre = (box[:2] + box[2:]) / 2
-    half = (box[2:] - box[:2]) * factor / 2
-    return np.concatenate([centre - half, centre + half]).astype(box.dtype)
