@@ -280,8 +280,7 @@ class Tracker:
     def reach(self, track_id: int) -> float:
         """How many times farther than usual to look for track ``track_id``'s face (one of
         ``followed``): ``UNKNOWN_MOTION_REACH`` while it has been seen once."""
-        track = next(t for t in self._tracks if t.id == track_id)
-        return UNKNOWN_MOTION_REACH if len(track.observations) == 1 else 1.0
+        return _reach(next(t for t in self._tracks if t.id == track_id))
 
     def _associate(self, frame: int, detections: Detections, only: Collection[int] | None) -> None:
         opts = self.options
@@ -304,9 +303,9 @@ class Tracker:
             dc = (detections.xyxy[:, :2] + detections.xyxy[:, 2:]) / 2
             size = np.maximum(predicted[:, 2:] - predicted[:, :2], 1).max(axis=1)
             distance = np.linalg.norm(pc[:, None] - dc[None], axis=2) / size[:, None]
-            allowance = (1.0 + 0.5 * np.array([frame - t.last for t in live], np.float32)) * [
-                UNKNOWN_MOTION_REACH if len(t.observations) == 1 else 1.0 for t in live
-            ]
+            allowance = np.array(
+                [(1.0 + 0.5 * (frame - t.last)) * _reach(t) for t in live], np.float32
+            )
             near = distance < allowance[:, None]
             # A weak detection (one that could not start a track) extends a track only
             # near where it is predicted: it must not pull the box across the frame.
@@ -512,3 +511,8 @@ def fingerprint(state: Mapping[str, Any]) -> dict[str, Any]:
         "ids": [track for _, track in tracks],
         "next_id": int(state["next_id"]),
     }
+
+
+def _reach(track: _Track) -> float:
+    """``Tracker.reach`` of ``track``."""
+    return UNKNOWN_MOTION_REACH if len(track.observations) == 1 else 1.0
