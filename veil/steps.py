@@ -195,7 +195,8 @@ def fetch_input(job_id: str, request: JobRequest) -> Path:
     """The input's local copy in ``job_id``'s work folder, downloaded once on each machine
     (again only if the work folder was lost): a job's segments on one machine share their
     job's copy, however many of them start at once."""
-    local = work_dir(job_id) / f"input{suffix_of(request.key)}"
+    local = _input_copy(job_id, request)
+    local.parent.mkdir(parents=True, exist_ok=True)
     with _FETCH_LOCKS[hash(local) % len(_FETCH_LOCKS)]:
         if not local.exists():
             partial = local.with_name(f"{local.name}.{uuid.uuid4().hex[:8]}.partial")
@@ -210,21 +211,24 @@ def fetch_input(job_id: str, request: JobRequest) -> Path:
 def segment_input(job_id: str, request: JobRequest) -> Path | StoredVideo:
     """Where a segment of ``job_id`` reads the input: the job's copy where this machine
     has it (the job's own machine: Validate fetched it), else the stored object read in
-    place where the store can (a worker elsewhere reads the index and its own part, not
-    the whole; it fetches the job's copy after all if that reading goes over its
-    budget), else the job's copy fetched now."""
-    # Not work_dir(): that would leave an empty folder of the job on every machine.
-    local = config().work_dir / job_id / f"input{suffix_of(request.key)}"
-    store = source_store(request)
-    if local.exists() or not store.reads_ranges:
-        return fetch_input(job_id, request)
+    place (a worker elsewhere reads the index and its own part, not the whole; it
+    fetches the job's copy after all if that reading goes over its budget)."""
+    copy = _input_copy(job_id, request)
+    if copy.exists():  # only ever renamed into place whole (``fetch_input``)
+        return copy
     return StoredVideo(
-        store,
+        source_store(request),
         request.key,
         request.etag,
         request.size,
         whole=lambda: fetch_input(job_id, request),
     )
+
+
+def _input_copy(job_id: str, request: JobRequest) -> Path:
+    """Where the job's copy of its input is kept on a machine that has one (not made
+    here: a machine that reads the input in place keeps no folder of the job)."""
+    return config().work_dir / job_id / f"input{suffix_of(request.key)}"
 
 
 def _replaced(key: str) -> JobFailed:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from veil.storage import (
     storage_from_url,
 )
 from veil.storage.ranged import StoredVideo
+from veil.video import VideoReader, probe
 
 
 @pytest.mark.parametrize(
@@ -157,7 +160,6 @@ def test_download_of_a_version_refuses_newer_bytes(kind, tmp_path, request, monk
     assert store.download("cam/a.mp4", dst, etag=second.etag) == second
     assert dst.read_bytes() == b"second version, longer"
     # Read in place, a range at a time (a segment on another machine): the same.
-    assert store.reads_ranges
     assert store.read_range("cam/a.mp4", 7, 14, second.etag) == b"version"
     assert store.read_range("cam/a.mp4", 16, 99, second.etag) == b"longer"
     with pytest.raises(ObjectChangedError):
@@ -295,3 +297,25 @@ def test_a_range_answered_short_is_refused(tmp_path):
     with pytest.raises(StorageError, match="asked for 1024 bytes, got 5") as caught:
         video.open().read(10)
     assert caught.value.transient
+
+
+@pytest.mark.parametrize("kind", ["local", "memory", "s3"])
+def test_a_video_read_in_place_reads_as_its_file(kind, clip, tmp_path, request, monkeypatch):
+    """A segment on another machine opens the stored video itself, through each store's
+    ranged reads (S3's Range GETs on a real server): what PyAV reads of it is the file."""
+    if kind == "s3":
+        fs = request.getfixturevalue("seaweed")
+        for name, value in S3_ENV.items():
+            monkeypatch.setenv(name, value)
+        store: Storage = S3Storage("versions", "in-place", endpoint_url=fs.endpoint)
+    else:
+        store = LocalStorage(tmp_path / "bucket") if kind == "local" else MemoryStorage()
+    info = store.upload(clip.path, "cam/clip.mp4")
+    stored = StoredVideo(
+        store, "cam/clip.mp4", info.etag, info.size, whole=lambda: clip.path, block=16 * 1024
+    )
+    assert replace(probe(stored), path="") == replace(probe(clip.path), path="")
+    with VideoReader(stored) as in_place, VideoReader(clip.path) as local:
+        first = [(f.pts, f.rgb().tobytes()) for f in itertools.islice(in_place.frames(), 10)]
+        assert first == [(f.pts, f.rgb().tobytes()) for f in itertools.islice(local.frames(), 10)]
+    assert stored.copy is None and 0 < stored.fetched < info.size  # ranges, not a copy

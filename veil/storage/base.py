@@ -59,14 +59,11 @@ class Storage(abc.ABC):
         """Copy the object to a local file; with ``etag``, only that version of it
         (``ObjectChangedError`` once the key holds other bytes)."""
 
+    @abc.abstractmethod
     def read_range(self, key: str, start: int, stop: int, etag: str) -> bytes:
         """Bytes ``start`` to ``stop`` (not included) of version ``etag`` of the object
         (``ObjectChangedError`` once the key holds other bytes), the rest not read: how a
         segment reads its part of a video in place (``veil.storage.ranged``)."""
-        raise NotImplementedError(f"{type(self).__name__} does not read ranges")
-
-    reads_ranges = False
-    """Whether ``read_range`` is cheaper than ``download``: worth reading in place."""
 
     @abc.abstractmethod
     def upload(self, path: Path, key: str) -> ObjectInfo:

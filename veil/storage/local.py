@@ -99,8 +99,6 @@ class LocalStorage(Storage):
             raise StorageError(self.label, key, exc.strerror or str(exc), transient=True) from exc
         return info
 
-    reads_ranges = True  # a folder other machines share: each reads only what it needs
-
     def read_range(self, key: str, start: int, stop: int, etag: str) -> bytes:
         source = self._path(key)
         try:

@@ -122,8 +122,6 @@ class S3Storage(Storage):
                 out.write(chunk)
         return info
 
-    reads_ranges = True
-
     def read_range(self, key: str, start: int, stop: int, etag: str) -> bytes:
         if stop <= start:
             return b""
