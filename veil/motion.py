@@ -309,15 +309,14 @@ class DetectionSchedule:
         # A track seen once has no known motion: where the near look found nothing of it,
         # its face may have moved farther (a small face crossing a 4K frame), so look
         # again, farther. Only there: a face found near keeps the near look's box.
-        ids = list(followed)
+        reaches = [tracker.reach(track_id) for track_id in followed]
         lost = [
-            i
-            for i, track_id in enumerate(ids)
-            if tracker.reach(track_id) > 1 and not _found_near(found, boxes[i])
+            i for i, reach in enumerate(reaches) if reach > 1 and not _found_near(found, boxes[i])
         ]
         if lost:
-            reach = [NEAR_REACH * tracker.reach(ids[i]) for i in lost]
-            farther = self.detector.detect_near(rgb, boxes[lost], reach)
+            farther = self.detector.detect_near(
+                rgb, boxes[lost], [NEAR_REACH * reaches[i] for i in lost]
+            )
             height, width = rgb.shape[:2]
             found = merged([found, farther], width, height)
         return tracker.update(index, found, only=followed.keys())
