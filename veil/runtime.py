@@ -11,8 +11,10 @@ a service (``veil.service``, the tests) imports that.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import math
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,6 +35,13 @@ from veil.settings import (
 )
 from veil.storage import Storage
 from veil.video import MAX_DURATION, MAX_FPS, MAX_INPUT_BYTES, MAX_PIXEL_RATE
+
+log = logging.getLogger("veil.runtime")
+
+STOP_BOUND = 10
+"""Seconds DBOS may take to stop once a stopping process's grace is over (joining its
+threads, closing its database): past that the process stops without it, so a stopped
+worker always ends within a bound."""
 
 events = logging.getLogger("veil.jobs")
 """One line per job event (queued, each step, how it ended): the console of veil serve
@@ -199,7 +208,20 @@ def shutdown(grace: float = 0.0) -> None:
 
     _stopping.set()
     heartbeats.drain()  # beating on, but its watch no longer asks DBOS, which is going
-    DBOS.destroy(workflow_completion_timeout_sec=math.ceil(grace))
+    wait = math.ceil(grace)
+    stopper = threading.Thread(
+        target=DBOS.destroy,
+        kwargs={"workflow_completion_timeout_sec": wait},
+        name="veil-stop",
+        daemon=True,
+    )
+    stopper.start()
+    stopper.join(wait + STOP_BOUND)
+    if stopper.is_alive():
+        # Which thread held it up goes to stderr, for the operator's bug report; the
+        # process stops all the same (the jobs it had are resumed elsewhere).
+        log.warning("DBOS took over %g s to stop after the grace; stopping without it", STOP_BOUND)
+        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
     with _jobs_lock:
         left = sorted(_jobs_here)
     for job_id in left:
