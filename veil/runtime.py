@@ -14,7 +14,6 @@ import contextlib
 import faulthandler
 import logging
 import math
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -221,7 +220,7 @@ def shutdown(grace: float = 0.0) -> None:
         # Which thread held it up goes to stderr, for the operator's bug report; the
         # process stops all the same (the jobs it had are resumed elsewhere).
         log.warning("DBOS took over %g s to stop after the grace; stopping without it", STOP_BOUND)
-        faulthandler.dump_traceback(file=sys.__stderr__, all_threads=True)
+        faulthandler.dump_traceback(file=2, all_threads=True)  # the stderr descriptor
     with _jobs_lock:
         left = sorted(_jobs_here)
     for job_id in left:
