@@ -88,6 +88,33 @@ def test_a_weak_track_is_followed_every_frame():
     assert predicted[0] == pytest.approx(100, abs=1)
 
 
+def test_a_look_near_one_track_does_not_give_it_a_neighbours_face():
+    """Corpus scene 027: a 31 px face half behind a 72 px one, its first box too large
+    (41x52). The look near its new track found both faces; its own detection was too
+    small for the track's box, and the track took the neighbour's, whose own track was
+    not looked for: the 31 px face's box went with it, and the face was visible for three
+    frames. Every live track competes for a look's detections now."""
+    neighbour = Detections.from_boxes([(100, 50, 152, 122)], [0.9])
+    face = Detections.from_boxes([(60, 60, 83, 91)], [0.83])
+    first_box = Detections.from_boxes([(53, 55, 94, 107)], [0.78])
+    tracker = Tracker(TrackerOptions(smooth=0))
+    frames: list[Detections | None] = [neighbour, *[None] * 9]
+    frames.append(Detections.concatenate([neighbour, first_box]))  # a full analysis
+    out = [d for i, dets in enumerate(frames) for _, d in tracker.update(i, dets)]
+    new_track = int(max(tracker.followed(11, interval=10)))
+    out += [
+        d
+        for _, d in tracker.update(11, Detections.concatenate([neighbour, face]), only={new_track})
+    ]
+    for i in range(12, 14):
+        out += [d for _, d in tracker.update(i, None)]
+    out += [d for _, d in tracker.flush()]
+    for i in range(10, 14):
+        b = out[i].xyxy
+        hidden = (b[:, 0] <= 60) & (b[:, 1] <= 60) & (b[:, 2] >= 83) & (b[:, 3] >= 91)
+        assert hidden.any(), (i, b)
+
+
 def test_held_box_moves_on_and_grows():
     frames: list[Detections | None] = [box(0), box(5), box(10), None, None]
     out = run(Tracker(TrackerOptions(max_gap=1, pre_roll=0, post_roll=2, smooth=0)), frames)

@@ -284,13 +284,13 @@ class Tracker:
 
     def _associate(self, frame: int, detections: Detections, only: Collection[int] | None) -> None:
         opts = self.options
+        # Every live track competes for the detections, also in a look near some of them
+        # (``only``): a face there whose own track was not looked for must not be taken
+        # by a neighbour's track (the neighbour's box would leave its own face).
         live = [
             t
             for t in self._tracks
-            if not t.closed
-            and frame - t.last <= opts.max_gap + 1
-            and t.last < frame
-            and (only is None or t.id in only)
+            if not t.closed and frame - t.last <= opts.max_gap + 1 and t.last < frame
         ]
         unmatched = set(range(len(detections)))
         if live and len(detections):
@@ -332,7 +332,8 @@ class Tracker:
                     continue
                 taken_tracks.add(ti)
                 unmatched.discard(di)
-                self._extend(live[ti], self._observation(frame, detections, di))
+                if only is None or live[ti].id in only:
+                    self._extend(live[ti], self._observation(frame, detections, di))
         tentative = opts.tentative_threshold
         for di in sorted(unmatched):
             score = detections.confidence[di]
