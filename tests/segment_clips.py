@@ -10,6 +10,7 @@ from typing import cast
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from veil.pipeline import BlurOptions
 from veil.synthetic import MovingFace, Scene
@@ -72,10 +73,13 @@ def keyed_clip(
         if sound is not None:
             sound.layout = "mono"
         samples = pts = 0
+        converter = VideoReformatter()  # one for all frames, as veil.synthetic.write_video
         for i in range(scene.frames):
             image, _, _ = scene.render(i)
             coded = from_display(image, 90) if hard else image
-            frame = av.VideoFrame.from_ndarray(coded, format="rgb24").reformat(format="yuv420p")
+            frame = converter.reformat(
+                av.VideoFrame.from_ndarray(coded, format="rgb24"), format="yuv420p"
+            )
             frame.pts, frame.time_base = pts, tick
             pts += 1 + i % 2 if hard else 1
             out.mux(video.encode(frame))

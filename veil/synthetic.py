@@ -11,6 +11,7 @@ face box of every frame is known exactly. Needs the ``samples`` extra
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +22,7 @@ import av
 import cv2
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
 from veil.video import from_display, probe, to_display
 
@@ -242,8 +244,18 @@ def _paste(frame: Frame, face: MovingFace, cx: float, cy: float, face_h: float) 
         kernel = np.full((1, k), 1.0 / k, np.float32)
         rgb = cv2.filter2D(rgb, -1, kernel)
         alpha = cv2.filter2D(alpha, -1, kernel)
-    a = alpha[:, :, None]
-    np.copyto(frame, (rgb * a + frame * (1 - a)).astype(np.uint8))
+    # Blended only where the sprite lands (its whole picture's corners, plus a source
+    # pixel's interpolation and the blur's spread): elsewhere its alpha is 0, and
+    # blending the whole frame cost most of a 4K frame's render.
+    sh, sw = spr.rgb.shape[:2]
+    outline = np.array([[0, 0, 1], [sw, 0, 1], [sw, sh, 1], [0, sh, 1]], np.float64) @ m.T
+    pad = 2 + math.ceil(s) + (k if face.motion_blur > 0 else 0)
+    left, top = np.maximum(np.floor(outline.min(axis=0)).astype(int) - pad, 0)
+    right, bottom = np.minimum(np.ceil(outline.max(axis=0)).astype(int) + pad, (w, h))
+    if right > left and bottom > top:
+        area = np.s_[top:bottom, left:right]
+        a = alpha[area][:, :, None]
+        frame[area] = (rgb[area] * a + frame[area] * (1 - a)).astype(np.uint8)
     box = np.array([max(0, x1), max(0, y1), min(w, x2), min(h, y2)], np.float32)
     if box[2] - box[0] < 4 or box[3] - box[1] < 4:
         return None
@@ -301,11 +313,16 @@ def write_video(
             video.set_display_rotation(rotation, hflip=mirror)
         sound = _add_audio(out, path.suffix.lower()) if audio else None
         samples_done = 0
+        # One converter for every frame: a frame's own builds its tables anew each time
+        # (about 2 ms a frame, more than the rest of its conversion at these sizes).
+        converter = VideoReformatter()
         for i in range(scene.frames):
             image, _, _ = scene.render(i)
             coded = from_display(image, rotation, mirror)
             frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
-            frame = frame.reformat(format=pix_fmt, dst_color_range=2 if full_range else 1)
+            frame = converter.reformat(
+                frame, format=pix_fmt, dst_color_range=2 if full_range else 1
+            )
             frame.pts = pts[i]
             frame.time_base = time_base
             out.mux(video.encode(frame))
