@@ -28,6 +28,7 @@ from veil.photos import (
     audit_photo,
     blur_photo,
     detect_photo,
+    heif_thumbnails,
     open_photo,
 )
 from veil.pipeline import BlurOptions
@@ -49,6 +50,13 @@ def exiftool(path: Path) -> dict[str, object]:
     )
     found: dict[str, object] = json.loads(answer.stdout)[0]
     return found
+
+
+def heif_info(path: Path) -> str:
+    """What libheif's ``heif-info`` lists of a HEIC's pictures (thumbnails among them)."""
+    return subprocess.run(
+        ["heif-info", str(path)], capture_output=True, check=True, text=True
+    ).stdout
 
 
 def metadata_groups(path: Path) -> set[str]:
@@ -321,18 +329,59 @@ def test_the_colour_profile_is_kept_without_what_it_could_hide(small, tmp_path):
     assert np.abs(shown[:40, :40] - small.picture[:40, :40].astype(int)).max() <= 3
 
 
-def test_heic_output_has_no_thumbnail(small, tmp_path):
+@pytest.mark.parametrize("keep_metadata", [False, True])
+def test_a_heic_loses_its_thumbnail(small, tmp_path, keep_metadata):
+    """A HEIC as libheif's own encoder writes it with ``--thumb``: a second, small picture
+    of the same faces, which file browsers show. Written again without it, with
+    ``--keep-metadata`` too."""
     import pillow_heif
 
-    source, output = tmp_path / "in.heic", tmp_path / "out.heic"
-    Image.fromarray(small.picture).save(source, quality=95)
-    blur_photo(source, output)
+    assert shutil.which("heif-enc"), "this test needs Debian's libheif-examples"
+    plain, source, output = tmp_path / "in.png", tmp_path / "in.heic", tmp_path / "out.heic"
+    Image.fromarray(small.picture).save(plain)
+    subprocess.run(
+        ["heif-enc", "-q", "95", "--thumb", "160", "-o", str(source), str(plain)],
+        check=True,
+        capture_output=True,
+    )
     before = pillow_heif.options.THUMBNAILS
     pillow_heif.options.THUMBNAILS = True  # look for them, as a file browser would
     try:
+        # One thumbnail, 160 px on its longer side: the faces, small, unblurred.
+        assert pillow_heif.open_heif(source).info["thumbnails"] == [160]
+        faces = tmp_path / "faces.json"
+        blur_photo(source, output, BlurOptions(keep_metadata=keep_metadata), faces_out=faces)
         assert pillow_heif.open_heif(output).info.get("thumbnails") in ([], None)
     finally:
         pillow_heif.options.THUMBNAILS = before
+    # libheif's own reader (ExifTool lists no HEIC thumbnails) agrees.
+    assert "thumbnail: 160x" in heif_info(source)
+    assert "thumbnail" not in heif_info(output)
+    assert json.loads(faces.read_text())["MetadataRemoved"]["Streams"] == ["HEIF thumbnails (1)"]
+    assert_hidden(small, output)
+
+
+def box(kind: bytes, payload: bytes, size: int | None = None) -> bytes:
+    return (len(payload) + 8 if size is None else size).to_bytes(4, "big") + kind + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "count"),
+    [
+        (box(b"ftyp", b"heic") + box(b"meta", b"\0" * 4 + box(b"iref", b"\0" * 4)), 0),
+        (box(b"meta", b"\0" * 4 + box(b"iref", b"\0" * 4 + box(b"thmb", b"\0" * 6) * 2)), 2),
+        (box(b"mdat", b"x" * 100) + box(b"meta", b"\0" * 4 + box(b"iref", b"\0" * 4)), 0),
+        (box(b"meta", b"", size=0xFFFFFFF0), 0),  # claims 4 GB: never read
+        (box(b"meta", b"\0" * 4 + box(b"iref", b"", size=3)), 0),  # smaller than a header
+        (box(b"meta", b"", size=1) + (2**63).to_bytes(8, "big"), 0),  # 64-bit, huge
+        (b"\0\0\0", 0),
+    ],
+    ids=["none", "two", "after-mdat", "huge-meta", "tiny-iref", "huge-64-bit", "truncated"],
+)
+def test_heif_thumbnails_are_counted_from_the_boxes_alone(tmp_path, data, count):
+    path = tmp_path / "boxes.heic"
+    path.write_bytes(data)
+    assert heif_thumbnails(path) == count
 
 
 # -- refusals -------------------------------------------------------------------------

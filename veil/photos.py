@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -252,7 +252,7 @@ def _check_header(
 
 def _decoded(path: Path, opened: Image.Image) -> Photo:
     kind = opened.format or ""
-    removed = inventory(opened)
+    removed = inventory(opened, path)
     source = _kept_of(opened)
     if opened.mode == "1":
         source["bilevel"] = True  # dithered: the detector looks at it smoothed
@@ -360,9 +360,10 @@ _PNG_KEYWORDS = frozenset(
 _PREVIEWS_IN_XMP = (b"xmpGImg:image", b"xap:Thumbnails", b"xmp:Thumbnails")
 
 
-def inventory(image: Image.Image) -> RemovedMetadata:
-    """Every piece of metadata ``image`` (opened, not yet decoded) carries, by name, and
-    the hidden pictures in it: what a picture written from pixels alone lacks."""
+def inventory(image: Image.Image, path: Path | None = None) -> RemovedMetadata:
+    """Every piece of metadata ``image`` (opened, not yet decoded, from ``path``) carries,
+    by name, and the hidden pictures in it: what a picture written from pixels alone
+    lacks."""
     tags: set[str] = set()
     pictures: list[str] = []
     exif = image.getexif()
@@ -385,6 +386,8 @@ def inventory(image: Image.Image) -> RemovedMetadata:
     if image.format == "MPO":
         count = getattr(image, "n_frames", 1) - 1
         pictures.append(f"MPF preview pictures ({count})")
+    if image.format == "HEIF" and path is not None and (count := heif_thumbnails(path)):
+        pictures.append(f"HEIF thumbnails ({count})")
     xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
     if xmp:
         raw = xmp if isinstance(xmp, bytes) else str(xmp).encode()
@@ -409,6 +412,53 @@ def inventory(image: Image.Image) -> RemovedMetadata:
         if iptc:
             tags.add("IPTC")
     return RemovedMetadata(tags=tuple(sorted(tags)), streams=tuple(pictures))
+
+
+HEIF_META_LIMIT = 16 << 20
+"""Most bytes of a HEIF's ``meta`` box read to count its thumbnails (a real one: a few
+kilobytes)."""
+
+
+def heif_thumbnails(path: Path) -> int:
+    """How many thumbnail items the HEIF file at ``path`` holds: its ``meta`` box's item
+    references of type ``thmb`` (ISO/IEC 23008-12). Pillow-heif, opened without
+    thumbnails as veil opens it, lists none."""
+    with path.open("rb") as f:
+        meta = _box_payload(f, b"meta")
+    # Both are full boxes: their version and flags (4 bytes) come before their children.
+    iref = _box_payload(io.BytesIO(meta[4:]), b"iref") if meta else None
+    if not iref:
+        return 0
+    count, references = 0, io.BytesIO(iref[4:])
+    while (found := _next_box(references)) is not None:
+        count += found[0] == b"thmb"
+        references.seek(found[1], io.SEEK_CUR)
+    return count
+
+
+def _box_payload(f: BinaryIO, kind: bytes) -> bytes | None:
+    """The payload of the first box of type ``kind`` from ``f``'s position on, the boxes
+    before it passed over; ``None`` if there is none or it is over ``HEIF_META_LIMIT``."""
+    while (found := _next_box(f)) is not None:
+        name, size = found
+        if name == kind:
+            return f.read(size) if size <= HEIF_META_LIMIT else None
+        f.seek(size, io.SEEK_CUR)
+    return None
+
+
+def _next_box(f: BinaryIO) -> tuple[bytes, int] | None:
+    """The type and payload size of the ISO base media box at ``f``'s position, its
+    header read; ``None`` at the end (or a box that runs to it: none worth reading)."""
+    header = f.read(8)
+    if len(header) < 8:
+        return None
+    size, kind = int.from_bytes(header[:4], "big"), header[4:]
+    if size == 1:  # a 64-bit size follows
+        size = int.from_bytes(f.read(8), "big") - 8
+    if size < 8:
+        return None
+    return kind, size - 8
 
 
 def photo_detector(
