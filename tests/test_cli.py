@@ -120,6 +120,18 @@ def test_blur_file_default_name_and_faces(clip, tmp_path):
     ]
 
 
+def test_one_file_into_a_folder_keeps_its_name(clip, tmp_path):
+    # -o naming a folder that is there: the file goes in it (it was refused as a file
+    # name without an extension).
+    src, out = tmp_path / "party.mp4", tmp_path / "out"
+    shutil.copy(clip.path, src)
+    out.mkdir()
+    result = invoke("blur", src, "-o", out, "--quiet", "--preset", "ultrafast")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in out.iterdir()] == ["party.mp4"]
+    assert visible_faces(out / "party.mp4", clip.scene) == []
+
+
 def test_folder_reports_failures_and_goes_on(clip, tmp_path):
     folder = tmp_path / "videos"
     make_bad_inputs(folder, clip.path)

@@ -64,7 +64,7 @@ from veil.words import counted
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Output file, or folder when INPUT is a folder. Default: INPUT.blurred.EXT beside it.",
+    help="Output file, or a folder (one that exists, or any when INPUT is a folder) to write into under the same name. Default: INPUT.blurred.EXT beside it.",
 )
 @click.option(
     "--faces-out",
@@ -456,6 +456,8 @@ def _planned(input_path: Path, output: Path | None, tag: str) -> list[tuple[Path
 def _plan(input_path: Path, output: Path | None, tag: str) -> Iterator[tuple[Path, Path]]:
     """(input, output) pairs: one file, or every video in a folder."""
     if not input_path.is_dir():
+        if output is not None and output.is_dir():  # -o a folder: the file goes in it
+            output = output / input_path.name
         yield input_path, output or _tagged(input_path, tag)
         return
     if output is not None and output.exists() and not output.is_dir():
