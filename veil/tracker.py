@@ -38,6 +38,10 @@ HOLD_GROWTH = 0.03
 MAX_SIZE_CHANGE = 1.5
 """A detection this many times larger or smaller than a track's box is not its face
 (a detector's box of one face varies by about a fifth from frame to frame)."""
+UNKNOWN_SIZE_CHANGE = 2.25
+"""``MAX_SIZE_CHANGE`` for a track seen once: its one box can be far off its face's size
+(the first box of a face half behind another took in some of its neighbour, 41x52 for a
+31 px face, corpus scene 027)."""
 MAX_MOTION_GROWTH = 0.3
 """Most a box grows for its face's motion (``_motion_grown``)."""
 VELOCITY_SPAN = 4
@@ -284,13 +288,13 @@ class Tracker:
 
     def _associate(self, frame: int, detections: Detections, only: Collection[int] | None) -> None:
         opts = self.options
-        # Every live track competes for the detections, also in a look near some of them
-        # (``only``): a face there whose own track was not looked for must not be taken
-        # by a neighbour's track (the neighbour's box would leave its own face).
         live = [
             t
             for t in self._tracks
-            if not t.closed and frame - t.last <= opts.max_gap + 1 and t.last < frame
+            if not t.closed
+            and frame - t.last <= opts.max_gap + 1
+            and t.last < frame
+            and (only is None or t.id in only)
         ]
         unmatched = set(range(len(detections)))
         if live and len(detections):
@@ -320,9 +324,14 @@ class Tracker:
             # is something else (a false alarm beside a face the detector missed).
             d_size = np.maximum(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 1).max(axis=1)
             ratio = d_size[None, :] / size[:, None]
-            similarity = np.where(
-                (ratio > 1 / MAX_SIZE_CHANGE) & (ratio < MAX_SIZE_CHANGE), similarity, 0
-            )
+            change = np.array(
+                [
+                    UNKNOWN_SIZE_CHANGE if len(t.observations) == 1 else MAX_SIZE_CHANGE
+                    for t in live
+                ],
+                np.float32,
+            )[:, None]
+            similarity = np.where((ratio > 1 / change) & (ratio < change), similarity, 0)
             taken_tracks: set[int] = set()
             for flat in np.argsort(-similarity, axis=None):
                 ti, di = divmod(int(flat), len(detections))
@@ -332,8 +341,7 @@ class Tracker:
                     continue
                 taken_tracks.add(ti)
                 unmatched.discard(di)
-                if only is None or live[ti].id in only:
-                    self._extend(live[ti], self._observation(frame, detections, di))
+                self._extend(live[ti], self._observation(frame, detections, di))
         tentative = opts.tentative_threshold
         for di in sorted(unmatched):
             score = detections.confidence[di]
