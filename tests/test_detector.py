@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import platform
+import subprocess
+import sys
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +16,7 @@ from veil.detector import (
     cpu_instruction_sets,
     int8_is_exact,
     resolved_precision,
+    usable_cores,
 )
 from veil.errors import DetectorError, OptionError
 from veil.synthetic import MovingFace, Scene, sprite
@@ -172,3 +176,19 @@ def test_the_default_model_finds_the_weak_faces_fp32_finds():
     assert found_chosen >= found_fp32
     clear_but_lost = (scores[:, 1] >= 0.4) & (scores[:, 0] < threshold)
     assert not clear_but_lost.any(), scores[clear_but_lost]
+
+
+def test_the_detector_uses_the_cores_this_process_may_run_on():
+    # A process held to one core (taskset, a container's --cpuset-cpus) ran ONNX Runtime
+    # with a thread for every core of the machine, and they queued on the one it had.
+    code = "from veil.detector import usable_cores; print(usable_cores())"
+    one = sorted(os.sched_getaffinity(0))[:1]
+    held = subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: os.sched_setaffinity(0, one),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert held.stdout.strip() == "1"
+    assert usable_cores() == len(os.sched_getaffinity(0))

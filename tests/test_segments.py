@@ -14,7 +14,6 @@ import av
 import av.logging
 import pytest
 from boxes import box
-from corpus import VALID, Sample, build_all
 from segment_clips import SCENE, SECONDS, SHORT, frame_times, keyed_clip
 
 from veil.detections import Detections
@@ -130,54 +129,6 @@ def test_a_segmented_run_is_the_run_over_the_whole_video(clips, tmp_path, suffix
         assert joined.format.name == source.format.name
         assert [s.type for s in joined.streams] == [s.type for s in source.streams]
     assert probe(out).display_matrix == probe(clip).display_matrix
-
-
-def layout(path: Path) -> dict[str, Any]:
-    """What a player and a muxer see besides the picture: streams, tags, chapters, the
-    frames' times and every packet of the other streams."""
-    with av.open(str(path)) as container:
-        streams = container.streams
-        facts: dict[str, Any] = {
-            "format": container.format.name,
-            "tags": dict(container.metadata),
-            "chapters": container.chapters(),
-            "streams": [
-                (s.type, s.codec_context and s.codec_context.name, dict(s.metadata), s.disposition)
-                for s in streams
-            ],
-            "times": [f.pts for f in container.decode(streams.video[0])],
-        }
-    with av.open(str(path)) as container:
-        others = [s for s in container.streams if s.index != container.streams.video[0].index]
-        facts["others"] = [
-            (p.stream.index, p.pts, p.dts, hashlib.sha256(bytes(p)).hexdigest())
-            for p in (container.demux(*others) if others else ())
-            if p.size
-        ]
-    return facts
-
-
-@pytest.fixture(scope="module")
-def corpus(clips: Path) -> dict[str, Sample | Path]:
-    return build_all(clips / "corpus", VALID)
-
-
-@pytest.mark.parametrize("name", sorted(VALID))
-def test_every_kind_of_file_joins_as_the_whole_run_writes_it(corpus, tmp_path, name):
-    """The format corpus, cut every half second where its keyframes allow (MJPEG: every
-    frame is one; the trimmed clip's edit list starts mid-GOP), or kept whole: the same
-    container, streams, tags, chapters, subtitles, audio packets and frame times as the
-    run over the whole file, and the same faces file."""
-    sample = corpus[name]
-    assert isinstance(sample, Sample)
-    suffix = sample.path.suffix
-    one, out = tmp_path / f"one{suffix}", tmp_path / f"out{suffix}"
-    blur_video(sample.path, one, faces_out=tmp_path / "one.json")
-    blur_segmented(sample.path, out, 0.5, faces_out=tmp_path / "out.json", work=tmp_path)
-    assert layout(out) == layout(one)
-    assert json.loads((tmp_path / "out.json").read_text()) == json.loads(
-        (tmp_path / "one.json").read_text()
-    )
 
 
 def test_a_video_shorter_than_a_segment_is_one_segment(clips, tmp_path):

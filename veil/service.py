@@ -25,6 +25,7 @@ from pathlib import Path
 from veil.api import Service, create_app
 from veil.api.guard import machine_names
 from veil.api.rekognition import RekognitionConfig
+from veil.detector import usable_cores
 from veil.erasure import Retention
 from veil.errors import OptionError
 from veil.queue import submit
@@ -86,7 +87,7 @@ def service_config(opts: ServeOptions) -> ServiceConfig:
         write_report=opts.write_report,
         segment_seconds=opts.segment_seconds,
         # Jobs running side by side share the cores instead of each claiming all of them.
-        blur=dataclasses.replace(opts.blur, threads=max(1, (os.cpu_count() or 1) // opts.workers)),
+        blur=dataclasses.replace(opts.blur, threads=max(1, usable_cores() // opts.workers)),
     )
 
 
