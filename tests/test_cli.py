@@ -130,6 +130,10 @@ def test_one_file_into_a_folder_keeps_its_name(clip, tmp_path):
     assert result.exit_code == 0, result.output
     assert [p.name for p in out.iterdir()] == ["party.mp4"]
     assert visible_faces(out / "party.mp4", clip.scene) == []
+    # A folder not there yet, named with its slash, is made (not taken as a file name).
+    result = invoke("blur", src, "-o", f"{tmp_path / 'new'}/", "--quiet", "--preset", "ultrafast")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["party.mp4"]
 
 
 def test_folder_reports_failures_and_goes_on(clip, tmp_path):

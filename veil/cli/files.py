@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -58,13 +59,32 @@ from veil.video import VIDEO_EXTENSIONS, is_video_path, probe
 from veil.words import counted
 
 
+def _output_folder_if_slashed(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> Path | None:
+    """``-o``'s path; one written with a trailing slash names a folder, made if need be, so
+    one file goes into it (``Path`` forgets the slash, and the folder's name would be
+    taken as the file's)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if value.endswith(("/", os.sep)):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot make the folder {path}: {exc.strerror}") from None
+    return path
+
+
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
-    help="Output file, or a folder (one that exists, or any when INPUT is a folder) to write into under the same name. Default: INPUT.blurred.EXT beside it.",
+    type=click.Path(),
+    callback=_output_folder_if_slashed,
+    help="Output file, or a folder to write into under the same name (one that exists, "
+    "or ends with /, or any when INPUT is a folder). Default: INPUT.blurred.EXT beside it.",
 )
 @click.option(
     "--faces-out",
