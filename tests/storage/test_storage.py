@@ -135,17 +135,28 @@ def seaweed(seaweed):
     return seaweed
 
 
-@pytest.mark.parametrize("kind", ["local", "memory", "s3"])
-def test_download_of_a_version_refuses_newer_bytes(kind, tmp_path, request, monkeypatch):
-    """A job reads the version it was started for, or nothing: never bytes stored later
-    under the same key (its downloads, its retry)."""
+def store_of(
+    kind: str,
+    prefix: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Storage:
+    """A store of ``kind``: a folder, memory, or S3 on the run's real SeaweedFS (bucket
+    ``versions``, under ``prefix``)."""
     if kind == "s3":
         fs = request.getfixturevalue("seaweed")
         for name, value in S3_ENV.items():
             monkeypatch.setenv(name, value)
-        store: Storage = S3Storage("versions", "v", endpoint_url=fs.endpoint)
-    else:
-        store = LocalStorage(tmp_path / "bucket") if kind == "local" else MemoryStorage()
+        return S3Storage("versions", prefix, endpoint_url=fs.endpoint)
+    return LocalStorage(tmp_path / "bucket") if kind == "local" else MemoryStorage()
+
+
+@pytest.mark.parametrize("kind", ["local", "memory", "s3"])
+def test_download_of_a_version_refuses_newer_bytes(kind, tmp_path, request, monkeypatch):
+    """A job reads the version it was started for, or nothing: never bytes stored later
+    under the same key (its downloads, its retry)."""
+    store = store_of(kind, "v", tmp_path, request, monkeypatch)
     src = tmp_path / "src.bin"
     src.write_bytes(b"first version")
     first = store.upload(src, "cam/a.mp4")
@@ -303,13 +314,7 @@ def test_a_range_answered_short_is_refused(tmp_path):
 def test_a_video_read_in_place_reads_as_its_file(kind, clip, tmp_path, request, monkeypatch):
     """A segment on another machine opens the stored video itself, through each store's
     ranged reads (S3's Range GETs on a real server): what PyAV reads of it is the file."""
-    if kind == "s3":
-        fs = request.getfixturevalue("seaweed")
-        for name, value in S3_ENV.items():
-            monkeypatch.setenv(name, value)
-        store: Storage = S3Storage("versions", "in-place", endpoint_url=fs.endpoint)
-    else:
-        store = LocalStorage(tmp_path / "bucket") if kind == "local" else MemoryStorage()
+    store = store_of(kind, "in-place", tmp_path, request, monkeypatch)
     info = store.upload(clip.path, "cam/clip.mp4")
     stored = StoredVideo(
         store, "cam/clip.mp4", info.etag, info.size, whole=lambda: clip.path, block=16 * 1024
