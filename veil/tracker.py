@@ -127,6 +127,11 @@ class _Track:
     def last(self) -> int:
         return self.observations[-1].frame
 
+    @property
+    def seen_once(self) -> bool:
+        """One detection so far: the face's motion is unknown and its size uncertain."""
+        return len(self.observations) == 1
+
     def predict(self, frame: int) -> FloatArray:
         """Where the box should be at ``frame``: moved on at the track's speed, same size."""
         last = self.observations[-1]
@@ -272,7 +277,7 @@ class Tracker:
                 continue
             box = track.predict(frame)
             height = max(1.0, float(box[3] - box[1]))
-            if len(track.observations) == 1 or not track.confirmed:
+            if track.seen_once or not track.confirmed:
                 if frame - track.last <= interval:
                     boxes[track.id] = box
                 continue
@@ -325,10 +330,7 @@ class Tracker:
             d_size = np.maximum(detections.xyxy[:, 2:] - detections.xyxy[:, :2], 1).max(axis=1)
             ratio = d_size[None, :] / size[:, None]
             change = np.array(
-                [
-                    UNKNOWN_SIZE_CHANGE if len(t.observations) == 1 else MAX_SIZE_CHANGE
-                    for t in live
-                ],
+                [UNKNOWN_SIZE_CHANGE if t.seen_once else MAX_SIZE_CHANGE for t in live],
                 np.float32,
             )[:, None]
             similarity = np.where((ratio > 1 / change) & (ratio < change), similarity, 0)
@@ -524,4 +526,4 @@ def fingerprint(state: Mapping[str, Any]) -> dict[str, Any]:
 
 def _reach(track: _Track) -> float:
     """``Tracker.reach`` of ``track``."""
-    return UNKNOWN_MOTION_REACH if len(track.observations) == 1 else 1.0
+    return UNKNOWN_MOTION_REACH if track.seen_once else 1.0
