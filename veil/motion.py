@@ -51,6 +51,7 @@ from veil.detector import FaceDetector, merged
 from veil.tiling import NEAR_REACH, ChangedArea
 from veil.tracker import Tracker
 from veil.video import DecodedFrame, to_display
+from veil.yunet import YuNet, beside_none
 
 Frame = npt.NDArray[np.uint8]
 
@@ -239,9 +240,12 @@ class DetectionSchedule:
     ``full_analyses`` and ``follow_ups`` count what it ran, for benchmarks and tests.
     """
 
-    def __init__(self, detector: FaceDetector, every: int) -> None:
+    def __init__(self, detector: FaceDetector, every: int, moving: YuNet | None = None) -> None:
         self.detector = detector
         self.every = every
+        self.moving = moving
+        """A second detector family for the moving part of each full analysis
+        (``veil.yunet``): it finds faces blurred by their motion."""
         self._change = PictureChange()
         self._changes: deque[float] = deque(maxlen=BUSY_FRAMES)
         self._last_look = LastLook()
@@ -354,10 +358,13 @@ class DetectionSchedule:
         """Every face on ``frame``: looked for where it changed since the last look, or,
         when ``whole``, everywhere."""
         area, cells = self._last_look.changed(frame)
-        if whole:
-            area = None
-        found = self.detector.detect_frame(frame.rgb(), area)
-        return self._last_look.remember(cells, area, found)
+        rgb = frame.rgb()
+        found = self.detector.detect_frame(rgb, None if whole else area)
+        if self.moving is not None:
+            height, width = rgb.shape[:2]
+            extra = beside_none(self.moving.moving(rgb, area), found)
+            found = merged([found, extra], width, height)
+        return self._last_look.remember(cells, None if whole else area, found)
 
 
 def _found_near(found: Detections, box: FloatArray) -> bool:

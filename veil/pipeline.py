@@ -38,6 +38,7 @@ from veil.video import (
     return_frame_memory_to_the_system,
     video_source,
 )
+from veil.yunet import YuNet
 
 ProgressCallback = Callable[[int, int | None], None]
 """Called with (frames done, frames expected or None) as work advances."""
@@ -62,7 +63,8 @@ class BlurOptions:
     detector's finest level: 2 finds faces from 16 px; see ``veil.tiling``),
     ``detect_every`` (analyse the whole frame once in N frames; ``veil.motion`` adds
     looks after cuts and near new or fast faces; the tracker fills the rest), ``device``,
-    ``precision`` (int8 or fp32 model; auto: ``veil.detector.int8_is_exact``). Tracking: ``hold``
+    ``precision`` (int8 or fp32 model; auto: ``veil.detector.int8_is_exact``), ``yunet``
+    (a second detector family where the picture moved: ``veil.yunet``). Tracking: ``hold``
     seconds a box stays before a face's first and after its last detection, ``max_gap``
     seconds a face may go undetected and stay covered.
     Redaction: ``mode``, ``box_scale`` (how much each box is grown, 1.3 = 30%). Encoding:
@@ -87,6 +89,7 @@ class BlurOptions:
     keep_metadata: bool = False
     strip_time: bool = False
     threads: int | None = None
+    yunet: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -141,7 +144,13 @@ class BlurOptions:
 
     def detector_name(self) -> str:
         """The model the detector runs, as reports name it (``centerface-int8``...)."""
-        return f"centerface-{resolved_precision(self.precision, self.device)}"
+        model = f"centerface-{resolved_precision(self.precision, self.device)}"
+        return f"{model}+yunet" if self.yunet else model
+
+    def moving_detector(self) -> YuNet | None:
+        """The second detector family for the moving part of each full analysis
+        (``veil.yunet``), unless ``yunet`` is off."""
+        return YuNet() if self.yunet else None
 
     def detector(self) -> CenterFace:
         """The detector, reporting faces down to ``KEEP_RATIO * threshold``; the tracker
@@ -559,7 +568,7 @@ def _detecting(
     times: dict[int, int | None] | None = None,
 ) -> RunResult:
     """A run that detects: the motion-aware schedule decides what the detector sees."""
-    schedule = DetectionSchedule(detector, options.detect_every)
+    schedule = DetectionSchedule(detector, options.detect_every, options.moving_detector())
     result = _run(
         input_path,
         lambda _: schedule.analyse,

@@ -65,6 +65,12 @@ detection_options = option_group(
         click.IntRange(min=1),
         "Analyse the frame once in N frames, where it changed since the last analysis (the whole frame every sixth time, at once after a cut, twice as often while the picture is busy); between, faces that are new or move fast are looked for near where they are heading, and tracking covers the rest.",
     ),
+    click.option(
+        "--yunet/--no-yunet",
+        default=_DEFAULTS.yunet,
+        show_default=True,
+        help="On each analysis, also look where the picture moved with a second detector (YuNet, another model family): it finds faces smeared by fast motion that the main detector misses. --no-yunet is faster and leaves those faces visible.",
+    ),
     blur_option("--device", click.Choice(DEVICES), "Where the detector runs."),
     blur_option(
         "--precision",
