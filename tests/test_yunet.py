@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import av
 import numpy as np
@@ -11,9 +11,12 @@ import pytest
 
 from veil.detections import Detections, box_iou
 from veil.faces import missing, sprites
+from veil.jobs import JobRequest
 from veil.motion import CELL, DetectionSchedule
 from veil.pipeline import BlurOptions, blur_video
 from veil.privacy_corpus import CorpusScene, exposure
+from veil.report import RunSummary, privacy_report
+from veil.steps import blur_options
 from veil.synthetic import MovingFace, Scene, write_video
 from veil.tiling import ChangedArea
 from veil.tracker import Tracker
@@ -129,3 +132,46 @@ def test_a_yunet_box_beside_a_found_face_is_left_out_and_the_same_face_is_kept()
     kept = beside_none(extra, found)
     assert kept.xyxy.tolist() == [[102, 104, 158, 176], [300, 100, 360, 180]]
     assert len(beside_none(extra, Detections.empty())) == 3
+
+
+def test_a_job_recorded_before_yunet_finishes_without_it():
+    # Its segments may have run on a worker without it; the job keeps its options.
+    recorded = {k: v for k, v in asdict(BlurOptions()).items() if k != "yunet"}
+    request = JobRequest(key="a.mp4", etag="e", size=1, options=recorded)
+    assert blur_options(request).yunet is False
+    assert blur_options(replace(request, options=asdict(BlurOptions()))).yunet is True
+
+
+def test_a_photo_report_names_no_yunet():
+    # A photo has no motion: YuNet never looks at it, and its report says so.
+    summary = RunSummary(
+        frames=1,
+        frames_analysed=1,
+        frames_followed=0,
+        tracks=0,
+        metadata_removed=None,
+        video={},
+        photo=True,
+    )
+    report = privacy_report(
+        input_name="a.jpg",
+        input_sha256="",
+        output_name="a.jpg",
+        output_sha256="",
+        options=BlurOptions(),
+        run=summary,
+        audit=None,
+    )
+    assert report["detector"]["model"].startswith("centerface-")
+    assert "yunet" not in report["detector"]["model"]
+    assert report["settings"]["yunet"] is False
+    video = privacy_report(
+        input_name="a.mp4",
+        input_sha256="",
+        output_name="a.mp4",
+        output_sha256="",
+        options=BlurOptions(),
+        run=replace(summary, photo=False),
+        audit=None,
+    )
+    assert video["detector"]["model"].endswith("+yunet")

@@ -51,7 +51,7 @@ from veil.detector import FaceDetector, merged
 from veil.tiling import NEAR_REACH, ChangedArea
 from veil.tracker import Tracker
 from veil.video import DecodedFrame, to_display
-from veil.yunet import YuNet, beside_none
+from veil.yunet import SURE, YuNet, beside_none
 
 Frame = npt.NDArray[np.uint8]
 
@@ -131,6 +131,11 @@ class LastLook:
         self._edges: npt.NDArray[np.int16] | None = None
         self._size = (0, 0)
         self._found = Detections.empty()
+
+    @property
+    def remembers(self) -> bool:
+        """Whether a frame was analysed before (since the last change of frame size)."""
+        return self._means is not None
 
     def changed(self, frame: DecodedFrame) -> tuple[ChangedArea | None, Any]:
         """The part of ``frame`` that changed since it was last analysed (``None``: look
@@ -303,7 +308,8 @@ class DetectionSchedule:
             # The first analysis at or after each multiple of the refresh period (the
             # interval may be halved, and the period then fall between two analyses).
             whole = cut or index % (self.every * REFRESH_ANALYSES) < interval
-            return tracker.update(index, self._full_analysis(frame, whole))
+            found = self._full_analysis(frame, whole, cut, tracker.options.start_threshold)
+            return tracker.update(index, found)
         followed = tracker.followed(index, interval)
         if not followed:
             return tracker.update(index, None)
@@ -336,7 +342,8 @@ class DetectionSchedule:
             return []
         self.full_analyses += 1
         self._last_full = frame.index + 1
-        return tracker.update(frame.index + 1, self._full_analysis(frame, whole=False))
+        found = self._full_analysis(frame, False, False, tracker.options.start_threshold)
+        return tracker.update(frame.index + 1, found)
 
     def skip(self, frame: DecodedFrame, tracker: Tracker) -> list[tuple[int, Detections]]:
         """Take ``frame`` without analysing it (live: it came too late to be analysed in
@@ -354,15 +361,21 @@ class DetectionSchedule:
             tracker.cut(frame.index)
         return cut
 
-    def _full_analysis(self, frame: DecodedFrame, whole: bool) -> Detections:
+    def _full_analysis(
+        self, frame: DecodedFrame, whole: bool, cut: bool = False, start_threshold: float = 0.0
+    ) -> Detections:
         """Every face on ``frame``: looked for where it changed since the last look, or,
-        when ``whole``, everywhere."""
+        when ``whole``, everywhere; YuNet (``moving``) where it moved, at ``SURE`` on the
+        first look at a shot (the first frame, a ``cut``), and not beside a face that
+        CenterFace found at ``start_threshold`` (what starts a track)."""
+        first_look = cut or not self._last_look.remembers
         area, cells = self._last_look.changed(frame)
         rgb = frame.rgb()
         found = self.detector.detect_frame(rgb, None if whole else area)
         if self.moving is not None:
             height, width = rgb.shape[:2]
-            extra = beside_none(self.moving.moving(rgb, area), found)
+            extra = self.moving.moving(rgb, area, SURE if first_look else None)
+            extra = beside_none(extra, found[found.confidence >= start_threshold])
             found = merged([found, extra], width, height)
         return self._last_look.remember(cells, None if whole else area, found)
 

@@ -52,6 +52,8 @@ class RunSummary:
     """``width``, ``height``, ``fps``, ``duration_s`` and ``codec`` of the input."""
     segments: int | None = None
     audit: dict[str, Any] | None = None
+    photo: bool = False
+    """A photo: one look, with no motion for YuNet (``veil.yunet``) to look at."""
 
 
 def run_summary(result: RunResult, **joined: Any) -> RunSummary:
@@ -63,6 +65,7 @@ def run_summary(result: RunResult, **joined: Any) -> RunSummary:
         frames_followed=result.followed,
         tracks=result.tracks,
         metadata_removed=result.metadata_removed,
+        photo=True,
         video={
             "width": info.width,
             "height": info.height,
@@ -114,6 +117,8 @@ def privacy_report(
     """The report as a JSON-ready dict. ``run`` is ``run_summary`` of the pass that
     made the output; ``redacted_from`` says whether that pass detected faces
     (``"detections"``) or applied a reviewed faces file (``"reviewed detections"``)."""
+    if run.photo:  # the report names what ran: YuNet looks only where a video moved
+        options = dataclasses.replace(options, yunet=False)
     detector = options.detector_name()
     return {
         "format": FORMAT,

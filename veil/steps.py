@@ -67,7 +67,11 @@ def progress_store() -> ProgressStore:
 def blur_options(request: JobRequest) -> BlurOptions:
     """The options job ``request`` runs with: those recorded with it, else (a job queued
     before they were) the running process's."""
-    return BlurOptions(**request.options) if request.options else config().blur
+    if not request.options:
+        return config().blur
+    # A job recorded before YuNet was added ran (and its segments run) without it: it
+    # finishes with the options it started with.
+    return BlurOptions(**{"yunet": False, **request.options})
 
 
 def review_store() -> ReviewStore:

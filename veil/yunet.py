@@ -1,18 +1,23 @@
 """YuNet, a second detector family on every full analysis: it finds the motion-blurred
 faces CenterFace misses.
 
-CenterFace (``veil.detector``) scores a face smeared by fast motion next to nothing (0 to
-0.06 on the privacy corpus's 101 px face crossing a 360p frame in under two seconds),
-however its pyramid is tiled; YuNet, trained on other data with another architecture,
-scores the same frames 0.2 to 0.5. Run beside CenterFace on each full analysis
-(``WithYuNet``), its boxes start tracks that the tracker then holds between analyses:
-on that scene the visible face-frames go from 50 of 50 to none.
+CenterFace (``veil.detector``) scores a face smeared by fast motion next to nothing,
+however its pyramid is tiled: 41 of the corpus's 53 people at a motion blur of 0.6 of
+the face's width score under 0.2. YuNet, trained on other data with another
+architecture, scores 30 of those 41 at 0.3 or more. ``veil.motion.DetectionSchedule``
+runs it beside CenterFace on each full analysis, where the picture moved since the last
+one (``YuNet.moving``); its boxes start tracks that the tracker then holds between
+analyses. It does not take part in the looks near tracks between analyses; those find a
+followed face cheaply, and the tracker's hold bridges the frames a blurred face is not
+found on.
 
-YuNet looks at the whole frame once, shrunk to at most ``MAX_PIXELS``: the faces it is
-here for are large (small ones are CenterFace's, whose finest level sees them from
-16 px), and its cost and memory then stay those of a 720p frame at any resolution. It
-does not take part in the looks near tracks between analyses; those find a followed
-face cheaply, and the tracker's hold bridges the frames a blurred face is not found on.
+YuNet looks at the rectangle around what moved, shrunk to at most ``MAX_PIXELS``: the
+faces it is here for are large (small ones are CenterFace's, whose finest level sees
+them from 16 px), and its cost and memory then stay those of a 720p frame at any
+resolution. Its false alarms are kept from starting tracks that could take a real
+face's detections: only where the picture moved, at ``SURE`` on the first look at a
+shot, never beside a face CenterFace found (``beside_none``). docs/privacy.md has the
+measures.
 
 The model is OpenCV Zoo's ``face_detection_yunet_2023mar.onnx`` (MIT, Shiqi Yu), vendored
 in ``veil/models`` (NOTICE.md). It runs on OpenCV's DNN module (``cv2.FaceDetectorYN``):
@@ -23,6 +28,7 @@ ONNX Runtime cannot.
 from __future__ import annotations
 
 import math
+import threading
 from pathlib import Path
 
 import cv2
@@ -40,20 +46,22 @@ THRESHOLD = 0.3
 CenterFace misses score 0.2 to 0.54 on the frames a full analysis falls on, so a higher
 threshold finds them too seldom for the tracker to hold them."""
 SURE = 0.5
-"""Lowest YuNet score kept where the whole frame counts as moved (the first analysis,
-after a cut, in a pan). There the motion filter leaves in all of its false alarms, and
-a false alarm's new track, looked for farther since its motion is unknown, can take a
-real face's detections and leave that face's first frames uncovered (seen on a 720p
-clip at 0.31); a blurred face it misses there is found on the next analysis, and the
-hold reaches back."""
+"""Lowest YuNet score kept on the first look at a shot (the first frame, after a cut),
+when nothing tells what moved. A false alarm's new track there, looked for farther
+since its motion is unknown, can take a real face's detections and leave that face's
+first frames uncovered (seen on a 720p clip at 0.31); a blurred face missed there is
+found on the next analysis, where what moved is known, and the hold reaches back."""
 SAME_FACE = 0.3
 """Overlap (IoU) at which a YuNet box and a CenterFace box are one face (merged as one)."""
 MAX_PIXELS = 1280 * 720
 """YuNet's input is the frame shrunk to at most this many pixels."""
 REACH = 0.15
 """Around the changed cells, YuNet looks this fraction of the frame's shorter side."""
+_SMALLEST = 32
+"""Pixels: a picture narrower or lower than this holds no face YuNet finds."""
 _NMS_IOU = 0.3
 _TOP_K = 5000
+_QUIET = threading.Lock()
 
 
 class YuNet:
@@ -63,35 +71,43 @@ class YuNet:
         if not model_path.is_file():
             raise DetectorError(f"face model not found at {model_path}; reinstall veil")
         # OpenCV warns on stderr that its new graph engine ignores the (default) target:
-        # nothing a user of veil can act on.
-        level = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-        try:
-            self._net = cv2.FaceDetectorYN.create(
-                str(model_path), "", (320, 320), threshold, _NMS_IOU, _TOP_K
-            )
-        except cv2.error as exc:
-            raise DetectorError(f"cannot load face model {model_path}: {exc}") from exc
-        finally:
-            cv2.utils.logging.setLogLevel(level)
+        # nothing a user of veil can act on. The log level is the process's: jobs made
+        # in threads at once must not restore each other's ERROR for good.
+        with _QUIET:
+            level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            try:
+                self._net = cv2.FaceDetectorYN.create(
+                    str(model_path), "", (320, 320), threshold, _NMS_IOU, _TOP_K
+                )
+            except cv2.error as exc:
+                raise DetectorError(f"cannot load face model {model_path}: {exc}") from exc
+            finally:
+                cv2.utils.logging.setLogLevel(level)
         self._size = (320, 320)
 
-    def moving(self, frame: Frame, changed: ChangedArea | None) -> Detections:
+    def moving(
+        self, frame: Frame, changed: ChangedArea | None, at_least: float | None = None
+    ) -> Detections:
         """The faces on ``frame`` over the part of it that ``changed`` since the last full
-        analysis (``None``: all of it counts, at ``SURE``). A face blurred by its motion is where the
-        picture changes; what YuNet takes for a face on a still background (about one
-        box a frame on the corpus, most of them there on every frame) is left out, and
-        a still camera's frame costs only the rectangle around what moved."""
+        analysis (``None``: all of it counts), scored ``at_least`` where given. A face
+        blurred by its motion is where the picture changes; what YuNet takes for a face on
+        a still background (about one box a frame on the corpus, most of them there on
+        every frame) is left out, and a still camera's frame costs only the rectangle
+        around what moved."""
+        found = self._moving(frame, changed)
+        return found if at_least is None else found[found.confidence >= at_least]
+
+    def _moving(self, frame: Frame, changed: ChangedArea | None) -> Detections:
         if changed is None:
-            found = self.find(frame)
-            return found[found.confidence >= SURE]
+            return self.find(frame)
         rows, columns = np.nonzero(changed.cells)
         if not len(rows):
             return Detections.empty()
         height, width = frame.shape[:2]
         # A moving face changes the cells of its edges and features, not always its
-        # middle: look a face's size around them.
-        reach = REACH * min(width, height)
+        # middle: look a face's size around them (and never at less than YuNet can use).
+        reach = max(REACH * min(width, height), _SMALLEST)
         c = changed.cell
         x1, y1 = max(0, int(columns.min() * c - reach)), max(0, int(rows.min() * c - reach))
         x2 = min(width, int((columns.max() + 1) * c + reach))
@@ -104,7 +120,7 @@ class YuNet:
         height, width = frame.shape[:2]
         shrink = min(1.0, math.sqrt(MAX_PIXELS / max(1, width * height)))
         size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-        if min(size) < 32:
+        if min(size) < _SMALLEST:
             return Detections.empty()  # no face YuNet can find fits
         picture = frame if shrink == 1.0 else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         if size != self._size:
