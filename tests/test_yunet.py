@@ -100,7 +100,7 @@ def test_the_schedule_tracks_what_yunet_finds_on_full_analyses():
 def test_faces_smeared_by_fast_motion_stay_hidden_on_every_person(tmp_path):
     # Each of the corpus's people as a 100 px face crossing a 360p frame in 1.2 s, its
     # motion blur half its width. CenterFace alone left 422 of 1590 face-frames visible
-    # (it scores most of these faces under 0.2); with YuNet on the moving part, 44 (30 of
+    # (it scores most of these faces under 0.2); with YuNet on the moving part, 40 (30 of
     # them one grey face, Einstein, that YuNet scores low too).
     assert not missing(), "run python -m veil.faces fetch"
     visible = face_frames = 0
