@@ -13,9 +13,10 @@ from veil.detections import Detections, box_iou
 from veil.faces import missing, sprites
 from veil.jobs import JobRequest
 from veil.motion import CELL, DetectionSchedule
+from veil.photos import PhotoResult
 from veil.pipeline import BlurOptions, blur_video
 from veil.privacy_corpus import CorpusScene, exposure
-from veil.report import RunSummary, privacy_report
+from veil.report import photo_summary, privacy_report, run_summary
 from veil.steps import blur_options
 from veil.synthetic import MovingFace, Scene, write_video
 from veil.tiling import ChangedArea
@@ -142,27 +143,26 @@ def test_a_job_recorded_before_yunet_finishes_without_it():
     assert blur_options(replace(request, options=asdict(BlurOptions()))).yunet is True
 
 
-@pytest.mark.parametrize(("photo", "model_ends"), [(True, "-int8"), (False, "+yunet")])
-def test_a_photo_report_names_no_yunet(photo, model_ends):
+def test_a_report_names_yunet_for_a_video_and_not_for_a_photo(tmp_path):
     # A photo has no motion: YuNet never looks at it, and its report says so.
-    summary = RunSummary(
-        frames=1,
-        frames_analysed=1,
-        frames_followed=0,
-        tracks=0,
-        metadata_removed=None,
-        video={},
-        photo=photo,
+    scene = Scene(width=160, height=120, frames=3, faces=())
+    video = write_video(tmp_path / "in.mp4", scene, audio=False).path
+    made = run_summary(blur_video(video, tmp_path / "out.mp4", BlurOptions(precision="int8")))
+    photo = photo_summary(
+        PhotoResult(width=160, height=120, format="JPEG", faces=Detections.empty())
     )
-    options = BlurOptions(precision="int8")
-    report = privacy_report(
-        input_name="a",
-        input_sha256="",
-        output_name="a",
-        output_sha256="",
-        options=options,
-        run=summary,
-        audit=None,
-    )
-    assert report["detector"]["model"].endswith(model_ends)
-    assert report["settings"]["yunet"] is not photo
+    for summary, model, yunet in (
+        (made, "centerface-int8+yunet", True),
+        (photo, "centerface-int8", False),
+    ):
+        report = privacy_report(
+            input_name="a",
+            input_sha256="",
+            output_name="a",
+            output_sha256="",
+            options=BlurOptions(precision="int8"),
+            run=summary,
+            audit=None,
+        )
+        assert report["detector"]["model"] == model
+        assert report["settings"]["yunet"] is yunet

@@ -65,7 +65,6 @@ def run_summary(result: RunResult, **joined: Any) -> RunSummary:
         frames_followed=result.followed,
         tracks=result.tracks,
         metadata_removed=result.metadata_removed,
-        photo=True,
         video={
             "width": info.width,
             "height": info.height,
@@ -85,6 +84,7 @@ def photo_summary(result: PhotoResult) -> RunSummary:
         frames_followed=0,
         tracks=len(result.faces),
         metadata_removed=result.metadata_removed,
+        photo=True,
         video={
             "width": result.width,
             "height": result.height,
