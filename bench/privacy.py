@@ -45,12 +45,14 @@ CONFIGS = {
     "fp32": BlurOptions(precision="fp32"),
     "whole": BlurOptions(),
     "every-1": BlurOptions(detect_every=1),
+    "no-yunet": BlurOptions(yunet=False),
 }
 """``whole`` is the reference for the defaults' shortcut (issue 23, item 4): the same
 schedule, but every full analysis looks at the whole frame at every scale, never only
 where the picture changed (``veil.motion.LastLook``). Follow-up looks near tracks and
 holds only add boxes. A scene where the defaults leave more visible than ``whole`` is a
-face the shortcut lost."""
+face the shortcut lost. ``no-yunet`` is the defaults without the second detector family
+(``veil.yunet``): what it adds."""
 SIZES = ((12, 16), (16, 24), (24, 48), (48, 128), (128, 100000))
 
 
