@@ -150,8 +150,7 @@ def beside_none(extra: Detections, found: Detections) -> Detections:
     if not len(extra) or not len(found):
         return extra
     overlap = box_iou(extra.xyxy, found.xyxy)
-    touching = (overlap > 0) | _touching(extra.xyxy, found.xyxy)
-    keep = ~np.any(touching & (overlap < SAME_FACE), axis=1)
+    keep = ~np.any(_touching(extra.xyxy, found.xyxy) & (overlap < SAME_FACE), axis=1)
     return extra[keep]
 
 
