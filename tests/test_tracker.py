@@ -111,6 +111,35 @@ def test_a_track_seen_once_takes_its_face_of_another_size():
         assert hidden.any(), (i, b)
 
 
+def test_a_face_taken_from_afar_is_covered_before_it_was_found():
+    """A false alarm seen once on the first frame (a track whose motion is unknown, so
+    looked for far away) took the first detection of a face that had come in from the
+    edge five frames before, 30 px a frame. The face's own track would have held its box
+    back over those frames at its speed; linked to the false alarm, the track slid from
+    it to the face, or kept both ends still, and the face showed on frames 1-5 (the
+    bench's 720p action clip, with YuNet's first look at 0.3). The far end of a jump is
+    now held back as a track's first detection is."""
+    face_at = {i: 137.0 + 30 * (i - 6) for i in range(1, 12)}
+    false_alarm = Detections.from_boxes([(265, 80, 310, 128)], [0.31])
+    tracker = Tracker(TrackerOptions(smooth=0))
+    out = [d for _, d in tracker.update(0, false_alarm)]
+    for i in range(1, 12):  # looks near the new track; the face found from frame 6 on
+        looked = set(tracker.followed(i, interval=10))
+        found = (
+            Detections.from_boxes([(face_at[i], 200, face_at[i] + 36, 248)], [0.75])
+            if i >= 6
+            else Detections.empty()
+        )
+        out += [d for _, d in tracker.update(i, found, only=looked)]
+    out += [d for _, d in tracker.flush()]
+    assert len({int(t) for d in out for t in d.track_id}) == 1  # the one track took it
+    for i in range(1, 12):
+        x1, x2 = max(0.0, face_at[i]), face_at[i] + 36
+        b = out[i].xyxy
+        hidden = (b[:, 0] <= x1) & (b[:, 1] <= 200) & (b[:, 2] >= x2) & (b[:, 3] >= 248)
+        assert hidden.any(), (i, face_at[i], b)
+
+
 def test_held_box_moves_on_and_grows():
     frames: list[Detections | None] = [box(0), box(5), box(10), None, None]
     out = run(Tracker(TrackerOptions(max_gap=1, pre_roll=0, post_roll=2, smooth=0)), frames)

@@ -51,7 +51,7 @@ WEAK_REACH = 1.0
 that it does not overlap."""
 JUMP = 0.5
 """Face heights a track's centre may move between two detections with frames between
-them before that move is not trusted as motion (``Tracker._jump_boxes``)."""
+them before that move is not trusted as motion (``Tracker._jumps``)."""
 FOLLOW_DISTANCE = 2.0
 """A track moving more than this many face heights between full analyses is followed
 frame by frame (``Tracker.followed``): its face could outrun the association."""
@@ -404,47 +404,74 @@ class Tracker:
     def _interpolate(
         self, track: _Track, frame: int
     ) -> tuple[FloatArray, float, FloatArray, list[FloatArray]]:
-        """The track's box, score and landmarks on ``frame``, and the boxes of both ends
-        of a jump it lies in (``_jump_boxes``)."""
+        """The track's box, score and landmarks on ``frame``, and the boxes of the faces
+        either side of its jumps (``_jump_boxes``)."""
         obs = list(track.observations)
         frames = [o.frame for o in obs]
         after = int(np.searchsorted(frames, frame))
         if after < len(obs) and frames[after] == frame:
             return self._smoothed(obs, after), obs[after].score, obs[after].landmarks, []
         no_marks = np.full((5, 2), np.nan, np.float32)
+        jumps = self._jump_boxes(obs, frame, after)
         if after == 0:  # before the first detection: run the track backwards
-            return self._held(obs, 0, frame), obs[0].score, no_marks, []
+            return self._held(obs, 0, frame), obs[0].score, no_marks, jumps
         if after == len(obs):  # after the last detection: run it forwards
-            return self._held(obs, len(obs) - 1, frame), obs[-1].score, no_marks, []
+            return self._held(obs, len(obs) - 1, frame), obs[-1].score, no_marks, jumps
         a, b = obs[after - 1], obs[after]
         t = (frame - a.frame) / (b.frame - a.frame)
         box = (1 - t) * self._smoothed(obs, after - 1) + t * self._smoothed(obs, after)
         # Landmarks only where the detector saw them: between two detections they would
         # be invented (and would double the faces file).
-        return box.astype(np.float32), min(a.score, b.score), no_marks, self._jump_boxes(obs, after)
+        return box.astype(np.float32), min(a.score, b.score), no_marks, jumps
 
-    def _jump_boxes(self, obs: list[_Observation], after: int) -> list[FloatArray]:
-        """Boxes besides the interpolated one on a frame between detections ``after - 1``
-        and ``after`` of a track, where they lie far apart (more than ``JUMP`` face
-        heights): the detections may be of two faces (one left as another came, or a cut
-        the picture change missed) rather than one that moved, so both ends' boxes stay
-        where they were seen, and whichever it was is covered on every frame between. A
-        face the detector saw move frame by frame (followed) has no such gap."""
-        a, b = obs[after - 1], obs[after]
-        height = max(a.box[3] - a.box[1], b.box[3] - b.box[1])
-        moved = np.hypot(*((b.box[:2] + b.box[2:]) / 2 - (a.box[:2] + a.box[2:]) / 2))
-        if moved <= JUMP * height:
-            return []
-        return [self._smoothed(obs, after - 1), self._smoothed(obs, after)]
+    def _jump_boxes(self, obs: list[_Observation], frame: int, after: int) -> list[FloatArray]:
+        """Boxes besides the track's own on ``frame`` (``after``: the index of the first
+        observation past it) for each jump in the track (``_jumps``): the detections
+        either side of a jump may be of two faces (a track that took another face's
+        detection from afar, one face that left as another came, a cut the picture
+        change missed) rather than one that moved. So on the frames between them both
+        ends' boxes stay where they were seen, and each end is also held as a track's
+        own end would be: the far one back ``pre_roll`` frames, the near one on
+        ``post_roll`` frames, at the speed of its own side of the jump. A face first
+        found by a track that took it from a false alarm is then covered on the frames
+        before, as its own track would have covered it."""
+        boxes = []
+        opts = self.options
+        for j in self._jumps(obs):
+            near, far = obs[j - 1], obs[j]
+            if after == j:  # between the two ends
+                boxes += [self._smoothed(obs, j - 1), self._smoothed(obs, j)]
+            if far.frame - opts.pre_roll <= frame < far.frame:
+                boxes.append(self._held(obs, j, frame))
+            if near.frame < frame <= near.frame + opts.post_roll:
+                boxes.append(self._held(obs, j - 1, frame))
+        return boxes
+
+    @staticmethod
+    def _jumps(obs: list[_Observation]) -> list[int]:
+        """Indices ``j`` where the track jumps between observations ``j - 1`` and ``j``:
+        its centre moved more than ``JUMP`` face heights with frames between them,
+        too far to trust as motion. A face the detector saw move frame by frame
+        (followed) makes no jump."""
+        jumps = []
+        for j in range(1, len(obs)):
+            a, b = obs[j - 1], obs[j]
+            if b.frame - a.frame < 2:
+                continue
+            height = max(a.box[3] - a.box[1], b.box[3] - b.box[1])
+            moved = np.hypot(*((b.box[:2] + b.box[2:]) / 2 - (a.box[:2] + a.box[2:]) / 2))
+            if moved > JUMP * height:
+                jumps.append(j)
+        return jumps
 
     def _held(self, obs: list[_Observation], edge: int, frame: int) -> FloatArray:
-        """A box beyond the track's ends (``edge`` is its first or last observation): moved
-        on at the track's speed near that end and grown by ``HOLD_GROWTH`` a frame, as the
-        face's position grows less certain. Only the centre moves: extrapolating a change
-        of size could turn the box inside out."""
+        """A box beyond observation ``edge`` (the track's first or last, or an end of a
+        jump): moved on at the track's speed near it and grown by ``HOLD_GROWTH`` a
+        frame, as the face's position grows less certain. Only the centre moves:
+        extrapolating a change of size could turn the box inside out."""
         box = self._smoothed(obs, edge)
         here = obs[edge]
-        if edge == 0:
+        if frame < here.frame:
             other = next((o for o in obs if o.frame >= here.frame + VELOCITY_SPAN), obs[-1])
         else:
             other = next(

@@ -47,10 +47,14 @@ CenterFace misses score 0.2 to 0.54 on the frames a full analysis falls on, so a
 threshold finds them too seldom for the tracker to hold them."""
 SURE = 0.5
 """Lowest YuNet score kept on the first look at a shot (the first frame, after a cut),
-when nothing tells what moved. A false alarm's new track there, looked for farther
-since its motion is unknown, can take a real face's detections and leave that face's
-first frames uncovered (seen on a 720p clip at 0.31); a blurred face missed there is
-found on the next analysis, where what moved is known, and the hold reaches back."""
+when nothing tells what moved and so nothing rules out YuNet's false faces on a still
+background: at 0.3 the bench's 720p action clip got three on its first frame, each a
+track that blurred background for the whole shot, one of them as large as a quarter of
+the frame. Such a track, looked for farther since its motion is unknown, also took a real
+face's detections and left that face's first frames uncovered, until the tracker held
+the far end of a jump back as a track's first detection (``Tracker._jump_boxes``). A
+blurred face missed here is found on the next analysis, where what moved is known, and
+the hold reaches back."""
 SAME_FACE = 0.3
 """Overlap (IoU) at which a YuNet box and a CenterFace box are one face (merged as one)."""
 MAX_PIXELS = 1280 * 720
