@@ -199,7 +199,8 @@ def _write(
         "",
         f"{len(scenes)} scenes of {people()} people from {len(SOURCES) + 2} packages "
         "(veil/faces.py, veil/privacy_corpus.py). A face-frame is visible when more than "
-        "0.6 of its detail survives in the eyes, nose or mouth band. Faces of "
+        "0.6 of its detail survives in the eyes, nose or mouth band (correlated, and "
+        "keeping a tenth of its strength or more). Faces of "
         f"{GATED_HEIGHT} px and up must stay hidden; smaller ones are counted apart.",
         "",
         "## Visible face-frames, faces of 16 px and up",

@@ -12,7 +12,8 @@ sensor noise and low-bitrate encoding; 360p to 4K, portrait phone video stored t
 
 ``exposure`` judges a processed video by the whole-face measure of
 ``veil.synthetic.face_visibility`` (the worst-hidden of the eyes, nose and mouth bands):
-a face-frame is visible when more than 0.6 of its detail survives. ``encoded`` keeps
+a face-frame is visible when more than 0.6 of its detail survives (and at least
+``veil.synthetic.DETAIL_LEFT`` of its strength). ``encoded`` keeps
 each scene's video in the cache (``veil.faces.cache_dir() / "corpus"``), made once.
 ``CI_SLICE`` is the fixed part the tests run; ``bench/privacy.py`` runs it whole and
 writes ``docs/privacy.md``. Not covered: true profile views (no package ships profile

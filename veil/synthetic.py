@@ -372,14 +372,23 @@ FACE_PARTS = {"eyes": (0.05, 0.45), "nose": (0.3, 0.7), "mouth and chin": (0.55,
 the middle ``_PART_COLUMNS`` of the box's width, where the features are, so the edge of
 a blurred box just outside the face does not read as detail."""
 _PART_COLUMNS = (0.15, 0.85)
+DETAIL_LEFT = 0.1
+"""A part of a face whose fine detail keeps less than this share of its strength (its
+standard deviation) in the output counts as hidden, whatever its pattern. Correlation
+is blind to scale: under a blur a 16 px face's eye band kept 0.2 grey levels of detail
+against 23 in the original, and over its few pixels that faint remainder correlated
+0.78 with the face by chance (the 720p demo clip, frame 35, under two overlapping
+boxes). Untouched faces only re-encoded keep 0.28 or more (the privacy corpus's dark and
+backlit scenes at a low bitrate), most of them 0.9 or more."""
 
 
 def face_visibility(original: Frame, output: Frame, box: Boxes) -> float:
     """How much of a face's detail survives in ``output``, from about 1 (untouched, only
     re-encoded) to about 0 (anonymized): the correlation of the two images' fine detail
     (difference of Gaussians) inside ``box`` (``x1, y1, x2, y2`` pixels), taken over
-    each of ``FACE_PARTS`` and the whole box, and the highest of those. A face whose
-    eyes are hidden but whose mouth and chin are not counts as visible."""
+    each of ``FACE_PARTS`` and the whole box, and the highest of those; a part keeping
+    less than ``DETAIL_LEFT`` of its detail's strength counts 0. A face whose eyes are
+    hidden but whose mouth and chin are not counts as visible."""
     return max(part_visibility(original, output, box).values())
 
 
@@ -388,20 +397,24 @@ def part_visibility(original: Frame, output: Frame, box: Boxes) -> dict[str, flo
     x1, y1, x2, y2 = (round(v) for v in box)
     a = _detail(original[y1:y2, x1:x2], y2 - y1)
     b = _detail(output[y1:y2, x1:x2], y2 - y1)
-    found = {"whole": _correlation(a, b)}
+    found = {"whole": _surviving(a, b)}
     height, width = a.shape
     left, right = (round(f * width) for f in _PART_COLUMNS)
     columns = slice(left, max(left + 1, right))
     for name, (top, bottom) in FACE_PARTS.items():
         rows = slice(round(top * height), max(round(top * height) + 1, round(bottom * height)))
-        found[name] = _correlation(a[rows, columns], b[rows, columns])
+        found[name] = _surviving(a[rows, columns], b[rows, columns])
     return found
 
 
-def _correlation(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+def _surviving(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
+    """How much of detail ``a`` survives as ``b``: their correlation, or 0 where ``b``
+    keeps less than ``DETAIL_LEFT`` of ``a``'s strength."""
     a, b = a - a.mean(), b - b.mean()
-    denom = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / denom) if denom > 1e-6 else 0.0
+    strength_a, strength_b = float(np.sqrt((a * a).sum())), float(np.sqrt((b * b).sum()))
+    if strength_a * strength_b <= 1e-6 or strength_b < DETAIL_LEFT * strength_a:
+        return 0.0
+    return float((a * b).sum() / (strength_a * strength_b))
 
 
 def _detail(region: Frame, face_height: int) -> npt.NDArray[np.float32]:

@@ -49,12 +49,11 @@ SURE = 0.5
 """Lowest YuNet score kept on the first look at a shot (the first frame, after a cut),
 when nothing tells what moved and so nothing rules out YuNet's false faces on a still
 background: at 0.3 the bench's 720p action clip got three on its first frame, each a
-track that blurred background for the whole shot, one of them as large as a quarter of
-the frame. Such a track, looked for farther since its motion is unknown, also took a real
-face's detections and left that face's first frames uncovered, until the tracker held
-the far end of a jump back as a track's first detection (``Tracker._jump_boxes``). A
-blurred face missed here is found on the next analysis, where what moved is known, and
-the hold reaches back."""
+track that blurred background, one of them a fifth of the frame. Such a track, looked
+for farther since its motion is unknown, also took a real face's detections and left
+that face's first frames uncovered, until the tracker held the far end of a jump back
+as a track's first detection (``Tracker._jump_boxes``). A blurred face missed here is
+found on the next analysis, where what moved is known, and the hold reaches back."""
 SAME_FACE = 0.3
 """Overlap (IoU) at which a YuNet box and a CenterFace box are one face (merged as one)."""
 MAX_PIXELS = 1280 * 720
