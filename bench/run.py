@@ -25,8 +25,9 @@ where the machine is noisy):
   ``os.wait4``: a plain x264 ``-preset fast`` re-encode (crf 20, audio copied: the
   baseline every "x plain re-encode" ratio is against), the same at ``-preset veryfast``
   (veil's own encoder preset, the floor for veil), ``veil blur`` at its defaults, the
-  fastest documented setting (``FASTEST``; at ``--fastest`` sizes only) and deface at its
-  defaults when found.
+  fastest documented setting (``FASTEST``; at ``--fastest`` sizes only), the defaults
+  without YuNet (``--no-yunet``, at ``--without-yunet`` sizes only: the second detector's
+  cost in the same run) and deface at its defaults when found.
 * Visible face-frames: (frame, face) pairs of a clip where a known face keeps more than
   60% of its fine detail over its eyes, nose or mouth and chin in a run's output
   (``veil.synthetic.face_visibility``, the measure ``visible_faces`` uses), out of all
@@ -149,6 +150,8 @@ PLAIN = "plain re-encode (x264 fast)"
 PLAIN_VERYFAST = "plain re-encode (x264 veryfast)"
 VEIL = "veil blur (defaults)"
 VEIL_FASTEST = "veil blur (fastest: " + " ".join(FASTEST) + ")"
+VEIL_NO_YUNET = "veil blur --no-yunet"
+"""The defaults without the second detector (veil/yunet.py): YuNet's cost, in the same run."""
 DEFACE = "deface (defaults)"
 
 
@@ -725,6 +728,13 @@ def main() -> None:
         help="sizes that also run the fastest documented setting (default: 720; 'none')",
     )
     parser.add_argument(
+        "--without-yunet",
+        type=_sizes,
+        default=["720"],
+        help="sizes that also run the defaults with --no-yunet, for YuNet's cost (default: "
+        "720; 'none')",
+    )
+    parser.add_argument(
         "--service",
         type=_sizes,
         default=None,
@@ -772,7 +782,7 @@ def main() -> None:
 
 
 def clip_jobs(
-    clip: Path, work: Path, veil: str, deface: str | None, fastest: bool
+    clip: Path, work: Path, veil: str, deface: str | None, fastest: bool, no_yunet: bool
 ) -> list[tuple[str, list[str], Path]]:
     """``(run name, argv, output)`` of every run on ``clip``."""
     info = probe(clip)
@@ -791,6 +801,8 @@ def clip_jobs(
     ]
     if fastest:
         jobs.append((VEIL_FASTEST, blur(work / "fast.mp4", *FASTEST), work / "fast.mp4"))
+    if no_yunet:
+        jobs.append((VEIL_NO_YUNET, blur(work / "noyunet.mp4", "--no-yunet"), work / "noyunet.mp4"))
     if deface:
         argv = [deface, str(clip), "-o", str(work / "deface.mp4")]
         jobs.append((DEFACE, argv, work / "deface.mp4"))
@@ -813,7 +825,7 @@ def bench_size(
         scene = make_scene(kind, width, height, lengths[kind])
         clip = work / f"{kind}-{size}.mp4"
         write_video(clip, scene, rotation=rotation)
-        jobs = clip_jobs(clip, work, veil, deface, size in args.fastest)
+        jobs = clip_jobs(clip, work, veil, deface, size in args.fastest, size in args.without_yunet)
         done = [measure(name, kind, lengths[kind], argv, output) for name, argv, output in jobs]
         totals[kind] = count_visible(scene, done)
         runs += done
