@@ -111,15 +111,17 @@ def test_a_track_seen_once_takes_its_face_of_another_size():
         assert hidden.any(), (i, b)
 
 
-def test_a_face_taken_from_afar_is_covered_before_it_was_found():
+@pytest.mark.parametrize("entered", [1, 0])
+def test_a_face_taken_from_afar_is_covered_before_it_was_found(entered):
     """A false alarm seen once on the first frame (a track whose motion is unknown, so
     looked for far away) took the first detection of a face that had come in from the
-    edge five frames before, 30 px a frame. The face's own track would have held its box
+    left five frames before, 30 px a frame. The face's own track would have held its box
     back over those frames at its speed; linked to the false alarm, the track slid from
     it to the face, or kept both ends still, and the face showed on frames 1-5 (the
     bench's 720p action clip, with YuNet's first look at 0.3). The far end of a jump is
-    now held back as a track's first detection is."""
-    face_at = {i: 137.0 + 30 * (i - 6) for i in range(1, 12)}
+    now held back as a track's first detection is, on the false alarm's own frame too
+    (``entered`` 0: the face was already there)."""
+    face_at = {i: 197.0 + 30 * (i - 6) for i in range(0, 12)}
     false_alarm = Detections.from_boxes([(265, 80, 310, 128)], [0.31])
     tracker = Tracker(TrackerOptions(smooth=0))
     out = [d for _, d in tracker.update(0, false_alarm)]
@@ -133,7 +135,7 @@ def test_a_face_taken_from_afar_is_covered_before_it_was_found():
         out += [d for _, d in tracker.update(i, found, only=looked)]
     out += [d for _, d in tracker.flush()]
     assert len({int(t) for d in out for t in d.track_id}) == 1  # the one track took it
-    for i in range(1, 12):
+    for i in range(entered, 12):
         x1, x2 = max(0.0, face_at[i]), face_at[i] + 36
         b = out[i].xyxy
         hidden = (b[:, 0] <= x1) & (b[:, 1] <= 200) & (b[:, 2] >= x2) & (b[:, 3] >= 248)

@@ -409,10 +409,12 @@ class Tracker:
         obs = list(track.observations)
         frames = [o.frame for o in obs]
         after = int(np.searchsorted(frames, frame))
+        # A jump's holds reach frames where the track has a detection of its own too: a
+        # far end's face may be there beside the near end's.
+        jumps = self._jump_boxes(obs, frame)
         if after < len(obs) and frames[after] == frame:
-            return self._smoothed(obs, after), obs[after].score, obs[after].landmarks, []
+            return self._smoothed(obs, after), obs[after].score, obs[after].landmarks, jumps
         no_marks = np.full((5, 2), np.nan, np.float32)
-        jumps = self._jump_boxes(obs, frame, after)
         if after == 0:  # before the first detection: run the track backwards
             return self._held(obs, 0, frame), obs[0].score, no_marks, jumps
         if after == len(obs):  # after the last detection: run it forwards
@@ -424,12 +426,12 @@ class Tracker:
         # be invented (and would double the faces file).
         return box.astype(np.float32), min(a.score, b.score), no_marks, jumps
 
-    def _jump_boxes(self, obs: list[_Observation], frame: int, after: int) -> list[FloatArray]:
-        """Boxes besides the track's own on ``frame`` (``after``: the index of the first
-        observation past it) for each jump in the track (``_jumps``): the detections
-        either side of a jump may be of two faces (a track that took another face's
-        detection from afar, one face that left as another came, a cut the picture
-        change missed) rather than one that moved. So on the frames between them both
+    def _jump_boxes(self, obs: list[_Observation], frame: int) -> list[FloatArray]:
+        """Boxes besides the track's own on ``frame`` for each jump in the track
+        (``_jumps``): the detections either side of a jump may be of two faces (a track
+        that took another face's detection from afar, one face that left as another
+        came, a cut the picture change missed) rather than one that moved. So on the
+        frames between them both
         ends' boxes stay where they were seen, and each end is also held as a track's
         own end would be: the far one back ``pre_roll`` frames, the near one on
         ``post_roll`` frames, at the speed of its own side of the jump. A face first
@@ -439,7 +441,7 @@ class Tracker:
         opts = self.options
         for j in self._jumps(obs):
             near, far = obs[j - 1], obs[j]
-            if after == j:  # between the two ends
+            if near.frame < frame < far.frame:
                 boxes += [self._smoothed(obs, j - 1), self._smoothed(obs, j)]
             if far.frame - opts.pre_roll <= frame < far.frame:
                 boxes.append(self._held(obs, j, frame))
